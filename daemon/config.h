@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * config - the daemon's settings: defaults, INI file (inih), validation.
+ *
+ * Every key is documented with its default in config/kvmstatd.ini. A bad
+ * file is reported as "FILE:LINE: [section] key: what is wrong".
+ */
+#ifndef KVMSTATD_CONFIG_H
+#define KVMSTATD_CONFIG_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#define CONFIG_DEFAULT_PATH "/etc/kvmstatd/kvmstatd.ini"
+#define CONFIG_STR_MAX 108 /* sun_path size: the longest string we keep */
+
+struct config {
+	char user[64];
+	char socket_path[CONFIG_STR_MAX];
+	unsigned socket_mode;
+	char socket_group[64];
+	unsigned max_vms_per_peer;
+	unsigned max_vcpus_per_vm;
+	unsigned max_sources;
+	unsigned interval_ms;
+	unsigned ring_slots;
+	unsigned exit_grace_ms;
+	char listen[CONFIG_STR_MAX];
+	unsigned max_connections;
+	unsigned connection_timeout_s;
+};
+
+void config_defaults(struct config *cfg);
+
+/*
+ * Load path over cfg. On error returns -EINVAL (or -errno of the open) and
+ * writes a one-line explanation naming file, line and key into err.
+ */
+int config_load(struct config *cfg, const char *path, char *err, size_t err_size);
+
+/* Same, from a string (tests and fuzzing); name is used in messages. */
+int config_load_string(struct config *cfg, const char *text, const char *name,
+		       char *err, size_t err_size);
+
+/*
+ * Parse "PORT", ":PORT", "ADDR:PORT" or "[V6ADDR]:PORT" into host (empty for
+ * any address) and port. Returns 0 or -EINVAL.
+ */
+int config_parse_listen(const char *s, char *host, size_t host_size, uint16_t *port);
+
+#endif

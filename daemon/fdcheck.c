@@ -1,0 +1,146 @@
+/* SPDX-License-Identifier: MIT */
+/* fdcheck - see fdcheck.h. */
+#include "fdcheck.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/kvm.h>
+#include <linux/magic.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+
+static dev_t anon_dev;
+static ino_t anon_ino;
+static int anon_known;
+
+int fdcheck_init(void)
+{
+	struct stat st;
+	int fd = eventfd(0, EFD_CLOEXEC), rc = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0)
+		rc = -errno;
+	else {
+		anon_dev = st.st_dev;
+		anon_ino = st.st_ino;
+		anon_known = 1;
+	}
+	close(fd);
+	return rc;
+}
+
+static int refuse(struct fdcheck_result *res, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static int refuse(struct fdcheck_result *res, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(res->why, sizeof(res->why), fmt, ap);
+	va_end(ap);
+	return -EBADF;
+}
+
+/* Step 1: the link name, which the kernel writes and no file can fake. */
+static int check_link(int fd, enum fd_kind kind, struct fdcheck_result *res)
+{
+	char path[64], link[128];
+	unsigned n;
+	int end = 0;
+	ssize_t len;
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	len = readlink(path, link, sizeof(link) - 1);
+	if (len < 0)
+		return refuse(res, "cannot read its link: %s", strerror(errno));
+	link[len] = '\0';
+	if (kind == FD_VM_STATS) {
+		if (strcmp(link, "anon_inode:kvm-vm-stats"))
+			return refuse(res, "\"%.64s\" is not a KVM VM stats fd", link);
+		res->vcpu = -1;
+		return 0;
+	}
+	if (sscanf(link, "anon_inode:kvm-vcpu-stats:%u%n", &n, &end) != 1 || link[end] ||
+	    n > 65535)
+		return refuse(res, "\"%.64s\" is not a KVM vCPU stats fd", link);
+	res->vcpu = (int)n;
+	return 0;
+}
+
+/* Steps 2-4: the file system, the inode, the access mode. */
+static int check_inode(int fd, struct fdcheck_result *res)
+{
+	struct statfs sfs;
+	struct stat st;
+	int fl;
+
+	if (fstatfs(fd, &sfs) < 0 || sfs.f_type != ANON_INODE_FS_MAGIC)
+		return refuse(res, "not on anon_inodefs");
+	if (fstat(fd, &st) < 0 || !anon_known || st.st_dev != anon_dev || st.st_ino != anon_ino)
+		return refuse(res, "not the kernel's anonymous inode");
+	fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || (fl & O_ACCMODE) != O_RDONLY)
+		return refuse(res, "not opened read-only");
+	return 0;
+}
+
+/* Step 5: a header worth parsing, and the id the kernel wrote. */
+static int check_header(int fd, enum fd_kind kind, struct fdcheck_result *res)
+{
+	struct kvm_stats_header h;
+	char id[256];
+	unsigned tid, n;
+	int end = 0;
+
+	if (pread(fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h))
+		return refuse(res, "header unreadable");
+	if (h.flags || h.name_size == 0 || h.name_size > sizeof(id) || h.num_desc == 0 ||
+	    h.num_desc > 4096 || h.id_offset < sizeof(h))
+		return refuse(res, "header out of range");
+	if (pread(fd, id, h.name_size, h.id_offset) != (ssize_t)h.name_size ||
+	    !memchr(id, '\0', h.name_size))
+		return refuse(res, "id string unreadable or unterminated");
+	if (kind == FD_VM_STATS) {
+		if (sscanf(id, "kvm-%u%n", &tid, &end) != 1 || id[end])
+			return refuse(res, "VM id \"%.32s\" is not kvm-<pid>", id);
+	} else if (sscanf(id, "kvm-%u/vcpu-%u%n", &tid, &n, &end) != 2 || id[end] ||
+		   (int)n != res->vcpu) {
+		return refuse(res, "vCPU id \"%.32s\" does not match its link", id);
+	}
+	res->id_pid = (pid_t)tid;
+	return 0;
+}
+
+int fdcheck_stats_fd(int fd, enum fd_kind kind, struct fdcheck_result *res)
+{
+	int rc;
+
+	res->why[0] = '\0';
+	res->id_pid = 0;
+	res->vcpu = -1;
+	rc = check_link(fd, kind, res);
+	if (rc == 0)
+		rc = check_inode(fd, res);
+	if (rc == 0)
+		rc = check_header(fd, kind, res);
+	return rc;
+}
+
+int fdcheck_is_thread_of(pid_t tid, pid_t pid)
+{
+	char path[64];
+	struct stat st;
+
+	if (tid <= 0 || pid <= 0)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/task/%d", (int)pid, (int)tid);
+	return stat(path, &st) == 0;
+}

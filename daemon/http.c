@@ -1,0 +1,189 @@
+/* SPDX-License-Identifier: MIT */
+/* http - see http.h. */
+#include "http.h"
+
+#include <errno.h>
+#include <microhttpd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "log.h"
+#include "render.h"
+#include "snapshot.h"
+
+struct http_server {
+	struct MHD_Daemon *mhd;
+	struct selfstats *stats;
+};
+
+static const char landing[] =
+	"<!DOCTYPE html>\n<html><head><title>kvmstatd</title></head><body>\n"
+	"<h1>kvmstatd</h1>\n<p>KVM VM and vCPU statistics from the kernel's binary stats fds.</p>\n"
+	"<ul><li><a href=\"/metrics\">/metrics</a> (Prometheus text; OpenMetrics on request)</li>\n"
+	"<li><a href=\"/-/healthy\">/-/healthy</a></li></ul>\n</body></html>\n";
+
+/* q value of one media range's parameters (";q=0.5;version=..."). */
+static double media_q(const char *params, size_t len)
+{
+	for (size_t i = 0; i + 2 < len; i++)
+		if ((params[i] == 'q' || params[i] == 'Q') && params[i + 1] == '=' &&
+		    (i == 0 || params[i - 1] == ';' || params[i - 1] == ' '))
+			return strtod(params + i + 2, NULL);
+	return 1.0;
+}
+
+bool http_wants_openmetrics(const char *accept)
+{
+	static const char om[] = "application/openmetrics-text";
+	double best_om = 0, best_other = 0;
+
+	while (accept && *accept) {
+		size_t len = strcspn(accept, ","), tlen;
+		const char *type = accept;
+
+		while (*type == ' ' && type < accept + len)
+			type++;
+		tlen = strcspn(type, ";,");
+		if (tlen > (size_t)(accept + len - type))
+			tlen = (size_t)(accept + len - type);
+		if (tlen == sizeof(om) - 1 && !strncasecmp(type, om, tlen)) {
+			double q = media_q(type + tlen, (size_t)(accept + len - type - tlen));
+
+			best_om = q > best_om ? q : best_om;
+		} else {
+			double q = media_q(type + tlen, (size_t)(accept + len - type - tlen));
+
+			best_other = q > best_other ? q : best_other;
+		}
+		accept += len + (accept[len] == ',');
+	}
+	return best_om > 0 && best_om >= best_other;
+}
+
+static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const char *ctype,
+			     void *body, size_t len, enum MHD_ResponseMemoryMode mode)
+{
+	struct MHD_Response *r = MHD_create_response_from_buffer(len, body, mode);
+	enum MHD_Result ret;
+
+	if (!r) {
+		if (mode == MHD_RESPMEM_MUST_FREE)
+			free(body);
+		return MHD_NO;
+	}
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+	if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+	ret = MHD_queue_response(c, status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static enum MHD_Result reply_text(struct MHD_Connection *c, unsigned status, const char *text)
+{
+	return reply(c, status, "text/plain; charset=utf-8", (void *)text, strlen(text),
+		     MHD_RESPMEM_PERSISTENT);
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static enum MHD_Result serve_metrics(struct http_server *srv, struct MHD_Connection *c)
+{
+	const char *accept = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
+	enum render_format fmt = http_wants_openmetrics(accept) ? FMT_OPENMETRICS_100 : FMT_TEXT_004;
+	struct snapshot *snap = snapshot_acquire();
+	struct buf out = { 0 };
+	uint64_t t0 = now_ns();
+	int rc;
+
+	rc = render_metrics(snap, srv->stats, fmt, &out);
+	snapshot_unref(snap);
+	stat_add(&srv->stats->scrapes, 1);
+	stat_add(&srv->stats->scrape_ns_sum, now_ns() - t0);
+	if (rc < 0) {
+		buf_free(&out);
+		log_err("rendering /metrics: %s", strerror(-rc));
+		return reply_text(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "render failed\n");
+	}
+	return reply(c, MHD_HTTP_OK, fmt == FMT_OPENMETRICS_100 ? CONTENT_TYPE_OM : CONTENT_TYPE_TEXT,
+		     out.data, out.len, MHD_RESPMEM_MUST_FREE);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+				  const char *method, const char *version, const char *upload,
+				  size_t *upload_size, void **req_ctx)
+{
+	struct http_server *srv = cls;
+
+	(void)version;
+	(void)upload;
+	if (*req_ctx == NULL) { /* first call: headers only; answer on the next */
+		*req_ctx = srv;
+		return MHD_YES;
+	}
+	if (*upload_size) { /* a body we do not want: drop it, answer below */
+		*upload_size = 0;
+		return MHD_YES;
+	}
+	if (strcmp(method, MHD_HTTP_METHOD_GET) && strcmp(method, MHD_HTTP_METHOD_HEAD))
+		return reply_text(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed\n");
+	if (!strcmp(url, "/metrics"))
+		return serve_metrics(srv, c);
+	if (!strcmp(url, "/"))
+		return reply(c, MHD_HTTP_OK, "text/html; charset=utf-8", (void *)landing,
+			     sizeof(landing) - 1, MHD_RESPMEM_PERSISTENT);
+	if (!strcmp(url, "/-/healthy"))
+		return reply_text(c, MHD_HTTP_OK, "OK\n");
+	return reply_text(c, MHD_HTTP_NOT_FOUND, "not found\n");
+}
+
+__attribute__((format(printf, 2, 0))) static void on_mhd_log(void *cls, const char *fmt,
+							   va_list ap)
+{
+	char line[512];
+
+	(void)cls;
+	vsnprintf(line, sizeof(line), fmt, ap);
+	line[strcspn(line, "\n")] = '\0';
+	log_warn("http: %s", line);
+}
+
+int http_start(struct http_server **out, const struct http_config *cfg)
+{
+	struct http_server *srv = calloc(1, sizeof(*srv));
+
+	if (!srv)
+		return -ENOMEM;
+	srv->stats = cfg->stats;
+	srv->mhd = MHD_start_daemon(
+		MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL,
+		on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
+		MHD_OPTION_LISTEN_SOCKET, cfg->listen_fd,
+		MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
+		cfg->connection_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32768,
+		MHD_OPTION_END);
+	if (!srv->mhd) {
+		free(srv);
+		return -EIO;
+	}
+	*out = srv;
+	return 0;
+}
+
+void http_stop(struct http_server *srv)
+{
+	if (!srv)
+		return;
+	MHD_stop_daemon(srv->mhd);
+	free(srv);
+}

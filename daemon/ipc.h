@@ -1,0 +1,66 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ipc - the closed list of messages between helper and worker.
+ *
+ * The helper->worker direction carries descriptors the helper has already
+ * checked; the worker still checks every message exactly (type, length,
+ * descriptor count, string termination): a compromised helper is not the
+ * threat, but a bug must not become an out-of-bounds read. An unknown or
+ * malformed message ends the conversation (the worker exits).
+ */
+#ifndef KVMSTATD_IPC_H
+#define KVMSTATD_IPC_H
+
+#include <stdint.h>
+
+#include "kvmstat_proto.h"
+
+enum ipc_type {
+	IPC_ADD_VM = 1,	  /* fds: pidfd, VM stats fd, vCPU stats fds */
+	IPC_ADD_VCPUS,	  /* fds: vCPU stats fds */
+	IPC_REMOVE_VM,	  /* no fds */
+	IPC_REJECTED,	  /* no fds: a registration the helper refused */
+};
+
+#define IPC_MAX_VCPU_FDS KVMSTAT_MAX_FDS_PER_MSG
+
+struct ipc_hdr {
+	uint32_t type;
+	uint32_t len; /* whole message */
+};
+
+struct ipc_add_vm {
+	struct ipc_hdr hdr;
+	uint32_t vm_id;
+	int32_t pid;
+	uint32_t uid;
+	uint32_t n_vcpus; /* vCPU fds following the pidfd and the VM fd */
+	char name[KVMSTAT_NAME_MAX + 16]; /* NUL-terminated, checked by the helper */
+	char comm[32];
+};
+
+struct ipc_add_vcpus {
+	struct ipc_hdr hdr;
+	uint32_t vm_id;
+	uint32_t n_vcpus;
+};
+
+struct ipc_remove_vm {
+	struct ipc_hdr hdr;
+	uint32_t vm_id;
+};
+
+struct ipc_rejected {
+	struct ipc_hdr hdr;
+	uint32_t reason; /* enum reject_reason */
+};
+
+union ipc_msg {
+	struct ipc_hdr hdr;
+	struct ipc_add_vm add_vm;
+	struct ipc_add_vcpus add_vcpus;
+	struct ipc_remove_vm remove_vm;
+	struct ipc_rejected rejected;
+};
+
+#endif

@@ -1,0 +1,187 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * kvmstatd - export KVM VM and vCPU statistics to Prometheus.
+ *
+ * main: command line, configuration, the two sockets, then the split. The
+ * process that started stays the privileged helper; a forked child drops
+ * to the configured user and becomes the worker before it reads anything
+ * from outside. Runs in the foreground; never daemonises.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "fdcheck.h"
+#include "helper.h"
+#include "listen.h"
+#include "log.h"
+#include "privdrop.h"
+#include "worker.h"
+
+struct options {
+	const char *config_path;
+	const char *listen;
+	int check_only;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: kvmstatd [OPTION]...\n"
+		"Export every KVM VM's and vCPU's statistics (binary stats fds) to Prometheus.\n\n"
+		"  -c, --config FILE     configuration file (default %s)\n"
+		"  -l, --listen ADDR:PORT  HTTP address, overrides [http] listen (default :9735)\n"
+		"      --check-config    check the configuration and exit (0: valid, 2: invalid)\n"
+		"  -v, --verbose         log debug messages\n"
+		"  -V, --version         print the version and exit\n"
+		"  -h, --help            print this help and exit\n\n"
+		"Runs in the foreground. See kvmstatd(8) and README.md.\n",
+		CONFIG_DEFAULT_PATH);
+}
+
+static int parse_args(int argc, char **argv, struct options *o)
+{
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' }, { "listen", required_argument, NULL, 'l' },
+		{ "check-config", no_argument, NULL, 'C' }, { "verbose", no_argument, NULL, 'v' },
+		{ "version", no_argument, NULL, 'V' },	    { "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	o->config_path = CONFIG_DEFAULT_PATH;
+	while ((c = getopt_long(argc, argv, "c:l:vVh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			o->config_path = optarg;
+			break;
+		case 'l':
+			o->listen = optarg;
+			break;
+		case 'C':
+			o->check_only = 1;
+			break;
+		case 'v':
+			log_set_level(LOG_LVL_DEBUG);
+			break;
+		case 'V':
+			printf("kvmstatd %s\n", KVMSTATD_VERSION);
+			exit(0);
+		case 'h':
+			usage(stdout);
+			exit(0);
+		default:
+			usage(stderr);
+			exit(2);
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "kvmstatd: unexpected argument \"%s\"\n", argv[optind]);
+		exit(2);
+	}
+	return 0;
+}
+
+static int load_config(const struct options *o, struct config *cfg)
+{
+	char err[512], host[CONFIG_STR_MAX];
+	uint16_t port;
+
+	config_defaults(cfg);
+	if (config_load(cfg, o->config_path, err, sizeof(err)) < 0) {
+		fprintf(stderr, "kvmstatd: %s\n", err);
+		return -EINVAL;
+	}
+	if (o->listen) {
+		if (strlen(o->listen) >= sizeof(cfg->listen) ||
+		    config_parse_listen(o->listen, host, sizeof(host), &port) < 0) {
+			fprintf(stderr, "kvmstatd: --listen \"%s\": not PORT, :PORT, ADDR:PORT or [V6]:PORT\n",
+				o->listen);
+			return -EINVAL;
+		}
+		snprintf(cfg->listen, sizeof(cfg->listen), "%s", o->listen);
+	}
+	return 0;
+}
+
+/* The child: lose privileges first, then become the worker. */
+static void run_worker(const struct config *cfg, uid_t uid, gid_t gid, pid_t helper, int reg_fd,
+		       int ipc_fd, int http_fd)
+{
+	int rc;
+
+	close(reg_fd);
+	log_set_role("worker");
+	prctl(PR_SET_NAME, "kvmstatd-worker", 0, 0, 0);
+	prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0); /* the helper gone: so are we */
+	if (getppid() != helper)
+		_exit(1);
+	rc = privdrop_to(uid, gid);
+	if (rc < 0) {
+		log_err("cannot drop privileges to %s: %s", cfg->user, strerror(-rc));
+		_exit(1);
+	}
+	_exit(worker_run(cfg, ipc_fd, http_fd));
+}
+
+static int start(const struct config *cfg)
+{
+	int reg_fd = -1, http_fd = -1, sp[2] = { -1, -1 }, rc;
+	char err[256];
+	uid_t uid;
+	gid_t gid;
+	pid_t pid;
+
+	if ((rc = privdrop_lookup(cfg->user, &uid, &gid)) < 0) {
+		log_err("user \"%s\" (config [daemon] user): %s; create it with scripts/create-user.sh",
+			cfg->user, rc == -ENOENT ? "no such user" : strerror(-rc));
+		return 1;
+	}
+	if ((rc = fdcheck_init()) < 0 || (rc = listen_tcp(cfg->listen, &http_fd, err, sizeof(err))) < 0) {
+		log_err("%s", rc == -EINVAL || http_fd < 0 ? err : strerror(-rc));
+		return 1;
+	}
+	if ((rc = helper_open_socket(cfg, &reg_fd)) < 0) {
+		log_err("registration socket %s: %s", cfg->socket_path,
+			rc == -EADDRINUSE ? "another kvmstatd is serving it" : strerror(-rc));
+		close(http_fd);
+		return 1;
+	}
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0 || (pid = fork()) < 0) {
+		log_err("cannot start the worker: %s", strerror(errno));
+		unlink(cfg->socket_path);
+		return 1;
+	}
+	if (pid == 0) {
+		close(sp[0]);
+		run_worker(cfg, uid, gid, getppid(), reg_fd, sp[1], http_fd);
+	}
+	close(sp[1]);
+	close(http_fd);
+	log_info("kvmstatd %s: registration on %s, metrics on %s, worker pid %d as %s",
+		 KVMSTATD_VERSION, cfg->socket_path, cfg->listen, (int)pid, cfg->user);
+	return helper_run(cfg, reg_fd, sp[0], pid);
+}
+
+int main(int argc, char **argv)
+{
+	struct options o = { 0 };
+	struct config cfg;
+
+	parse_args(argc, argv, &o);
+	log_set_role("helper");
+	if (load_config(&o, &cfg) < 0)
+		return 2;
+	if (o.check_only) {
+		printf("%s: configuration valid\n", o.config_path);
+		return 0;
+	}
+	return start(&cfg);
+}

@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: MIT */
+/* poller - see poller.h. */
+#include "poller.h"
+
+#include <errno.h>
+#include <time.h>
+#include <unistd.h>
+
+int poller_sample(struct source *s, uint64_t now_ns)
+{
+	size_t want = (size_t)s->schema->data_words * 8;
+	uint64_t *slot;
+	ssize_t n;
+
+	if (s->fd < 0)
+		return -EBADF;
+	slot = ring_begin_write(s->ring);
+	n = pread(s->fd, slot, want, s->schema->data_offset);
+	if (n != (ssize_t)want) {
+		int rc = n < 0 ? -errno : -EIO;
+
+		ring_abort(s->ring);
+		return rc;
+	}
+	ring_commit(s->ring, now_ns);
+	return 0;
+}
+
+static uint64_t clock_ns(clockid_t id)
+{
+	struct timespec ts;
+
+	clock_gettime(id, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t poller_now_ns(void)
+{
+	return clock_ns(CLOCK_MONOTONIC);
+}
+
+uint64_t poller_thread_cpu_ns(void)
+{
+	return clock_ns(CLOCK_THREAD_CPUTIME_ID);
+}

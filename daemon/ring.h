@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ring - recent samples of one stats fd: one writer, any number of readers.
+ *
+ * Each slot carries a sequence number (odd while written). The writer fills
+ * the slot after the newest, then publishes it; a reader copies the newest
+ * slot and retries if its sequence moved. Nobody ever blocks: the poller
+ * never waits for a scrape and a scrape never waits for the poller.
+ */
+#ifndef KVMSTATD_RING_H
+#define KVMSTATD_RING_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct ring;
+
+int ring_new(struct ring **out, uint32_t slots, uint32_t words);
+void ring_free(struct ring *r);
+
+/* Writer side: get the slot to fill, then commit or abort it. */
+uint64_t *ring_begin_write(struct ring *r);
+void ring_commit(struct ring *r, uint64_t timestamp_ns);
+void ring_abort(struct ring *r);
+
+/*
+ * Reader side: copy the newest sample (words values) into vals. Returns 0,
+ * -ENODATA when nothing was written yet, -EAGAIN if the writer lapped the
+ * reader too often (never seen in practice; a bound, not a loop forever).
+ */
+int ring_read_latest(const struct ring *r, uint64_t *vals, uint64_t *timestamp_ns);
+
+uint64_t ring_count(const struct ring *r); /* samples committed so far */
+uint32_t ring_words(const struct ring *r);
+
+#endif

@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * selfstats - the daemon's own health, exported as kvmstatd_* metrics.
+ *
+ * Written by the poller thread (and, for scrapes, HTTP threads) with
+ * relaxed atomics; read by the renderer. One instance per worker.
+ */
+#ifndef KVMSTATD_SELFSTATS_H
+#define KVMSTATD_SELFSTATS_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "buf.h"
+
+/* Why the helper refused a registration (label reason="..."). */
+enum reject_reason {
+	REJ_BAD_MESSAGE,
+	REJ_BAD_FD,
+	REJ_FD_COUNT,
+	REJ_NOT_OWNER,
+	REJ_LIMIT,
+	REJ_UNKNOWN_VM,
+	REJ_DUPLICATE,
+	REJ__COUNT
+};
+
+const char *reject_reason_name(enum reject_reason r);
+
+struct selfstats {
+	atomic_uint_fast64_t polls;
+	atomic_uint_fast64_t poll_wall_ns_last, poll_cpu_ns_last;
+	atomic_uint_fast64_t poll_wall_ns_sum, poll_cpu_ns_sum;
+	atomic_uint_fast64_t missed_ticks;
+	atomic_uint_fast64_t read_errors;
+	atomic_uint_fast64_t scrapes, scrape_ns_sum;
+	atomic_uint_fast64_t rejected[REJ__COUNT];
+	atomic_uint_fast64_t sources_refused; /* stats fds whose schema was refused */
+	atomic_uint_fast64_t stats_skipped_unknown, stats_skipped_invalid, stats_skipped_collision;
+	atomic_uint_fast64_t vms_exited;
+	double start_time; /* unix seconds */
+};
+
+static inline void stat_add(atomic_uint_fast64_t *c, uint64_t n)
+{
+	atomic_fetch_add_explicit(c, n, memory_order_relaxed);
+}
+
+static inline void stat_set(atomic_uint_fast64_t *c, uint64_t v)
+{
+	atomic_store_explicit(c, v, memory_order_relaxed);
+}
+
+static inline uint64_t stat_get(const atomic_uint_fast64_t *c)
+{
+	return atomic_load_explicit(c, memory_order_relaxed);
+}
+
+/* Append the kvmstatd_* families. om: OpenMetrics spelling. */
+void selfstats_render(const struct selfstats *st, unsigned n_vms, unsigned n_vcpus, int om,
+		      struct buf *out);
+
+#endif

@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * snapshot - the immutable set of sources a scrape renders, and its plan.
+ *
+ * The poller builds a new snapshot whenever sources come or go and
+ * publishes it; a scrape takes a reference to the current one and renders
+ * it without any lock held. The plan groups samples by family, as both
+ * exposition formats require, even when sources have different schemas.
+ */
+#ifndef KVMSTATD_SNAPSHOT_H
+#define KVMSTATD_SNAPSHOT_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+
+#include "source.h"
+
+struct plan_part {
+	const struct schema *schema;
+	size_t stat;	     /* index in schema->stats */
+	size_t first, count; /* sources[first .. first+count) use this schema */
+};
+
+struct plan_family {
+	const struct schema_stat *head; /* the first stat: names, type, headers */
+	size_t n_parts;
+	struct plan_part *parts;
+};
+
+struct snapshot {
+	atomic_int refs;
+	size_t n_vms;
+	struct vm_meta **vms;
+	size_t n_sources, n_vcpus;
+	struct source **sources; /* sorted by scope, schema, VM, vCPU */
+	size_t n_families;
+	struct plan_family *families;
+	unsigned type_conflicts; /* stats left out: same family, other type */
+};
+
+/* Build from arrays of borrowed pointers (the snapshot takes references). */
+int snapshot_build(struct snapshot **out, struct vm_meta *const *vms, size_t n_vms,
+		   struct source *const *sources, size_t n_sources);
+void snapshot_unref(struct snapshot *s);
+
+/* The published snapshot (process-wide, one per worker). */
+void snapshot_publish(struct snapshot *s); /* takes the caller's reference */
+struct snapshot *snapshot_acquire(void);   /* NULL before the first publish */
+void snapshot_shutdown(void);
+
+#endif

@@ -1,0 +1,135 @@
+/* SPDX-License-Identifier: MIT */
+/* source - see source.h. */
+#include "source.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "escape.h"
+
+static char *make_info(const struct vm_meta *vm)
+{
+	char name[512], comm[128], kid[512];
+	char *line = NULL;
+
+	if (escape_text(vm->name, true, name, sizeof(name)) < 0 ||
+	    escape_text(vm->comm, true, comm, sizeof(comm)) < 0 ||
+	    escape_text(vm->kernel_id, true, kid, sizeof(kid)) < 0)
+		return NULL;
+	if (asprintf(&line, "kvm_vm_info{vm=\"%s\",kernel_id=\"%s\",vmm_pid=\"%d\",vmm_comm=\"%s\",source=\"%s\"} 1\n",
+		     name, kid, (int)vm->pid, comm, vm->how) < 0)
+		return NULL;
+	return line;
+}
+
+int vm_meta_new(struct vm_meta **out, uint32_t id, pid_t pid, uid_t uid, const char *name,
+		const char *kernel_id, const char *comm, const char *how)
+{
+	struct vm_meta *vm = calloc(1, sizeof(*vm));
+	char esc[512];
+
+	if (!vm)
+		return -ENOMEM;
+	atomic_init(&vm->refs, 1);
+	vm->id = id;
+	vm->pid = pid;
+	vm->uid = uid;
+	vm->how = how;
+	snprintf(vm->name, sizeof(vm->name), "%s", name);
+	snprintf(vm->kernel_id, sizeof(vm->kernel_id), "%s", kernel_id);
+	snprintf(vm->comm, sizeof(vm->comm), "%s", comm);
+	if (escape_text(vm->name, true, esc, sizeof(esc)) < 0 ||
+	    asprintf(&vm->label, "vm=\"%s\"", esc) < 0 || !(vm->info_text = make_info(vm))) {
+		vm_meta_unref(vm);
+		return -ENOMEM;
+	}
+	*out = vm;
+	return 0;
+}
+
+int vm_meta_set_kernel_id(struct vm_meta *vm, const char *kernel_id)
+{
+	if (kernel_id[0])
+		snprintf(vm->kernel_id, sizeof(vm->kernel_id), "%s", kernel_id);
+	else
+		snprintf(vm->kernel_id, sizeof(vm->kernel_id), "kvm-%d", (int)vm->pid);
+	free(vm->info_text);
+	vm->info_text = make_info(vm);
+	return vm->info_text ? 0 : -ENOMEM;
+}
+
+struct vm_meta *vm_meta_ref(struct vm_meta *vm)
+{
+	atomic_fetch_add_explicit(&vm->refs, 1, memory_order_relaxed);
+	return vm;
+}
+
+void vm_meta_unref(struct vm_meta *vm)
+{
+	if (!vm || atomic_fetch_sub_explicit(&vm->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	free(vm->label);
+	free(vm->info_text);
+	free(vm);
+}
+
+int source_new(struct source **out, struct vm_meta *vm, struct schema *schema, int fd,
+	       int vcpu, uint32_t ring_slots)
+{
+	struct source *s = calloc(1, sizeof(*s));
+	int rc = -ENOMEM;
+
+	if (!s)
+		goto fail;
+	atomic_init(&s->refs, 1);
+	s->fd = fd;
+	s->vcpu = vcpu;
+	s->schema = schema;
+	s->vm = vm_meta_ref(vm);
+	if (vcpu < 0)
+		s->labels = strdup(vm->label);
+	else if (asprintf(&s->labels, "%s,vcpu=\"%d\"", vm->label, vcpu) < 0)
+		s->labels = NULL;
+	if (!s->labels)
+		goto fail;
+	rc = ring_new(&s->ring, ring_slots, schema->data_words);
+	if (rc < 0)
+		goto fail;
+	*out = s;
+	return 0;
+fail:
+	if (s) {
+		s->fd = -1; /* the caller still owns fd and schema on failure */
+		s->schema = NULL;
+		source_unref(s);
+	}
+	return rc;
+}
+
+struct source *source_ref(struct source *s)
+{
+	atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+	return s;
+}
+
+void source_close_fd(struct source *s)
+{
+	if (s->fd >= 0)
+		close(s->fd);
+	s->fd = -1;
+}
+
+void source_unref(struct source *s)
+{
+	if (!s || atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	source_close_fd(s);
+	ring_free(s->ring);
+	schema_unref(s->schema);
+	vm_meta_unref(s->vm);
+	free(s->labels);
+	free(s);
+}

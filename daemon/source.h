@@ -1,0 +1,59 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * source - one VM (vm_meta) and one stats fd (source) as the worker sees it.
+ *
+ * Both are reference counted because HTTP threads keep using them through a
+ * published snapshot while the poller has already dropped them. Everything
+ * a scrape reads is immutable after creation except the ring, which has its
+ * own lock-free protocol, and the fd, which only the poller touches.
+ */
+#ifndef KVMSTATD_SOURCE_H
+#define KVMSTATD_SOURCE_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "ring.h"
+#include "schema.h"
+
+struct vm_meta {
+	atomic_int refs;
+	uint32_t id;	 /* the helper's number for this VM */
+	pid_t pid;	 /* VMM process */
+	uid_t uid;
+	char name[128];	 /* label value, unescaped */
+	char kernel_id[SCHEMA_ID_MAX]; /* "kvm-<pid>" from the VM stats fd */
+	char comm[32];
+	const char *how; /* "registered" (later: "discovered") */
+	char *label;	 /* vm="..." escaped, shared by every series of the VM */
+	char *info_text; /* the kvm_vm_info sample line */
+};
+
+struct source {
+	atomic_int refs;
+	struct vm_meta *vm;
+	struct schema *schema;
+	struct ring *ring;
+	int fd;	  /* poller thread only; -1 once closed */
+	int vcpu; /* -1: the VM's own stats */
+	char *labels; /* vm="..." or vm="...",vcpu="N" */
+};
+
+int vm_meta_new(struct vm_meta **out, uint32_t id, pid_t pid, uid_t uid, const char *name,
+		const char *kernel_id, const char *comm, const char *how);
+/* Set once the VM stats fd's id is read, before the VM is published;
+ * an empty id falls back to "kvm-<pid>". */
+int vm_meta_set_kernel_id(struct vm_meta *vm, const char *kernel_id);
+struct vm_meta *vm_meta_ref(struct vm_meta *vm);
+void vm_meta_unref(struct vm_meta *vm);
+
+/* Takes ownership of fd and of the schema reference. */
+int source_new(struct source **out, struct vm_meta *vm, struct schema *schema, int fd,
+	       int vcpu, uint32_t ring_slots);
+struct source *source_ref(struct source *s);
+void source_unref(struct source *s);
+void source_close_fd(struct source *s);
+
+#endif

@@ -1,0 +1,472 @@
+/* SPDX-License-Identifier: MIT */
+/* worker - see worker.h. */
+#include "worker.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fdpass.h"
+#include "http.h"
+#include "ipc.h"
+#include "log.h"
+#include "poller.h"
+#include "snapshot.h"
+
+struct wvm {
+	struct vm_meta *meta;
+	int pidfd;
+	bool gone;
+	uint64_t expires_ns; /* gone: when its series are dropped */
+	size_t n_src;
+	struct source **src;
+};
+
+struct worker {
+	const struct config *cfg;
+	int ipc_fd, timer_fd, signal_fd, epoll_fd;
+	struct schema_cache cache;
+	struct wvm **vms;
+	size_t n_vms;
+	bool dirty; /* sources changed: publish a new snapshot */
+	bool stop;
+	struct selfstats stats;
+	struct http_server *http;
+};
+
+/* epoll tags for the fixed fds; VM pidfds carry their struct wvm pointer */
+static char tag_ipc, tag_timer, tag_signal;
+
+static int epoll_add(struct worker *w, int fd, void *ptr)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = ptr };
+
+	return epoll_ctl(w->epoll_fd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
+}
+
+static struct wvm *find_vm(struct worker *w, uint32_t id)
+{
+	for (size_t i = 0; i < w->n_vms; i++)
+		if (w->vms[i]->meta->id == id)
+			return w->vms[i];
+	return NULL;
+}
+
+static void free_vm(struct wvm *vm)
+{
+	for (size_t i = 0; i < vm->n_src; i++) {
+		source_close_fd(vm->src[i]); /* now, not when the last scrape lets go */
+		source_unref(vm->src[i]);
+	}
+	if (vm->pidfd >= 0)
+		close(vm->pidfd);
+	vm_meta_unref(vm->meta);
+	free(vm->src);
+	free(vm);
+}
+
+static void drop_vm_at(struct worker *w, size_t i)
+{
+	log_info("vm \"%s\" (pid %d): series dropped, %zu stats fds closed", w->vms[i]->meta->name,
+		 (int)w->vms[i]->meta->pid, w->vms[i]->n_src);
+	free_vm(w->vms[i]);
+	w->vms[i] = w->vms[--w->n_vms];
+	w->dirty = true;
+}
+
+static void sample_vm(struct worker *w, struct wvm *vm, uint64_t now)
+{
+	for (size_t i = 0; i < vm->n_src; i++)
+		if (poller_sample(vm->src[i], now) < 0)
+			stat_add(&w->stats.read_errors, 1);
+}
+
+/* The VMM exited or unregistered: last sample, then a grace period. */
+static void retire_vm(struct worker *w, struct wvm *vm, const char *why)
+{
+	if (vm->gone)
+		return;
+	sample_vm(w, vm, poller_now_ns());
+	vm->gone = true;
+	vm->expires_ns = poller_now_ns() + (uint64_t)w->cfg->exit_grace_ms * 1000000u;
+	if (vm->pidfd >= 0) {
+		epoll_ctl(w->epoll_fd, EPOLL_CTL_DEL, vm->pidfd, NULL);
+		close(vm->pidfd);
+		vm->pidfd = -1;
+	}
+	stat_add(&w->stats.vms_exited, 1);
+	log_info("vm \"%s\" (pid %d): %s; series kept for %u ms", vm->meta->name,
+		 (int)vm->meta->pid, why, w->cfg->exit_grace_ms);
+}
+
+static void expire_vms(struct worker *w, uint64_t now)
+{
+	for (size_t i = w->n_vms; i-- > 0;)
+		if (w->vms[i]->gone && now >= w->vms[i]->expires_ns)
+			drop_vm_at(w, i);
+}
+
+static void tick(struct worker *w)
+{
+	uint64_t t0 = poller_now_ns(), c0 = poller_thread_cpu_ns(), wall, cpu;
+
+	for (size_t i = 0; i < w->n_vms; i++)
+		if (!w->vms[i]->gone)
+			sample_vm(w, w->vms[i], t0);
+	wall = poller_now_ns() - t0;
+	cpu = poller_thread_cpu_ns() - c0;
+	stat_set(&w->stats.poll_wall_ns_last, wall);
+	stat_set(&w->stats.poll_cpu_ns_last, cpu);
+	stat_add(&w->stats.poll_wall_ns_sum, wall);
+	stat_add(&w->stats.poll_cpu_ns_sum, cpu);
+	stat_add(&w->stats.polls, 1);
+	expire_vms(w, t0);
+}
+
+static int publish(struct worker *w)
+{
+	struct vm_meta **metas = calloc(w->n_vms + 1, sizeof(*metas));
+	struct source **srcs;
+	struct snapshot *snap;
+	size_t n = 0;
+	int rc = -ENOMEM;
+
+	for (size_t i = 0; i < w->n_vms; i++)
+		n += w->vms[i]->n_src;
+	srcs = calloc(n + 1, sizeof(*srcs));
+	if (!metas || !srcs)
+		goto out;
+	n = 0;
+	for (size_t i = 0; i < w->n_vms; i++) {
+		metas[i] = w->vms[i]->meta;
+		for (size_t j = 0; j < w->vms[i]->n_src; j++)
+			srcs[n++] = w->vms[i]->src[j];
+	}
+	rc = snapshot_build(&snap, metas, w->n_vms, srcs, n);
+	if (rc == 0) {
+		if (snap->type_conflicts)
+			log_warn("%u stats left out: their family exists with another type or unit",
+				 snap->type_conflicts);
+		snapshot_publish(snap);
+		schema_cache_trim(&w->cache);
+		w->dirty = false;
+	}
+out:
+	free(metas);
+	free(srcs);
+	return rc;
+}
+
+/* Parse "kvm-<pid>/vcpu-<n>"; returns n or -EINVAL. */
+static int vcpu_index_of(const char *id)
+{
+	unsigned tid, n;
+	int end = 0;
+
+	if (sscanf(id, "kvm-%u/vcpu-%u%n", &tid, &n, &end) != 2 || id[end] != '\0' || n > 65535)
+		return -EINVAL;
+	return (int)n;
+}
+
+static bool vm_has_vcpu(const struct wvm *vm, int vcpu)
+{
+	for (size_t i = 0; i < vm->n_src; i++)
+		if (vm->src[i]->vcpu == vcpu)
+			return true;
+	return false;
+}
+
+/* Turn one checked fd into a source of vm; the fd is consumed either way. */
+static int add_source(struct worker *w, struct wvm *vm, int fd, enum stat_scope scope,
+		      char *kernel_id, size_t kid_size)
+{
+	struct schema_error err = { "" };
+	struct schema *sc = NULL;
+	char id[SCHEMA_ID_MAX];
+	struct source *s, **nv;
+	uint8_t *buf = NULL;
+	int vcpu = -1, rc;
+	bool created;
+	size_t len;
+
+	rc = schema_read(fd, &buf, &len, &err);
+	if (rc == 0)
+		rc = schema_parse_id(buf, len, id, &err);
+	if (rc == 0 && scope == SCOPE_VCPU && (vcpu = vcpu_index_of(id)) < 0)
+		rc = -EINVAL, snprintf(err.why, sizeof(err.why), "id \"%.64s\" is not kvm-<tid>/vcpu-<n>", id);
+	if (rc == 0 && vcpu >= 0 && vm_has_vcpu(vm, vcpu))
+		rc = -EEXIST, snprintf(err.why, sizeof(err.why), "vcpu %d is already registered", vcpu);
+	if (rc == 0)
+		rc = schema_cache_get(&w->cache, buf, len, scope, &sc, &created, &err);
+	free(buf);
+	if (rc == 0 && created) {
+		stat_add(&w->stats.stats_skipped_unknown, sc->skips.unknown);
+		stat_add(&w->stats.stats_skipped_invalid, sc->skips.invalid);
+		stat_add(&w->stats.stats_skipped_collision, sc->skips.collision);
+	}
+	nv = rc == 0 ? realloc(vm->src, (vm->n_src + 1) * sizeof(*nv)) : NULL;
+	if (rc == 0 && !nv)
+		rc = -ENOMEM, snprintf(err.why, sizeof(err.why), "out of memory");
+	if (nv)
+		vm->src = nv;
+	if (rc == 0 && (rc = source_new(&s, vm->meta, sc, fd, vcpu, w->cfg->ring_slots)) < 0)
+		snprintf(err.why, sizeof(err.why), "out of memory");
+	if (rc < 0) {
+		log_warn("vm \"%s\" (pid %d): %s stats fd refused: %s", vm->meta->name,
+			 (int)vm->meta->pid, scope == SCOPE_VM ? "VM" : "vCPU", err.why);
+		stat_add(&w->stats.sources_refused, 1);
+		schema_unref(sc);
+		close(fd);
+		return rc;
+	}
+	if (kernel_id)
+		snprintf(kernel_id, kid_size, "%s", id);
+	vm->src[vm->n_src++] = s;
+	poller_sample(s, poller_now_ns()); /* a first sample before the next tick */
+	w->dirty = true;
+	return 0;
+}
+
+/* A name still held by a VM in its grace period goes to the newcomer. */
+static void free_name(struct worker *w, const char *name, char *out, size_t size, uint32_t id)
+{
+	snprintf(out, size, "%s", name);
+	for (size_t i = w->n_vms; i-- > 0;) {
+		if (strcmp(w->vms[i]->meta->name, name))
+			continue;
+		if (w->vms[i]->gone)
+			drop_vm_at(w, i);
+		else /* the helper prevents this; stay valid regardless */
+			snprintf(out, size, "%s-%u", name, id);
+	}
+}
+
+static int on_add_vm(struct worker *w, const struct ipc_add_vm *m, int *fds, size_t n_fds)
+{
+	char name[sizeof(m->name) + 16], kernel_id[SCHEMA_ID_MAX] = "";
+	struct wvm *vm = NULL, **nv;
+	int rc = -ENOMEM;
+
+	if (n_fds != 2 + (size_t)m->n_vcpus || memchr(m->name, 0, sizeof(m->name)) == NULL ||
+	    memchr(m->comm, 0, sizeof(m->comm)) == NULL || find_vm(w, m->vm_id))
+		return -EBADMSG;
+	free_name(w, m->name, name, sizeof(name), m->vm_id);
+	nv = realloc(w->vms, (w->n_vms + 1) * sizeof(*nv));
+	if (!nv)
+		return -ENOMEM;
+	w->vms = nv;
+	vm = calloc(1, sizeof(*vm));
+	if (!vm || vm_meta_new(&vm->meta, m->vm_id, m->pid, m->uid, name, "", m->comm, "registered") < 0)
+		goto fail;
+	vm->pidfd = fds[0];
+	fds[0] = -1;
+	add_source(w, vm, fds[1], SCOPE_VM, kernel_id, sizeof(kernel_id));
+	fds[1] = -1;
+	for (size_t i = 2; i < n_fds; i++) {
+		add_source(w, vm, fds[i], SCOPE_VCPU, NULL, 0);
+		fds[i] = -1;
+	}
+	rc = vm_meta_set_kernel_id(vm->meta, kernel_id);
+	if (rc < 0 || (rc = epoll_add(w, vm->pidfd, vm)) < 0)
+		goto fail;
+	w->vms[w->n_vms++] = vm;
+	w->dirty = true;
+	log_info("vm \"%s\" (pid %d, uid %u, %s): %zu of %zu stats fds accepted", name, (int)m->pid,
+		 (unsigned)m->uid, vm->meta->kernel_id, vm->n_src, n_fds - 1);
+	return 0;
+fail:
+	if (vm) {
+		if (vm->meta)
+			free_vm(vm);
+		else
+			free(vm);
+	}
+	return rc;
+}
+
+static int on_add_vcpus(struct worker *w, const struct ipc_add_vcpus *m, int *fds, size_t n_fds)
+{
+	struct wvm *vm = find_vm(w, m->vm_id);
+
+	if (!vm || n_fds != m->n_vcpus || n_fds == 0)
+		return -EBADMSG;
+	for (size_t i = 0; i < n_fds; i++) {
+		add_source(w, vm, fds[i], SCOPE_VCPU, NULL, 0);
+		fds[i] = -1;
+	}
+	return 0;
+}
+
+static int dispatch(struct worker *w, const union ipc_msg *m, size_t len, int *fds, size_t n_fds)
+{
+	if (len < sizeof(m->hdr) || m->hdr.len != len)
+		return -EBADMSG;
+	switch (m->hdr.type) {
+	case IPC_ADD_VM:
+		return len == sizeof(m->add_vm) ? on_add_vm(w, &m->add_vm, fds, n_fds) : -EBADMSG;
+	case IPC_ADD_VCPUS:
+		return len == sizeof(m->add_vcpus) ? on_add_vcpus(w, &m->add_vcpus, fds, n_fds) : -EBADMSG;
+	case IPC_REMOVE_VM: {
+		struct wvm *vm = find_vm(w, m->remove_vm.vm_id);
+
+		if (len != sizeof(m->remove_vm) || n_fds || !vm)
+			return -EBADMSG;
+		retire_vm(w, vm, "unregistered by its VMM");
+		return 0;
+	}
+	case IPC_REJECTED:
+		if (len != sizeof(m->rejected) || n_fds || m->rejected.reason >= REJ__COUNT)
+			return -EBADMSG;
+		stat_add(&w->stats.rejected[m->rejected.reason], 1);
+		return 0;
+	default:
+		return -EBADMSG;
+	}
+}
+
+static int on_ipc(struct worker *w)
+{
+	int fds[2 + IPC_MAX_VCPU_FDS];
+	union ipc_msg m;
+	size_t n_fds;
+	int n, rc;
+
+	n = fdpass_recv(w->ipc_fd, &m, sizeof(m), fds, sizeof(fds) / sizeof(fds[0]), &n_fds);
+	if (n == -EAGAIN)
+		return 0;
+	if (n <= 0) {
+		if (n == 0)
+			log_info("helper closed the channel; exiting");
+		else
+			log_err("helper channel: %s; exiting", strerror(-n));
+		return n == 0 ? -EPIPE : n;
+	}
+	rc = dispatch(w, &m, (size_t)n, fds, n_fds);
+	fdpass_close_all(fds, n_fds); /* whatever a handler did not take */
+	if (rc == -EBADMSG)
+		log_err("malformed message type %u (%d bytes, %zu fds) from the helper; exiting",
+			m.hdr.type, n, n_fds);
+	return rc == -EBADMSG ? rc : 0;
+}
+
+static int on_timer(struct worker *w)
+{
+	uint64_t expirations;
+
+	if (read(w->timer_fd, &expirations, sizeof(expirations)) != sizeof(expirations))
+		return 0;
+	if (expirations > 1)
+		stat_add(&w->stats.missed_ticks, expirations - 1);
+	tick(w);
+	return 0;
+}
+
+static int on_signal(struct worker *w)
+{
+	struct signalfd_siginfo si;
+
+	if (read(w->signal_fd, &si, sizeof(si)) == sizeof(si) &&
+	    (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT)) {
+		log_info("signal %u: stopping", si.ssi_signo);
+		w->stop = true;
+	}
+	return 0;
+}
+
+static int loop(struct worker *w)
+{
+	struct epoll_event ev[16];
+	int rc = 0;
+
+	while (!w->stop && rc == 0) {
+		int n = epoll_wait(w->epoll_fd, ev, 16, -1);
+
+		if (n < 0 && errno != EINTR)
+			return -errno;
+		for (int i = 0; i < n && rc == 0; i++) {
+			void *p = ev[i].data.ptr;
+
+			if (p == &tag_ipc)
+				rc = on_ipc(w);
+			else if (p == &tag_timer)
+				rc = on_timer(w);
+			else if (p == &tag_signal)
+				rc = on_signal(w);
+			else
+				retire_vm(w, p, "VMM exited");
+		}
+		if (rc == 0 && w->dirty)
+			rc = publish(w);
+	}
+	return rc == -EPIPE ? 0 : rc;
+}
+
+static int setup(struct worker *w, int http_fd)
+{
+	struct itimerspec its = { 0 };
+	struct http_config hc = { http_fd, w->cfg->max_connections, w->cfg->connection_timeout_s,
+				  &w->stats };
+	sigset_t mask;
+	int rc;
+
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &mask, NULL); /* before MHD's threads inherit it */
+	sigdelset(&mask, SIGPIPE);
+	w->signal_fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	w->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	w->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+	if (w->signal_fd < 0 || w->timer_fd < 0 || w->epoll_fd < 0)
+		return -errno;
+	its.it_interval.tv_sec = w->cfg->interval_ms / 1000;
+	its.it_interval.tv_nsec = (long)(w->cfg->interval_ms % 1000) * 1000000L;
+	its.it_value = its.it_interval;
+	if (timerfd_settime(w->timer_fd, 0, &its, NULL) < 0)
+		return -errno;
+	if ((rc = epoll_add(w, w->ipc_fd, &tag_ipc)) < 0 ||
+	    (rc = epoll_add(w, w->timer_fd, &tag_timer)) < 0 ||
+	    (rc = epoll_add(w, w->signal_fd, &tag_signal)) < 0)
+		return rc;
+	return http_start(&w->http, &hc);
+}
+
+int worker_run(const struct config *cfg, int ipc_fd, int http_fd)
+{
+	struct worker w = { .cfg = cfg, .ipc_fd = ipc_fd, .timer_fd = -1, .signal_fd = -1,
+			    .epoll_fd = -1 };
+	struct timespec now;
+	int rc;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	w.stats.start_time = (double)now.tv_sec + (double)now.tv_nsec / 1e9;
+	rc = setup(&w, http_fd);
+	if (rc < 0)
+		log_err("start-up failed: %s", strerror(-rc));
+	else
+		rc = publish(&w) < 0 ? -ENOMEM : loop(&w);
+	http_stop(w.http);
+	snapshot_shutdown();
+	for (size_t i = 0; i < w.n_vms; i++)
+		free_vm(w.vms[i]);
+	free(w.vms);
+	schema_cache_fini(&w.cache);
+	if (w.signal_fd >= 0)
+		close(w.signal_fd);
+	if (w.timer_fd >= 0)
+		close(w.timer_fd);
+	if (w.epoll_fd >= 0)
+		close(w.epoll_fd);
+	close(ipc_fd);
+	return rc < 0 ? 1 : 0;
+}

@@ -1,0 +1,32 @@
+#!/bin/sh
+# Install everything kvmstatd needs to build, run, test and benchmark, from
+# Debian packages only. Idempotent and quiet when all is present; needs
+# root (or sudo) only when something is missing. The one place where the
+# project's dependencies are listed.
+set -eu
+
+# build: compiler, pkg-config and the libraries the daemon links
+BUILD="gcc make pkg-config libmicrohttpd-dev libinih-dev libcap-ng-dev libseccomp-dev libsystemd-dev zlib1g-dev"
+# tests: unit tests (cmocka), integration (pytest, the prometheus_client
+# parsers, promtool, curl), linters
+TEST="libcmocka-dev python3 python3-pytest python3-prometheus-client prometheus curl cppcheck clang-format"
+# the demo and benchmarks: QEMU as a peer to compare against
+BENCH="qemu-system-x86"
+
+missing=""
+for p in $BUILD $TEST $BENCH; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+	echo "install-deps: installing:$missing"
+	SUDO=""
+	[ "$(id -u)" -eq 0 ] || SUDO=sudo
+	export DEBIAN_FRONTEND=noninteractive
+	$SUDO apt-get update -q
+	# shellcheck disable=SC2086
+	$SUDO apt-get install -y -q --no-install-recommends $missing
+fi
+# the worker's unprivileged user, when we are root and may create it
+if [ "$(id -u)" -eq 0 ]; then
+	"$(dirname "$0")/create-user.sh"
+fi
