@@ -39,19 +39,18 @@ void kvmstat_client_close(struct kvmstat_client *c);
  * than KVMSTAT_NAME_MAX - 1 bytes: -ENAMETOOLONG). reason (optional) receives
  * the helper's explanation of a refusal, "" otherwise.
  */
-int kvmstat_client_register_vm(struct kvmstat_client *c, uint64_t vm_handle,
-			       const char *name, int vm_stats_fd,
-			       const int *vcpu_stats_fds, size_t n_vcpus,
+int kvmstat_client_register_vm(struct kvmstat_client *c, uint64_t vm_handle, const char *name,
+			       int vm_stats_fd, const int *vcpu_stats_fds, size_t n_vcpus,
 			       char *reason, size_t reason_size);
 
 /* Add vCPUs (hot-plug) to a VM registered earlier by this process. */
 int kvmstat_client_add_vcpus(struct kvmstat_client *c, uint64_t vm_handle,
-			     const int *vcpu_stats_fds, size_t n_vcpus,
-			     char *reason, size_t reason_size);
+			     const int *vcpu_stats_fds, size_t n_vcpus, char *reason,
+			     size_t reason_size);
 
 /* Tell kvmstatd the VM is gone although the VMM process lives on. */
-int kvmstat_client_unregister_vm(struct kvmstat_client *c, uint64_t vm_handle,
-				 char *reason, size_t reason_size);
+int kvmstat_client_unregister_vm(struct kvmstat_client *c, uint64_t vm_handle, char *reason,
+				 size_t reason_size);
 
 /* Low level: obtain the stats fd of a VM fd or vCPU fd (KVM_GET_STATS_FD). */
 int kvmstat_get_stats_fd(int kvm_obj_fd);

@@ -54,26 +54,26 @@ struct kvmstat_msg_hdr {
  */
 struct kvmstat_register_vm {
 	uint64_t vm_handle;
-	uint32_t flags; /* must be 0 */
-	uint32_t reserved; /* must be 0 */
+	uint32_t flags;		     /* must be 0 */
+	uint32_t reserved;	     /* must be 0 */
 	char name[KVMSTAT_NAME_MAX]; /* optional, NUL-terminated UTF-8, "" = none */
 };
 
 struct kvmstat_add_vcpus {
 	uint64_t vm_handle;
-	uint32_t flags; /* must be 0 */
+	uint32_t flags;	   /* must be 0 */
 	uint32_t reserved; /* must be 0 */
 };
 
 struct kvmstat_unregister_vm {
 	uint64_t vm_handle;
-	uint32_t flags; /* must be 0 */
+	uint32_t flags;	   /* must be 0 */
 	uint32_t reserved; /* must be 0 */
 };
 
 struct kvmstat_reply {
-	int32_t status;	   /* 0, or a negative errno saying why it was refused */
-	uint32_t accepted; /* descriptors taken from this request */
+	int32_t status;			 /* 0, or a negative errno saying why it was refused */
+	uint32_t accepted;		 /* descriptors taken from this request */
 	char reason[KVMSTAT_REASON_MAX]; /* NUL-terminated, for the VMM's log */
 };
 

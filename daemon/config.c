@@ -24,13 +24,21 @@ struct key_def {
 	unsigned long min, max;
 };
 
-#define STR(sec, key, field) { sec, key, KEY_STR, offsetof(struct config, field), sizeof(((struct config *)0)->field), 0, 0 }
-#define UINT(sec, key, field, lo, hi) { sec, key, KEY_UINT, offsetof(struct config, field), 0, lo, hi }
+#define STR(sec, key, field)                                                                       \
+	{                                                                                          \
+		sec, key, KEY_STR, offsetof(struct config, field),                                 \
+		    sizeof(((struct config *)0)->field), 0, 0                                      \
+	}
+#define UINT(sec, key, field, lo, hi)                                                              \
+	{                                                                                          \
+		sec, key, KEY_UINT, offsetof(struct config, field), 0, lo, hi                      \
+	}
 
 static const struct key_def keys[] = {
 	STR("daemon", "user", user),
 	STR("registration", "socket", socket_path),
-	{ "registration", "socket_mode", KEY_OCTAL, offsetof(struct config, socket_mode), 0, 0, 0777 },
+	{ "registration", "socket_mode", KEY_OCTAL, offsetof(struct config, socket_mode), 0, 0,
+	  0777 },
 	STR("registration", "socket_group", socket_group),
 	UINT("registration", "max_vms_per_peer", max_vms_per_peer, 1, 4096),
 	UINT("registration", "max_vcpus_per_vm", max_vcpus_per_vm, 1, 4096),
@@ -136,8 +144,8 @@ static int on_key(void *user, const char *section, const char *name, const char 
 	why = set_key(ctx->cfg, k, value);
 	if (why) {
 		range_text(k, range, sizeof(range));
-		snprintf(ctx->err, ctx->err_size, "[%s] %s: %s: \"%.64s\"%s", section, name,
-			 why, value, range);
+		snprintf(ctx->err, ctx->err_size, "[%s] %s: %s: \"%.64s\"%s", section, name, why,
+			 value, range);
 		ctx->failed = 1;
 		return 0;
 	}
@@ -158,7 +166,8 @@ static int validate(const struct config *cfg, char *err, size_t err_size)
 		return -EINVAL;
 	}
 	if (config_parse_listen(cfg->listen, host, sizeof(host), &port) < 0) {
-		snprintf(err, err_size, "[http] listen: \"%s\" is not PORT, :PORT, ADDR:PORT or [V6]:PORT",
+		snprintf(err, err_size,
+			 "[http] listen: \"%s\" is not PORT, :PORT, ADDR:PORT or [V6]:PORT",
 			 cfg->listen);
 		return -EINVAL;
 	}
@@ -171,7 +180,8 @@ static int finish(struct load_ctx *ctx, int rc, const char *name)
 
 	if (rc > 0 || ctx->failed) {
 		if (!ctx->failed)
-			snprintf(ctx->err, ctx->err_size, "syntax error (expected [section] or key = value)");
+			snprintf(ctx->err, ctx->err_size,
+				 "syntax error (expected [section] or key = value)");
 		snprintf(msg, sizeof(msg), "%s:%d: %s", name, rc, ctx->err);
 		snprintf(ctx->err, ctx->err_size, "%s", msg);
 		return -EINVAL;
@@ -205,8 +215,8 @@ int config_load(struct config *cfg, const char *path, char *err, size_t err_size
 	return finish(&ctx, rc, path);
 }
 
-int config_load_string(struct config *cfg, const char *text, const char *name,
-		       char *err, size_t err_size)
+int config_load_string(struct config *cfg, const char *text, const char *name, char *err,
+		       size_t err_size)
 {
 	struct load_ctx ctx = { cfg, err, err_size, 0 };
 

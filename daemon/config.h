@@ -39,8 +39,8 @@ void config_defaults(struct config *cfg);
 int config_load(struct config *cfg, const char *path, char *err, size_t err_size);
 
 /* Same, from a string (tests and fuzzing); name is used in messages. */
-int config_load_string(struct config *cfg, const char *text, const char *name,
-		       char *err, size_t err_size);
+int config_load_string(struct config *cfg, const char *text, const char *name, char *err,
+		       size_t err_size);
 
 /*
  * Parse "PORT", ":PORT", "ADDR:PORT" or "[V6ADDR]:PORT" into host (empty for

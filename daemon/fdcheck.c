@@ -37,7 +37,7 @@ int fdcheck_init(void)
 }
 
 static int refuse(struct fdcheck_result *res, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 
 static int refuse(struct fdcheck_result *res, const char *fmt, ...)
 {
@@ -68,8 +68,7 @@ static int check_link(int fd, enum fd_kind kind, struct fdcheck_result *res)
 		res->vcpu = -1;
 		return 0;
 	}
-	if (sscanf(link, "anon_inode:kvm-vcpu-stats:%u%n", &n, &end) != 1 || link[end] ||
-	    n > 65535)
+	if (sscanf(link, "anon_inode:kvm-vcpu-stats:%u%n", &n, &end) != 1 || link[end] || n > 65535)
 		return refuse(res, "\"%.64s\" is not a KVM vCPU stats fd", link);
 	res->vcpu = (int)n;
 	return 0;

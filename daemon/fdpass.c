@@ -84,7 +84,9 @@ int fdpass_recv(int sock, void *buf, size_t cap, int *fds, size_t max_fds, size_
 		struct cmsghdr align;
 	} cmsg;
 	struct iovec iov = { buf, cap };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cmsg.buf,
+	struct msghdr mh = { .msg_iov = &iov,
+			     .msg_iovlen = 1,
+			     .msg_control = cmsg.buf,
 			     .msg_controllen = sizeof(cmsg.buf) };
 	ssize_t n;
 	int rc;

@@ -127,13 +127,13 @@ int help_build_heads(enum stat_scope scope, struct schema_stat *st)
 		return -ENOMEM;
 	if (unit)
 		snprintf(unit_line, sizeof(unit_line), "# UNIT %s %s\n", st->family, unit);
-	if (asprintf(&st->head_text, "# HELP %s%s %s\n# TYPE %s%s %s\n", st->family, total, esc_text,
-		     st->family, total, type_name(st->type)) < 0) {
+	if (asprintf(&st->head_text, "# HELP %s%s %s\n# TYPE %s%s %s\n", st->family, total,
+		     esc_text, st->family, total, type_name(st->type)) < 0) {
 		st->head_text = NULL;
 		return -ENOMEM;
 	}
-	if (asprintf(&st->head_om, "# TYPE %s %s\n%s# HELP %s %s\n", st->family, type_name(st->type),
-		     unit_line, st->family, esc_om) < 0) {
+	if (asprintf(&st->head_om, "# TYPE %s %s\n%s# HELP %s %s\n", st->family,
+		     type_name(st->type), unit_line, st->family, esc_om) < 0) {
 		st->head_om = NULL;
 		return -ENOMEM;
 	}

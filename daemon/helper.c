@@ -143,8 +143,9 @@ static void on_accept(struct helper *h)
 		return;
 	if (h->n_conns >= HELPER_MAX_CONNS ||
 	    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
-		log_warn("registration connection refused: %s",
-			 h->n_conns >= HELPER_MAX_CONNS ? "too many connections" : "no peer credentials");
+		log_warn("registration connection refused: %s", h->n_conns >= HELPER_MAX_CONNS
+								    ? "too many connections"
+								    : "no peer credentials");
 		close(fd);
 		return;
 	}
@@ -260,8 +261,13 @@ static void dispatch(struct helper *h, void *p, bool *stop)
 
 int helper_run(const struct config *cfg, int reg_fd, int ipc_fd, pid_t worker)
 {
-	struct helper h = { .cfg = cfg, .reg_fd = reg_fd, .ipc_fd = ipc_fd, .worker = worker,
-			    .signal_fd = -1, .epoll_fd = -1, .next_vm_id = 1 };
+	struct helper h = { .cfg = cfg,
+			    .reg_fd = reg_fd,
+			    .ipc_fd = ipc_fd,
+			    .worker = worker,
+			    .signal_fd = -1,
+			    .epoll_fd = -1,
+			    .next_vm_id = 1 };
 	struct epoll_event ev[16];
 	bool stop = false;
 	int rc = setup(&h);

@@ -38,7 +38,7 @@ union request {
 };
 
 static int deny(struct verdict *v, int status, enum reject_reason reason, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 
 static int deny(struct verdict *v, int status, enum reject_reason reason, const char *fmt, ...)
 {
@@ -81,15 +81,17 @@ static int check_header(const union request *r, size_t len, struct verdict *v)
 	static const size_t body_len[] = { 0, sizeof(r->reg), sizeof(r->add), sizeof(r->unreg) };
 
 	if (len < sizeof(r->hdr))
-		return deny(v, -EBADMSG, REJ_BAD_MESSAGE, "message of %zu bytes is shorter than a header", len);
+		return deny(v, -EBADMSG, REJ_BAD_MESSAGE,
+			    "message of %zu bytes is shorter than a header", len);
 	if (r->hdr.magic != KVMSTAT_PROTO_MAGIC || r->hdr.version != KVMSTAT_PROTO_VERSION)
 		return deny(v, -EBADMSG, REJ_BAD_MESSAGE, "bad magic 0x%08x or version %u",
 			    r->hdr.magic, r->hdr.version);
 	if (r->hdr.type < KVMSTAT_MSG_REGISTER_VM || r->hdr.type > KVMSTAT_MSG_UNREGISTER_VM)
 		return deny(v, -EBADMSG, REJ_BAD_MESSAGE, "unknown request type %u", r->hdr.type);
 	if (r->hdr.length != len || len != body_len[r->hdr.type])
-		return deny(v, -EBADMSG, REJ_BAD_MESSAGE, "type %u: length %u, received %zu, expected %zu",
-			    r->hdr.type, r->hdr.length, len, body_len[r->hdr.type]);
+		return deny(v, -EBADMSG, REJ_BAD_MESSAGE,
+			    "type %u: length %u, received %zu, expected %zu", r->hdr.type,
+			    r->hdr.length, len, body_len[r->hdr.type]);
 	return 0;
 }
 
@@ -103,29 +105,34 @@ static int check_vcpus(struct conn *c, const struct hvm *vm, const int *fds, siz
 		if (fdcheck_stats_fd(fds[i], FD_VCPU_STATS, &res) < 0)
 			return deny(v, -EBADF, REJ_BAD_FD, "fd %zu: %s", i, res.why);
 		if (!fdcheck_is_thread_of(res.id_pid, c->pid))
-			return deny(v, -EPERM, REJ_NOT_OWNER, "fd %zu: vCPU created by tid %d, not by pid %d",
-				    i, (int)res.id_pid, (int)c->pid);
+			return deny(v, -EPERM, REJ_NOT_OWNER,
+				    "fd %zu: vCPU created by tid %d, not by pid %d", i,
+				    (int)res.id_pid, (int)c->pid);
 		idx[i] = res.vcpu;
 		for (size_t j = 0; j < i; j++)
 			if (idx[j] == res.vcpu)
-				return deny(v, -EEXIST, REJ_DUPLICATE, "vCPU %d sent twice", res.vcpu);
+				return deny(v, -EEXIST, REJ_DUPLICATE, "vCPU %d sent twice",
+					    res.vcpu);
 		for (unsigned j = 0; vm && j < vm->n_vcpus; j++)
 			if (vm->vcpus[j] == res.vcpu)
-				return deny(v, -EEXIST, REJ_DUPLICATE, "vCPU %d already registered", res.vcpu);
+				return deny(v, -EEXIST, REJ_DUPLICATE, "vCPU %d already registered",
+					    res.vcpu);
 	}
 	return 0;
 }
 
-static int check_limits(struct helper *h, const struct hproc *p, const struct hvm *vm, size_t n_new_vcpus,
-			size_t n_fds, struct verdict *v)
+static int check_limits(struct helper *h, const struct hproc *p, const struct hvm *vm,
+			size_t n_new_vcpus, size_t n_fds, struct verdict *v)
 {
 	const struct config *cfg = h->cfg;
 
 	if (!vm && p && p->n_vms >= cfg->max_vms_per_peer)
-		return deny(v, -ENOSPC, REJ_LIMIT, "pid %d has %u VMs registered (max_vms_per_peer)",
-			    (int)p->pid, p->n_vms);
+		return deny(v, -ENOSPC, REJ_LIMIT,
+			    "pid %d has %u VMs registered (max_vms_per_peer)", (int)p->pid,
+			    p->n_vms);
 	if ((vm ? vm->n_vcpus : 0) + n_new_vcpus > cfg->max_vcpus_per_vm)
-		return deny(v, -ENOSPC, REJ_LIMIT, "more than %u vCPUs for one VM (max_vcpus_per_vm)",
+		return deny(v, -ENOSPC, REJ_LIMIT,
+			    "more than %u vCPUs for one VM (max_vcpus_per_vm)",
 			    cfg->max_vcpus_per_vm);
 	if (h->n_sources + n_fds > cfg->max_sources)
 		return deny(v, -ENOSPC, REJ_LIMIT, "%u stats fds held already (max_sources %u)",
@@ -133,13 +140,14 @@ static int check_limits(struct helper *h, const struct hproc *p, const struct hv
 	return 0;
 }
 
-static int pick_name(struct helper *h, struct conn *c, const struct kvmstat_register_vm *b, char *name,
-		     size_t size, struct verdict *v)
+static int pick_name(struct helper *h, struct conn *c, const struct kvmstat_register_vm *b,
+		     char *name, size_t size, struct verdict *v)
 {
 	size_t len = strnlen(b->name, sizeof(b->name));
 
 	if (len == sizeof(b->name) || !escape_is_clean_utf8(b->name, len))
-		return deny(v, -EBADMSG, REJ_BAD_MESSAGE, "name is unterminated, not UTF-8 or has control characters");
+		return deny(v, -EBADMSG, REJ_BAD_MESSAGE,
+			    "name is unterminated, not UTF-8 or has control characters");
 	if (len) {
 		snprintf(name, size, "%s", b->name);
 		if (name_taken(h, name))
@@ -234,7 +242,8 @@ static int do_register(struct helper *h, struct conn *c, const struct kvmstat_re
 	if (!fdcheck_is_thread_of(res.id_pid, c->pid))
 		return deny(v, -EPERM, REJ_NOT_OWNER, "VM created by tid %d, not by pid %d",
 			    (int)res.id_pid, (int)c->pid);
-	if (check_vcpus(c, NULL, fds + 1, n - 1, idx, v) < 0 || pick_name(h, c, b, name, sizeof(name), v) < 0)
+	if (check_vcpus(c, NULL, fds + 1, n - 1, idx, v) < 0 ||
+	    pick_name(h, c, b, name, sizeof(name), v) < 0)
 		return v->status;
 	if (find_vm(h, c->pid, b->vm_handle))
 		return deny(v, -EEXIST, REJ_DUPLICATE, "handle %llu is registered already",
@@ -265,8 +274,8 @@ static int do_register(struct helper *h, struct conn *c, const struct kvmstat_re
 	h->vms[h->n_vms++] = vm;
 	h->n_sources += (unsigned)n;
 	v->accepted = (unsigned)n;
-	log_info("pid %d (uid %u) registered VM \"%s\" with %zu vCPUs", (int)c->pid, (unsigned)c->uid,
-		 name, n - 1);
+	log_info("pid %d (uid %u) registered VM \"%s\" with %zu vCPUs", (int)c->pid,
+		 (unsigned)c->uid, name, n - 1);
 	return 0;
 }
 
@@ -280,7 +289,8 @@ static int do_add_vcpus(struct helper *h, struct conn *c, const struct kvmstat_a
 	if (b->flags || b->reserved)
 		return deny(v, -EBADMSG, REJ_BAD_MESSAGE, "flags/reserved must be 0");
 	if (!vm)
-		return deny(v, -ENOENT, REJ_UNKNOWN_VM, "no VM with handle %llu", (unsigned long long)b->vm_handle);
+		return deny(v, -ENOENT, REJ_UNKNOWN_VM, "no VM with handle %llu",
+			    (unsigned long long)b->vm_handle);
 	if (n == 0)
 		return deny(v, -E2BIG, REJ_FD_COUNT, "ADD_VCPUS carries no fd");
 	if (check_vcpus(c, vm, fds, n, idx, v) < 0 || check_limits(h, vm->proc, vm, n, n, v) < 0)
@@ -322,7 +332,8 @@ static int do_unregister(struct helper *h, struct conn *c, const struct kvmstat_
 	if (n)
 		return deny(v, -E2BIG, REJ_FD_COUNT, "UNREGISTER_VM carries fds");
 	if (!vm)
-		return deny(v, -ENOENT, REJ_UNKNOWN_VM, "no VM with handle %llu", (unsigned long long)b->vm_handle);
+		return deny(v, -ENOENT, REJ_UNKNOWN_VM, "no VM with handle %llu",
+			    (unsigned long long)b->vm_handle);
 	m.vm_id = vm->id;
 	fdpass_send(h->ipc_fd, &m, sizeof(m), NULL, 0);
 	log_info("pid %d unregistered VM \"%s\"", (int)c->pid, vm->name);

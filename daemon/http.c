@@ -21,10 +21,10 @@ struct http_server {
 };
 
 static const char landing[] =
-	"<!DOCTYPE html>\n<html><head><title>kvmstatd</title></head><body>\n"
-	"<h1>kvmstatd</h1>\n<p>KVM VM and vCPU statistics from the kernel's binary stats fds.</p>\n"
-	"<ul><li><a href=\"/metrics\">/metrics</a> (Prometheus text; OpenMetrics on request)</li>\n"
-	"<li><a href=\"/-/healthy\">/-/healthy</a></li></ul>\n</body></html>\n";
+    "<!DOCTYPE html>\n<html><head><title>kvmstatd</title></head><body>\n"
+    "<h1>kvmstatd</h1>\n<p>KVM VM and vCPU statistics from the kernel's binary stats fds.</p>\n"
+    "<ul><li><a href=\"/metrics\">/metrics</a> (Prometheus text; OpenMetrics on request)</li>\n"
+    "<li><a href=\"/-/healthy\">/-/healthy</a></li></ul>\n</body></html>\n";
 
 /* q value of one media range's parameters (";q=0.5;version=..."). */
 static double media_q(const char *params, size_t len)
@@ -99,8 +99,10 @@ static uint64_t now_ns(void)
 
 static enum MHD_Result serve_metrics(struct http_server *srv, struct MHD_Connection *c)
 {
-	const char *accept = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
-	enum render_format fmt = http_wants_openmetrics(accept) ? FMT_OPENMETRICS_100 : FMT_TEXT_004;
+	const char *accept =
+	    MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
+	enum render_format fmt =
+	    http_wants_openmetrics(accept) ? FMT_OPENMETRICS_100 : FMT_TEXT_004;
 	struct snapshot *snap = snapshot_acquire();
 	struct buf out = { 0 };
 	uint64_t t0 = now_ns();
@@ -115,8 +117,9 @@ static enum MHD_Result serve_metrics(struct http_server *srv, struct MHD_Connect
 		log_err("rendering /metrics: %s", strerror(-rc));
 		return reply_text(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "render failed\n");
 	}
-	return reply(c, MHD_HTTP_OK, fmt == FMT_OPENMETRICS_100 ? CONTENT_TYPE_OM : CONTENT_TYPE_TEXT,
-		     out.data, out.len, MHD_RESPMEM_MUST_FREE);
+	return reply(c, MHD_HTTP_OK,
+		     fmt == FMT_OPENMETRICS_100 ? CONTENT_TYPE_OM : CONTENT_TYPE_TEXT, out.data,
+		     out.len, MHD_RESPMEM_MUST_FREE);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
@@ -147,8 +150,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	return reply_text(c, MHD_HTTP_NOT_FOUND, "not found\n");
 }
 
-__attribute__((format(printf, 2, 0))) static void on_mhd_log(void *cls, const char *fmt,
-							   va_list ap)
+__attribute__((format(printf, 2, 0))) static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	char line[512];
 
@@ -166,12 +168,11 @@ int http_start(struct http_server **out, const struct http_config *cfg)
 		return -ENOMEM;
 	srv->stats = cfg->stats;
 	srv->mhd = MHD_start_daemon(
-		MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL,
-		on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
-		MHD_OPTION_LISTEN_SOCKET, cfg->listen_fd,
-		MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
-		cfg->connection_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32768,
-		MHD_OPTION_END);
+	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL,
+	    on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET,
+	    cfg->listen_fd, MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections,
+	    MHD_OPTION_CONNECTION_TIMEOUT, cfg->connection_timeout_s,
+	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32768, MHD_OPTION_END);
 	if (!srv->mhd) {
 		free(srv);
 		return -EIO;

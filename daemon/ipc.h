@@ -16,10 +16,10 @@
 #include "kvmstat_proto.h"
 
 enum ipc_type {
-	IPC_ADD_VM = 1,	  /* fds: pidfd, VM stats fd, vCPU stats fds */
-	IPC_ADD_VCPUS,	  /* fds: vCPU stats fds */
-	IPC_REMOVE_VM,	  /* no fds */
-	IPC_REJECTED,	  /* no fds: a registration the helper refused */
+	IPC_ADD_VM = 1, /* fds: pidfd, VM stats fd, vCPU stats fds */
+	IPC_ADD_VCPUS,	/* fds: vCPU stats fds */
+	IPC_REMOVE_VM,	/* no fds */
+	IPC_REJECTED,	/* no fds: a registration the helper refused */
 };
 
 #define IPC_MAX_VCPU_FDS KVMSTAT_MAX_FDS_PER_MSG
@@ -34,7 +34,7 @@ struct ipc_add_vm {
 	uint32_t vm_id;
 	int32_t pid;
 	uint32_t uid;
-	uint32_t n_vcpus; /* vCPU fds following the pidfd and the VM fd */
+	uint32_t n_vcpus;		  /* vCPU fds following the pidfd and the VM fd */
 	char name[KVMSTAT_NAME_MAX + 16]; /* NUL-terminated, checked by the helper */
 	char comm[32];
 };

@@ -14,7 +14,8 @@
 
 static int try_bind(const struct addrinfo *ai, int *out_fd)
 {
-	int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
+	int fd =
+	    socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
 	int one = 1, zero = 0, rc;
 
 	if (fd < 0)
@@ -33,14 +34,16 @@ static int try_bind(const struct addrinfo *ai, int *out_fd)
 
 int listen_tcp(const char *addr, int *out_fd, char *err, size_t err_size)
 {
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
+				  .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
 	struct addrinfo *res = NULL;
 	char host[CONFIG_STR_MAX], port_s[8];
 	uint16_t port;
 	int rc;
 
 	if (config_parse_listen(addr, host, sizeof(host), &port) < 0) {
-		snprintf(err, err_size, "listen address \"%s\" is not PORT, :PORT, ADDR:PORT or [V6]:PORT", addr);
+		snprintf(err, err_size,
+			 "listen address \"%s\" is not PORT, :PORT, ADDR:PORT or [V6]:PORT", addr);
 		return -EINVAL;
 	}
 	snprintf(port_s, sizeof(port_s), "%u", port);
@@ -59,8 +62,10 @@ int listen_tcp(const char *addr, int *out_fd, char *err, size_t err_size)
 		rc = try_bind(ai, out_fd);
 	if (rc < 0 && !host[0]) { /* no IPv6 on this host: IPv4 any */
 		struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(port) };
-		struct addrinfo v4 = { .ai_family = AF_INET, .ai_socktype = SOCK_STREAM,
-				       .ai_addr = (struct sockaddr *)&sin, .ai_addrlen = sizeof(sin) };
+		struct addrinfo v4 = { .ai_family = AF_INET,
+				       .ai_socktype = SOCK_STREAM,
+				       .ai_addr = (struct sockaddr *)&sin,
+				       .ai_addrlen = sizeof(sin) };
 
 		rc = try_bind(&v4, out_fd);
 	}

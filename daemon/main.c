@@ -49,9 +49,12 @@ static void usage(FILE *f)
 static int parse_args(int argc, char **argv, struct options *o)
 {
 	static const struct option longopts[] = {
-		{ "config", required_argument, NULL, 'c' }, { "listen", required_argument, NULL, 'l' },
-		{ "check-config", no_argument, NULL, 'C' }, { "verbose", no_argument, NULL, 'v' },
-		{ "version", no_argument, NULL, 'V' },	    { "help", no_argument, NULL, 'h' },
+		{ "config", required_argument, NULL, 'c' },
+		{ "listen", required_argument, NULL, 'l' },
+		{ "check-config", no_argument, NULL, 'C' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
@@ -102,8 +105,10 @@ static int load_config(const struct options *o, struct config *cfg)
 	if (o->listen) {
 		if (strlen(o->listen) >= sizeof(cfg->listen) ||
 		    config_parse_listen(o->listen, host, sizeof(host), &port) < 0) {
-			fprintf(stderr, "kvmstatd: --listen \"%s\": not PORT, :PORT, ADDR:PORT or [V6]:PORT\n",
-				o->listen);
+			fprintf(
+			    stderr,
+			    "kvmstatd: --listen \"%s\": not PORT, :PORT, ADDR:PORT or [V6]:PORT\n",
+			    o->listen);
 			return -EINVAL;
 		}
 		snprintf(cfg->listen, sizeof(cfg->listen), "%s", o->listen);
@@ -140,11 +145,13 @@ static int start(const struct config *cfg)
 	pid_t pid;
 
 	if ((rc = privdrop_lookup(cfg->user, &uid, &gid)) < 0) {
-		log_err("user \"%s\" (config [daemon] user): %s; create it with scripts/create-user.sh",
-			cfg->user, rc == -ENOENT ? "no such user" : strerror(-rc));
+		log_err(
+		    "user \"%s\" (config [daemon] user): %s; create it with scripts/create-user.sh",
+		    cfg->user, rc == -ENOENT ? "no such user" : strerror(-rc));
 		return 1;
 	}
-	if ((rc = fdcheck_init()) < 0 || (rc = listen_tcp(cfg->listen, &http_fd, err, sizeof(err))) < 0) {
+	if ((rc = fdcheck_init()) < 0 ||
+	    (rc = listen_tcp(cfg->listen, &http_fd, err, sizeof(err))) < 0) {
 		log_err("%s", rc == -EINVAL || http_fd < 0 ? err : strerror(-rc));
 		return 1;
 	}

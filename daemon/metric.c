@@ -53,10 +53,11 @@ const char *metric_unit_name(const struct stat_flags *f)
 }
 
 /* Unit tokens a descriptor name may already end with, per unit. */
-static const char *const seconds_tokens[] = { "_ns", "_us", "_ms", "_s", "_sec", "_secs",
-					      "_seconds", "_nsec", "_usec", "_msec", NULL };
-static const char *const bytes_tokens[] = { "_bytes", "_b", "_kb", "_kib", "_mb",
-					    "_mib", "_gb", "_gib", NULL };
+static const char *const seconds_tokens[] = { "_ns",   "_us",	"_ms",	    "_s",
+					      "_sec",  "_secs", "_seconds", "_nsec",
+					      "_usec", "_msec", NULL };
+static const char *const bytes_tokens[] = { "_bytes", "_b",  "_kb",  "_kib", "_mb",
+					    "_mib",   "_gb", "_gib", NULL };
 static const char *const cycles_tokens[] = { "_cycles", NULL };
 
 static const char *const *unit_tokens(const struct stat_flags *f)
@@ -108,8 +109,8 @@ static int sanitise(const char *name, char *out, size_t out_size, size_t *len)
 	return 0;
 }
 
-int metric_family_name(enum stat_scope scope, const char *desc_name,
-		       const struct stat_flags *f, char *out, size_t out_size)
+int metric_family_name(enum stat_scope scope, const char *desc_name, const struct stat_flags *f,
+		       char *out, size_t out_size)
 {
 	const char *prefix = scope == SCOPE_VM ? "kvm_vm_" : "kvm_vcpu_";
 	const char *const *tok = unit_tokens(f);

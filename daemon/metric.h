@@ -32,7 +32,7 @@ struct stat_flags {
  * a double, exact while the result fits in 53 bits.
  */
 struct metric_scale {
-	uint8_t base2;	 /* 0: power of 10, 1: power of 2 */
+	uint8_t base2;	  /* 0: power of 10, 1: power of 2 */
 	int16_t exponent; /* |exponent| <= METRIC_MAX_EXPONENT */
 };
 
@@ -47,8 +47,8 @@ int metric_decode_flags(uint32_t flags, struct stat_flags *out);
  * part of the family. Returns the length, -EINVAL for an empty or invalid
  * name (anything outside printable ASCII), -ENAMETOOLONG.
  */
-int metric_family_name(enum stat_scope scope, const char *desc_name,
-		       const struct stat_flags *f, char *out, size_t out_size);
+int metric_family_name(enum stat_scope scope, const char *desc_name, const struct stat_flags *f,
+		       char *out, size_t out_size);
 
 enum metric_type metric_type_of(const struct stat_flags *f);
 

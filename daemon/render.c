@@ -6,8 +6,8 @@
 #include <stdlib.h>
 
 struct samples {
-	uint64_t *vals;	 /* all sources' newest values, back to back */
-	size_t *offset;	 /* per source: its first value in vals */
+	uint64_t *vals;	     /* all sources' newest values, back to back */
+	size_t *offset;	     /* per source: its first value in vals */
 	unsigned char *have; /* per source: 1 if it has a sample */
 };
 
@@ -50,8 +50,8 @@ static void put_value(struct buf *b, uint64_t raw, struct metric_scale scale)
 }
 
 /* name{labels[,le="x"]} */
-static void put_series(struct buf *b, const char *family, const char *suffix,
-		       const char *labels, const char *le)
+static void put_series(struct buf *b, const char *family, const char *suffix, const char *labels,
+		       const char *le)
 {
 	buf_puts(b, family);
 	buf_puts(b, suffix);
@@ -111,7 +111,8 @@ static void render_family(const struct snapshot *snap, const struct samples *sm,
 
 static void render_info(const struct snapshot *snap, enum render_format fmt, struct buf *b)
 {
-	static const char help[] = "Identity of a VM: its kernel id, VMM process and how it was found.";
+	static const char help[] =
+	    "Identity of a VM: its kernel id, VMM process and how it was found.";
 
 	if (fmt == FMT_OPENMETRICS_100)
 		buf_printf(b, "# TYPE kvm_vm info\n# HELP kvm_vm %s\n", help);
@@ -137,7 +138,8 @@ int render_metrics(const struct snapshot *snap, const struct selfstats *stats,
 	}
 	if (stats)
 		selfstats_render(stats, snap ? (unsigned)(snap->n_sources - snap->n_vcpus) : 0,
-				 snap ? (unsigned)snap->n_vcpus : 0, fmt == FMT_OPENMETRICS_100, out);
+				 snap ? (unsigned)snap->n_vcpus : 0, fmt == FMT_OPENMETRICS_100,
+				 out);
 	if (fmt == FMT_OPENMETRICS_100)
 		buf_put(out, "# EOF\n", 6);
 	if (out->failed)

@@ -21,7 +21,7 @@
 #define DESC_FIXED 16u /* struct kvm_stats_desc without its name */
 
 static int fail(struct schema_error *err, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 
 static int fail(struct schema_error *err, const char *fmt, ...)
 {
@@ -56,7 +56,8 @@ static int check_header(const struct kvm_stats_header *h, struct schema_error *e
 	if (h->flags != 0)
 		return fail(err, "header flags 0x%x unknown (expected 0)", h->flags);
 	if (h->name_size == 0 || h->name_size > SCHEMA_MAX_NAME_SIZE)
-		return fail(err, "name_size %u out of range 1..%u", h->name_size, SCHEMA_MAX_NAME_SIZE);
+		return fail(err, "name_size %u out of range 1..%u", h->name_size,
+			    SCHEMA_MAX_NAME_SIZE);
 	if (h->num_desc == 0 || h->num_desc > SCHEMA_MAX_DESCS)
 		return fail(err, "num_desc %u out of range 1..%u", h->num_desc, SCHEMA_MAX_DESCS);
 	if (h->id_offset < SCHEMA_HEADER_SIZE || h->desc_offset < SCHEMA_HEADER_SIZE ||
@@ -64,12 +65,12 @@ static int check_header(const struct kvm_stats_header *h, struct schema_error *e
 		return fail(err, "id/desc/data offset %u/%u/%u inside the header", h->id_offset,
 			    h->desc_offset, h->data_offset);
 	/* id and descriptors may not overlap; data comes after both */
-	if ((uint64_t)h->id_offset + h->name_size > h->desc_offset &&
-	    desc_end(h) > h->id_offset)
+	if ((uint64_t)h->id_offset + h->name_size > h->desc_offset && desc_end(h) > h->id_offset)
 		return fail(err, "id string at %u overlaps descriptors at %u", h->id_offset,
 			    h->desc_offset);
 	if ((uint64_t)h->id_offset + h->name_size > h->data_offset || desc_end(h) > h->data_offset)
-		return fail(err, "data block at %u overlaps the id or the descriptors", h->data_offset);
+		return fail(err, "data block at %u overlaps the id or the descriptors",
+			    h->data_offset);
 	return 0;
 }
 
@@ -171,8 +172,8 @@ static int take_desc(const uint8_t *d, uint32_t name_size, enum stat_scope scope
 	int rc;
 
 	memcpy(&kd, d, DESC_FIXED);
-	if (metric_decode_flags(kd.flags, &st->flags) < 0 ||
-	    kd.exponent < -METRIC_MAX_EXPONENT || kd.exponent > METRIC_MAX_EXPONENT) {
+	if (metric_decode_flags(kd.flags, &st->flags) < 0 || kd.exponent < -METRIC_MAX_EXPONENT ||
+	    kd.exponent > METRIC_MAX_EXPONENT) {
 		skips->unknown++;
 		return 0;
 	}
@@ -258,7 +259,8 @@ static void pair_sums(struct schema *s)
 		if (s->stats[h].type != MT_HISTOGRAM)
 			continue;
 		for (size_t c = 0; c < s->n_stats; c++) {
-			if (s->stats[c].type != MT_COUNTER || strcmp(s->stats[c].family, s->stats[h].family))
+			if (s->stats[c].type != MT_COUNTER ||
+			    strcmp(s->stats[c].family, s->stats[h].family))
 				continue;
 			s->stats[h].sum_index = (int32_t)s->stats[c].index;
 			s->stats[h].sum_scale = s->stats[c].scale;
@@ -288,7 +290,9 @@ static size_t add_names(struct sample_name *v, size_t n, const struct schema_sta
 	static const char *const counter[] = { "", "_total", "_created", NULL };
 	static const char *const gauge[] = { "", NULL };
 	static const char *const hist[] = { "", "_bucket", "_count", "_sum", "_created", NULL };
-	const char *const *sfx = st->type == MT_COUNTER ? counter : st->type == MT_GAUGE ? gauge : hist;
+	const char *const *sfx = st->type == MT_COUNTER ? counter
+				 : st->type == MT_GAUGE ? gauge
+							: hist;
 
 	for (; *sfx; sfx++, n++) {
 		snprintf(v[n].name, sizeof(v[n].name), "%s%s", st->family, *sfx);
@@ -412,8 +416,8 @@ static int finish_stats(struct schema *s)
 	return rc;
 }
 
-int schema_parse(const uint8_t *buf, size_t len, enum stat_scope scope,
-		 struct schema **out, struct schema_error *err)
+int schema_parse(const uint8_t *buf, size_t len, enum stat_scope scope, struct schema **out,
+		 struct schema_error *err)
 {
 	struct kvm_stats_header h;
 	struct schema *s = NULL;
@@ -482,12 +486,12 @@ static bool key_matches(const struct schema *s, const uint8_t *buf, enum stat_sc
 		return false;
 	memcpy(&k, s->key + 1, sizeof(k));
 	k.id_offset = h->id_offset;
-	return !memcmp(&k, h, sizeof(k)) && !memcmp(s->key + 1 + sizeof(*h), buf + h->desc_offset, dlen);
+	return !memcmp(&k, h, sizeof(k)) &&
+	       !memcmp(s->key + 1 + sizeof(*h), buf + h->desc_offset, dlen);
 }
 
-int schema_cache_get(struct schema_cache *c, const uint8_t *buf, size_t len,
-		     enum stat_scope scope, struct schema **out, bool *created,
-		     struct schema_error *err)
+int schema_cache_get(struct schema_cache *c, const uint8_t *buf, size_t len, enum stat_scope scope,
+		     struct schema **out, bool *created, struct schema_error *err)
 {
 	struct kvm_stats_header h;
 	struct schema **nv;

@@ -41,12 +41,12 @@ struct schema_stat {
 	enum metric_type type;
 	struct stat_flags flags;
 	struct metric_scale scale;
-	uint32_t index; /* first u64 of this stat in the data block */
-	uint32_t size;	/* u64 items: 1, or the number of buckets */
+	uint32_t index;	      /* first u64 of this stat in the data block */
+	uint32_t size;	      /* u64 items: 1, or the number of buckets */
 	uint32_t bucket_size; /* linear histograms: width of a bucket */
-	int32_t sum_index; /* histogram: index of its _sum twin, -1 if none */
+	int32_t sum_index;    /* histogram: index of its _sum twin, -1 if none */
 	struct metric_scale sum_scale;
-	char **le;   /* histogram: size-1 formatted upper bounds (+Inf is last) */
+	char **le;	 /* histogram: size-1 formatted upper bounds (+Inf is last) */
 	char *head_text; /* "# HELP ...\n# TYPE ...\n", Prometheus text 0.0.4 */
 	char *head_om;	 /* "# TYPE ...\n# UNIT ...\n# HELP ...\n", OpenMetrics */
 };
@@ -86,8 +86,8 @@ int schema_read(int fd, uint8_t **buf, size_t *len, struct schema_error *err);
 int schema_parse_id(const uint8_t *buf, size_t len, char *id, struct schema_error *err);
 
 /* Validate buf and build a schema (refs = 1). -EINVAL with err->why. */
-int schema_parse(const uint8_t *buf, size_t len, enum stat_scope scope,
-		 struct schema **out, struct schema_error *err);
+int schema_parse(const uint8_t *buf, size_t len, enum stat_scope scope, struct schema **out,
+		 struct schema_error *err);
 
 struct schema *schema_ref(struct schema *s);
 void schema_unref(struct schema *s);
@@ -102,9 +102,8 @@ struct schema_cache {
  * Returns a new reference to the shared schema for buf, parsing on a miss;
  * *created (may be NULL) says whether it was parsed just now.
  */
-int schema_cache_get(struct schema_cache *c, const uint8_t *buf, size_t len,
-		     enum stat_scope scope, struct schema **out, bool *created,
-		     struct schema_error *err);
+int schema_cache_get(struct schema_cache *c, const uint8_t *buf, size_t len, enum stat_scope scope,
+		     struct schema **out, bool *created, struct schema_error *err);
 /* Drop schemas nobody but the cache holds. */
 void schema_cache_trim(struct schema_cache *c);
 void schema_cache_fini(struct schema_cache *c);

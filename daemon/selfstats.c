@@ -25,8 +25,8 @@ static void head(struct buf *b, int om, const char *name, const char *type, cons
 			buf_printf(b, "# UNIT %s %s\n", name, unit);
 		buf_printf(b, "# HELP %s %s\n", name, help);
 	} else {
-		buf_printf(b, "# HELP %s%s %s\n# TYPE %s%s %s\n", name, counter ? "_total" : "", help,
-			   name, counter ? "_total" : "", type);
+		buf_printf(b, "# HELP %s%s %s\n# TYPE %s%s %s\n", name, counter ? "_total" : "",
+			   help, name, counter ? "_total" : "", type);
 	}
 }
 
@@ -48,8 +48,8 @@ static void render_sources(const struct selfstats *st, unsigned n_vms, unsigned 
 			   struct buf *b)
 {
 	head(b, om, "kvmstatd_sources", "gauge", NULL, "Stats fds polled, by kind.");
-	buf_printf(b, "kvmstatd_sources{kind=\"vm\"} %u\nkvmstatd_sources{kind=\"vcpu\"} %u\n", n_vms,
-		   n_vcpus);
+	buf_printf(b, "kvmstatd_sources{kind=\"vm\"} %u\nkvmstatd_sources{kind=\"vcpu\"} %u\n",
+		   n_vms, n_vcpus);
 	head(b, om, "kvmstatd_registrations_rejected", "counter", NULL,
 	     "Registrations refused by the helper, by reason.");
 	for (int r = 0; r < REJ__COUNT; r++)
@@ -100,9 +100,15 @@ void selfstats_render(const struct selfstats *st, unsigned n_vms, unsigned n_vcp
 	gauge(b, om, "kvmstatd_start_time_seconds", "seconds", "Start time of the worker.",
 	      st->start_time);
 	if (om)
-		buf_printf(b, "# TYPE kvmstatd_build info\n# HELP kvmstatd_build Version of kvmstatd.\n"
-			      "kvmstatd_build_info{version=\"%s\"} 1\n", KVMSTATD_VERSION);
+		buf_printf(
+		    b,
+		    "# TYPE kvmstatd_build info\n# HELP kvmstatd_build Version of kvmstatd.\n"
+		    "kvmstatd_build_info{version=\"%s\"} 1\n",
+		    KVMSTATD_VERSION);
 	else
-		buf_printf(b, "# HELP kvmstatd_build_info Version of kvmstatd.\n# TYPE kvmstatd_build_info gauge\n"
-			      "kvmstatd_build_info{version=\"%s\"} 1\n", KVMSTATD_VERSION);
+		buf_printf(b,
+			   "# HELP kvmstatd_build_info Version of kvmstatd.\n# TYPE "
+			   "kvmstatd_build_info gauge\n"
+			   "kvmstatd_build_info{version=\"%s\"} 1\n",
+			   KVMSTATD_VERSION);
 }

@@ -19,7 +19,9 @@ static char *make_info(const struct vm_meta *vm)
 	    escape_text(vm->comm, true, comm, sizeof(comm)) < 0 ||
 	    escape_text(vm->kernel_id, true, kid, sizeof(kid)) < 0)
 		return NULL;
-	if (asprintf(&line, "kvm_vm_info{vm=\"%s\",kernel_id=\"%s\",vmm_pid=\"%d\",vmm_comm=\"%s\",source=\"%s\"} 1\n",
+	if (asprintf(&line,
+		     "kvm_vm_info{vm=\"%s\",kernel_id=\"%s\",vmm_pid=\"%d\",vmm_comm=\"%s\",source="
+		     "\"%s\"} 1\n",
 		     name, kid, (int)vm->pid, comm, vm->how) < 0)
 		return NULL;
 	return line;
@@ -76,8 +78,8 @@ void vm_meta_unref(struct vm_meta *vm)
 	free(vm);
 }
 
-int source_new(struct source **out, struct vm_meta *vm, struct schema *schema, int fd,
-	       int vcpu, uint32_t ring_slots)
+int source_new(struct source **out, struct vm_meta *vm, struct schema *schema, int fd, int vcpu,
+	       uint32_t ring_slots)
 {
 	struct source *s = calloc(1, sizeof(*s));
 	int rc = -ENOMEM;

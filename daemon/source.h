@@ -20,10 +20,10 @@
 
 struct vm_meta {
 	atomic_int refs;
-	uint32_t id;	 /* the helper's number for this VM */
-	pid_t pid;	 /* VMM process */
+	uint32_t id; /* the helper's number for this VM */
+	pid_t pid;   /* VMM process */
 	uid_t uid;
-	char name[128];	 /* label value, unescaped */
+	char name[128];		       /* label value, unescaped */
 	char kernel_id[SCHEMA_ID_MAX]; /* "kvm-<pid>" from the VM stats fd */
 	char comm[32];
 	const char *how; /* "registered" (later: "discovered") */
@@ -36,8 +36,8 @@ struct source {
 	struct vm_meta *vm;
 	struct schema *schema;
 	struct ring *ring;
-	int fd;	  /* poller thread only; -1 once closed */
-	int vcpu; /* -1: the VM's own stats */
+	int fd;	      /* poller thread only; -1 once closed */
+	int vcpu;     /* -1: the VM's own stats */
 	char *labels; /* vm="..." or vm="...",vcpu="N" */
 };
 
@@ -50,8 +50,8 @@ struct vm_meta *vm_meta_ref(struct vm_meta *vm);
 void vm_meta_unref(struct vm_meta *vm);
 
 /* Takes ownership of fd and of the schema reference. */
-int source_new(struct source **out, struct vm_meta *vm, struct schema *schema, int fd,
-	       int vcpu, uint32_t ring_slots);
+int source_new(struct source **out, struct vm_meta *vm, struct schema *schema, int fd, int vcpu,
+	       uint32_t ring_slots);
 struct source *source_ref(struct source *s);
 void source_unref(struct source *s);
 void source_close_fd(struct source *s);

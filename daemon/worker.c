@@ -201,9 +201,11 @@ static int add_source(struct worker *w, struct wvm *vm, int fd, enum stat_scope 
 	if (rc == 0)
 		rc = schema_parse_id(buf, len, id, &err);
 	if (rc == 0 && scope == SCOPE_VCPU && (vcpu = vcpu_index_of(id)) < 0)
-		rc = -EINVAL, snprintf(err.why, sizeof(err.why), "id \"%.64s\" is not kvm-<tid>/vcpu-<n>", id);
+		rc = -EINVAL,
+		snprintf(err.why, sizeof(err.why), "id \"%.64s\" is not kvm-<tid>/vcpu-<n>", id);
 	if (rc == 0 && vcpu >= 0 && vm_has_vcpu(vm, vcpu))
-		rc = -EEXIST, snprintf(err.why, sizeof(err.why), "vcpu %d is already registered", vcpu);
+		rc = -EEXIST,
+		snprintf(err.why, sizeof(err.why), "vcpu %d is already registered", vcpu);
 	if (rc == 0)
 		rc = schema_cache_get(&w->cache, buf, len, scope, &sc, &created, &err);
 	free(buf);
@@ -264,7 +266,8 @@ static int on_add_vm(struct worker *w, const struct ipc_add_vm *m, int *fds, siz
 		return -ENOMEM;
 	w->vms = nv;
 	vm = calloc(1, sizeof(*vm));
-	if (!vm || vm_meta_new(&vm->meta, m->vm_id, m->pid, m->uid, name, "", m->comm, "registered") < 0)
+	if (!vm ||
+	    vm_meta_new(&vm->meta, m->vm_id, m->pid, m->uid, name, "", m->comm, "registered") < 0)
 		goto fail;
 	vm->pidfd = fds[0];
 	fds[0] = -1;
@@ -313,7 +316,8 @@ static int dispatch(struct worker *w, const union ipc_msg *m, size_t len, int *f
 	case IPC_ADD_VM:
 		return len == sizeof(m->add_vm) ? on_add_vm(w, &m->add_vm, fds, n_fds) : -EBADMSG;
 	case IPC_ADD_VCPUS:
-		return len == sizeof(m->add_vcpus) ? on_add_vcpus(w, &m->add_vcpus, fds, n_fds) : -EBADMSG;
+		return len == sizeof(m->add_vcpus) ? on_add_vcpus(w, &m->add_vcpus, fds, n_fds)
+						   : -EBADMSG;
 	case IPC_REMOVE_VM: {
 		struct wvm *vm = find_vm(w, m->remove_vm.vm_id);
 
@@ -443,8 +447,9 @@ static int setup(struct worker *w, int http_fd)
 
 int worker_run(const struct config *cfg, int ipc_fd, int http_fd)
 {
-	struct worker w = { .cfg = cfg, .ipc_fd = ipc_fd, .timer_fd = -1, .signal_fd = -1,
-			    .epoll_fd = -1 };
+	struct worker w = {
+		.cfg = cfg, .ipc_fd = ipc_fd, .timer_fd = -1, .signal_fd = -1, .epoll_fd = -1
+	};
 	struct timespec now;
 	int rc;
 

@@ -1,0 +1,15 @@
+#!/bin/sh
+# Static checks run by `make check`: formatting (the checked-in
+# .clang-format) and cppcheck on every C file of the project.
+set -eu
+cd "$(dirname "$0")/.."
+files=$(ls daemon/*.[ch] client/*.[ch] demo/*.c tests/unit/*.[ch] tests/fuzz/*.c bench/*.c tools/*.c 2>/dev/null || true)
+echo "lint: clang-format"
+# shellcheck disable=SC2086
+clang-format --dry-run -Werror $files
+echo "lint: cppcheck"
+# shellcheck disable=SC2086
+cppcheck --quiet --error-exitcode=1 --std=c11 --enable=warning,portability,performance \
+	--inline-suppr --suppress=missingIncludeSystem -D_GNU_SOURCE -DKVMSTATD_VERSION='"lint"' \
+	-Idaemon -Iclient daemon client demo bench tools
+echo "lint: ok"
