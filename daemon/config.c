@@ -22,23 +22,49 @@ struct key_def {
 	size_t offset;
 	size_t size; /* KEY_STR: buffer size */
 	unsigned long min, max;
+	const char *(*check)(const char *value); /* KEY_STR: NULL or why it is bad */
 };
 
 #define STR(sec, key, field)                                                                       \
 	{                                                                                          \
 		sec, key, KEY_STR, offsetof(struct config, field),                                 \
-		    sizeof(((struct config *)0)->field), 0, 0                                      \
+		    sizeof(((struct config *)0)->field), 0, 0, NULL                                \
+	}
+#define STRC(sec, key, field, fn)                                                                  \
+	{                                                                                          \
+		sec, key, KEY_STR, offsetof(struct config, field),                                 \
+		    sizeof(((struct config *)0)->field), 0, 0, fn                                  \
 	}
 #define UINT(sec, key, field, lo, hi)                                                              \
 	{                                                                                          \
-		sec, key, KEY_UINT, offsetof(struct config, field), 0, lo, hi                      \
+		sec, key, KEY_UINT, offsetof(struct config, field), 0, lo, hi, NULL                \
 	}
 
+static const char *check_not_empty(const char *v)
+{
+	return v[0] ? NULL : "must not be empty";
+}
+
+static const char *check_absolute(const char *v)
+{
+	return v[0] == '/' ? NULL : "must be an absolute path";
+}
+
+static const char *check_listen(const char *v)
+{
+	char host[CONFIG_STR_MAX];
+	uint16_t port;
+
+	return config_parse_listen(v, host, sizeof(host), &port) < 0
+		   ? "not PORT, :PORT, ADDR:PORT or [V6]:PORT (port 1..65535)"
+		   : NULL;
+}
+
 static const struct key_def keys[] = {
-	STR("daemon", "user", user),
-	STR("registration", "socket", socket_path),
-	{ "registration", "socket_mode", KEY_OCTAL, offsetof(struct config, socket_mode), 0, 0,
-	  0777 },
+	STRC("daemon", "user", user, check_not_empty),
+	STRC("registration", "socket", socket_path, check_absolute),
+	{ "registration", "socket_mode", KEY_OCTAL, offsetof(struct config, socket_mode), 0, 0, 0777,
+	  NULL },
 	STR("registration", "socket_group", socket_group),
 	UINT("registration", "max_vms_per_peer", max_vms_per_peer, 1, 4096),
 	UINT("registration", "max_vcpus_per_vm", max_vcpus_per_vm, 1, 4096),
@@ -46,7 +72,7 @@ static const struct key_def keys[] = {
 	UINT("poll", "interval_ms", interval_ms, 10, 3600000),
 	UINT("poll", "ring_slots", ring_slots, 2, 64),
 	UINT("poll", "exit_grace_ms", exit_grace_ms, 0, 86400000),
-	STR("http", "listen", listen),
+	STRC("http", "listen", listen, check_listen),
 	UINT("http", "max_connections", max_connections, 1, 1024),
 	UINT("http", "connection_timeout_s", connection_timeout_s, 1, 3600),
 };
@@ -96,6 +122,8 @@ static const char *set_key(struct config *cfg, const struct key_def *k, const ch
 	if (k->kind == KEY_STR) {
 		if (strlen(v) >= k->size)
 			return "value too long";
+		if (k->check && k->check(v))
+			return k->check(v);
 		memcpy(field, v, strlen(v) + 1);
 		return NULL;
 	}
@@ -152,28 +180,6 @@ static int on_key(void *user, const char *section, const char *name, const char 
 	return 1;
 }
 
-static int validate(const struct config *cfg, char *err, size_t err_size)
-{
-	char host[CONFIG_STR_MAX];
-	uint16_t port;
-
-	if (cfg->user[0] == '\0') {
-		snprintf(err, err_size, "[daemon] user: must not be empty");
-		return -EINVAL;
-	}
-	if (cfg->socket_path[0] != '/') {
-		snprintf(err, err_size, "[registration] socket: must be an absolute path");
-		return -EINVAL;
-	}
-	if (config_parse_listen(cfg->listen, host, sizeof(host), &port) < 0) {
-		snprintf(err, err_size,
-			 "[http] listen: \"%s\" is not PORT, :PORT, ADDR:PORT or [V6]:PORT",
-			 cfg->listen);
-		return -EINVAL;
-	}
-	return 0;
-}
-
 static int finish(struct load_ctx *ctx, int rc, const char *name)
 {
 	char msg[512];
@@ -189,10 +195,6 @@ static int finish(struct load_ctx *ctx, int rc, const char *name)
 	if (rc == -2) {
 		snprintf(ctx->err, ctx->err_size, "%s: out of memory", name);
 		return -ENOMEM;
-	}
-	if (validate(ctx->cfg, msg, sizeof(msg)) < 0) {
-		snprintf(ctx->err, ctx->err_size, "%s: %s", name, msg);
-		return -EINVAL;
 	}
 	return 0;
 }

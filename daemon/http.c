@@ -11,6 +11,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "gzip.h"
 #include "log.h"
 #include "render.h"
 #include "snapshot.h"
@@ -64,8 +65,9 @@ bool http_wants_openmetrics(const char *accept)
 	return best_om > 0 && best_om >= best_other;
 }
 
-static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const char *ctype,
-			     void *body, size_t len, enum MHD_ResponseMemoryMode mode)
+static enum MHD_Result reply_enc(struct MHD_Connection *c, unsigned status, const char *ctype,
+				 void *body, size_t len, enum MHD_ResponseMemoryMode mode,
+				 const char *encoding)
 {
 	struct MHD_Response *r = MHD_create_response_from_buffer(len, body, mode);
 	enum MHD_Result ret;
@@ -76,11 +78,21 @@ static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const ch
 		return MHD_NO;
 	}
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+	if (encoding) /* only pages that may be compressed: say it varies */
+		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_ENCODING, encoding);
+	if (encoding || !strncmp(ctype, CONTENT_TYPE_OM, 12) || !strcmp(ctype, CONTENT_TYPE_TEXT))
+		MHD_add_response_header(r, MHD_HTTP_HEADER_VARY, "Accept-Encoding, Accept");
 	if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
 		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
 	ret = MHD_queue_response(c, status, r);
 	MHD_destroy_response(r);
 	return ret;
+}
+
+static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const char *ctype,
+			     void *body, size_t len, enum MHD_ResponseMemoryMode mode)
+{
+	return reply_enc(c, status, ctype, body, len, mode, NULL);
 }
 
 static enum MHD_Result reply_text(struct MHD_Connection *c, unsigned status, const char *text)
@@ -95,6 +107,22 @@ static uint64_t now_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Send a rendered page, gzipped when the client accepts it; takes page. */
+static enum MHD_Result reply_page(struct MHD_Connection *c, const char *ctype, struct buf *page)
+{
+	const char *ae =
+	    MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT_ENCODING);
+	struct buf z = { 0 };
+
+	if (gzip_accepted(ae) && gzip_compress(page, &z) == 0) {
+		buf_free(page);
+		return reply_enc(c, MHD_HTTP_OK, ctype, z.data, z.len, MHD_RESPMEM_MUST_FREE,
+				 "gzip");
+	}
+	buf_free(&z);
+	return reply(c, MHD_HTTP_OK, ctype, page->data, page->len, MHD_RESPMEM_MUST_FREE);
 }
 
 static enum MHD_Result serve_metrics(struct http_server *srv, struct MHD_Connection *c)
@@ -117,9 +145,8 @@ static enum MHD_Result serve_metrics(struct http_server *srv, struct MHD_Connect
 		log_err("rendering /metrics: %s", strerror(-rc));
 		return reply_text(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "render failed\n");
 	}
-	return reply(c, MHD_HTTP_OK,
-		     fmt == FMT_OPENMETRICS_100 ? CONTENT_TYPE_OM : CONTENT_TYPE_TEXT, out.data,
-		     out.len, MHD_RESPMEM_MUST_FREE);
+	return reply_page(c, fmt == FMT_OPENMETRICS_100 ? CONTENT_TYPE_OM : CONTENT_TYPE_TEXT,
+			  &out);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,

@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: MIT */
+/* gzip - see gzip.h. */
+#include "gzip.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <zlib.h>
+
+bool gzip_accepted(const char *ae)
+{
+	while (ae && *ae) {
+		size_t len = strcspn(ae, ","), tlen;
+		const char *tok = ae + strspn(ae, " \t");
+		const char *q;
+
+		tlen = strcspn(tok, ";, \t");
+		if ((tlen == 4 && !strncasecmp(tok, "gzip", 4)) || (tlen == 1 && tok[0] == '*')) {
+			q = strstr(tok, "q=");
+			if (!q || q > ae + len || strtod(q + 2, NULL) > 0)
+				return true;
+		}
+		ae += len + (ae[len] == ',');
+	}
+	return false;
+}
+
+int gzip_compress(const struct buf *in, struct buf *out)
+{
+	z_stream z;
+	int rc;
+
+	memset(&z, 0, sizeof(z));
+	/* windowBits 15 + 16: a gzip header and trailer around deflate */
+	if (deflateInit2(&z, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+		return -ENOMEM;
+	if (!buf_reserve(out, deflateBound(&z, in->len))) {
+		deflateEnd(&z);
+		return -ENOMEM;
+	}
+	z.next_in = (Bytef *)in->data;
+	z.avail_in = (uInt)in->len;
+	z.next_out = (Bytef *)out->data + out->len;
+	z.avail_out = (uInt)(out->cap - out->len);
+	rc = deflate(&z, Z_FINISH);
+	out->len += z.total_out;
+	deflateEnd(&z);
+	return rc == Z_STREAM_END ? 0 : -EIO;
+}
