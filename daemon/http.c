@@ -67,7 +67,7 @@ bool http_wants_openmetrics(const char *accept)
 
 static enum MHD_Result reply_enc(struct MHD_Connection *c, unsigned status, const char *ctype,
 				 void *body, size_t len, enum MHD_ResponseMemoryMode mode,
-				 const char *encoding)
+				 const char *encoding, bool vary)
 {
 	struct MHD_Response *r = MHD_create_response_from_buffer(len, body, mode);
 	enum MHD_Result ret;
@@ -78,10 +78,10 @@ static enum MHD_Result reply_enc(struct MHD_Connection *c, unsigned status, cons
 		return MHD_NO;
 	}
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
-	if (encoding) /* only pages that may be compressed: say it varies */
+	if (encoding)
 		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_ENCODING, encoding);
-	if (encoding || !strncmp(ctype, CONTENT_TYPE_OM, 12) || !strcmp(ctype, CONTENT_TYPE_TEXT))
-		MHD_add_response_header(r, MHD_HTTP_HEADER_VARY, "Accept-Encoding, Accept");
+	if (vary)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_VARY, "Accept, Accept-Encoding");
 	if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
 		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
 	ret = MHD_queue_response(c, status, r);
@@ -92,7 +92,7 @@ static enum MHD_Result reply_enc(struct MHD_Connection *c, unsigned status, cons
 static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const char *ctype,
 			     void *body, size_t len, enum MHD_ResponseMemoryMode mode)
 {
-	return reply_enc(c, status, ctype, body, len, mode, NULL);
+	return reply_enc(c, status, ctype, body, len, mode, NULL, false);
 }
 
 static enum MHD_Result reply_text(struct MHD_Connection *c, unsigned status, const char *text)
