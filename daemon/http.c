@@ -119,10 +119,12 @@ static enum MHD_Result reply_page(struct MHD_Connection *c, const char *ctype, s
 	if (gzip_accepted(ae) && gzip_compress(page, &z) == 0) {
 		buf_free(page);
 		return reply_enc(c, MHD_HTTP_OK, ctype, z.data, z.len, MHD_RESPMEM_MUST_FREE,
-				 "gzip");
+				 "gzip", true);
 	}
 	buf_free(&z);
-	return reply(c, MHD_HTTP_OK, ctype, page->data, page->len, MHD_RESPMEM_MUST_FREE);
+	/* the page depends on Accept (format) and Accept-Encoding (gzip) */
+	return reply_enc(c, MHD_HTTP_OK, ctype, page->data, page->len, MHD_RESPMEM_MUST_FREE, NULL,
+			 true);
 }
 
 static enum MHD_Result serve_metrics(struct http_server *srv, struct MHD_Connection *c)
