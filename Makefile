@@ -27,7 +27,8 @@ PKGS := libmicrohttpd inih libcap-ng zlib
 CFLAGS ?= -O2 -g
 CFLAGS += -std=gnu11 -Wall -Wextra -Wshadow -Wformat=2 -Wstrict-prototypes \
 	-Wmissing-prototypes -fno-strict-aliasing -D_GNU_SOURCE \
-	-DKVMSTATD_VERSION='"$(VERSION)"' -Idaemon -Iclient
+	-DKVMSTATD_VERSION='"$(VERSION)"' -DKVMSTAT_VERSION='"$(VERSION)"' -Idaemon -Iclient
+CFLAGS += $(EXTRA_CFLAGS)
 ifeq ($(WERROR),1)
 CFLAGS += -Werror
 endif
@@ -52,7 +53,8 @@ CLIENT_OBJ := $(B)/client/kvmstat_client.o
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 
-all: $(B)/kvmstatd $(B)/kvmstat-demo-vmm $(B)/libkvmstat-client.a $(B)/bench-pread
+all: $(B)/kvmstatd $(B)/kvmstat-demo-vmm $(B)/libkvmstat-client.a $(B)/bench-pread \
+	$(B)/capture-stats-layout
 
 $(B)/%.o: %.c $(wildcard daemon/*.h client/*.h)
 	$(call msg,CC,$<)
@@ -75,6 +77,10 @@ $(B)/bench-pread: $(B)/bench/bench-pread.o
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
+$(B)/capture-stats-layout: $(B)/tools/capture-stats-layout.o
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
 $(B)/tests/%: tests/unit/%.c $(DAEMON_OBJ)
 	$(call msg,LINK,$@)
 	@mkdir -p $(dir $@)
@@ -88,7 +94,7 @@ run: deps
 	$(Q)scripts/run-demo.sh
 
 unit: $(UNIT_BIN)
-	$(Q)set -e; for t in $(UNIT_BIN); do echo "== $$t"; (cd tests/unit && ../../$$t); done
+	$(Q)rc=0; for t in $(UNIT_BIN); do echo "== $$t"; (cd tests/unit && ../../$$t) || rc=1; done; exit $$rc
 
 integration: all
 	$(Q)$(PYTHON) -m pytest -q tests/integration
@@ -97,9 +103,9 @@ lint:
 	$(Q)scripts/lint.sh
 
 # Unit tests again under AddressSanitizer + UndefinedBehaviorSanitizer.
+SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 sanitize:
-	$(Q)$(MAKE) --no-print-directory B=build/asan WERROR=1 \
-		CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" unit
+	$(Q)$(MAKE) --no-print-directory B=build/asan WERROR=1 EXTRA_CFLAGS="$(SAN_FLAGS)" unit
 
 check: deps
 	$(Q)$(MAKE) --no-print-directory WERROR=1 all unit

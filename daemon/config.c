@@ -8,6 +8,8 @@
 #include <errno.h>
 #include <ini.h>
 #include <limits.h>
+#include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,8 +65,8 @@ static const char *check_listen(const char *v)
 static const struct key_def keys[] = {
 	STRC("daemon", "user", user, check_not_empty),
 	STRC("registration", "socket", socket_path, check_absolute),
-	{ "registration", "socket_mode", KEY_OCTAL, offsetof(struct config, socket_mode), 0, 0, 0777,
-	  NULL },
+	{ "registration", "socket_mode", KEY_OCTAL, offsetof(struct config, socket_mode), 0, 0,
+	  0777, NULL },
 	STR("registration", "socket_group", socket_group),
 	UINT("registration", "max_vms_per_peer", max_vms_per_peer, 1, 4096),
 	UINT("registration", "max_vcpus_per_vm", max_vcpus_per_vm, 1, 4096),
@@ -77,11 +79,22 @@ static const struct key_def keys[] = {
 	UINT("http", "connection_timeout_s", connection_timeout_s, 1, 3600),
 };
 
+/*
+ * inih reads lines through our reader, so we know the line of every
+ * handler call, can refuse an unknown section even when it has no key,
+ * and can tell a long comment (fine) from a long setting (an error)
+ * instead of letting inih cut lines at INI_MAX_LINE.
+ */
 struct load_ctx {
 	struct config *cfg;
 	char *err;
 	size_t err_size;
-	int failed;
+	int failed;	  /* line of the first error, 0 if none */
+	int lineno;	  /* line the reader handed out last */
+	FILE *file;	  /* the source: a file ... */
+	const char *text; /* ... or a string */
+	char *line;	  /* the reader's buffer, any length */
+	size_t cap;
 };
 
 void config_defaults(struct config *cfg)
@@ -105,7 +118,7 @@ static int parse_number(const char *v, int base, unsigned long *out)
 {
 	char *end;
 
-	if (*v == '\0' || *v == '-' || *v == '+')
+	if (*v < '0' || *v > '9') /* strtoul would skip blanks and take a sign */
 		return -EINVAL;
 	errno = 0;
 	*out = strtoul(v, &end, base);
@@ -121,7 +134,7 @@ static const char *set_key(struct config *cfg, const struct key_def *k, const ch
 
 	if (k->kind == KEY_STR) {
 		if (strlen(v) >= k->size)
-			return "value too long";
+			return "value too long"; /* range_text adds the limit */
 		if (k->check && k->check(v))
 			return k->check(v);
 		memcpy(field, v, strlen(v) + 1);
@@ -153,6 +166,21 @@ static void range_text(const struct key_def *k, char *buf, size_t size)
 		snprintf(buf, size, " (at most %zu bytes)", k->size - 1);
 }
 
+static void fail_at(struct load_ctx *ctx, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void fail_at(struct load_ctx *ctx, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (ctx->failed)
+		return;
+	ctx->failed = ctx->lineno;
+	va_start(ap, fmt);
+	vsnprintf(ctx->err, ctx->err_size, fmt, ap);
+	va_end(ap);
+}
+
 /* inih convention: return nonzero to accept, 0 to flag this line. */
 static int on_key(void *user, const char *section, const char *name, const char *value)
 {
@@ -161,69 +189,134 @@ static int on_key(void *user, const char *section, const char *name, const char 
 	const char *why;
 	char range[64];
 
-	if (ctx->failed)
-		return 1; /* report the first error only; inih parses on */
 	k = find_key(section, name);
 	if (!k) {
-		snprintf(ctx->err, ctx->err_size, "[%s] %s: unknown key", section, name);
-		ctx->failed = 1;
+		fail_at(ctx, "[%s] %s: unknown key", section, name);
 		return 0;
 	}
 	why = set_key(ctx->cfg, k, value);
 	if (why) {
-		range_text(k, range, sizeof(range));
-		snprintf(ctx->err, ctx->err_size, "[%s] %s: %s: \"%.64s\"%s", section, name, why,
-			 value, range);
-		ctx->failed = 1;
+		if (k->kind == KEY_STR && strcmp(why, "value too long"))
+			range[0] = '\0'; /* a check's own sentence says what is wrong */
+		else
+			range_text(k, range, sizeof(range));
+		fail_at(ctx, "[%s] %s: %s: \"%.64s\"%s", section, name, why, value, range);
 		return 0;
 	}
 	return 1;
 }
 
-static int finish(struct load_ctx *ctx, int rc, const char *name)
+static bool known_section(const char *name, size_t len)
+{
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		if (strlen(keys[i].section) == len && !strncmp(keys[i].section, name, len))
+			return true;
+	return false;
+}
+
+/* One whole line from the file or the string into *line; false at the end. */
+static bool next_line(struct load_ctx *ctx, char **line, size_t *cap)
+{
+	size_t len;
+
+	if (ctx->file)
+		return getline(line, cap, ctx->file) >= 0;
+	if (!ctx->text || !*ctx->text)
+		return false;
+	len = strcspn(ctx->text, "\n");
+	if (len + 2 > *cap) {
+		char *p = realloc(*line, len + 2);
+
+		if (!p)
+			return false;
+		*line = p;
+		*cap = len + 2;
+	}
+	memcpy(*line, ctx->text, len);
+	(*line)[len] = '\n';
+	(*line)[len + 1] = '\0';
+	ctx->text += len + (ctx->text[len] == '\n');
+	return true;
+}
+
+/* Checks inih cannot make: long lines and unknown (even empty) sections. */
+static void check_line(struct load_ctx *ctx, char *line, int num)
+{
+	const char *p = line + strspn(line, " \t");
+	size_t len = strlen(line);
+
+	if (*p == ';' || *p == '#') { /* a comment: cut it to fit, it is ignored */
+		if (len > (size_t)num - 2)
+			strcpy(line + num - 3, "\n");
+		return;
+	}
+	if (len > (size_t)num - 2)
+		fail_at(ctx, "line longer than %d bytes", num - 3);
+	else if (*p == '[' && strchr(p, ']') && !known_section(p + 1, strcspn(p + 1, "]")))
+		fail_at(ctx, "[%.*s]: unknown section", (int)strcspn(p + 1, "]"), p + 1);
+}
+
+static char *read_line(char *str, int num, void *stream)
+{
+	struct load_ctx *ctx = stream;
+
+	if (ctx->failed || !next_line(ctx, &ctx->line, &ctx->cap))
+		return NULL; /* after the first error: stop reading */
+	ctx->lineno++;
+	check_line(ctx, ctx->line, num);
+	if (ctx->failed)
+		return NULL;
+	snprintf(str, (size_t)num, "%s", ctx->line);
+	return str;
+}
+
+static int load(struct load_ctx *ctx, const char *name)
 {
 	char msg[512];
+	int rc;
 
-	if (rc > 0 || ctx->failed) {
-		if (!ctx->failed)
-			snprintf(ctx->err, ctx->err_size,
-				 "syntax error (expected [section] or key = value)");
-		snprintf(msg, sizeof(msg), "%s:%d: %s", name, rc, ctx->err);
-		snprintf(ctx->err, ctx->err_size, "%s", msg);
-		return -EINVAL;
-	}
+	ini_allow_multiline = false;
+	ini_stop_on_first_error = true;
+	rc = ini_parse_stream(read_line, ctx, on_key, ctx);
+	free(ctx->line);
 	if (rc == -2) {
 		snprintf(ctx->err, ctx->err_size, "%s: out of memory", name);
 		return -ENOMEM;
 	}
-	return 0;
+	if (rc > 0 && (!ctx->failed || rc < ctx->failed)) {
+		ctx->failed = rc;
+		snprintf(ctx->err, ctx->err_size,
+			 "syntax error (expected [section] or key = value)");
+	}
+	if (!ctx->failed)
+		return 0;
+	snprintf(msg, sizeof(msg), "%s:%d: %s", name, ctx->failed, ctx->err);
+	snprintf(ctx->err, ctx->err_size, "%s", msg);
+	return -EINVAL;
 }
 
 int config_load(struct config *cfg, const char *path, char *err, size_t err_size)
 {
-	struct load_ctx ctx = { cfg, err, err_size, 0 };
-	FILE *f;
+	struct load_ctx ctx = { .cfg = cfg, .err = err, .err_size = err_size };
 	int rc;
 
-	f = fopen(path, "re");
-	if (!f) {
+	ctx.file = fopen(path, "re");
+	if (!ctx.file) {
 		rc = -errno;
 		snprintf(err, err_size, "%s: cannot open: %s", path, strerror(-rc));
 		return rc;
 	}
-	ini_allow_multiline = false;
-	rc = ini_parse_file(f, on_key, &ctx);
-	fclose(f);
-	return finish(&ctx, rc, path);
+	rc = load(&ctx, path);
+	fclose(ctx.file);
+	return rc;
 }
 
 int config_load_string(struct config *cfg, const char *text, const char *name, char *err,
 		       size_t err_size)
 {
-	struct load_ctx ctx = { cfg, err, err_size, 0 };
+	struct load_ctx ctx = { .cfg = cfg, .err = err, .err_size = err_size, .text = text };
 
-	ini_allow_multiline = false;
-	return finish(&ctx, ini_parse_string(text, on_key, &ctx), name);
+	return load(&ctx, name);
 }
 
 static int parse_port(const char *s, uint16_t *port)

@@ -45,6 +45,8 @@ bool escape_is_clean_utf8(const char *s, size_t len)
 
 		if (n == 0 || (n == 1 && (p[i] < 0x20 || p[i] == 0x7f)))
 			return false;
+		if (n == 2 && p[i] == 0xc2 && p[i + 1] < 0xa0) /* C1 controls */
+			return false;
 		i += n;
 	}
 	return true;
@@ -55,6 +57,8 @@ int escape_text(const char *src, bool quote, char *out, size_t out_size)
 	const unsigned char *p = (const unsigned char *)src;
 	size_t n = 0, total = strlen(src);
 
+	if (out_size == 0)
+		return -ENOSPC;
 	for (size_t i = 0; i < total;) {
 		char rep[4];
 		size_t rl = 0, sl = utf8_len(p + i, total - i);

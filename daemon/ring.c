@@ -97,7 +97,14 @@ int ring_read_latest(const struct ring *r, uint64_t *vals, uint64_t *timestamp_n
 		memcpy(vals, s->vals, (size_t)r->words * 8);
 		*timestamp_ns = s->timestamp_ns;
 		atomic_thread_fence(memory_order_acquire);
-		if (atomic_load_explicit(&s->seq, memory_order_relaxed) == seq)
+		/*
+		 * The seq check alone misses a writer that lapped us between
+		 * reading count and reading seq (our slot then holds a newer or
+		 * an aborted sample with an even seq). The writer only reaches
+		 * our slot once count has advanced by slots - 1.
+		 */
+		if (atomic_load_explicit(&s->seq, memory_order_relaxed) == seq &&
+		    atomic_load_explicit(&r->count, memory_order_relaxed) - n < r->slots - 1)
 			return 0;
 	}
 	return -EAGAIN;
