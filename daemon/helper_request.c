@@ -10,7 +10,9 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <linux/kcmp.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -224,14 +226,29 @@ static int forward_vm(struct helper *h, struct conn *c, struct hvm *vm, const in
 	return fdpass_send(h->ipc_fd, &m, sizeof(m), all, n + 1);
 }
 
-static int do_register(struct helper *h, struct conn *c, const struct kvmstat_register_vm *b,
-		       const int *fds, size_t n, struct verdict *v)
+/* The same open file (kcmp): a VM stats fd sent again under a new handle. */
+static bool same_file(int a, int b)
 {
-	int idx[KVMSTAT_MAX_FDS_PER_MSG];
+	pid_t self = getpid();
+
+	return syscall(SYS_kcmp, self, self, KCMP_FILE, a, b) == 0;
+}
+
+static void free_hvm(struct hvm *vm)
+{
+	if (!vm)
+		return;
+	if (vm->stats_fd >= 0)
+		close(vm->stats_fd);
+	free(vm->vcpus);
+	free(vm);
+}
+
+static int check_register(struct helper *h, struct conn *c, const struct kvmstat_register_vm *b,
+			  const int *fds, size_t n, int *idx, char *name, size_t name_size,
+			  struct verdict *v)
+{
 	struct fdcheck_result res;
-	char name[sizeof(((struct hvm *)0)->name)];
-	struct hproc *p;
-	struct hvm *vm, **nv;
 
 	if (b->flags || b->reserved)
 		return deny(v, -EBADMSG, REJ_BAD_MESSAGE, "flags/reserved must be 0");
@@ -243,31 +260,46 @@ static int do_register(struct helper *h, struct conn *c, const struct kvmstat_re
 		return deny(v, -EPERM, REJ_NOT_OWNER, "VM created by tid %d, not by pid %d",
 			    (int)res.id_pid, (int)c->pid);
 	if (check_vcpus(c, NULL, fds + 1, n - 1, idx, v) < 0 ||
-	    pick_name(h, c, b, name, sizeof(name), v) < 0)
+	    pick_name(h, c, b, name, name_size, v) < 0)
 		return v->status;
 	if (find_vm(h, c->pid, b->vm_handle))
 		return deny(v, -EEXIST, REJ_DUPLICATE, "handle %llu is registered already",
 			    (unsigned long long)b->vm_handle);
-	if (check_limits(h, find_proc(h, c->pid), NULL, n - 1, n, v) < 0)
+	for (size_t i = 0; i < h->n_vms; i++)
+		if (h->vms[i]->proc->pid == c->pid && same_file(fds[0], h->vms[i]->stats_fd))
+			return deny(v, -EEXIST, REJ_DUPLICATE,
+				    "this VM stats fd is registered as \"%s\"", h->vms[i]->name);
+	return check_limits(h, find_proc(h, c->pid), NULL, n - 1, n, v);
+}
+
+static int do_register(struct helper *h, struct conn *c, const struct kvmstat_register_vm *b,
+		       const int *fds, size_t n, struct verdict *v)
+{
+	int idx[KVMSTAT_MAX_FDS_PER_MSG];
+	char name[sizeof(((struct hvm *)0)->name)];
+	struct hproc *p = NULL;
+	struct hvm *vm, **nv;
+
+	if (check_register(h, c, b, fds, n, idx, name, sizeof(name), v) < 0)
 		return v->status;
 	vm = calloc(1, sizeof(*vm));
 	nv = realloc(h->vms, (h->n_vms + 1) * sizeof(*nv));
 	if (nv)
 		h->vms = nv;
-	p = vm && nv ? get_proc(h, c) : NULL;
+	if (vm) {
+		vm->stats_fd = fcntl(fds[0], F_DUPFD_CLOEXEC, 3);
+		p = vm->stats_fd >= 0 && nv ? get_proc(h, c) : NULL;
+	}
 	if (!p || add_vcpus_to(vm, idx, n - 1) < 0) {
-		if (vm)
-			free(vm->vcpus);
-		free(vm);
-		return deny(v, -ENOMEM, REJ_LIMIT, "out of memory");
+		free_hvm(vm);
+		return deny(v, -ENOMEM, REJ_LIMIT, "out of memory or descriptors");
 	}
 	vm->id = h->next_vm_id++;
 	vm->proc = p;
 	vm->handle = b->vm_handle;
 	snprintf(vm->name, sizeof(vm->name), "%s", name);
 	if (forward_vm(h, c, vm, fds, n) < 0) {
-		free(vm->vcpus);
-		free(vm);
+		free_hvm(vm);
 		return deny(v, -EIO, REJ_LIMIT, "the worker is not reachable");
 	}
 	p->n_vms++;
@@ -317,8 +349,7 @@ static void drop_vm(struct helper *h, struct hvm *vm)
 		}
 	h->n_sources -= 1 + vm->n_vcpus;
 	vm->proc->n_vms--;
-	free(vm->vcpus);
-	free(vm);
+	free_hvm(vm);
 }
 
 static int do_unregister(struct helper *h, struct conn *c, const struct kvmstat_unregister_vm *b,

@@ -39,7 +39,8 @@ struct hvm {
 	uint64_t handle;
 	char name[KVMSTAT_NAME_MAX + 16];
 	unsigned n_vcpus;
-	int *vcpus; /* indices registered so far */
+	int *vcpus;   /* indices registered so far */
+	int stats_fd; /* our copy of its VM stats fd: recognises it if sent again */
 };
 
 struct helper {

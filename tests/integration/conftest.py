@@ -1,0 +1,120 @@
+"""Fixtures of the kvmstatd integration suite.
+
+The binaries under build/ are made by `make check` before the suite runs;
+when one is missing the tests that need it fail (they do not skip): a
+missing build is a broken build. Tests that need a usable /dev/kvm skip with
+"no usable /dev/kvm: ..."; tests that need root skip likewise.
+
+Run: /usr/bin/python3 -m pytest tests/integration
+KVMSTATD_BUILD_DIR=DIR runs it against the binaries in DIR instead of build/.
+Modules: statsfd.py is the independent stats-fd reader (the oracle) and the
+raw registration client; harness.py starts and checks the processes.
+"""
+
+import os
+import signal
+
+import pytest
+
+import harness
+import statsfd
+
+
+TEST_DEADLINE_S = 90
+
+
+@pytest.fixture(autouse=True)
+def _deadline():
+    """No test may hang: each one fails after TEST_DEADLINE_S seconds."""
+    def expired(signum, frame):
+        raise TimeoutError("test still running after %d s" % TEST_DEADLINE_S)
+    old = signal.signal(signal.SIGALRM, expired)
+    signal.alarm(TEST_DEADLINE_S)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, old)
+
+
+def _require_binary(path):
+    if not os.access(path, os.X_OK):
+        pytest.fail("%s is missing or not executable: build it first (make, or make check)"
+                    % os.path.relpath(path, harness.REPO), pytrace=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def kvmstatd_bin():
+    return _require_binary(harness.KVMSTATD)
+
+
+@pytest.fixture(scope="session")
+def demo_vmm_bin():
+    return _require_binary(harness.DEMO_VMM)
+
+
+@pytest.fixture(scope="session")
+def root():
+    if os.geteuid() != 0:
+        pytest.skip("needs root: kvmstatd's helper is privileged and changes user")
+
+
+@pytest.fixture(scope="session")
+def kvm():
+    why = statsfd.kvm_usable()
+    if why:
+        pytest.skip("no usable /dev/kvm: " + why)
+
+
+@pytest.fixture
+def free_port():
+    return harness.free_port()
+
+
+@pytest.fixture
+def daemon_factory(kvmstatd_bin, root):
+    """daemon_factory(overrides={(section, key): value}) -> started Daemon.
+    Every daemon still running at teardown must stop cleanly on SIGTERM."""
+    made = []
+
+    def make(overrides=None, user=None, start=True, listen_port=None):
+        d = harness.Daemon(overrides, user=user, listen_port=listen_port)
+        made.append(d)
+        if start:
+            d.start()
+        return d
+
+    yield make
+    errors = []
+    for d in reversed(made):
+        try:
+            d.stop(check=True)
+        except AssertionError as e:
+            errors.append(str(e))
+        finally:
+            d.kill_all()
+    if errors:
+        pytest.fail("kvmstatd did not stop cleanly: " + "\n".join(errors), pytrace=False)
+
+
+@pytest.fixture
+def daemon(daemon_factory):
+    """A running kvmstatd with .url .socket .proc .worker_pid(); on teardown
+    SIGTERM must make it exit 0, remove its socket and leave no worker."""
+    return daemon_factory()
+
+
+@pytest.fixture
+def demo_vmm(demo_vmm_bin, kvm):
+    """demo_vmm(socket_path, vms=1, vcpus=1, name_prefix=None, register=True,
+    hz=None) -> started DemoVmm whose .vms were parsed from its stdout."""
+    made = []
+
+    def make(socket_path, **kw):
+        v = harness.DemoVmm(socket_path, **kw)
+        made.append(v)
+        v.start()
+        return v
+
+    yield make
+    for v in reversed(made):
+        v.stop()
