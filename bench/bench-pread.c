@@ -43,7 +43,8 @@ static int describe(int fd, struct target *t)
 		return -1;
 	stride = sizeof(struct kvm_stats_desc) + h.name_size;
 	d = malloc(stride * h.num_desc);
-	if (!d || pread(fd, d, stride * h.num_desc, h.desc_offset) != (ssize_t)(stride * h.num_desc)) {
+	if (!d ||
+	    pread(fd, d, stride * h.num_desc, h.desc_offset) != (ssize_t)(stride * h.num_desc)) {
 		free(d);
 		return -1;
 	}
@@ -77,7 +78,8 @@ int main(int argc, char **argv)
 	for (int a = 2; a + 1 < argc; a += 2) {
 		int pidfd = (int)syscall(SYS_pidfd_open, atoi(argv[a]), 0);
 
-		for (char *s = strtok(argv[a + 1], ","); s && pidfd >= 0 && n < 65536; s = strtok(NULL, ",")) {
+		for (char *s = strtok(argv[a + 1], ","); s && pidfd >= 0 && n < 65536;
+		     s = strtok(NULL, ",")) {
 			int fd = (int)syscall(SYS_pidfd_getfd, pidfd, atoi(s), 0);
 
 			if (fd >= 0 && describe(fd, &t[n]) == 0) {
