@@ -5,7 +5,10 @@
  * reads each header once, then times rounds of preads and prints
  * JSON: {"fds": N, "values": V, "round_ns": [..]}.
  *
- *   bench-pread ROUNDS PID FD[,FD...] ...
+ *   bench-pread ROUNDS PAUSE_MS PID FD[,FD...] ...
+ *
+ * PAUSE_MS > 0 sleeps between rounds, as a poller with that interval does
+ * (caches and CPU frequency then start cold each round, like a real tick).
  */
 #include <errno.h>
 #include <linux/kvm.h>
@@ -68,14 +71,17 @@ int main(int argc, char **argv)
 	uint64_t values = 0;
 	size_t n = 0;
 	int rounds;
+	long pause_ms;
 	char *buf = malloc(1 << 20);
 
-	if (argc < 4 || !t || !buf) {
-		fprintf(stderr, "usage: bench-pread ROUNDS PID FD[,FD...] [PID FD,...]...\n");
+	if (argc < 5 || !t || !buf) {
+		fprintf(stderr,
+			"usage: bench-pread ROUNDS PAUSE_MS PID FD[,FD...] [PID FD,...]...\n");
 		return 2;
 	}
 	rounds = atoi(argv[1]);
-	for (int a = 2; a + 1 < argc; a += 2) {
+	pause_ms = atol(argv[2]);
+	for (int a = 3; a + 1 < argc; a += 2) {
 		int pidfd = (int)syscall(SYS_pidfd_open, atoi(argv[a]), 0);
 
 		for (char *s = strtok(argv[a + 1], ","); s && pidfd >= 0 && n < 65536;
@@ -90,7 +96,12 @@ int main(int argc, char **argv)
 	}
 	printf("{\"fds\": %zu, \"values\": %llu, \"round_ns\": [", n, (unsigned long long)values);
 	for (int r = 0; r < rounds; r++) {
-		uint64_t t0 = now_ns();
+		struct timespec pause = { pause_ms / 1000, (pause_ms % 1000) * 1000000L };
+		uint64_t t0;
+
+		if (pause_ms > 0)
+			nanosleep(&pause, NULL);
+		t0 = now_ns();
 
 		for (size_t i = 0; i < n; i++)
 			if (pread(t[i].fd, buf, t[i].size, t[i].offset) != (ssize_t)t[i].size)

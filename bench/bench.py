@@ -96,7 +96,7 @@ def wait_sources(url, want_vm, want_vcpu, timeout=120):
     raise RuntimeError("sources never reached %d VMs / %d vCPUs" % (want_vm, want_vcpu))
 
 
-def pread_limit(lines):
+def pread_limit(lines, rounds=200, pause_ms=0):
     args = []
     by_pid = {}
     for pid, kv in lines:
@@ -104,7 +104,7 @@ def pread_limit(lines):
         by_pid.setdefault(pid, []).extend(fds)
     for pid, fds in by_pid.items():
         args += [str(pid), ",".join(fds)]
-    out = subprocess.run([os.path.join(B, "bench-pread"), "200"] + args, check=True,
+    out = subprocess.run([os.path.join(B, "bench-pread"), str(rounds), str(pause_ms)] + args, check=True,
                          capture_output=True, text=True).stdout
     r = json.loads(out)
     return statistics.median(r["round_ns"]), r["fds"], r["values"]
@@ -151,12 +151,13 @@ def run_size(n_vms, n_vcpus):
         procs, lines = start_vmms(n_vms, n_vcpus, sock, hz)
         wait_sources(url, n_vms, n_vms * n_vcpus)
         limit_ns, fds, values = pread_limit(lines)
+        cold_ns = pread_limit(lines, rounds=7, pause_ms=1000)[0]
         wall, cpu = poll_ticks(url)
         scrape_ns, size, series = scrapes(url)
         om_ns, om_size, _ = scrapes(url, "application/openmetrics-text; version=1.0.0")
         res = {
             "vms": n_vms, "vcpus_per_vm": n_vcpus, "fds": fds, "values": values,
-            "series": series, "pread_limit_ns": limit_ns,
+            "series": series, "pread_limit_ns": limit_ns, "pread_cold_ns": cold_ns,
             "poll_wall_ns": wall, "poll_cpu_ns": cpu,
             "scrape_text_ns": scrape_ns, "scrape_text_bytes": size,
             "scrape_om_ns": om_ns, "scrape_om_bytes": om_size,
@@ -185,7 +186,10 @@ def report(results):
             r["poll_cpu_ns"] / lim, r["scrape_text_ns"] / 1e6, r["scrape_text_ns"] / lim,
             r["scrape_text_bytes"], r["scrape_text_ns"] / max(r["series"], 1),
             (r["rss_worker_kib"] + r["rss_helper_kib"]) / 1024))
-    print("\npread limit = one pread of every stats fd's data block, median of 200 rounds, this run.")
+    print("\npread limit = one pread of every stats fd's data block, median of 200 back-to-back rounds.")
+    print("pread cold = the same, one round per second like a 1 s poll tick (median of 7): " + ", ".join(
+        "%dx%d %.3fms (poll wall = %.1fx cold)" % (r["vms"], r["vcpus_per_vm"], r["pread_cold_ns"] / 1e6,
+                                              r["poll_wall_ns"] / r["pread_cold_ns"]) for r in results))
     print("poll = kvmstatd's own tick timing (median of 7 ticks); scrape = GET /metrics over")
     print("loopback, text format, median of 30, end to end (Python client); x lim = ratio to the limit.")
     print("OpenMetrics scrape medians: " + ", ".join(
