@@ -45,7 +45,8 @@ msg = @printf '  %-6s %s\n' $(1) $(2)
 endif
 
 .DELETE_ON_ERROR:
-.PHONY: all run check bench install clean deps unit integration lint sanitize format
+.PHONY: all run check bench install clean deps unit integration lint sanitize format fuzz \
+	fuzz-replay
 
 DAEMON_SRC := $(filter-out daemon/main.c,$(wildcard daemon/*.c))
 DAEMON_OBJ := $(DAEMON_SRC:%.c=$(B)/%.o)
@@ -107,9 +108,36 @@ SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sa
 sanitize:
 	$(Q)$(MAKE) --no-print-directory B=build/asan WERROR=1 EXTRA_CFLAGS="$(SAN_FLAGS)" unit
 
+# Fuzzers (clang + libFuzzer): make fuzz FUZZ_SECONDS=300
+FUZZ_SECONDS ?= 60
+FUZZ_CFLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -std=gnu11 \
+	-D_GNU_SOURCE -DKVMSTATD_VERSION='"$(VERSION)"' -Idaemon -Iclient
+SCHEMA_SRC := daemon/schema.c daemon/metric.c daemon/help.c daemon/escape.c daemon/ring.c \
+	daemon/source.c daemon/snapshot.c daemon/render.c daemon/buf.c daemon/selfstats.c
+fuzz:
+	$(Q)mkdir -p $(B)/fuzz/work-schema $(B)/fuzz/work-config
+	$(Q)clang $(FUZZ_CFLAGS) -o $(B)/fuzz/fuzz_schema tests/fuzz/fuzz_schema.c $(SCHEMA_SRC) -lm -pthread
+	$(Q)clang $(FUZZ_CFLAGS) -o $(B)/fuzz/fuzz_config tests/fuzz/fuzz_config.c daemon/config.c -linih
+	$(Q)$(B)/fuzz/fuzz_schema $(B)/fuzz/work-schema tests/fuzz/corpus/schema \
+		-max_total_time=$(FUZZ_SECONDS) -max_len=8192 -artifact_prefix=$(B)/fuzz/schema-
+	$(Q)$(B)/fuzz/fuzz_config $(B)/fuzz/work-config tests/fuzz/corpus/config \
+		-max_total_time=$(FUZZ_SECONDS) -artifact_prefix=$(B)/fuzz/config-
+
+# The fuzz corpora replayed under ASan/UBSan with gcc: a regression check.
+fuzz-replay:
+	$(Q)mkdir -p $(B)/fuzz
+	$(Q)$(CC) $(SAN_FLAGS) -std=gnu11 -D_GNU_SOURCE -DKVMSTATD_VERSION='"$(VERSION)"' -Idaemon \
+		-Iclient -o $(B)/fuzz/replay_schema tests/fuzz/run_corpus.c tests/fuzz/fuzz_schema.c \
+		$(SCHEMA_SRC) -lm -pthread
+	$(Q)$(CC) $(SAN_FLAGS) -std=gnu11 -D_GNU_SOURCE -DKVMSTATD_VERSION='"$(VERSION)"' -Idaemon \
+		-Iclient -o $(B)/fuzz/replay_config tests/fuzz/run_corpus.c tests/fuzz/fuzz_config.c \
+		daemon/config.c -linih
+	$(Q)$(B)/fuzz/replay_schema tests/fuzz/corpus/schema/*
+	$(Q)$(B)/fuzz/replay_config tests/fuzz/corpus/config/*
+
 check: deps
 	$(Q)$(MAKE) --no-print-directory WERROR=1 all unit
-	$(Q)$(MAKE) --no-print-directory sanitize
+	$(Q)$(MAKE) --no-print-directory sanitize fuzz-replay
 	$(Q)$(MAKE) --no-print-directory lint
 	$(Q)$(MAKE) --no-print-directory WERROR=1 integration
 

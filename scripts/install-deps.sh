@@ -10,8 +10,8 @@ BUILD="gcc make pkg-config libmicrohttpd-dev libinih-dev libcap-ng-dev libseccom
 # tests: unit tests (cmocka), integration (pytest, the prometheus_client
 # parsers, promtool, curl), linters
 TEST="libcmocka-dev python3 python3-pytest python3-prometheus-client prometheus curl cppcheck clang-format"
-# the demo and benchmarks: QEMU as a peer to compare against
-BENCH="qemu-system-x86"
+# benchmarks (QEMU as a peer to compare against) and fuzzing (clang, libFuzzer)
+BENCH="qemu-system-x86 clang"
 
 missing=""
 for p in $BUILD $TEST $BENCH; do
