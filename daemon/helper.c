@@ -199,9 +199,11 @@ static bool on_signal(struct helper *h)
 		log_info("signal %u: stopping", si.ssi_signo);
 		return true;
 	}
-	if (si.ssi_signo == SIGCHLD)
-		return waitpid(h->worker, NULL, WNOHANG) == h->worker &&
-		       (log_err("the worker exited; stopping"), h->worker_died = true);
+	if (si.ssi_signo == SIGCHLD && waitpid(h->worker, NULL, WNOHANG) == h->worker) {
+		log_err("the worker exited; stopping");
+		h->worker_died = true;
+		return true;
+	}
 	return false;
 }
 

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 struct samples {
 	uint64_t *vals;	     /* all sources' newest values, back to back */
@@ -40,32 +41,29 @@ static void free_samples(struct samples *sm)
 	free(sm->have);
 }
 
-static void put_value(struct buf *b, uint64_t raw, struct metric_scale scale)
-{
-	char num[METRIC_NUM_MAX];
-	int n = metric_format_scaled(raw, scale, num);
+static const struct text_piece plain_close = { "} ", 2 };
 
-	buf_put(b, num, (size_t)n);
-	buf_putc(b, '\n');
+/* One sample line: open + labels + close + value + newline, one reserve. */
+static void put_line(struct buf *b, const struct text_piece *open, const struct source *src,
+		     const struct text_piece *close, uint64_t raw, struct metric_scale scale)
+{
+	char *p;
+
+	if (!buf_reserve(b, open->len + src->labels_len + close->len + METRIC_NUM_MAX + 1))
+		return;
+	p = b->data + b->len;
+	memcpy(p, open->s, open->len);
+	p += open->len;
+	memcpy(p, src->labels, src->labels_len);
+	p += src->labels_len;
+	memcpy(p, close->s, close->len);
+	p += close->len;
+	p += metric_format_scaled(raw, scale, p);
+	*p++ = '\n';
+	b->len = (size_t)(p - b->data);
 }
 
-/* name{labels[,le="x"]} */
-static void put_series(struct buf *b, const char *family, const char *suffix, const char *labels,
-		       const char *le)
-{
-	buf_puts(b, family);
-	buf_puts(b, suffix);
-	buf_putc(b, '{');
-	buf_puts(b, labels);
-	if (le) {
-		buf_put(b, ",le=\"", 5);
-		buf_puts(b, le);
-		buf_putc(b, '"');
-	}
-	buf_put(b, "} ", 2);
-}
-
-static void put_histogram(struct buf *b, const struct schema_stat *st, const char *labels,
+static void put_histogram(struct buf *b, const struct schema_stat *st, const struct source *src,
 			  const uint64_t *v)
 {
 	const struct metric_scale unit = { 0, 0 };
@@ -73,26 +71,20 @@ static void put_histogram(struct buf *b, const struct schema_stat *st, const cha
 
 	for (uint32_t i = 0; i < st->size; i++) {
 		cum += v[st->index + i];
-		put_series(b, st->family, "_bucket", labels, i + 1 < st->size ? st->le[i] : "+Inf");
-		put_value(b, cum, unit);
+		put_line(b, &st->open[0], src, &st->le_close[i], cum, unit);
 	}
-	put_series(b, st->family, "_count", labels, NULL);
-	put_value(b, cum, unit);
-	if (st->sum_index >= 0) {
-		put_series(b, st->family, "_sum", labels, NULL);
-		put_value(b, v[st->sum_index], st->sum_scale);
-	}
+	put_line(b, &st->open[1], src, &plain_close, cum, unit);
+	if (st->sum_index >= 0)
+		put_line(b, &st->open[2], src, &plain_close, v[st->sum_index], st->sum_scale);
 }
 
-static void put_stat(struct buf *b, const struct schema_stat *st, const char *labels,
+static void put_stat(struct buf *b, const struct schema_stat *st, const struct source *src,
 		     const uint64_t *v)
 {
-	if (st->type == MT_HISTOGRAM) {
-		put_histogram(b, st, labels, v);
-		return;
-	}
-	put_series(b, st->family, st->type == MT_COUNTER ? "_total" : "", labels, NULL);
-	put_value(b, v[st->index], st->scale);
+	if (st->type == MT_HISTOGRAM)
+		put_histogram(b, st, src, v);
+	else
+		put_line(b, &st->open[0], src, &plain_close, v[st->index], st->scale);
 }
 
 static void render_family(const struct snapshot *snap, const struct samples *sm,
@@ -105,7 +97,7 @@ static void render_family(const struct snapshot *snap, const struct samples *sm,
 
 		for (size_t i = part->first; i < part->first + part->count; i++)
 			if (sm->have[i])
-				put_stat(b, st, snap->sources[i]->labels, sm->vals + sm->offset[i]);
+				put_stat(b, st, snap->sources[i], sm->vals + sm->offset[i]);
 	}
 }
 

@@ -369,6 +369,42 @@ static void free_stat(struct schema_stat *st)
 	free(st->le);
 	free(st->head_text);
 	free(st->head_om);
+	for (int i = 0; i < 3; i++)
+		free(st->open[i].s);
+	if (st->le_close)
+		for (uint32_t i = 0; i < st->size; i++)
+			free(st->le_close[i].s);
+	free(st->le_close);
+}
+
+static int piece(struct text_piece *p, const char *a, const char *b, const char *c)
+{
+	int n = asprintf(&p->s, "%s%s%s", a, b, c);
+
+	if (n < 0) {
+		p->s = NULL;
+		return -ENOMEM;
+	}
+	p->len = (size_t)n;
+	return 0;
+}
+
+static int build_pieces(struct schema_stat *st)
+{
+	static const char *const hist[3] = { "_bucket{", "_count{", "_sum{" };
+	int rc = 0;
+
+	if (st->type != MT_HISTOGRAM)
+		return piece(&st->open[0], st->family, st->type == MT_COUNTER ? "_total" : "", "{");
+	for (int i = 0; i < 3 && rc == 0; i++)
+		rc = piece(&st->open[i], st->family, hist[i], "");
+	st->le_close = calloc(st->size, sizeof(*st->le_close));
+	if (!st->le_close)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < st->size && rc == 0; i++)
+		rc = piece(&st->le_close[i], ",le=\"", i + 1 < st->size ? st->le[i] : "+Inf",
+			   "\"} ");
+	return rc;
 }
 
 static int set_key(struct schema *s, const uint8_t *buf, const struct kvm_stats_header *h)
@@ -413,6 +449,8 @@ static int finish_stats(struct schema *s)
 	rc = drop_collisions(s);
 	for (size_t i = 0; rc == 0 && i < s->n_stats; i++)
 		rc = help_build_heads(s->scope, &s->stats[i]);
+	for (size_t i = 0; rc == 0 && i < s->n_stats; i++)
+		rc = build_pieces(&s->stats[i]);
 	return rc;
 }
 

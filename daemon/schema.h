@@ -35,6 +35,12 @@
 #define SCHEMA_MAX_DATA_WORDS 65536u
 #define SCHEMA_ID_MAX SCHEMA_MAX_NAME_SIZE
 
+/* A pre-rendered piece of a sample line, with its length. */
+struct text_piece {
+	char *s;
+	size_t len;
+};
+
 struct schema_stat {
 	char family[METRIC_NAME_MAX]; /* e.g. kvm_vcpu_halt_wait_seconds */
 	char desc_name[SCHEMA_MAX_NAME_SIZE];
@@ -49,6 +55,14 @@ struct schema_stat {
 	char **le;	 /* histogram: size-1 formatted upper bounds (+Inf is last) */
 	char *head_text; /* "# HELP ...\n# TYPE ...\n", Prometheus text 0.0.4 */
 	char *head_om;	 /* "# TYPE ...\n# UNIT ...\n# HELP ...\n", OpenMetrics */
+	/*
+	 * Sample lines are pieces glued together: open + labels + close +
+	 * value. open: "<family>[_total]{" (scalar) or, for histograms,
+	 * "_bucket{", "_count{", "_sum{" in [0..2]; le_close: one
+	 * ",le=\"<bound>\"} " per bucket (the last "+Inf").
+	 */
+	struct text_piece open[3];
+	struct text_piece *le_close;
 };
 
 struct schema_skips {

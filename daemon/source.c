@@ -97,6 +97,7 @@ int source_new(struct source **out, struct vm_meta *vm, struct schema *schema, i
 		s->labels = NULL;
 	if (!s->labels)
 		goto fail;
+	s->labels_len = strlen(s->labels);
 	rc = ring_new(&s->ring, ring_slots, schema->data_words);
 	if (rc < 0)
 		goto fail;

@@ -39,6 +39,7 @@ struct source {
 	int fd;	      /* poller thread only; -1 once closed */
 	int vcpu;     /* -1: the VM's own stats */
 	char *labels; /* vm="..." or vm="...",vcpu="N" */
+	size_t labels_len;
 };
 
 int vm_meta_new(struct vm_meta **out, uint32_t id, pid_t pid, uid_t uid, const char *name,

@@ -185,45 +185,62 @@ static bool vm_has_vcpu(const struct wvm *vm, int vcpu)
 }
 
 /* Turn one checked fd into a source of vm; the fd is consumed either way. */
+/*
+ * Read, check and intern the schema of fd: its id (and vCPU index) and a
+ * reference to the shared schema. -errno with err->why on refusal.
+ */
+static int load_schema(struct worker *w, const struct wvm *vm, int fd, enum stat_scope scope,
+		       char *id, int *vcpu, struct schema **sc, struct schema_error *err)
+{
+	uint8_t *buf = NULL;
+	bool created;
+	size_t len;
+	int rc;
+
+	*vcpu = -1;
+	rc = schema_read(fd, &buf, &len, err);
+	if (rc == 0)
+		rc = schema_parse_id(buf, len, id, err);
+	if (rc == 0 && scope == SCOPE_VCPU && (*vcpu = vcpu_index_of(id)) < 0) {
+		snprintf(err->why, sizeof(err->why), "id \"%.64s\" is not kvm-<tid>/vcpu-<n>", id);
+		rc = -EINVAL;
+	}
+	if (rc == 0 && *vcpu >= 0 && vm_has_vcpu(vm, *vcpu)) {
+		snprintf(err->why, sizeof(err->why), "vcpu %d is already registered", *vcpu);
+		rc = -EEXIST;
+	}
+	if (rc == 0)
+		rc = schema_cache_get(&w->cache, buf, len, scope, sc, &created, err);
+	if (rc == 0 && created) {
+		stat_add(&w->stats.stats_skipped_unknown, (*sc)->skips.unknown);
+		stat_add(&w->stats.stats_skipped_invalid, (*sc)->skips.invalid);
+		stat_add(&w->stats.stats_skipped_collision, (*sc)->skips.collision);
+	}
+	free(buf);
+	return rc;
+}
+
+/* Turn one checked fd into a source of vm; the fd is consumed either way. */
 static int add_source(struct worker *w, struct wvm *vm, int fd, enum stat_scope scope,
 		      char *kernel_id, size_t kid_size)
 {
 	struct schema_error err = { "" };
 	struct schema *sc = NULL;
+	struct source *s = NULL, **nv = NULL;
 	char id[SCHEMA_ID_MAX];
-	struct source *s, **nv;
-	uint8_t *buf = NULL;
-	int vcpu = -1, rc;
-	bool created;
-	size_t len;
+	int vcpu, rc;
 
-	rc = schema_read(fd, &buf, &len, &err);
-	if (rc == 0)
-		rc = schema_parse_id(buf, len, id, &err);
-	if (rc == 0 && scope == SCOPE_VCPU && (vcpu = vcpu_index_of(id)) < 0)
-		rc = -EINVAL,
-		snprintf(err.why, sizeof(err.why), "id \"%.64s\" is not kvm-<tid>/vcpu-<n>", id);
-	if (rc == 0 && vcpu >= 0 && vm_has_vcpu(vm, vcpu))
-		rc = -EEXIST,
-		snprintf(err.why, sizeof(err.why), "vcpu %d is already registered", vcpu);
-	if (rc == 0)
-		rc = schema_cache_get(&w->cache, buf, len, scope, &sc, &created, &err);
-	free(buf);
-	if (rc == 0 && created) {
-		stat_add(&w->stats.stats_skipped_unknown, sc->skips.unknown);
-		stat_add(&w->stats.stats_skipped_invalid, sc->skips.invalid);
-		stat_add(&w->stats.stats_skipped_collision, sc->skips.collision);
-	}
-	nv = rc == 0 ? realloc(vm->src, (vm->n_src + 1) * sizeof(*nv)) : NULL;
-	if (rc == 0 && !nv)
-		rc = -ENOMEM, snprintf(err.why, sizeof(err.why), "out of memory");
+	rc = load_schema(w, vm, fd, scope, id, &vcpu, &sc, &err);
+	if (rc == 0 && !(nv = realloc(vm->src, (vm->n_src + 1) * sizeof(*nv))))
+		rc = -ENOMEM;
 	if (nv)
 		vm->src = nv;
-	if (rc == 0 && (rc = source_new(&s, vm->meta, sc, fd, vcpu, w->cfg->ring_slots)) < 0)
-		snprintf(err.why, sizeof(err.why), "out of memory");
+	if (rc == 0)
+		rc = source_new(&s, vm->meta, sc, fd, vcpu, w->cfg->ring_slots);
 	if (rc < 0) {
 		log_warn("vm \"%s\" (pid %d): %s stats fd refused: %s", vm->meta->name,
-			 (int)vm->meta->pid, scope == SCOPE_VM ? "VM" : "vCPU", err.why);
+			 (int)vm->meta->pid, scope == SCOPE_VM ? "VM" : "vCPU",
+			 err.why[0] ? err.why : strerror(-rc));
 		stat_add(&w->stats.sources_refused, 1);
 		schema_unref(sc);
 		close(fd);
