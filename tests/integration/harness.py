@@ -11,6 +11,7 @@ parse_exposition() - a small, strict parser of the text exposition written
 Every wait has a deadline: no test may hang.
 """
 
+import contextlib
 import gzip
 import http.client as httpclient
 import os
@@ -506,21 +507,29 @@ class DemoVmm:
 
 # ------------------------------------------------------------------ oracle
 
+@contextlib.contextmanager
+def fd_copies(vm):
+    """pidfd_getfd copies of a demo VM's stats fds [vm, vcpu...], closed on
+    exit (a held stats fd would keep an exited VM alive)."""
+    import statsfd
+    fds = []
+    try:
+        for fd in [vm.vm_stats_fd] + vm.vcpu_stats_fds:
+            fds.append(statsfd.pidfd_getfd(vm.pid, fd))
+        yield fds
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
 def oracle(vms, kinds=None):
-    """Expected samples of demo VMs, read now through pidfd_getfd copies of
-    the fds the demo VMM keeps open. The copies are closed before returning
-    (a held stats fd would keep an exited VM alive)."""
+    """Expected samples of demo VMs, read now through copies of the fds the
+    demo VMM keeps open."""
     import statsfd
     out = {}
     for vm in vms:
-        fds = []
-        try:
-            for fd in [vm.vm_stats_fd] + vm.vcpu_stats_fds:
-                fds.append(statsfd.pidfd_getfd(vm.pid, fd))
+        with fd_copies(vm) as fds:
             exp = statsfd.expected_for_vm(fds[0], fds[1:], vm.name, kinds)
-        finally:
-            for fd in fds:
-                os.close(fd)
         assert not set(exp) & set(out), "two VMs with the same series"
         out.update(exp)
     return out
@@ -530,14 +539,8 @@ def oracle_families(vms):
     import statsfd
     out = {}
     for vm in vms:
-        fds = []
-        try:
-            for fd in [vm.vm_stats_fd] + vm.vcpu_stats_fds:
-                fds.append(statsfd.pidfd_getfd(vm.pid, fd))
+        with fd_copies(vm) as fds:
             out.update(statsfd.families_for_vm(fds[0], fds[1:]))
-        finally:
-            for fd in fds:
-                os.close(fd)
     return out
 
 
