@@ -2,6 +2,8 @@
 /* gzip - see gzip.h. */
 #include "gzip.h"
 
+#include "accept.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,20 +12,7 @@
 
 bool gzip_accepted(const char *ae)
 {
-	while (ae && *ae) {
-		size_t len = strcspn(ae, ","), tlen;
-		const char *tok = ae + strspn(ae, " \t");
-		const char *q;
-
-		tlen = strcspn(tok, ";, \t");
-		if ((tlen == 4 && !strncasecmp(tok, "gzip", 4)) || (tlen == 1 && tok[0] == '*')) {
-			q = strstr(tok, "q=");
-			if (!q || q > ae + len || strtod(q + 2, NULL) > 0)
-				return true;
-		}
-		ae += len + (ae[len] == ',');
-	}
-	return false;
+	return accept_q(ae, "gzip", "*") > 0;
 }
 
 int gzip_compress(const struct buf *in, struct buf *out)

@@ -13,6 +13,8 @@
 #include <time.h>
 
 #include "gzip.h"
+#include "accept.h"
+#include "clock.h"
 #include "log.h"
 #include "render.h"
 #include "snapshot.h"
@@ -29,42 +31,12 @@ static const char landing[] =
     "<ul><li><a href=\"/metrics\">/metrics</a> (Prometheus text; OpenMetrics on request)</li>\n"
     "<li><a href=\"/-/healthy\">/-/healthy</a></li></ul>\n</body></html>\n";
 
-/* q value of one media range's parameters (";q=0.5;version=..."). */
-static double media_q(const char *params, size_t len)
-{
-	for (size_t i = 0; i + 2 < len; i++)
-		if ((params[i] == 'q' || params[i] == 'Q') && params[i + 1] == '=' &&
-		    (i == 0 || params[i - 1] == ';' || params[i - 1] == ' '))
-			return strtod(params + i + 2, NULL);
-	return 1.0;
-}
-
 bool http_wants_openmetrics(const char *accept)
 {
-	static const char om[] = "application/openmetrics-text";
-	double best_om = 0, best_other = 0;
+	double om = accept_q(accept, "application/openmetrics-text", NULL);
+	double text = accept_q(accept, "text/plain", "*/*");
 
-	while (accept && *accept) {
-		size_t len = strcspn(accept, ","), tlen;
-		const char *type = accept;
-
-		while (*type == ' ' && type < accept + len)
-			type++;
-		tlen = strcspn(type, ";,");
-		if (tlen > (size_t)(accept + len - type))
-			tlen = (size_t)(accept + len - type);
-		if (tlen == sizeof(om) - 1 && !strncasecmp(type, om, tlen)) {
-			double q = media_q(type + tlen, (size_t)(accept + len - type - tlen));
-
-			best_om = q > best_om ? q : best_om;
-		} else {
-			double q = media_q(type + tlen, (size_t)(accept + len - type - tlen));
-
-			best_other = q > best_other ? q : best_other;
-		}
-		accept += len + (accept[len] == ',');
-	}
-	return best_om > 0 && best_om >= best_other;
+	return om > 0 && om >= text;
 }
 
 static enum MHD_Result reply_enc(struct MHD_Connection *c, unsigned status, const char *ctype,
@@ -103,14 +75,6 @@ static enum MHD_Result reply_text(struct MHD_Connection *c, unsigned status, con
 		     MHD_RESPMEM_PERSISTENT);
 }
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* Send a rendered page, gzipped when the client accepts it; takes page. */
 static enum MHD_Result reply_page(struct MHD_Connection *c, const char *ctype, struct buf *page)
 {
@@ -137,7 +101,7 @@ static enum MHD_Result serve_metrics(struct http_server *srv, struct MHD_Connect
 	    http_wants_openmetrics(accept) ? FMT_OPENMETRICS_100 : FMT_TEXT_004;
 	struct snapshot *snap = snapshot_acquire();
 	struct buf out = { 0 };
-	uint64_t t0 = now_ns();
+	uint64_t t0 = clock_mono_ns();
 	int rc;
 
 	/* one allocation of the right size instead of doubling through it */
@@ -146,7 +110,7 @@ static enum MHD_Result serve_metrics(struct http_server *srv, struct MHD_Connect
 	atomic_store_explicit(&srv->last_len, out.len, memory_order_relaxed);
 	snapshot_unref(snap);
 	stat_add(&srv->stats->scrapes, 1);
-	stat_add(&srv->stats->scrape_ns_sum, now_ns() - t0);
+	stat_add(&srv->stats->scrape_ns_sum, clock_mono_ns() - t0);
 	if (rc < 0) {
 		buf_free(&out);
 		log_err("rendering /metrics: %s", strerror(-rc));

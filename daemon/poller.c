@@ -2,6 +2,8 @@
 /* poller - see poller.h. */
 #include "poller.h"
 
+#include "clock.h"
+
 #include <errno.h>
 #include <time.h>
 #include <unistd.h>
@@ -26,17 +28,9 @@ int poller_sample(struct source *s, uint64_t now_ns)
 	return 0;
 }
 
-static uint64_t clock_ns(clockid_t id)
-{
-	struct timespec ts;
-
-	clock_gettime(id, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 uint64_t poller_now_ns(void)
 {
-	return clock_ns(CLOCK_MONOTONIC);
+	return clock_mono_ns();
 }
 
 uint64_t poller_thread_cpu_ns(void)
