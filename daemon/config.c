@@ -130,13 +130,14 @@ static int parse_number(const char *v, int base, unsigned long *out)
 static const char *set_key(struct config *cfg, const struct key_def *k, const char *v)
 {
 	char *field = (char *)cfg + k->offset;
+	const char *why;
 	unsigned long n;
 
 	if (k->kind == KEY_STR) {
 		if (strlen(v) >= k->size)
 			return "value too long"; /* range_text adds the limit */
-		if (k->check && k->check(v))
-			return k->check(v);
+		if (k->check && (why = k->check(v)))
+			return why;
 		memcpy(field, v, strlen(v) + 1);
 		return NULL;
 	}

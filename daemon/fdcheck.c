@@ -2,6 +2,8 @@
 /* fdcheck - see fdcheck.h. */
 #include "fdcheck.h"
 
+#include "schema.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/kvm.h>
@@ -95,14 +97,14 @@ static int check_inode(int fd, struct fdcheck_result *res)
 static int check_header(int fd, enum fd_kind kind, struct fdcheck_result *res)
 {
 	struct kvm_stats_header h;
-	char id[256];
+	char id[SCHEMA_MAX_NAME_SIZE];
 	unsigned tid, n;
 	int end = 0;
 
 	if (pread(fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h))
 		return refuse(res, "header unreadable");
 	if (h.flags || h.name_size == 0 || h.name_size > sizeof(id) || h.num_desc == 0 ||
-	    h.num_desc > 4096 || h.id_offset < sizeof(h))
+	    h.num_desc > SCHEMA_MAX_DESCS || h.id_offset < sizeof(h))
 		return refuse(res, "header out of range");
 	if (pread(fd, id, h.name_size, h.id_offset) != (ssize_t)h.name_size ||
 	    !memchr(id, '\0', h.name_size))

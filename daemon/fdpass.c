@@ -38,11 +38,23 @@ int fdpass_send(int sock, const void *msg, size_t len, const int *fds, size_t n_
 	return (size_t)n == len ? 0 : -EIO;
 }
 
+static void plain_close(int fd)
+{
+	close(fd);
+}
+
+static void (*closer)(int fd) = plain_close;
+
+void fdpass_set_closer(void (*close_fn)(int fd))
+{
+	closer = close_fn ? close_fn : plain_close;
+}
+
 void fdpass_close_all(int *fds, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		if (fds[i] >= 0) {
-			close(fds[i]);
+			closer(fds[i]);
 			fds[i] = -1;
 		}
 }
@@ -69,7 +81,7 @@ static int take_fds(struct msghdr *mh, int *fds, size_t max_fds, size_t *n_fds)
 			if (*n_fds < max_fds)
 				fds[(*n_fds)++] = fd;
 			else {
-				close(fd);
+				closer(fd);
 				rc = -E2BIG;
 			}
 		}

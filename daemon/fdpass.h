@@ -27,6 +27,10 @@ int fdpass_send(int sock, const void *msg, size_t len, const int *fds, size_t n_
  */
 int fdpass_recv(int sock, void *buf, size_t cap, int *fds, size_t max_fds, size_t *n_fds);
 
+/* Close fds[0..n) with the closer installed (default close(2)), set -1. */
 void fdpass_close_all(int *fds, size_t n);
+
+/* Install how refused descriptors are closed (the helper: closer_close). */
+void fdpass_set_closer(void (*close_fn)(int fd));
 
 #endif

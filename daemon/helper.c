@@ -21,6 +21,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "closer.h"
+#include "fdpass.h"
 #include "helper_state.h"
 #include "log.h"
 
@@ -130,6 +132,8 @@ static void close_conn(struct helper *h, struct conn *c)
 			break;
 		}
 	free(c);
+	if (h->accept_paused && epoll_add(h, h->reg_fd, &h->tag_reg) == 0)
+		h->accept_paused = false;
 }
 
 static void on_accept(struct helper *h)
@@ -139,6 +143,12 @@ static void on_accept(struct helper *h)
 	struct conn *c;
 	int fd = accept4(h->reg_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 
+	if (fd < 0 && (errno == EMFILE || errno == ENFILE)) {
+		/* level-triggered: stop listening until a connection closes, or we spin */
+		log_warn("out of file descriptors: not accepting registrations for now");
+		epoll_ctl(h->epoll_fd, EPOLL_CTL_DEL, h->reg_fd, NULL);
+		h->accept_paused = true;
+	}
 	if (fd < 0)
 		return;
 	if (h->n_conns >= HELPER_MAX_CONNS ||
@@ -189,6 +199,14 @@ int helper_watch_proc(struct helper *h, struct hproc *p)
 	return epoll_add(h, p->pidfd, p);
 }
 
+/* The worker ended without being asked: stop, and say so in the exit status. */
+static bool worker_lost(struct helper *h, const char *how)
+{
+	log_err("the worker %s; stopping", how);
+	h->worker_died = true;
+	return true;
+}
+
 static bool on_signal(struct helper *h)
 {
 	struct signalfd_siginfo si;
@@ -199,29 +217,50 @@ static bool on_signal(struct helper *h)
 		log_info("signal %u: stopping", si.ssi_signo);
 		return true;
 	}
-	if (si.ssi_signo == SIGCHLD && waitpid(h->worker, NULL, WNOHANG) == h->worker) {
-		log_err("the worker exited; stopping");
-		h->worker_died = true;
-		return true;
+	if (si.ssi_signo == SIGCHLD && h->worker > 0 &&
+	    waitpid(h->worker, NULL, WNOHANG) == h->worker) {
+		h->worker = 0;
+		return worker_lost(h, "exited");
 	}
 	return false;
 }
 
-static void stop_worker(struct helper *h)
+/* Reap the worker within timeout_ms; true once it is gone. */
+static bool reap_worker(struct helper *h, int timeout_ms)
 {
 	struct timespec delay = { 0, 20 * 1000000L };
 
-	if (h->worker_died)
+	for (int waited = 0; h->worker > 0; waited += 20) {
+		if (waitpid(h->worker, NULL, WNOHANG) == h->worker || errno == ECHILD)
+			h->worker = 0;
+		else if (waited >= timeout_ms)
+			return false;
+		else
+			nanosleep(&delay, NULL);
+	}
+	return true;
+}
+
+/*
+ * Closing the channel stops the worker by itself (it exits on EOF) and
+ * needs no privilege: the worker runs under another uid, and a unit
+ * without CAP_KILL could not signal it. The signals only back that up.
+ */
+static void stop_worker(struct helper *h)
+{
+	if (h->ipc_fd >= 0) {
+		close(h->ipc_fd);
+		h->ipc_fd = -1;
+	}
+	if (h->worker <= 0)
 		return;
 	kill(h->worker, SIGTERM);
-	for (int i = 0; i < 250; i++) { /* 5 s, then no more patience */
-		if (waitpid(h->worker, NULL, WNOHANG) == h->worker)
-			return;
-		nanosleep(&delay, NULL);
-	}
+	if (reap_worker(h, 5000))
+		return;
 	log_warn("the worker did not stop in 5 s; killing it");
 	kill(h->worker, SIGKILL);
-	waitpid(h->worker, NULL, 0);
+	if (!reap_worker(h, 2000))
+		log_err("the worker (pid %d) could not be stopped", (int)h->worker);
 }
 
 static int setup(struct helper *h)
@@ -240,6 +279,9 @@ static int setup(struct helper *h)
 	h->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
 	if (h->signal_fd < 0 || h->epoll_fd < 0)
 		return -errno;
+	if ((rc = closer_init()) < 0)
+		return rc;
+	fdpass_set_closer(closer_close);
 	if ((rc = epoll_add(h, h->reg_fd, &h->tag_reg)) < 0 ||
 	    (rc = epoll_add(h, h->signal_fd, &h->tag_signal)) < 0 ||
 	    (rc = epoll_add(h, h->ipc_fd, &h->tag_ipc)) < 0)
@@ -254,7 +296,8 @@ static void dispatch(struct helper *h, void *p, bool *stop)
 	else if (p == &h->tag_signal)
 		*stop = on_signal(h);
 	else if (p == &h->tag_ipc) /* the worker never writes: readable = gone */
-		*stop = true;
+		/* unless a Ctrl-C to the process group stopped it before us */
+		*stop = on_signal(h) || worker_lost(h, "closed its channel");
 	else if (*(enum helper_tag *)p == TAG_CONN)
 		on_conn(h, p);
 	else
@@ -288,7 +331,6 @@ int helper_run(const struct config *cfg, int reg_fd, int ipc_fd, pid_t worker)
 	helper_forget_all(&h);
 	unlink(cfg->socket_path);
 	close(reg_fd);
-	close(ipc_fd);
 	if (h.signal_fd >= 0)
 		close(h.signal_fd);
 	if (h.epoll_fd >= 0)

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/syscall.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "escape.h"
@@ -21,6 +22,7 @@
 #include "fdpass.h"
 #include "helper_state.h"
 #include "ipc.h"
+#include "clock.h"
 #include "log.h"
 #include "selfstats.h"
 
@@ -123,11 +125,14 @@ static int check_vcpus(struct conn *c, const struct hvm *vm, const int *fds, siz
 	return 0;
 }
 
+static void release_retired(struct helper *h);
+
 static int check_limits(struct helper *h, const struct hproc *p, const struct hvm *vm,
 			size_t n_new_vcpus, size_t n_fds, struct verdict *v)
 {
 	const struct config *cfg = h->cfg;
 
+	release_retired(h);
 	if (!vm && p && p->n_vms >= cfg->max_vms_per_peer)
 		return deny(v, -ENOSPC, REJ_LIMIT,
 			    "pid %d has %u VMs registered (max_vms_per_peer)", (int)p->pid,
@@ -137,7 +142,8 @@ static int check_limits(struct helper *h, const struct hproc *p, const struct hv
 			    "more than %u vCPUs for one VM (max_vcpus_per_vm)",
 			    cfg->max_vcpus_per_vm);
 	if (h->n_sources + n_fds > cfg->max_sources)
-		return deny(v, -ENOSPC, REJ_LIMIT, "%u stats fds held already (max_sources %u)",
+		return deny(v, -ENOSPC, REJ_LIMIT,
+			    "%u stats fds held already, some in their exit grace (max_sources %u)",
 			    h->n_sources, cfg->max_sources);
 	return 0;
 }
@@ -340,6 +346,36 @@ static int do_add_vcpus(struct helper *h, struct conn *c, const struct kvmstat_a
 	return 0;
 }
 
+/* The worker keeps a released VM's fds for exit_grace_ms: so does our count. */
+static void retire_fds(struct helper *h, unsigned n_fds)
+{
+	uint64_t slack = 2ull * h->cfg->interval_ms + 1000; /* its next tick, and then some */
+	struct retiring *nv = realloc(h->retiring, (h->n_retiring + 1) * sizeof(*nv));
+
+	if (!nv) { /* cannot remember: count them as gone now */
+		h->n_sources -= n_fds;
+		return;
+	}
+	h->retiring = nv;
+	h->retiring[h->n_retiring++] =
+	    (struct retiring){ clock_mono_ns() + (h->cfg->exit_grace_ms + slack) * 1000000ull,
+			       n_fds };
+}
+
+static void release_retired(struct helper *h)
+{
+	uint64_t now = clock_mono_ns();
+	size_t j = 0;
+
+	for (size_t i = 0; i < h->n_retiring; i++) {
+		if (h->retiring[i].until_ns <= now)
+			h->n_sources -= h->retiring[i].n_fds;
+		else
+			h->retiring[j++] = h->retiring[i];
+	}
+	h->n_retiring = j;
+}
+
 static void drop_vm(struct helper *h, struct hvm *vm)
 {
 	for (size_t i = 0; i < h->n_vms; i++)
@@ -347,7 +383,7 @@ static void drop_vm(struct helper *h, struct hvm *vm)
 			h->vms[i] = h->vms[--h->n_vms];
 			break;
 		}
-	h->n_sources -= 1 + vm->n_vcpus;
+	retire_fds(h, 1 + vm->n_vcpus);
 	vm->proc->n_vms--;
 	free_hvm(vm);
 }
@@ -429,6 +465,10 @@ int helper_serve_request(struct helper *h, struct conn *c)
 	/* forwarded fds were duplicated into the worker: ours go either way */
 	fdpass_close_all(fds, n);
 	answer(h, c, len >= (int)sizeof(r.hdr) ? r.hdr.seq : 0, &v);
+	/* a peer that speaks garbage or sends foreign fds is not heard twice */
+	if (v.status &&
+	    (v.reason == REJ_BAD_MESSAGE || v.reason == REJ_BAD_FD || v.reason == REJ_FD_COUNT))
+		return -1;
 	return 0;
 }
 
@@ -451,5 +491,6 @@ void helper_forget_all(struct helper *h)
 	while (h->n_procs)
 		helper_forget_proc(h, h->procs[0]);
 	free(h->procs);
+	free(h->retiring);
 	free(h->vms);
 }

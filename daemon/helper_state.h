@@ -46,8 +46,9 @@ struct hvm {
 struct helper {
 	const struct config *cfg;
 	int reg_fd, ipc_fd, signal_fd, epoll_fd;
-	pid_t worker;
+	pid_t worker; /* 0 once reaped */
 	bool worker_died;
+	bool accept_paused; /* out of fds: the listening socket is out of epoll */
 	char tag_reg, tag_signal, tag_ipc;
 	struct conn *conns[256];
 	size_t n_conns;
@@ -55,8 +56,14 @@ struct helper {
 	size_t n_procs;
 	struct hvm **vms;
 	size_t n_vms;
-	unsigned n_sources;
+	unsigned n_sources; /* fds the worker holds: live VMs + those in grace */
 	uint32_t next_vm_id;
+	/* released VMs whose fds the worker still holds until their grace ends */
+	struct retiring {
+		uint64_t until_ns;
+		unsigned n_fds;
+	} * retiring;
+	size_t n_retiring;
 };
 
 /* Read and answer one request; < 0 means: close this connection. */

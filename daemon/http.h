@@ -4,7 +4,7 @@
  *
  * GET/HEAD only (405 otherwise, with Allow), /metrics, / and /-/healthy
  * (404 otherwise). Bounded: connection count, idle timeout, memory per
- * connection (which bounds request headers). Threads of its own; a scrape
+ * connection (which bounds request headers). One polling thread of its own (scrapes run one at a time); a scrape
  * renders the current snapshot and never waits for the poller.
  */
 #ifndef KVMSTATD_HTTP_H

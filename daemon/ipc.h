@@ -6,7 +6,10 @@
  * checked; the worker still checks every message exactly (type, length,
  * descriptor count, string termination): a compromised helper is not the
  * threat, but a bug must not become an out-of-bounds read. An unknown or
- * malformed message ends the conversation (the worker exits).
+ * malformed message ends the conversation (the worker exits). A message
+ * naming a VM the worker has already retired is normal (the VMM exited
+ * meanwhile): its fds are closed and the worker goes on. A message lost
+ * because its fds did not fit (out of fds) is logged and counted.
  */
 #ifndef KVMSTATD_IPC_H
 #define KVMSTATD_IPC_H

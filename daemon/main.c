@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -136,13 +137,37 @@ static void run_worker(const struct config *cfg, uid_t uid, gid_t gid, pid_t hel
 	_exit(worker_run(cfg, ipc_fd, http_fd));
 }
 
-static int start(const struct config *cfg)
+/*
+ * Every source is an fd in the worker (and the helper briefly holds a
+ * request's worth): raise the soft limit to the hard one and, if that is
+ * still short of max_sources, lower max_sources rather than fail later.
+ */
+static void fit_fd_limit(struct config *cfg)
+{
+	const unsigned reserve = 256; /* HTTP connections, pidfds, our own fds */
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return;
+	rl.rlim_cur = rl.rlim_max;
+	setrlimit(RLIMIT_NOFILE, &rl);
+	getrlimit(RLIMIT_NOFILE, &rl);
+	if (rl.rlim_cur >= (rlim_t)cfg->max_sources + reserve)
+		return;
+	log_warn(
+	    "max_sources %u lowered to %u: the fd limit is %llu (raise LimitNOFILE / ulimit -n)",
+	    cfg->max_sources, rl.rlim_cur > 2 * reserve ? (unsigned)(rl.rlim_cur - reserve) : 1,
+	    (unsigned long long)rl.rlim_cur);
+	cfg->max_sources = rl.rlim_cur > 2 * reserve ? (unsigned)(rl.rlim_cur - reserve) : 1;
+}
+
+static int start(struct config *cfg)
 {
 	int reg_fd = -1, http_fd = -1, sp[2] = { -1, -1 }, rc;
-	char err[256];
+	pid_t pid, helper = getpid();
+	char err[256] = "";
 	uid_t uid;
 	gid_t gid;
-	pid_t pid;
 
 	if ((rc = privdrop_lookup(cfg->user, &uid, &gid)) < 0) {
 		log_err(
@@ -150,9 +175,13 @@ static int start(const struct config *cfg)
 		    cfg->user, rc == -ENOENT ? "no such user" : strerror(-rc));
 		return 1;
 	}
-	if ((rc = fdcheck_init()) < 0 ||
-	    (rc = listen_tcp(cfg->listen, &http_fd, err, sizeof(err))) < 0) {
-		log_err("%s", rc == -EINVAL || http_fd < 0 ? err : strerror(-rc));
+	fit_fd_limit(cfg);
+	if ((rc = fdcheck_init()) < 0) {
+		log_err("cannot make an eventfd to recognise anonymous inodes: %s", strerror(-rc));
+		return 1;
+	}
+	if ((rc = listen_tcp(cfg->listen, &http_fd, err, sizeof(err))) < 0) {
+		log_err("%s", err);
 		return 1;
 	}
 	if ((rc = helper_open_socket(cfg, &reg_fd)) < 0) {
@@ -168,7 +197,7 @@ static int start(const struct config *cfg)
 	}
 	if (pid == 0) {
 		close(sp[0]);
-		run_worker(cfg, uid, gid, getppid(), reg_fd, sp[1], http_fd);
+		run_worker(cfg, uid, gid, helper, reg_fd, sp[1], http_fd);
 	}
 	close(sp[1]);
 	close(http_fd);

@@ -97,6 +97,9 @@ int schema_read(int fd, uint8_t **buf, size_t *len, struct schema_error *err)
 	end = desc_end(&h);
 	if ((uint64_t)h.id_offset + h.name_size > end)
 		end = (uint64_t)h.id_offset + h.name_size;
+	if (end > SCHEMA_MAX_PREFIX)
+		return fail(err, "id and descriptors end at %llu, beyond %u bytes",
+			    (unsigned long long)end, SCHEMA_MAX_PREFIX);
 	b = malloc(end);
 	if (!b)
 		return fail(err, "out of memory for %llu bytes", (unsigned long long)end), -ENOMEM;
@@ -180,7 +183,7 @@ static int take_desc(const uint8_t *d, uint32_t name_size, enum stat_scope scope
 	st->type = metric_type_of(&st->flags);
 	if (check_name(d + DESC_FIXED, name_size) < 0 || kd.size == 0 ||
 	    (st->type != MT_HISTOGRAM && kd.size != 1) ||
-	    (st->type == MT_HISTOGRAM && (kd.size < 2 || kd.size > 64)) ||
+	    (st->type == MT_HISTOGRAM && (kd.size < 2 || kd.size > SCHEMA_MAX_STAT_SIZE)) ||
 	    (st->flags.type == KVM_STATS_TYPE_LINEAR_HIST >> KVM_STATS_TYPE_SHIFT &&
 	     kd.bucket_size == 0) ||
 	    (st->type == MT_HISTOGRAM &&

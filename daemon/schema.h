@@ -31,7 +31,10 @@
 #define SCHEMA_HEADER_SIZE 24u
 #define SCHEMA_MAX_NAME_SIZE 256u
 #define SCHEMA_MAX_DESCS 4096u
-#define SCHEMA_MAX_STAT_SIZE 1024u /* u64 items in one stat (hist buckets) */
+/* Histogram buckets in one stat: log bounds are 2^i - 1, so i < 64. */
+#define SCHEMA_MAX_STAT_SIZE 64u
+/* header + id + descriptors: never more than this is read or allocated */
+#define SCHEMA_MAX_PREFIX (1u << 21)
 #define SCHEMA_MAX_DATA_WORDS 65536u
 #define SCHEMA_ID_MAX SCHEMA_MAX_NAME_SIZE
 

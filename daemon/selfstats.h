@@ -2,7 +2,7 @@
 /*
  * selfstats - the daemon's own health, exported as kvmstatd_* metrics.
  *
- * Written by the poller thread (and, for scrapes, HTTP threads) with
+ * Written by the poller thread (and, for scrapes, the HTTP thread) with
  * relaxed atomics; read by the renderer. One instance per worker.
  */
 #ifndef KVMSTATD_SELFSTATS_H

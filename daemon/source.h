@@ -2,7 +2,7 @@
 /*
  * source - one VM (vm_meta) and one stats fd (source) as the worker sees it.
  *
- * Both are reference counted because HTTP threads keep using them through a
+ * Both are reference counted because the HTTP thread keeps using them through a
  * published snapshot while the poller has already dropped them. Everything
  * a scrape reads is immutable after creation except the ring, which has its
  * own lock-free protocol, and the fd, which only the poller touches.

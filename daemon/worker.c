@@ -128,7 +128,6 @@ static void tick(struct worker *w)
 	stat_add(&w->stats.poll_wall_ns_sum, wall);
 	stat_add(&w->stats.poll_cpu_ns_sum, cpu);
 	stat_add(&w->stats.polls, 1);
-	expire_vms(w, t0);
 }
 
 static int publish(struct worker *w)
@@ -184,7 +183,6 @@ static bool vm_has_vcpu(const struct wvm *vm, int vcpu)
 	return false;
 }
 
-/* Turn one checked fd into a source of vm; the fd is consumed either way. */
 /*
  * Read, check and intern the schema of fd: its id (and vCPU index) and a
  * reference to the shared schema. -errno with err->why on refusal.
@@ -261,8 +259,8 @@ static void free_name(struct worker *w, const char *name, char *out, size_t size
 	for (size_t i = w->n_vms; i-- > 0;) {
 		if (strcmp(w->vms[i]->meta->name, name))
 			continue;
-		if (w->vms[i]->gone)
-			drop_vm_at(w, i);
+		if (w->vms[i]->gone) /* dropped after this batch of events */
+			w->vms[i]->expires_ns = 0;
 		else /* the helper prevents this; stay valid regardless */
 			snprintf(out, size, "%s-%u", name, id);
 	}
@@ -316,8 +314,12 @@ static int on_add_vcpus(struct worker *w, const struct ipc_add_vcpus *m, int *fd
 {
 	struct wvm *vm = find_vm(w, m->vm_id);
 
-	if (!vm || n_fds != m->n_vcpus || n_fds == 0)
+	if (n_fds != m->n_vcpus || n_fds == 0)
 		return -EBADMSG;
+	if (!vm) { /* retired already: the VMM exited while adding vCPUs */
+		log_info("%zu vCPU stats fds for VM %u, which is gone: closed", n_fds, m->vm_id);
+		return 0;
+	}
 	for (size_t i = 0; i < n_fds; i++) {
 		add_source(w, vm, fds[i], SCOPE_VCPU, NULL, 0);
 		fds[i] = -1;
@@ -338,9 +340,10 @@ static int dispatch(struct worker *w, const union ipc_msg *m, size_t len, int *f
 	case IPC_REMOVE_VM: {
 		struct wvm *vm = find_vm(w, m->remove_vm.vm_id);
 
-		if (len != sizeof(m->remove_vm) || n_fds || !vm)
+		if (len != sizeof(m->remove_vm) || n_fds)
 			return -EBADMSG;
-		retire_vm(w, vm, "unregistered by its VMM");
+		if (vm) /* else its VMM's exit retired it first */
+			retire_vm(w, vm, "unregistered by its VMM");
 		return 0;
 	}
 	case IPC_REJECTED:
@@ -363,6 +366,13 @@ static int on_ipc(struct worker *w)
 	n = fdpass_recv(w->ipc_fd, &m, sizeof(m), fds, sizeof(fds) / sizeof(fds[0]), &n_fds);
 	if (n == -EAGAIN)
 		return 0;
+	if (n == -E2BIG || n == -EMSGSIZE || n == -EBADMSG) {
+		/* e.g. out of fds (EMFILE truncates SCM_RIGHTS): lose this one, not all */
+		log_err("a message from the helper was lost (%s); its fds are closed",
+			n == -E2BIG ? "descriptors did not fit: out of fds?" : strerror(-n));
+		stat_add(&w->stats.sources_refused, 1);
+		return 0;
+	}
 	if (n <= 0) {
 		if (n == 0)
 			log_info("helper closed the channel; exiting");
@@ -424,6 +434,9 @@ static int loop(struct worker *w)
 			else
 				retire_vm(w, p, "VMM exited");
 		}
+		/* frees happen here, never inside a batch: an event later in the
+		 * batch may still name a VM (a stale pidfd event, say) */
+		expire_vms(w, poller_now_ns());
 		if (rc == 0 && w->dirty)
 			rc = publish(w);
 	}
