@@ -98,8 +98,8 @@ static int check_header(int fd, enum fd_kind kind, struct fdcheck_result *res)
 {
 	struct kvm_stats_header h;
 	char id[SCHEMA_MAX_NAME_SIZE];
-	unsigned tid, n;
-	int end = 0;
+	unsigned tid;
+	int vcpu;
 
 	if (pread(fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h))
 		return refuse(res, "header unreadable");
@@ -109,13 +109,9 @@ static int check_header(int fd, enum fd_kind kind, struct fdcheck_result *res)
 	if (pread(fd, id, h.name_size, h.id_offset) != (ssize_t)h.name_size ||
 	    !memchr(id, '\0', h.name_size))
 		return refuse(res, "id string unreadable or unterminated");
-	if (kind == FD_VM_STATS) {
-		if (sscanf(id, "kvm-%u%n", &tid, &end) != 1 || id[end])
-			return refuse(res, "VM id \"%.32s\" is not kvm-<pid>", id);
-	} else if (sscanf(id, "kvm-%u/vcpu-%u%n", &tid, &n, &end) != 2 || id[end] ||
-		   (int)n != res->vcpu) {
-		return refuse(res, "vCPU id \"%.32s\" does not match its link", id);
-	}
+	if (schema_id_parse(id, &tid, &vcpu) < 0 || vcpu != res->vcpu)
+		return refuse(res, "id \"%.32s\" is not %s", id,
+			      kind == FD_VM_STATS ? "kvm-<pid>" : "kvm-<tid>/vcpu-<n> of its link");
 	res->id_pid = (pid_t)tid;
 	return 0;
 }

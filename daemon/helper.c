@@ -60,6 +60,22 @@ static int socket_owner(const struct config *cfg)
 	return chown(cfg->socket_path, (uid_t)-1, gr.gr_gid) < 0 ? -errno : 0;
 }
 
+/*
+ * Root chmods and chowns the socket by path: in a directory someone else
+ * may write to, that path could be swapped for a link to any file. Only a
+ * real directory of ours that nobody else can write is accepted.
+ */
+static int check_socket_dir(const char *dir)
+{
+	struct stat st;
+
+	if (lstat(dir, &st) < 0)
+		return -errno;
+	if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 0022))
+		return -EPERM;
+	return 0;
+}
+
 int helper_open_socket(const struct config *cfg, int *out_fd)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -76,6 +92,8 @@ int helper_open_socket(const struct config *cfg, int *out_fd)
 		*slash = '\0';
 		if (mkdir(dir, 0755) < 0 && errno != EEXIST)
 			return -errno;
+		if ((rc = check_socket_dir(dir)) < 0)
+			return rc;
 	}
 	if (lstat(cfg->socket_path, &st) == 0) {
 		if (!S_ISSOCK(st.st_mode))

@@ -186,7 +186,9 @@ static int start(struct config *cfg)
 	}
 	if ((rc = helper_open_socket(cfg, &reg_fd)) < 0) {
 		log_err("registration socket %s: %s", cfg->socket_path,
-			rc == -EADDRINUSE ? "another kvmstatd is serving it" : strerror(-rc));
+			rc == -EADDRINUSE ? "another kvmstatd is serving it"
+			: rc == -EPERM	  ? "its directory must be ours and writable by nobody else"
+					  : strerror(-rc));
 		close(http_fd);
 		return 1;
 	}

@@ -102,6 +102,13 @@ int schema_read(int fd, uint8_t **buf, size_t *len, struct schema_error *err);
  * schema_read (checked); id must hold SCHEMA_ID_MAX bytes. */
 int schema_parse_id(const uint8_t *buf, size_t len, char *id, struct schema_error *err);
 
+/*
+ * Split a stats id: "kvm-<tid>" (a VM: *vcpu = -1) or "kvm-<tid>/vcpu-<n>"
+ * (n <= 65535). 0 or -EINVAL. The tid is the thread that created the VM or
+ * vCPU; the kernel links a vCPU to its VM in no other way.
+ */
+int schema_id_parse(const char *id, unsigned *tid, int *vcpu);
+
 /* Validate buf and build a schema (refs = 1). -EINVAL with err->why. */
 int schema_parse(const uint8_t *buf, size_t len, enum stat_scope scope, struct schema **out,
 		 struct schema_error *err);

@@ -92,6 +92,10 @@ void selfstats_render(const struct selfstats *st, unsigned n_vms, unsigned n_vcp
 	     "Wall time spent polling, summed over ticks.");
 	buf_printf(b, "kvmstatd_poll_duration_seconds_total %.9f\n",
 		   (double)stat_get(&st->poll_wall_ns_sum) / 1e9);
+	head(b, om, "kvmstatd_poll_cpu_seconds", "counter", "seconds",
+	     "CPU time of the poller thread spent polling, summed over ticks.");
+	buf_printf(b, "kvmstatd_poll_cpu_seconds_total %.9f\n",
+		   (double)stat_get(&st->poll_cpu_ns_sum) / 1e9);
 	counter(b, om, "kvmstatd_scrapes", NULL, "Metrics pages rendered.", stat_get(&st->scrapes));
 	head(b, om, "kvmstatd_scrape_duration_seconds", "counter", "seconds",
 	     "Time spent rendering metrics pages, summed over scrapes.");

@@ -164,15 +164,13 @@ out:
 	return rc;
 }
 
-/* Parse "kvm-<pid>/vcpu-<n>"; returns n or -EINVAL. */
+/* Parse "kvm-<tid>/vcpu-<n>"; returns n or -EINVAL. */
 static int vcpu_index_of(const char *id)
 {
-	unsigned tid, n;
-	int end = 0;
+	unsigned tid;
+	int vcpu;
 
-	if (sscanf(id, "kvm-%u/vcpu-%u%n", &tid, &n, &end) != 2 || id[end] != '\0' || n > 65535)
-		return -EINVAL;
-	return (int)n;
+	return schema_id_parse(id, &tid, &vcpu) < 0 || vcpu < 0 ? -EINVAL : vcpu;
 }
 
 static bool vm_has_vcpu(const struct wvm *vm, int vcpu)

@@ -107,3 +107,17 @@ def test_check_config_starts_nothing(kvmstatd_bin, tmp_path):
     p = run(kvmstatd_bin, "--check-config", "--config", str(cfg))
     assert p.returncode == 0, p.stderr
     assert not sock_dir.exists(), "--check-config created the socket directory"
+
+
+def test_socket_in_a_directory_others_may_write_is_refused(kvmstatd_bin, root, tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)  # like /tmp: root must not chmod/chown paths in here
+    cfg = tmp_path / "k.ini"
+    harness.write_config(str(cfg), str(shared / "reg.sock"), harness.free_port(),
+                         harness.worker_user().pw_name)
+    p = run(kvmstatd_bin, "--config", str(cfg))
+    err = p.stderr.decode()
+    assert p.returncode == 1, err
+    assert "reg.sock" in err and "writable by nobody else" in err, err
+    assert not (shared / "reg.sock").exists()
