@@ -260,22 +260,26 @@ static int check_register(struct helper *h, struct conn *c, const struct kvmstat
 		return deny(v, -EBADMSG, REJ_BAD_MESSAGE, "flags/reserved must be 0");
 	if (n == 0)
 		return deny(v, -E2BIG, REJ_FD_COUNT, "REGISTER_VM carries no fd");
+	/* the cheap checks first: no pread for a request refused anyway */
+	if (pick_name(h, c, b, name, name_size, v) < 0)
+		return v->status;
+	if (find_vm(h, c->pid, b->vm_handle))
+		return deny(v, -EEXIST, REJ_DUPLICATE, "handle %llu is registered already",
+			    (unsigned long long)b->vm_handle);
+	if (check_limits(h, find_proc(h, c->pid), NULL, n - 1, n, v) < 0)
+		return v->status;
 	if (fdcheck_stats_fd(fds[0], FD_VM_STATS, &res) < 0)
 		return deny(v, -EBADF, REJ_BAD_FD, "fd 0: %s", res.why);
 	if (!fdcheck_is_thread_of(res.id_pid, c->pid))
 		return deny(v, -EPERM, REJ_NOT_OWNER, "VM created by tid %d, not by pid %d",
 			    (int)res.id_pid, (int)c->pid);
-	if (check_vcpus(c, NULL, fds + 1, n - 1, idx, v) < 0 ||
-	    pick_name(h, c, b, name, name_size, v) < 0)
+	if (check_vcpus(c, NULL, fds + 1, n - 1, idx, v) < 0)
 		return v->status;
-	if (find_vm(h, c->pid, b->vm_handle))
-		return deny(v, -EEXIST, REJ_DUPLICATE, "handle %llu is registered already",
-			    (unsigned long long)b->vm_handle);
 	for (size_t i = 0; i < h->n_vms; i++)
 		if (h->vms[i]->proc->pid == c->pid && same_file(fds[0], h->vms[i]->stats_fd))
 			return deny(v, -EEXIST, REJ_DUPLICATE,
 				    "this VM stats fd is registered as \"%s\"", h->vms[i]->name);
-	return check_limits(h, find_proc(h, c->pid), NULL, n - 1, n, v);
+	return 0;
 }
 
 static int do_register(struct helper *h, struct conn *c, const struct kvmstat_register_vm *b,
@@ -331,7 +335,7 @@ static int do_add_vcpus(struct helper *h, struct conn *c, const struct kvmstat_a
 			    (unsigned long long)b->vm_handle);
 	if (n == 0)
 		return deny(v, -E2BIG, REJ_FD_COUNT, "ADD_VCPUS carries no fd");
-	if (check_vcpus(c, vm, fds, n, idx, v) < 0 || check_limits(h, vm->proc, vm, n, n, v) < 0)
+	if (check_limits(h, vm->proc, vm, n, n, v) < 0 || check_vcpus(c, vm, fds, n, idx, v) < 0)
 		return v->status;
 	if (add_vcpus_to(vm, idx, n) < 0)
 		return deny(v, -ENOMEM, REJ_LIMIT, "out of memory");
