@@ -36,7 +36,8 @@ struct worker {
 	struct schema_cache cache;
 	struct wvm **vms;
 	size_t n_vms;
-	bool dirty; /* sources changed: publish a new snapshot */
+	bool dirty;		 /* sources changed: publish a new snapshot */
+	unsigned type_conflicts; /* as last logged */
 	bool stop;
 	struct selfstats stats;
 	struct http_server *http;
@@ -151,9 +152,10 @@ static int publish(struct worker *w)
 	}
 	rc = snapshot_build(&snap, metas, w->n_vms, srcs, n);
 	if (rc == 0) {
-		if (snap->type_conflicts)
+		if (snap->type_conflicts != w->type_conflicts) /* say it once per change */
 			log_warn("%u stats left out: their family exists with another type or unit",
 				 snap->type_conflicts);
+		w->type_conflicts = snap->type_conflicts;
 		snapshot_publish(snap);
 		schema_cache_trim(&w->cache);
 		w->dirty = false;
