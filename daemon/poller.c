@@ -2,10 +2,7 @@
 /* poller - see poller.h. */
 #include "poller.h"
 
-#include "clock.h"
-
 #include <errno.h>
-#include <time.h>
 #include <unistd.h>
 
 int poller_sample(struct source *s, uint64_t now_ns)
@@ -26,14 +23,4 @@ int poller_sample(struct source *s, uint64_t now_ns)
 	}
 	ring_commit(s->ring, now_ns);
 	return 0;
-}
-
-uint64_t poller_now_ns(void)
-{
-	return clock_mono_ns();
-}
-
-uint64_t poller_thread_cpu_ns(void)
-{
-	return clock_ns(CLOCK_THREAD_CPUTIME_ID);
 }

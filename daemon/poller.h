@@ -11,13 +11,9 @@
 
 #include <stdint.h>
 
-#include "selfstats.h"
 #include "source.h"
 
 /* 0, or -errno / -EIO (short read); the ring keeps its previous sample. */
 int poller_sample(struct source *s, uint64_t now_ns);
-
-uint64_t poller_now_ns(void);	     /* CLOCK_MONOTONIC */
-uint64_t poller_thread_cpu_ns(void); /* CLOCK_THREAD_CPUTIME_ID */
 
 #endif

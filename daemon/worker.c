@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "fdpass.h"
 #include "http.h"
 #include "ipc.h"
@@ -95,9 +96,9 @@ static void retire_vm(struct worker *w, struct wvm *vm, const char *why)
 {
 	if (vm->gone)
 		return;
-	sample_vm(w, vm, poller_now_ns());
+	sample_vm(w, vm, clock_mono_ns());
 	vm->gone = true;
-	vm->expires_ns = poller_now_ns() + (uint64_t)w->cfg->exit_grace_ms * 1000000u;
+	vm->expires_ns = clock_mono_ns() + (uint64_t)w->cfg->exit_grace_ms * 1000000u;
 	if (vm->pidfd >= 0) {
 		epoll_ctl(w->epoll_fd, EPOLL_CTL_DEL, vm->pidfd, NULL);
 		close(vm->pidfd);
@@ -117,13 +118,13 @@ static void expire_vms(struct worker *w, uint64_t now)
 
 static void tick(struct worker *w)
 {
-	uint64_t t0 = poller_now_ns(), c0 = poller_thread_cpu_ns(), wall, cpu;
+	uint64_t t0 = clock_mono_ns(), c0 = clock_ns(CLOCK_THREAD_CPUTIME_ID), wall, cpu;
 
 	for (size_t i = 0; i < w->n_vms; i++)
 		if (!w->vms[i]->gone)
 			sample_vm(w, w->vms[i], t0);
-	wall = poller_now_ns() - t0;
-	cpu = poller_thread_cpu_ns() - c0;
+	wall = clock_mono_ns() - t0;
+	cpu = clock_ns(CLOCK_THREAD_CPUTIME_ID) - c0;
 	stat_set(&w->stats.poll_wall_ns_last, wall);
 	stat_set(&w->stats.poll_cpu_ns_last, cpu);
 	stat_add(&w->stats.poll_wall_ns_sum, wall);
@@ -247,7 +248,7 @@ static int add_source(struct worker *w, struct wvm *vm, int fd, enum stat_scope 
 	if (kernel_id)
 		snprintf(kernel_id, kid_size, "%s", id);
 	vm->src[vm->n_src++] = s;
-	poller_sample(s, poller_now_ns()); /* a first sample before the next tick */
+	poller_sample(s, clock_mono_ns()); /* a first sample before the next tick */
 	w->dirty = true;
 	return 0;
 }
@@ -436,7 +437,7 @@ static int loop(struct worker *w)
 		}
 		/* frees happen here, never inside a batch: an event later in the
 		 * batch may still name a VM (a stale pidfd event, say) */
-		expire_vms(w, poller_now_ns());
+		expire_vms(w, clock_mono_ns());
 		if (rc == 0 && w->dirty)
 			rc = publish(w);
 	}
