@@ -16,14 +16,22 @@
 
 #include <stdint.h>
 
+#include <stddef.h>
+
 #include "kvmstat_proto.h"
+#include "selfstats.h"
 
 enum ipc_type {
 	IPC_ADD_VM = 1, /* fds: pidfd, VM stats fd, vCPU stats fds */
 	IPC_ADD_VCPUS,	/* fds: vCPU stats fds */
 	IPC_REMOVE_VM,	/* no fds */
 	IPC_REJECTED,	/* no fds: a registration the helper refused */
+	IPC_HELLO,	/* no fds: first message to every worker (restarts, totals) */
+	IPC__END
 };
+
+/* How the helper came by a VM's fds (label source="..." of kvm_vm_info). */
+enum ipc_origin { ORIGIN_REGISTERED = 0, ORIGIN_DISCOVERED, ORIGIN__COUNT };
 
 #define IPC_MAX_VCPU_FDS KVMSTAT_MAX_FDS_PER_MSG
 
@@ -38,6 +46,7 @@ struct ipc_add_vm {
 	int32_t pid;
 	uint32_t uid;
 	uint32_t n_vcpus;		  /* vCPU fds following the pidfd and the VM fd */
+	uint32_t origin;		  /* enum ipc_origin */
 	char name[KVMSTAT_NAME_MAX + 16]; /* NUL-terminated, checked by the helper */
 	char comm[32];
 };
@@ -58,12 +67,33 @@ struct ipc_rejected {
 	uint32_t reason; /* enum reject_reason */
 };
 
+/*
+ * The helper outlives workers: a replacement learns how many workers came
+ * before it and the helper's running totals, so counters stay continuous.
+ */
+struct ipc_hello {
+	struct ipc_hdr hdr;
+	uint32_t worker_starts; /* 1 for the first worker */
+	uint32_t reserved;
+	uint64_t rejected[REJ__COUNT]; /* registrations refused so far, by reason */
+	uint64_t discovered;	       /* VMs found by discovery so far */
+};
+
 union ipc_msg {
 	struct ipc_hdr hdr;
 	struct ipc_add_vm add_vm;
 	struct ipc_add_vcpus add_vcpus;
 	struct ipc_remove_vm remove_vm;
 	struct ipc_rejected rejected;
+	struct ipc_hello hello;
 };
+
+/*
+ * Check one received message exactly: type, length, descriptor count,
+ * termination of strings, ranges of enums. Pure (no I/O): the worker calls
+ * it before acting, the fuzzer calls it on random bytes. Returns 0 or
+ * -EBADMSG with a sentence in why.
+ */
+int ipc_check(const void *msg, size_t len, size_t n_fds, char *why, size_t why_size);
 
 #endif

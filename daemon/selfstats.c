@@ -5,7 +5,8 @@
 #include <stdio.h>
 
 static const char *const reason_names[REJ__COUNT] = {
-	"bad_message", "bad_fd", "fd_count", "not_owner", "limit", "unknown_vm", "duplicate",
+	"bad_message", "bad_fd",    "fd_count",    "not_owner", "limit",
+	"unknown_vm",  "duplicate", "not_allowed", "rate",
 };
 
 const char *reject_reason_name(enum reject_reason r)

@@ -22,6 +22,8 @@ enum reject_reason {
 	REJ_LIMIT,
 	REJ_UNKNOWN_VM,
 	REJ_DUPLICATE,
+	REJ_NOT_ALLOWED, /* uid/gid not in the policy's allow lists */
+	REJ_RATE,	 /* the peer's uid exceeded its request rate */
 	REJ__COUNT
 };
 
