@@ -1,0 +1,101 @@
+/* SPDX-License-Identifier: MIT */
+/* ipc - see ipc.h: the exact check of one helper -> worker message. */
+#include "ipc.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+static int bad(char *why, size_t why_size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int bad(char *why, size_t why_size, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (why && why_size) {
+		va_start(ap, fmt);
+		vsnprintf(why, why_size, fmt, ap);
+		va_end(ap);
+	}
+	return -EBADMSG;
+}
+
+static const char *const type_name[IPC__END] = {
+	[IPC_ADD_VM] = "ADD_VM",     [IPC_ADD_VCPUS] = "ADD_VCPUS", [IPC_REMOVE_VM] = "REMOVE_VM",
+	[IPC_REJECTED] = "REJECTED", [IPC_HELLO] = "HELLO",
+};
+
+static const size_t type_size[IPC__END] = {
+	[IPC_ADD_VM] = sizeof(struct ipc_add_vm),
+	[IPC_ADD_VCPUS] = sizeof(struct ipc_add_vcpus),
+	[IPC_REMOVE_VM] = sizeof(struct ipc_remove_vm),
+	[IPC_REJECTED] = sizeof(struct ipc_rejected),
+	[IPC_HELLO] = sizeof(struct ipc_hello),
+};
+
+static int check_add_vm(const struct ipc_add_vm *m, size_t n_fds, char *why, size_t why_size)
+{
+	if (m->n_vcpus > IPC_MAX_VCPU_FDS)
+		return bad(why, why_size, "ADD_VM: n_vcpus %u is more than %d", m->n_vcpus,
+			   IPC_MAX_VCPU_FDS);
+	if (n_fds != 2 + (size_t)m->n_vcpus)
+		return bad(why, why_size, "ADD_VM: %zu fds, expected 2 + n_vcpus %u", n_fds,
+			   m->n_vcpus);
+	if (!memchr(m->name, '\0', sizeof(m->name)))
+		return bad(why, why_size, "ADD_VM: name is not NUL-terminated");
+	if (!memchr(m->comm, '\0', sizeof(m->comm)))
+		return bad(why, why_size, "ADD_VM: comm is not NUL-terminated");
+	if (m->origin >= ORIGIN__COUNT)
+		return bad(why, why_size, "ADD_VM: origin %u out of range", m->origin);
+	return 0;
+}
+
+int ipc_check(const void *msg, size_t len, size_t n_fds, char *why, size_t why_size)
+{
+	union ipc_msg m;
+	uint32_t type;
+
+	if (why && why_size)
+		why[0] = '\0';
+	if (len < sizeof(m.hdr))
+		return bad(why, why_size, "message of %zu bytes is shorter than a header", len);
+	memset(&m, 0, sizeof(m));
+	memcpy(&m, msg, len < sizeof(m) ? len : sizeof(m)); /* any alignment */
+	type = m.hdr.type;
+	if (m.hdr.len != len)
+		return bad(why, why_size, "header says %u bytes, received %zu", m.hdr.len, len);
+	if (type < IPC_ADD_VM || type >= IPC__END)
+		return bad(why, why_size, "unknown message type %u", type);
+	if (len != type_size[type])
+		return bad(why, why_size, "%s: %zu bytes, expected %zu", type_name[type], len,
+			   type_size[type]);
+	switch (type) {
+	case IPC_ADD_VM:
+		return check_add_vm(&m.add_vm, n_fds, why, why_size);
+	case IPC_ADD_VCPUS:
+		if (m.add_vcpus.n_vcpus < 1 || m.add_vcpus.n_vcpus > IPC_MAX_VCPU_FDS)
+			return bad(why, why_size, "ADD_VCPUS: n_vcpus %u is not 1..%d",
+				   m.add_vcpus.n_vcpus, IPC_MAX_VCPU_FDS);
+		if (n_fds != m.add_vcpus.n_vcpus)
+			return bad(why, why_size, "ADD_VCPUS: %zu fds, expected n_vcpus %u", n_fds,
+				   m.add_vcpus.n_vcpus);
+		return 0;
+	case IPC_REJECTED:
+		if (m.rejected.reason >= REJ__COUNT)
+			return bad(why, why_size, "REJECTED: reason %u out of range",
+				   m.rejected.reason);
+		break;
+	case IPC_HELLO:
+		if (m.hello.reserved)
+			return bad(why, why_size, "HELLO: reserved is %u, must be 0",
+				   m.hello.reserved);
+		break;
+	default: /* IPC_REMOVE_VM: nothing but the size and the fd count */
+		break;
+	}
+	if (n_fds)
+		return bad(why, why_size, "%s: %zu fds, expected none", type_name[type], n_fds);
+	return 0;
+}
