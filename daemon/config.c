@@ -6,16 +6,20 @@
 #include "config.h"
 
 #include <errno.h>
+#include <grp.h>
 #include <ini.h>
 #include <limits.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <unistd.h>
 
-enum key_kind { KEY_STR, KEY_UINT, KEY_OCTAL };
+enum key_kind { KEY_STR, KEY_UINT, KEY_OCTAL, KEY_BOOL, KEY_LIST };
 
 struct key_def {
 	const char *section;
@@ -25,21 +29,35 @@ struct key_def {
 	size_t size; /* KEY_STR: buffer size */
 	unsigned long min, max;
 	const char *(*check)(const char *value); /* KEY_STR: NULL or why it is bad */
+	/* KEY_LIST: parse value into cfg; NULL, or why (a sentence in buf) */
+	const char *(*set_list)(struct config *cfg, const char *value, char *buf, size_t size);
 };
 
 #define STR(sec, key, field)                                                                       \
 	{                                                                                          \
-		sec, key, KEY_STR, offsetof(struct config, field),                                 \
-		    sizeof(((struct config *)0)->field), 0, 0, NULL                                \
+		.section = sec, .name = key, .kind = KEY_STR,                                      \
+		.offset = offsetof(struct config, field),                                          \
+		.size = sizeof(((struct config *)0)->field)                                        \
 	}
 #define STRC(sec, key, field, fn)                                                                  \
 	{                                                                                          \
-		sec, key, KEY_STR, offsetof(struct config, field),                                 \
-		    sizeof(((struct config *)0)->field), 0, 0, fn                                  \
+		.section = sec, .name = key, .kind = KEY_STR,                                      \
+		.offset = offsetof(struct config, field),                                          \
+		.size = sizeof(((struct config *)0)->field), .check = fn                           \
 	}
 #define UINT(sec, key, field, lo, hi)                                                              \
 	{                                                                                          \
-		sec, key, KEY_UINT, offsetof(struct config, field), 0, lo, hi, NULL                \
+		.section = sec, .name = key, .kind = KEY_UINT,                                     \
+		.offset = offsetof(struct config, field), .min = lo, .max = hi                     \
+	}
+#define BOOL(sec, key, field)                                                                      \
+	{                                                                                          \
+		.section = sec, .name = key, .kind = KEY_BOOL,                                     \
+		.offset = offsetof(struct config, field)                                           \
+	}
+#define LIST(sec, key, fn)                                                                         \
+	{                                                                                          \
+		.section = sec, .name = key, .kind = KEY_LIST, .set_list = fn                      \
 	}
 
 static const char *check_not_empty(const char *v)
@@ -62,15 +80,29 @@ static const char *check_listen(const char *v)
 		   : NULL;
 }
 
+static const char *set_allow_users(struct config *cfg, const char *v, char *buf, size_t size);
+static const char *set_allow_groups(struct config *cfg, const char *v, char *buf, size_t size);
+
 static const struct key_def keys[] = {
 	STRC("daemon", "user", user, check_not_empty),
+	BOOL("daemon", "sandbox", sandbox),
 	STRC("registration", "socket", socket_path, check_absolute),
-	{ "registration", "socket_mode", KEY_OCTAL, offsetof(struct config, socket_mode), 0, 0,
-	  0777, NULL },
+	{ .section = "registration",
+	  .name = "socket_mode",
+	  .kind = KEY_OCTAL,
+	  .offset = offsetof(struct config, socket_mode),
+	  .max = 0777 },
 	STR("registration", "socket_group", socket_group),
 	UINT("registration", "max_vms_per_peer", max_vms_per_peer, 1, 4096),
 	UINT("registration", "max_vcpus_per_vm", max_vcpus_per_vm, 1, 4096),
 	UINT("registration", "max_sources", max_sources, 1, 20000),
+	LIST("registration", "allow_users", set_allow_users),
+	LIST("registration", "allow_groups", set_allow_groups),
+	UINT("registration", "max_sources_per_uid", max_sources_per_uid, 1, 20000),
+	UINT("registration", "rate_limit", rate_limit, 0, 1000000),
+	UINT("registration", "rate_burst", rate_burst, 1, 1000000),
+	BOOL("discovery", "enabled", discovery_enabled),
+	UINT("discovery", "interval_s", discovery_interval_s, 0, 86400),
 	UINT("poll", "interval_ms", interval_ms, 10, 3600000),
 	UINT("poll", "ring_slots", ring_slots, 2, 64),
 	UINT("poll", "exit_grace_ms", exit_grace_ms, 0, 86400000),
@@ -106,6 +138,12 @@ void config_defaults(struct config *cfg)
 	cfg->max_vms_per_peer = 256;
 	cfg->max_vcpus_per_vm = 1024;
 	cfg->max_sources = 16384;
+	cfg->max_sources_per_uid = 4096;
+	cfg->rate_limit = 100;
+	cfg->rate_burst = 1000;
+	cfg->discovery_enabled = true;
+	cfg->discovery_interval_s = 10;
+	cfg->sandbox = true;
 	cfg->interval_ms = 1000;
 	cfg->ring_slots = 4;
 	cfg->exit_grace_ms = 30000;
@@ -127,19 +165,191 @@ static int parse_number(const char *v, int base, unsigned long *out)
 	return 0;
 }
 
-static const char *set_key(struct config *cfg, const struct key_def *k, const char *v)
+static int parse_bool(const char *v, bool *out)
+{
+	static const char *const yes[] = { "yes", "true", "1" };
+	static const char *const no[] = { "no", "false", "0" };
+
+	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+		if (!strcasecmp(v, yes[i])) {
+			*out = true;
+			return 0;
+		}
+		if (!strcasecmp(v, no[i])) {
+			*out = false;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+/* ---- allow_users / allow_groups ------------------------------------------ */
+
+enum id_kind { ID_USER, ID_GROUP };
+
+#define ID_MAX 4294967294ul /* (uid_t)-1 and (gid_t)-1 mean "no id" */
+#define LOOKUP_BUF_MAX (1u << 20)
+
+/*
+ * A user or group name to its id through NSS (getpwnam_r/getgrnam_r): 0,
+ * -ENOENT when there is no such name, or -errno when the lookup failed.
+ */
+static int lookup_id(enum id_kind kind, const char *name, unsigned long *id)
+{
+	long hint = sysconf(kind == ID_USER ? _SC_GETPW_R_SIZE_MAX : _SC_GETGR_R_SIZE_MAX);
+	size_t size = hint > 0 ? (size_t)hint : 1024;
+	bool found = false;
+	int rc;
+
+	for (;;) {
+		char *buf = malloc(size);
+
+		if (!buf)
+			return -ENOMEM;
+		if (kind == ID_USER) {
+			struct passwd pw, *res = NULL;
+
+			rc = getpwnam_r(name, &pw, buf, size, &res);
+			if (!rc && res) {
+				found = true;
+				*id = res->pw_uid;
+			}
+		} else {
+			struct group gr, *res = NULL;
+
+			rc = getgrnam_r(name, &gr, buf, size, &res);
+			if (!rc && res) {
+				found = true;
+				*id = res->gr_gid;
+			}
+		}
+		free(buf);
+		if (rc != ERANGE || size >= LOOKUP_BUF_MAX) /* a big group needs a big buffer */
+			break;
+		size *= 2;
+	}
+	/* getpwnam_r(3): these too mean "not found" for some NSS modules */
+	if (rc == 0 || rc == ENOENT || rc == ESRCH || rc == EBADF || rc == EPERM)
+		return found ? 0 : -ENOENT;
+	return -rc;
+}
+
+/*
+ * "alice, bob 1000": names (looked up now) or numeric ids, separated by
+ * commas and/or blanks, added to the *n_ids in ids; duplicates count once.
+ * Lines add up: a list of 64 names does not fit in one (200 bytes). On
+ * error buf holds a sentence naming the entry.
+ */
+static const char *add_ids(enum id_kind kind, const char *v, unsigned long *ids, unsigned *n_ids,
+			   char *buf, size_t size)
+{
+	static const char sep[] = ", \t";
+	const char *what = kind == ID_USER ? "user" : "group";
+	unsigned long id = 0;
+	char tok[256];
+	int rc;
+
+	for (v += strspn(v, sep); *v; v += strspn(v, sep)) {
+		size_t len = strcspn(v, sep);
+		bool dup = false;
+
+		if (len >= sizeof(tok)) {
+			snprintf(buf, size, "%s name \"%.32s...\" is too long", what, v);
+			return buf;
+		}
+		memcpy(tok, v, len);
+		tok[len] = '\0';
+		v += len;
+		if (strspn(tok, "0123456789") == len) { /* all digits: an id, no lookup */
+			if (parse_number(tok, 10, &id) < 0 || id > ID_MAX) {
+				snprintf(buf, size, "%s id \"%.32s\" out of range (0..%lu)", what,
+					 tok, ID_MAX);
+				return buf;
+			}
+		} else if ((rc = lookup_id(kind, tok, &id)) < 0) {
+			if (rc == -ENOENT)
+				snprintf(buf, size, "unknown %s \"%.64s\"", what, tok);
+			else
+				snprintf(buf, size, "cannot look up %s \"%.64s\": %s", what, tok,
+					 strerror(-rc));
+			return buf;
+		}
+		for (unsigned i = 0; i < *n_ids && !dup; i++)
+			dup = ids[i] == id;
+		if (dup)
+			continue;
+		if (*n_ids == CONFIG_ALLOW_MAX) {
+			snprintf(buf, size, "more than %d %ss", CONFIG_ALLOW_MAX, what);
+			return buf;
+		}
+		ids[(*n_ids)++] = id;
+	}
+	return NULL;
+}
+
+static const char *set_allow_users(struct config *cfg, const char *v, char *buf, size_t size)
+{
+	unsigned long ids[CONFIG_ALLOW_MAX];
+	unsigned n = cfg->n_allow_uids;
+	const char *why;
+
+	for (unsigned i = 0; i < n; i++)
+		ids[i] = cfg->allow_uids[i];
+	why = add_ids(ID_USER, v, ids, &n, buf, size);
+	if (why)
+		return why;
+	for (unsigned i = 0; i < n; i++)
+		cfg->allow_uids[i] = (uid_t)ids[i];
+	cfg->n_allow_uids = n;
+	return NULL;
+}
+
+static const char *set_allow_groups(struct config *cfg, const char *v, char *buf, size_t size)
+{
+	unsigned long ids[CONFIG_ALLOW_MAX];
+	unsigned n = cfg->n_allow_gids;
+	const char *why;
+
+	for (unsigned i = 0; i < n; i++)
+		ids[i] = cfg->allow_gids[i];
+	why = add_ids(ID_GROUP, v, ids, &n, buf, size);
+	if (why)
+		return why;
+	for (unsigned i = 0; i < n; i++)
+		cfg->allow_gids[i] = (gid_t)ids[i];
+	cfg->n_allow_gids = n;
+	return NULL;
+}
+
+/* ---- one key ---------------------------------------------------------------- */
+
+/* NULL, or why v is refused (a static string, or a sentence written into buf). */
+static const char *set_key(struct config *cfg, const struct key_def *k, const char *v, char *buf,
+			   size_t size)
 {
 	char *field = (char *)cfg + k->offset;
 	const char *why;
 	unsigned long n;
+	bool b;
 
-	if (k->kind == KEY_STR) {
+	switch (k->kind) {
+	case KEY_STR:
 		if (strlen(v) >= k->size)
 			return "value too long"; /* range_text adds the limit */
 		if (k->check && (why = k->check(v)))
 			return why;
 		memcpy(field, v, strlen(v) + 1);
 		return NULL;
+	case KEY_LIST:
+		return k->set_list(cfg, v, buf, size);
+	case KEY_BOOL:
+		if (parse_bool(v, &b) < 0)
+			return "not a boolean";
+		*(bool *)(void *)field = b;
+		return NULL;
+	case KEY_UINT:
+	case KEY_OCTAL:
+		break;
 	}
 	if (parse_number(v, k->kind == KEY_OCTAL ? 8 : 10, &n) < 0)
 		return k->kind == KEY_OCTAL ? "not an octal number" : "not a non-negative integer";
@@ -163,6 +373,8 @@ static void range_text(const struct key_def *k, char *buf, size_t size)
 		snprintf(buf, size, " (allowed %lu..%lu)", k->min, k->max);
 	else if (k->kind == KEY_OCTAL)
 		snprintf(buf, size, " (an octal mode, at most 0777)");
+	else if (k->kind == KEY_BOOL)
+		snprintf(buf, size, " (yes/no, true/false or 1/0)");
 	else
 		snprintf(buf, size, " (at most %zu bytes)", k->size - 1);
 }
@@ -188,14 +400,18 @@ static int on_key(void *user, const char *section, const char *name, const char 
 	struct load_ctx *ctx = user;
 	const struct key_def *k;
 	const char *why;
-	char range[64];
+	char range[64], sentence[160];
 
 	k = find_key(section, name);
 	if (!k) {
 		fail_at(ctx, "[%s] %s: unknown key", section, name);
 		return 0;
 	}
-	why = set_key(ctx->cfg, k, value);
+	why = set_key(ctx->cfg, k, value, sentence, sizeof(sentence));
+	if (why && k->kind == KEY_LIST) { /* the sentence names the entry */
+		fail_at(ctx, "[%s] %s: %s", section, name, why);
+		return 0;
+	}
 	if (why) {
 		if (k->kind == KEY_STR && strcmp(why, "value too long"))
 			range[0] = '\0'; /* a check's own sentence says what is wrong */
@@ -289,8 +505,12 @@ static int load(struct load_ctx *ctx, const char *name)
 		snprintf(ctx->err, ctx->err_size,
 			 "syntax error (expected [section] or key = value)");
 	}
-	if (!ctx->failed)
+	if (!ctx->failed) {
+		/* one uid cannot hold more than all: the total limit is the tighter one */
+		if (ctx->cfg->max_sources_per_uid > ctx->cfg->max_sources)
+			ctx->cfg->max_sources_per_uid = ctx->cfg->max_sources;
 		return 0;
+	}
 	snprintf(msg, sizeof(msg), "%s:%d: %s", name, ctx->failed, ctx->err);
 	snprintf(ctx->err, ctx->err_size, "%s", msg);
 	return -EINVAL;

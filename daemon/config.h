@@ -8,11 +8,13 @@
 #ifndef KVMSTATD_CONFIG_H
 #define KVMSTATD_CONFIG_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
 #define CONFIG_DEFAULT_PATH "/etc/kvmstatd/kvmstatd.ini"
-#define CONFIG_STR_MAX 108 /* sun_path size: the longest string we keep */
+#define CONFIG_STR_MAX 108  /* sun_path size: the longest string we keep */
+#define CONFIG_ALLOW_MAX 64 /* entries of allow_users, of allow_groups */
 
 struct config {
 	char user[64];
@@ -22,6 +24,17 @@ struct config {
 	unsigned max_vms_per_peer;
 	unsigned max_vcpus_per_vm;
 	unsigned max_sources;
+	/* allow_users / allow_groups, resolved at load time (both empty: anyone) */
+	uid_t allow_uids[CONFIG_ALLOW_MAX];
+	unsigned n_allow_uids;
+	gid_t allow_gids[CONFIG_ALLOW_MAX];
+	unsigned n_allow_gids;
+	unsigned max_sources_per_uid; /* at most max_sources: lowered to it at load */
+	unsigned rate_limit;	      /* requests per second per uid; 0: no limit */
+	unsigned rate_burst;	      /* token bucket size, >= 1 */
+	bool discovery_enabled;
+	unsigned discovery_interval_s; /* 0: no periodic scan */
+	bool sandbox;		       /* the worker's seccomp filter */
 	unsigned interval_ms;
 	unsigned ring_slots;
 	unsigned exit_grace_ms;

@@ -15,9 +15,12 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <pwd.h>
+#include <grp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "config.h"
 
@@ -71,6 +74,14 @@ static void test_defaults_are_the_documented_values(void **state)
 	assert_int_equal(c.max_vms_per_peer, 256);
 	assert_int_equal(c.max_vcpus_per_vm, 1024);
 	assert_int_equal(c.max_sources, 16384);
+	assert_int_equal(c.n_allow_uids, 0);
+	assert_int_equal(c.n_allow_gids, 0);
+	assert_int_equal(c.max_sources_per_uid, 4096);
+	assert_int_equal(c.rate_limit, 100);
+	assert_int_equal(c.rate_burst, 1000);
+	assert_true(c.discovery_enabled);
+	assert_int_equal(c.discovery_interval_s, 10);
+	assert_true(c.sandbox);
 	assert_int_equal(c.interval_ms, 1000);
 	assert_int_equal(c.ring_slots, 4);
 	assert_int_equal(c.exit_grace_ms, 30000);
@@ -88,6 +99,16 @@ static void assert_same_config(const struct config *a, const struct config *b)
 	assert_int_equal(a->max_vms_per_peer, b->max_vms_per_peer);
 	assert_int_equal(a->max_vcpus_per_vm, b->max_vcpus_per_vm);
 	assert_int_equal(a->max_sources, b->max_sources);
+	assert_int_equal(a->n_allow_uids, b->n_allow_uids);
+	assert_memory_equal(a->allow_uids, b->allow_uids, a->n_allow_uids * sizeof(uid_t));
+	assert_int_equal(a->n_allow_gids, b->n_allow_gids);
+	assert_memory_equal(a->allow_gids, b->allow_gids, a->n_allow_gids * sizeof(gid_t));
+	assert_int_equal(a->max_sources_per_uid, b->max_sources_per_uid);
+	assert_int_equal(a->rate_limit, b->rate_limit);
+	assert_int_equal(a->rate_burst, b->rate_burst);
+	assert_int_equal(a->discovery_enabled, b->discovery_enabled);
+	assert_int_equal(a->discovery_interval_s, b->discovery_interval_s);
+	assert_int_equal(a->sandbox, b->sandbox);
 	assert_int_equal(a->interval_ms, b->interval_ms);
 	assert_int_equal(a->ring_slots, b->ring_slots);
 	assert_int_equal(a->exit_grace_ms, b->exit_grace_ms);
@@ -115,6 +136,7 @@ static void test_valid_file_sets_every_key(void **state)
 				   "\n"
 				   "[daemon]\n"
 				   "user = statsd\n"
+				   "sandbox = no\n"
 				   "[registration]\n"
 				   "socket=/run/k/reg.sock\n"
 				   "  socket_mode   =   0600  \n"
@@ -122,6 +144,14 @@ static void test_valid_file_sets_every_key(void **state)
 				   "max_vms_per_peer = 1\n"
 				   "max_vcpus_per_vm = 4096\n"
 				   "max_sources = 20000\n"
+				   "allow_users = root, 1000\n"
+				   "allow_groups = 0 107\n"
+				   "max_sources_per_uid = 20000\n"
+				   "rate_limit = 0\n"
+				   "rate_burst = 1\n"
+				   "[discovery]\n"
+				   "enabled = false\n"
+				   "interval_s = 86400\n"
 				   "[poll]\n"
 				   "interval_ms = 10\n"
 				   "ring_slots = 64\n"
@@ -141,6 +171,18 @@ static void test_valid_file_sets_every_key(void **state)
 	assert_int_equal(c.max_vms_per_peer, 1);
 	assert_int_equal(c.max_vcpus_per_vm, 4096);
 	assert_int_equal(c.max_sources, 20000);
+	assert_false(c.sandbox);
+	assert_int_equal(c.n_allow_uids, 2);
+	assert_int_equal(c.allow_uids[0], 0);
+	assert_int_equal(c.allow_uids[1], 1000);
+	assert_int_equal(c.n_allow_gids, 2);
+	assert_int_equal(c.allow_gids[0], 0);
+	assert_int_equal(c.allow_gids[1], 107);
+	assert_int_equal(c.max_sources_per_uid, 20000);
+	assert_int_equal(c.rate_limit, 0);
+	assert_int_equal(c.rate_burst, 1);
+	assert_false(c.discovery_enabled);
+	assert_int_equal(c.discovery_interval_s, 86400);
 	assert_int_equal(c.interval_ms, 10);
 	assert_int_equal(c.ring_slots, 64);
 	assert_int_equal(c.exit_grace_ms, 0);
@@ -368,6 +410,239 @@ static void test_error_message_fits_a_small_buffer(void **state)
 	}
 }
 
+/* ---- [registration] allow_users / allow_groups ---------------------------- */
+
+static void test_allow_lists_take_names_and_ids(void **state)
+{
+	struct config c;
+
+	(void)state;
+	/* commas and/or blanks separate; empty entries are no entries */
+	assert_ok("[registration]\nallow_users = root, 1000 4242,,\t7 ,\n", &c);
+	assert_int_equal(c.n_allow_uids, 4);
+	assert_int_equal(c.allow_uids[0], 0);
+	assert_int_equal(c.allow_uids[1], 1000);
+	assert_int_equal(c.allow_uids[2], 4242);
+	assert_int_equal(c.allow_uids[3], 7);
+	assert_int_equal(c.n_allow_gids, 0);
+	assert_ok("[registration]\nallow_groups = root,36,4294967294\n", &c);
+	assert_int_equal(c.n_allow_gids, 3);
+	assert_int_equal(c.allow_gids[0], 0);
+	assert_int_equal(c.allow_gids[1], 36);
+	assert_int_equal(c.allow_gids[2], 4294967294u);
+	assert_int_equal(c.n_allow_uids, 0);
+	/* an id needs no passwd entry (containers, unmapped uids) */
+	assert_ok("[registration]\nallow_users = 3999999999\n", &c);
+	assert_int_equal(c.allow_uids[0], 3999999999u);
+}
+
+static void test_allow_lists_resolve_names_through_nss(void **state)
+{
+	struct passwd *pw = getpwuid(getuid());
+	struct group *gr;
+	char text[256];
+	struct config c;
+
+	(void)state;
+	if (pw) {
+		snprintf(text, sizeof(text), "[registration]\nallow_users = %s\n", pw->pw_name);
+		assert_ok(text, &c);
+		assert_int_equal(c.n_allow_uids, 1);
+		assert_int_equal(c.allow_uids[0], getuid());
+	}
+	gr = getgrgid(getgid());
+	if (gr) {
+		snprintf(text, sizeof(text), "[registration]\nallow_groups = %s\n", gr->gr_name);
+		assert_ok(text, &c);
+		assert_int_equal(c.n_allow_gids, 1);
+		assert_int_equal(c.allow_gids[0], getgid());
+	}
+}
+
+static void test_allow_lists_count_duplicates_once(void **state)
+{
+	struct config c;
+
+	(void)state;
+	assert_ok("[registration]\nallow_users = root 0 0,root\nallow_groups = 5 5\n", &c);
+	assert_int_equal(c.n_allow_uids, 1);
+	assert_int_equal(c.allow_uids[0], 0);
+	assert_int_equal(c.n_allow_gids, 1);
+}
+
+/* inih reads 200-byte lines: a long list goes on several lines, which add up */
+static void test_allow_list_lines_add_up(void **state)
+{
+	struct config c;
+
+	(void)state;
+	assert_ok("[registration]\nallow_users = 1 2 3\nallow_groups = 9\nallow_users = 4, 2\n",
+		  &c);
+	assert_int_equal(c.n_allow_uids, 4);
+	assert_int_equal(c.allow_uids[3], 4);
+	assert_int_equal(c.n_allow_gids, 1);
+	assert_ok("[registration]\nallow_groups = 1 2\nallow_groups =\n", &c);
+	assert_int_equal(c.n_allow_gids, 2);
+	assert_ok("[registration]\nallow_users = , ,\n", &c);
+	assert_int_equal(c.n_allow_uids, 0);
+}
+
+static void test_unknown_user_or_group_names_line_key_and_name(void **state)
+{
+	(void)state;
+	assert_refused(
+	    "[registration]\nmax_sources = 10\n\nallow_users = root kvmstatd-no-such-user\n",
+	    "t.ini:4: [registration] allow_users: unknown user "
+	    "\"kvmstatd-no-such-user\"",
+	    NULL);
+	assert_refused("[registration]\nallow_groups = 0, kvmstatd-no-such-group\n",
+		       "t.ini:2: [registration] allow_groups: unknown group "
+		       "\"kvmstatd-no-such-group\"",
+		       NULL);
+	/* not digits only: a name, looked up as such */
+	assert_refused("[registration]\nallow_users = 1000x\n",
+		       "t.ini:2:", "unknown user \"1000x\"", NULL);
+	assert_refused("[registration]\nallow_users = -1\n", "unknown user \"-1\"", NULL);
+}
+
+static void test_allow_list_ids_out_of_range_are_refused(void **state)
+{
+	(void)state;
+	/* (uid_t)-1 means "no uid" to the kernel */
+	assert_refused("[registration]\nallow_users = 4294967295\n",
+		       "t.ini:2: [registration] allow_users: user id \"4294967295\" out of range",
+		       "0..4294967294", NULL);
+	assert_refused("[registration]\nallow_groups = 1 99999999999999999999999\n",
+		       "t.ini:2: [registration] allow_groups: group id", "out of range", NULL);
+}
+
+/* "[registration]" and ids 1..n as key = lines of 32 ids each (a line holds 200 bytes) */
+static void id_lines(char *text, size_t size, const char *key, int n)
+{
+	size_t len = (size_t)snprintf(text, size, "[registration]");
+
+	for (int i = 1; i <= n; i++)
+		len +=
+		    (size_t)snprintf(text + len, size - len, "%s%s%s %d", i % 32 == 1 ? "\n" : "",
+				     i % 32 == 1 ? key : "", i % 32 == 1 ? " =" : "", i);
+	snprintf(text + len, size - len, "\n");
+}
+
+static void test_allow_lists_hold_at_most_64_entries(void **state)
+{
+	char text[1024];
+	struct config c;
+
+	(void)state;
+	id_lines(text, sizeof(text), "allow_users", 64);
+	assert_ok(text, &c);
+	assert_int_equal(c.n_allow_uids, 64);
+	assert_int_equal(c.allow_uids[0], 1);
+	assert_int_equal(c.allow_uids[63], 64);
+	/* a duplicate is no 65th entry */
+	strcat(text, "allow_users = 64 1\n");
+	assert_ok(text, &c);
+	assert_int_equal(c.n_allow_uids, 64);
+	strcat(text, "allow_users = 1, 65\n");
+	assert_refused(text, "t.ini:5: [registration] allow_users: more than 64 users", NULL);
+	id_lines(text, sizeof(text), "allow_groups", 64);
+	assert_ok(text, &c);
+	assert_int_equal(c.n_allow_gids, 64);
+	id_lines(text, sizeof(text), "allow_groups", 65);
+	assert_refused(text, "t.ini:4: [registration] allow_groups: more than 64 groups", NULL);
+}
+
+/* ---- [registration] limits and rates --------------------------------------- */
+
+static void test_max_sources_per_uid_range_and_clamp(void **state)
+{
+	struct config c;
+
+	(void)state;
+	assert_refused("[registration]\nmax_sources_per_uid = 0\n",
+		       "t.ini:2: [registration] max_sources_per_uid: out of range", "1..20000",
+		       NULL);
+	assert_refused("[registration]\nmax_sources_per_uid = 20001\n", "out of range", NULL);
+	assert_ok("[registration]\nmax_sources_per_uid = 1\n", &c);
+	assert_int_equal(c.max_sources_per_uid, 1);
+	/* above max_sources: lowered to it, whichever key comes first */
+	assert_ok("[registration]\nmax_sources = 1000\n", &c);
+	assert_int_equal(c.max_sources_per_uid, 1000);
+	assert_ok("[registration]\nmax_sources_per_uid = 5000\nmax_sources = 2000\n", &c);
+	assert_int_equal(c.max_sources_per_uid, 2000);
+	assert_ok("[registration]\nmax_sources = 2000\nmax_sources_per_uid = 1999\n", &c);
+	assert_int_equal(c.max_sources_per_uid, 1999);
+}
+
+static void test_rate_limit_and_burst_ranges(void **state)
+{
+	struct config c;
+
+	(void)state;
+	assert_ok("[registration]\nrate_limit = 1000000\nrate_burst = 1000000\n", &c);
+	assert_int_equal(c.rate_limit, 1000000);
+	assert_int_equal(c.rate_burst, 1000000);
+	assert_ok("[registration]\nrate_limit = 0\n", &c);
+	assert_int_equal(c.rate_limit, 0);
+	assert_int_equal(c.rate_burst, 1000);
+	assert_refused("[registration]\nrate_limit = 1000001\n",
+		       "t.ini:2: [registration] rate_limit: out of range", "0..1000000", NULL);
+	assert_refused("[registration]\nrate_limit = -1\n", "[registration] rate_limit",
+		       "not a non-negative integer", NULL);
+	assert_refused("[registration]\n\nrate_burst = 0\n",
+		       "t.ini:3: [registration] rate_burst: out of range", "1..1000000", NULL);
+	assert_refused("[registration]\nrate_burst = 1000001\n", "out of range", NULL);
+}
+
+/* ---- [discovery], [daemon] sandbox ------------------------------------------ */
+
+static void test_discovery_keys(void **state)
+{
+	struct config c;
+
+	(void)state;
+	assert_ok("[discovery]\nenabled = no\ninterval_s = 0\n", &c);
+	assert_false(c.discovery_enabled);
+	assert_int_equal(c.discovery_interval_s, 0);
+	assert_ok("[discovery]\nenabled = yes\ninterval_s = 86400\n", &c);
+	assert_true(c.discovery_enabled);
+	assert_int_equal(c.discovery_interval_s, 86400);
+	assert_refused("[discovery]\ninterval_s = 86401\n",
+		       "t.ini:2: [discovery] interval_s: out of range", "0..86400", NULL);
+	assert_refused("[discovery]\nenabled = sometimes\n",
+		       "t.ini:2: [discovery] enabled: not a boolean", "\"sometimes\"",
+		       "yes/no, true/false or 1/0", NULL);
+	assert_refused("[discovery]\ninterval = 5\n", "t.ini:2:", "[discovery] interval",
+		       "unknown key", NULL);
+	/* the keys belong to [discovery] only */
+	assert_refused("[poll]\ninterval_s = 5\n", "[poll] interval_s", "unknown key", NULL);
+	assert_refused("[registration]\nenabled = yes\n", "unknown key", NULL);
+}
+
+static void test_booleans_take_yes_no_true_false_1_0(void **state)
+{
+	static const char *const yes[] = { "yes", "true", "1", "Yes", "TRUE" };
+	static const char *const no[] = { "no", "false", "0", "NO", "False" };
+	static const char *const bad[] = { "", "2", "on", "off", "y", "n", "yess", "01", "-1" };
+	char text[128];
+	struct config c;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+		snprintf(text, sizeof(text), "[daemon]\nsandbox = no\nsandbox = %s\n", yes[i]);
+		assert_ok(text, &c);
+		assert_true(c.sandbox);
+		snprintf(text, sizeof(text), "[daemon]\nsandbox = %s\n", no[i]);
+		assert_ok(text, &c);
+		assert_false(c.sandbox);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(text, sizeof(text), "[daemon]\nsandbox = %s\n", bad[i]);
+		assert_refused(text, "t.ini:2: [daemon] sandbox: not a boolean",
+			       "(yes/no, true/false or 1/0)", NULL);
+	}
+}
+
 /* ---- config_parse_listen -------------------------------------------------- */
 
 static void assert_listen(const char *s, const char *host, unsigned port)
@@ -465,6 +740,17 @@ int main(void)
 		cmocka_unit_test(test_unknown_section_is_an_error_even_when_empty),
 		cmocka_unit_test(test_missing_file_is_reported_with_its_errno),
 		cmocka_unit_test(test_error_message_fits_a_small_buffer),
+		cmocka_unit_test(test_allow_lists_take_names_and_ids),
+		cmocka_unit_test(test_allow_lists_resolve_names_through_nss),
+		cmocka_unit_test(test_allow_lists_count_duplicates_once),
+		cmocka_unit_test(test_allow_list_lines_add_up),
+		cmocka_unit_test(test_unknown_user_or_group_names_line_key_and_name),
+		cmocka_unit_test(test_allow_list_ids_out_of_range_are_refused),
+		cmocka_unit_test(test_allow_lists_hold_at_most_64_entries),
+		cmocka_unit_test(test_max_sources_per_uid_range_and_clamp),
+		cmocka_unit_test(test_rate_limit_and_burst_ranges),
+		cmocka_unit_test(test_discovery_keys),
+		cmocka_unit_test(test_booleans_take_yes_no_true_false_1_0),
 		cmocka_unit_test(test_listen_accepts_the_four_forms),
 		cmocka_unit_test(test_listen_refuses_malformed_addresses),
 		cmocka_unit_test(test_listen_refuses_hosts_longer_than_the_buffer),
