@@ -114,30 +114,54 @@ FUZZ_CFLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=
 	-D_GNU_SOURCE -DKVMSTATD_VERSION='"$(VERSION)"' -Idaemon -Iclient
 SCHEMA_SRC := daemon/schema.c daemon/metric.c daemon/help.c daemon/escape.c daemon/ring.c \
 	daemon/source.c daemon/snapshot.c daemon/render.c daemon/buf.c daemon/selfstats.c
-fuzz:
-	$(Q)mkdir -p $(B)/fuzz/work-schema $(B)/fuzz/work-config
-	$(Q)clang $(FUZZ_CFLAGS) -o $(B)/fuzz/fuzz_schema tests/fuzz/fuzz_schema.c $(SCHEMA_SRC) -lm -pthread
-	$(Q)clang $(FUZZ_CFLAGS) -o $(B)/fuzz/fuzz_config tests/fuzz/fuzz_config.c daemon/config.c -linih
-	$(Q)$(B)/fuzz/fuzz_schema $(B)/fuzz/work-schema tests/fuzz/corpus/schema \
-		-max_total_time=$(FUZZ_SECONDS) -max_len=8192 -artifact_prefix=$(B)/fuzz/schema-
-	$(Q)$(B)/fuzz/fuzz_config $(B)/fuzz/work-config tests/fuzz/corpus/config \
-		-max_total_time=$(FUZZ_SECONDS) -artifact_prefix=$(B)/fuzz/config-
+# One target per tests/fuzz/fuzz_<t>.c: its daemon sources, libraries, libFuzzer options.
+FUZZ_TARGETS := schema config regmsg ipc
+FUZZ_SRC_schema := $(SCHEMA_SRC)
+FUZZ_SRC_config := daemon/config.c
+FUZZ_SRC_regmsg := daemon/regmsg.c daemon/escape.c
+FUZZ_SRC_ipc := daemon/ipc.c
+FUZZ_LIBS_config := -linih
+FUZZ_OPTS_schema := -max_len=8192
+FUZZ_OPTS_regmsg := -max_len=256
+FUZZ_OPTS_ipc := -max_len=256
+FUZZ_DEPS := $(wildcard daemon/*.[ch] client/*.h) tests/fuzz/run_corpus.c
+FUZZ_RUN := $(FUZZ_TARGETS:%=fuzz-run-%)
+FUZZ_SMOKE_SECONDS ?= 10
+.PHONY: fuzz-smoke $(FUZZ_RUN)
+
+$(FUZZ_TARGETS:%=$(B)/fuzz/fuzz_%): $(B)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_DEPS)
+	$(call msg,CLANG,$@)
+	@mkdir -p $(dir $@)
+	$(Q)clang $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_SRC_$*) $(FUZZ_LIBS_$*) -lm -pthread
+
+# New inputs go to $(B)/fuzz/work-<t>, crashes to $(B)/fuzz/<t>-crash-*, output to <t>.log.
+$(FUZZ_RUN): fuzz-run-%: $(B)/fuzz/fuzz_%
+	@mkdir -p $(B)/fuzz/work-$*
+	$(call msg,FUZZ,$*)
+	$(Q)$< $(B)/fuzz/work-$* tests/fuzz/corpus/$* -max_total_time=$(FUZZ_SECONDS) \
+		$(FUZZ_OPTS_$*) -artifact_prefix=$(B)/fuzz/$*- >$(B)/fuzz/$*.log 2>&1 || \
+		{ tail -n 40 $(B)/fuzz/$*.log; echo "fuzz_$*: FAILED (log: $(B)/fuzz/$*.log)"; exit 1; }
+	@echo "  fuzz_$*: $$(grep -E '^Done [0-9]+ runs' $(B)/fuzz/$*.log)"
+
+fuzz: $(FUZZ_RUN)
+
+# The bounded run of `make check`: every target FUZZ_SMOKE_SECONDS, two at a time.
+fuzz-smoke:
+	$(Q)$(MAKE) --no-print-directory -j2 FUZZ_SECONDS=$(FUZZ_SMOKE_SECONDS) fuzz
 
 # The fuzz corpora replayed under ASan/UBSan with gcc: a regression check.
-fuzz-replay:
-	$(Q)mkdir -p $(B)/fuzz
+$(FUZZ_TARGETS:%=$(B)/fuzz/replay_%): $(B)/fuzz/replay_%: tests/fuzz/fuzz_%.c $(FUZZ_DEPS)
+	$(call msg,CC,$@)
+	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(SAN_FLAGS) -std=gnu11 -D_GNU_SOURCE -DKVMSTATD_VERSION='"$(VERSION)"' -Idaemon \
-		-Iclient -o $(B)/fuzz/replay_schema tests/fuzz/run_corpus.c tests/fuzz/fuzz_schema.c \
-		$(SCHEMA_SRC) -lm -pthread
-	$(Q)$(CC) $(SAN_FLAGS) -std=gnu11 -D_GNU_SOURCE -DKVMSTATD_VERSION='"$(VERSION)"' -Idaemon \
-		-Iclient -o $(B)/fuzz/replay_config tests/fuzz/run_corpus.c tests/fuzz/fuzz_config.c \
-		daemon/config.c -linih
-	$(Q)$(B)/fuzz/replay_schema tests/fuzz/corpus/schema/*
-	$(Q)$(B)/fuzz/replay_config tests/fuzz/corpus/config/*
+		-Iclient -o $@ tests/fuzz/run_corpus.c $< $(FUZZ_SRC_$*) $(FUZZ_LIBS_$*) -lm -pthread
+
+fuzz-replay: $(FUZZ_TARGETS:%=$(B)/fuzz/replay_%)
+	$(Q)for t in $(FUZZ_TARGETS); do $(B)/fuzz/replay_$$t tests/fuzz/corpus/$$t/* || exit 1; done
 
 check: deps
 	$(Q)$(MAKE) --no-print-directory WERROR=1 all unit
-	$(Q)$(MAKE) --no-print-directory sanitize fuzz-replay
+	$(Q)$(MAKE) --no-print-directory sanitize fuzz-replay fuzz-smoke
 	$(Q)$(MAKE) --no-print-directory lint
 	$(Q)$(MAKE) --no-print-directory WERROR=1 integration
 
