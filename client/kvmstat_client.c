@@ -20,11 +20,13 @@
 
 #include "kvmstat_client.h"
 
-#define KVMSTAT_CLIENT_TIMEOUT_S 2
+#define KVMSTAT_CLIENT_TIMEOUT_MS 2000u
+#define KVMSTAT_CLIENT_TIMEOUT_MAX_MS 3600000u /* an hour: a bound, not a choice */
 
 struct kvmstat_client {
 	int fd;
 	uint32_t seq;
+	bool broken; /* a transport or protocol failure shut the socket down */
 };
 
 /* One request: header type, body bytes and the fds riding along. */
@@ -42,10 +44,20 @@ static int sock_errno(void)
 	return (errno == EAGAIN || errno == EWOULDBLOCK) ? -ETIMEDOUT : -errno;
 }
 
-static int set_timeouts(int fd)
+/*
+ * SO_SNDTIMEO bounds connect() (a full backlog) and sendmsg(), SO_RCVTIMEO
+ * the wait for a reply. 0 means the default, never "wait forever".
+ */
+static int set_timeouts(int fd, unsigned int timeout_ms)
 {
-	struct timeval tv = { .tv_sec = KVMSTAT_CLIENT_TIMEOUT_S };
+	struct timeval tv;
 
+	if (timeout_ms == 0)
+		timeout_ms = KVMSTAT_CLIENT_TIMEOUT_MS;
+	if (timeout_ms > KVMSTAT_CLIENT_TIMEOUT_MAX_MS)
+		timeout_ms = KVMSTAT_CLIENT_TIMEOUT_MAX_MS;
+	tv.tv_sec = (time_t)(timeout_ms / 1000);
+	tv.tv_usec = (suseconds_t)(timeout_ms % 1000) * 1000;
 	if (setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0 ||
 	    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0)
 		return -errno;
@@ -68,6 +80,12 @@ static int fill_addr(struct sockaddr_un *sun, const char *path)
 
 int kvmstat_client_open(struct kvmstat_client **out, const char *socket_path)
 {
+	return kvmstat_client_open_timeout(out, socket_path, KVMSTAT_CLIENT_TIMEOUT_MS);
+}
+
+int kvmstat_client_open_timeout(struct kvmstat_client **out, const char *socket_path,
+				unsigned int timeout_ms)
+{
 	struct kvmstat_client *c = NULL;
 	struct sockaddr_un sun;
 	int fd = -1;
@@ -84,7 +102,7 @@ int kvmstat_client_open(struct kvmstat_client **out, const char *socket_path)
 		rc = -errno;
 		goto fail;
 	}
-	rc = set_timeouts(fd);
+	rc = set_timeouts(fd, timeout_ms);
 	if (rc < 0)
 		goto fail;
 	/*
@@ -108,6 +126,18 @@ fail:
 	if (fd >= 0)
 		close(fd);
 	return rc;
+}
+
+int kvmstat_client_set_timeout_ms(struct kvmstat_client *c, unsigned int timeout_ms)
+{
+	if (!c)
+		return -EINVAL;
+	return set_timeouts(c->fd, timeout_ms);
+}
+
+bool kvmstat_client_ok(const struct kvmstat_client *c)
+{
+	return c && !c->broken;
 }
 
 void kvmstat_client_close(struct kvmstat_client *c)
@@ -260,6 +290,7 @@ static int transact(struct kvmstat_client *c, const struct kvmstat_request *rq, 
 		rc = check_reply(&rep, seq, rq->n_fds);
 	if (rc < 0) {
 		shutdown(c->fd, SHUT_RDWR);
+		c->broken = true;
 	} else {
 		copy_reason(reason, reason_size, rep.body.reason, sizeof(rep.body.reason));
 		rc = rep.body.status;

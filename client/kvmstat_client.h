@@ -19,6 +19,7 @@
 #ifndef KVMSTAT_CLIENT_H
 #define KVMSTAT_CLIENT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -28,6 +29,27 @@ struct kvmstat_client;
 
 /* Connect to socket_path (NULL: KVMSTAT_DEFAULT_SOCKET). timeout 2 s. */
 int kvmstat_client_open(struct kvmstat_client **out, const char *socket_path);
+
+/*
+ * The same with another timeout, in milliseconds (0: the default 2 s; at
+ * most an hour). It bounds connect() while the listener's backlog is full,
+ * every send, and every wait for a reply. A VMM that must not stall, such
+ * as the preload shim, uses a short one (200 ms).
+ */
+int kvmstat_client_open_timeout(struct kvmstat_client **out, const char *socket_path,
+				unsigned int timeout_ms);
+
+/* Change the timeout of an open connection (same rules). 0 or -errno. */
+int kvmstat_client_set_timeout_ms(struct kvmstat_client *c, unsigned int timeout_ms);
+
+/*
+ * false once a request failed in transport (timeout, reset, a malformed or
+ * foreign reply): the connection is shut down and every later call fails,
+ * so reconnect. A refusal by the helper (its negative status with a
+ * reason) leaves the connection usable, and this true.
+ */
+bool kvmstat_client_ok(const struct kvmstat_client *c);
+
 void kvmstat_client_close(struct kvmstat_client *c);
 
 /*
