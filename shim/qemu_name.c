@@ -1,0 +1,220 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * qemu_name.c - the guest name on a QEMU command line; see qemu_name.h.
+ *
+ * QEMU (softmmu/vl.c, util/qemu-option.c) reads "-name" and "--name"
+ * followed by one argument, a QemuOpts string whose implied first key is
+ * "guest". All -name options merge into one set of options, so the last
+ * "guest" given wins. Arguments are handled as [start, end) ranges because
+ * the last one in /proc/<pid>/cmdline may lack its NUL.
+ */
+#include "qemu_name.h"
+
+#include <stdint.h>
+#include <string.h>
+
+/* The "guest" value being collected, unescaped, into the caller's buffer. */
+struct guest {
+	char *out;
+	size_t size; /* of out, NUL included */
+	size_t len;  /* bytes of the value so far; may pass size - 1 (too long) */
+	bool set;
+};
+
+static void guest_begin(struct guest *g)
+{
+	g->len = 0;
+	g->set = true;
+}
+
+/* Append n bytes; past the buffer only the length grows. */
+static void guest_put(struct guest *g, const char *s, size_t n)
+{
+	if (g->len < g->size - 1) {
+		size_t room = g->size - 1 - g->len;
+
+		memcpy(g->out + g->len, s, n < room ? n : room);
+	}
+	g->len += n;
+}
+
+/*
+ * A QemuOpts value from p: up to the first ',' that is not part of ",,",
+ * each ",," standing for one ','. Stored in g unless g is NULL. Returns
+ * where it stopped: at that ',' or at end.
+ */
+static const char *opt_value(const char *p, const char *end, struct guest *g)
+{
+	for (;;) {
+		const char *comma = memchr(p, ',', (size_t)(end - p));
+
+		if (!comma)
+			comma = end;
+		if (g)
+			guest_put(g, p, (size_t)(comma - p));
+		if (comma == end || comma + 1 == end || comma[1] != ',')
+			return comma;
+		if (g)
+			guest_put(g, ",", 1);
+		p = comma + 2;
+	}
+}
+
+static bool key_is(const char *p, size_t len, const char *key)
+{
+	return len == strlen(key) && memcmp(p, key, len) == 0;
+}
+
+/*
+ * One -name argument, element by element: "value" (first only: the
+ * implied key "guest"), "key=value", or a flag "key" (key=on) / "nokey"
+ * (key=off).
+ */
+static void parse_name_opts(const char *p, const char *end, struct guest *g)
+{
+	bool first = true;
+
+	while (p < end) {
+		size_t len = 0;
+
+		while (p + len < end && p[len] != '=' && p[len] != ',')
+			len++;
+		if (p + len < end && p[len] == '=') {
+			bool is_guest = key_is(p, len, "guest");
+
+			if (is_guest)
+				guest_begin(g);
+			p = opt_value(p + len + 1, end, is_guest ? g : NULL);
+		} else if (first) {
+			guest_begin(g);
+			p = opt_value(p, end, g);
+		} else {
+			if (key_is(p, len, "guest") || key_is(p, len, "noguest")) {
+				guest_begin(g);
+				guest_put(g, len == 5 ? "on" : "off", len == 5 ? 2 : 3);
+			}
+			p += len;
+		}
+		first = false;
+		if (p < end && *p == ',')
+			p++;
+	}
+}
+
+/* "-name" or "--name", exactly: QEMU takes no "-name=..." form. */
+static bool is_name_option(const char *p, const char *end)
+{
+	size_t len = (size_t)(end - p);
+
+	if (len >= 2 && p[0] == '-' && p[1] == '-') {
+		p++;
+		len--;
+	}
+	return key_is(p, len, "-name");
+}
+
+static size_t guest_finish(struct guest *g)
+{
+	if (!g->set || g->len == 0 || g->len >= g->size || !qemu_name_is_clean(g->out, g->len)) {
+		g->out[0] = '\0';
+		return 0;
+	}
+	g->out[g->len] = '\0';
+	return g->len;
+}
+
+size_t qemu_name_from_argv(int argc, const char *const *argv, char *out, size_t out_size)
+{
+	struct guest g = { .out = out, .size = out_size };
+
+	if (!out || out_size == 0)
+		return 0;
+	for (int i = 1; argv && i < argc && argv[i]; i++) {
+		const char *a = argv[i];
+
+		/* Anything not starting with '-' is a disk image to QEMU. */
+		if (!is_name_option(a, a + strlen(a)))
+			continue;
+		if (i + 1 >= argc || !argv[i + 1])
+			break;
+		i++;
+		parse_name_opts(argv[i], argv[i] + strlen(argv[i]), &g);
+	}
+	return guest_finish(&g);
+}
+
+size_t qemu_name_from_cmdline(const char *buf, size_t len, char *out, size_t out_size)
+{
+	struct guest g = { .out = out, .size = out_size };
+	const char *p = buf, *end = buf ? buf + len : NULL;
+	bool program = true, value_next = false;
+
+	if (!out || out_size == 0)
+		return 0;
+	while (p && p < end) {
+		const char *nul = memchr(p, '\0', (size_t)(end - p));
+		const char *arg_end = nul ? nul : end;
+
+		if (program) {
+			program = false;
+		} else if (value_next) {
+			parse_name_opts(p, arg_end, &g);
+			value_next = false;
+		} else {
+			value_next = is_name_option(p, arg_end);
+		}
+		p = nul ? nul + 1 : end;
+	}
+	return guest_finish(&g);
+}
+
+/* Length of the UTF-8 sequence at s (n bytes left), 0 when it is not one. */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+	size_t len;
+	uint32_t cp;
+
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+		len = 2;
+		cp = s[0] & 0x1fu;
+	} else if ((s[0] & 0xf0) == 0xe0) {
+		len = 3;
+		cp = s[0] & 0x0fu;
+	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+		len = 4;
+		cp = s[0] & 0x07u;
+	} else {
+		return 0; /* a continuation byte, 0xc0/0xc1 (overlong), 0xf5.. */
+	}
+	if (len > n)
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[i] & 0x3fu);
+	}
+	if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10ffff ||
+	    (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return len;
+}
+
+bool qemu_name_is_clean(const char *s, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)s;
+
+	for (size_t i = 0; i < len;) {
+		size_t n = utf8_seq(p + i, len - i);
+
+		if (n == 0)
+			return false;
+		if (n == 1 && (p[i] < 0x20 || p[i] == 0x7f))
+			return false;
+		if (n == 2 && p[i] == 0xc2 && p[i + 1] < 0xa0) /* U+0080..U+009F */
+			return false;
+		i += n;
+	}
+	return true;
+}

@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * qemu_name.h - the VM name a QEMU process was given on its command line.
+ *
+ * Pure functions, no I/O: the preload shim reads /proc/self/cmdline and
+ * hands the bytes over. The name is what QEMU itself would use as its
+ * guest name (-name, QemuOpts syntax with the implied key "guest"), or
+ * nothing when it would not make a valid kvmstatd VM name.
+ */
+#ifndef KVMSTAT_QEMU_NAME_H
+#define KVMSTAT_QEMU_NAME_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/*
+ * The guest name in argv[1..argc-1], parsed as QEMU 7.2 parses it:
+ *   -name foo   -name guest=foo,debug-threads=on   --name foo,process=bar
+ * QemuOpts rules: the first element without '=' is the implied key
+ * "guest"; ",," is a literal comma in a value; the last "guest" wins, over
+ * one and over several -name options; an empty -name sets nothing.
+ * "-name=foo" is not an option QEMU accepts and is ignored.
+ *
+ * Writes the NUL-terminated name to out and returns its length, or returns
+ * 0 with out = "" when there is no name or it is unusable: empty, not
+ * shorter than out_size bytes, not valid UTF-8, or with a control
+ * character (C0, DEL, C1). out_size must be at least 1.
+ *
+ * Limit: QEMU knows which options take an argument; this parser does not,
+ * so an option argument that is itself exactly "-name" is misread. QEMU
+ * reads no option argument of that spelling in practice.
+ */
+size_t qemu_name_from_argv(int argc, const char *const *argv, char *out, size_t out_size);
+
+/*
+ * The same from the raw bytes of /proc/<pid>/cmdline: arguments separated
+ * by NUL bytes, the last one NUL-terminated or not.
+ */
+size_t qemu_name_from_cmdline(const char *buf, size_t len, char *out, size_t out_size);
+
+/* s[0..len) is valid UTF-8 (no overlong forms, surrogates, > U+10FFFF) and
+ * holds no control character (U+0000-U+001F, U+007F, U+0080-U+009F). */
+bool qemu_name_is_clean(const char *s, size_t len);
+
+#endif
