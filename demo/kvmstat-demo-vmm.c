@@ -22,6 +22,11 @@
  *
  * All stats fds stay open for the life of the process, so tests can take
  * copies with pidfd_getfd(). SIGINT/SIGTERM stop the VMs; exit status 0.
+ *
+ * For discovery tests: --no-register keeps the fds unannounced, and
+ * --register-delay-ms holds every VM (running, fds open) unregistered for a
+ * while, then registers them and prints their lines; --name puts a QEMU
+ * guest name on the command line (and names the VMs after it).
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -101,7 +106,9 @@ struct opts {
 	long vcpus;
 	const char *socket;
 	const char *prefix;
+	const char *name; /* QEMU-style guest name, or NULL */
 	bool no_register;
+	long register_delay_ms;
 	long wait_seconds;
 	long hz;
 	enum halt_mode halt;
@@ -622,6 +629,12 @@ static void usage(FILE *f)
 		"  --socket PATH      registration socket (default " KVMSTAT_DEFAULT_SOCKET ")\n"
 		"  --name-prefix P    VM i is named P<i> (default \"demo-\")\n"
 		"  --no-register      start the VMs, do not register them\n"
+		"  --register-delay-ms D  run the VMs D ms unregistered (stats fds open),\n"
+		"                     then register them and print their lines (0..600000,\n"
+		"                     default 0)\n"
+		"  --name N           a QEMU-style guest name on the command line, as QEMU's\n"
+		"                     -name: VM 0 is named N, VM i > 0 N-<i> (overrides\n"
+		"                     --name-prefix)\n"
 		"  --wait-seconds S   retry connecting while the socket is absent (default 10)\n"
 		"  --hz R             guest wake-ups per vCPU and second (1..1000, default 100)\n"
 		"  --halt-mode MODE   auto (default), kernel (irqchip + LAPIC timer)\n"
@@ -680,6 +693,13 @@ static int parse_opt(int c, const char *arg, struct opts *o)
 	case 'N':
 		o->no_register = true;
 		break;
+	case 'D':
+		rc = parse_long(arg, 0, 600000, &o->register_delay_ms);
+		break;
+	case 'q':
+		o->name = arg;
+		rc = strlen(arg) <= PREFIX_MAX ? 0 : -EINVAL;
+		break;
 	case 'w':
 		rc = parse_long(arg, 0, 3600, &o->wait_seconds);
 		break;
@@ -712,6 +732,9 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 						  { "socket", required_argument, NULL, 's' },
 						  { "name-prefix", required_argument, NULL, 'p' },
 						  { "no-register", no_argument, NULL, 'N' },
+						  { "register-delay-ms", required_argument, NULL,
+						    'D' },
+						  { "name", required_argument, NULL, 'q' },
 						  { "wait-seconds", required_argument, NULL, 'w' },
 						  { "hz", required_argument, NULL, 'z' },
 						  { "halt-mode", required_argument, NULL, 'm' },
@@ -865,6 +888,11 @@ static void setup_signals(sigset_t *stop)
 	pthread_sigmask(SIG_BLOCK, &block, NULL);
 }
 
+static bool registers_later(void)
+{
+	return !g.o.no_register && g.o.register_delay_ms > 0;
+}
+
 /* Set up, start and register VM i, then print its line. */
 static int vm_bring_up(long i)
 {
@@ -872,16 +900,67 @@ static int vm_bring_up(long i)
 	char registered[KVMSTAT_REASON_MAX + 256] = "no";
 	int rc;
 
-	snprintf(vm->name, sizeof(vm->name), "%s%ld", g.o.prefix, i);
+	if (g.o.name && i == 0)
+		snprintf(vm->name, sizeof(vm->name), "%s", g.o.name);
+	else if (g.o.name)
+		snprintf(vm->name, sizeof(vm->name), "%s-%ld", g.o.name, i);
+	else
+		snprintf(vm->name, sizeof(vm->name), "%s%ld", g.o.prefix, i);
 	rc = vm_setup_any(vm, i == 0);
 	if (rc < 0) {
 		fprintf(stderr, PROG ": %s: %s: %s\n", vm->name, failed_step, strerror(-rc));
 		return rc;
 	}
 	g.n_vms = i + 1;
+	if (registers_later())
+		return 0; /* registered and printed by register_later() */
 	if (!g.o.no_register)
 		vm_register(vm, i, registered, sizeof(registered));
 	print_vm(vm, i, registered);
+	return 0;
+}
+
+/*
+ * --register-delay-ms: every VM runs, its stats fds open but unannounced,
+ * for the delay; then each is registered and its line printed. A stop
+ * signal during the delay stops the VMs unregistered (returns 1).
+ */
+static int register_later(const sigset_t *stop)
+{
+	struct timespec delay = { .tv_sec = g.o.register_delay_ms / 1000,
+				  .tv_nsec = (g.o.register_delay_ms % 1000) * 1000000L };
+	char registered[KVMSTAT_REASON_MAX + 256];
+	struct timespec end, now;
+
+	clock_gettime(CLOCK_MONOTONIC, &end);
+	end.tv_sec += delay.tv_sec;
+	end.tv_nsec += delay.tv_nsec;
+	if (end.tv_nsec >= 1000000000L) {
+		end.tv_sec++;
+		end.tv_nsec -= 1000000000L;
+	}
+	for (;;) {
+		if (sigtimedwait(stop, NULL, &delay) >= 0)
+			return 1;
+		if (errno != EINTR && errno != EAGAIN)
+			break;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (!before(&end))
+			break;
+		delay.tv_sec = end.tv_sec - now.tv_sec;
+		delay.tv_nsec = end.tv_nsec - now.tv_nsec;
+		if (delay.tv_nsec < 0) {
+			delay.tv_sec--;
+			delay.tv_nsec += 1000000000L;
+		}
+	}
+	/* --wait-seconds counts from now, not from the start */
+	clock_gettime(CLOCK_MONOTONIC, &g.connect_deadline);
+	g.connect_deadline.tv_sec += g.o.wait_seconds;
+	for (long i = 0; i < g.n_vms; i++) {
+		vm_register(&g.vms[i], i, registered, sizeof(registered));
+		print_vm(&g.vms[i], i, registered);
+	}
 	return 0;
 }
 
@@ -906,6 +985,7 @@ static const char *mode_text(void)
 static int run(void)
 {
 	sigset_t stop;
+	bool stopped;
 	int rc, sig;
 
 	setup_signals(&stop);
@@ -919,7 +999,9 @@ static int run(void)
 	g.connect_deadline.tv_sec += g.o.wait_seconds;
 	for (long i = 0; i < g.o.vms && rc == 0; i++)
 		rc = vm_bring_up(i);
-	if (rc == 0) {
+	/* a stop signal during the delay: stop at once, unregistered */
+	stopped = rc == 0 && registers_later() && register_later(&stop) > 0;
+	if (rc == 0 && !stopped) {
 		fprintf(stderr, PROG ": %ld VMs x %ld vCPUs running, %s, %ld Hz\n", g.o.vms,
 			g.o.vcpus, mode_text(), g.o.hz);
 		printf("READY\n");
