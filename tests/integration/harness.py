@@ -272,9 +272,10 @@ def write_config(path, socket_path, port, user, overrides=None):
 class Daemon:
     """A kvmstatd of a test's own: temp config, socket and log."""
 
-    def __init__(self, overrides=None, user=None, listen_port=None):
+    def __init__(self, overrides=None, user=None, listen_port=None, args=()):
         """listen_port: pass --listen 127.0.0.1:PORT on the command line
-        (the config then names another port, which must stay unused)."""
+        (the config then names another port, which must stay unused).
+        args: more command-line flags, e.g. ["--sandbox-selftest"]."""
         self.dir = tempfile.mkdtemp(prefix="kvmstatd-it-")
         # a directory the helper must create itself
         self.socket = os.path.join(self.dir, "run", "register.sock")
@@ -284,6 +285,7 @@ class Daemon:
         self.args = [KVMSTATD, "--config", None]
         if listen_port:
             self.args += ["--listen", "127.0.0.1:%d" % listen_port]
+        self.args += list(args)
         self.user = user or worker_user().pw_name
         self.config = os.path.join(self.dir, "kvmstatd.ini")
         self.args[2] = self.config
@@ -292,11 +294,17 @@ class Daemon:
         self.proc = None
         self._workers = set()
 
-    def start(self, timeout=10.0):
+    def launch(self):
+        """Start the process and return at once (start() also waits until
+        it is ready)."""
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(self.args,
                                      stdin=subprocess.DEVNULL, stdout=self._log,
                                      stderr=subprocess.STDOUT, close_fds=True)
+        return self
+
+    def start(self, timeout=10.0):
+        self.launch()
         deadline = time.monotonic() + timeout
         while True:
             if self.proc.poll() is not None:
@@ -316,13 +324,31 @@ class Daemon:
         except OSError:
             return False
 
-    def log(self):
+    def log(self, tail=6000):
+        """The end of the log (all of it with tail=None)."""
         try:
             with open(self.log_path, "rb") as f:
                 data = f.read()
         except OSError:
             return "(no log)"
-        return data[-6000:].decode("utf-8", "replace")
+        if tail is not None:
+            data = data[-tail:]
+        return data.decode("utf-8", "replace")
+
+    def log_lines(self, pattern):
+        """Every log line in which the regular expression is found."""
+        return [l for l in self.log(tail=None).splitlines() if re.search(pattern, l)]
+
+    def wait_log(self, pattern, timeout=5.0, count=1):
+        """Wait until `count` log lines match the regular expression;
+        returns the matching lines."""
+        def found():
+            lines = self.log_lines(pattern)
+            return lines if len(lines) >= count else None
+        try:
+            return wait_until(found, timeout, 0.05, "%d log line(s) matching %r" % (count, pattern))
+        except AssertionError as e:
+            raise AssertionError("%s\n--- kvmstatd log ---\n%s" % (e, self.log()))
 
     def worker_pid(self, timeout=5.0):
         """pid of the helper's child with comm kvmstatd-worker."""
@@ -334,6 +360,22 @@ class Daemon:
         pid = wait_until(find, timeout, what="the kvmstatd-worker child of %d" % self.proc.pid)
         # every child of the helper must be gone after it stops
         self._workers.update(children_of(self.proc.pid))
+        self._workers.add(pid)
+        return pid
+
+    def wait_new_worker(self, old, timeout=5.0):
+        """pid of a live kvmstatd-worker child other than `old` (the one
+        the helper started after `old` died)."""
+        def find():
+            for c in children_of(self.proc.pid):
+                if c != old and proc_comm(c) == "kvmstatd-worker" and proc_alive(c):
+                    return c
+            return None
+        try:
+            pid = wait_until(find, timeout, 0.02,
+                             "a new kvmstatd-worker child of %d" % self.proc.pid)
+        except AssertionError as e:
+            raise AssertionError("%s\n--- kvmstatd log ---\n%s" % (e, self.log()))
         self._workers.add(pid)
         return pid
 
@@ -422,8 +464,13 @@ class DemoVm:
 
 
 class DemoVmm:
+    """register_delay_ms: the demo runs its VMs unregistered that long, then
+    registers them and only then prints their lines and READY.
+    qemu_name: --name NAME, a QEMU-style -name on its command line (VM 0 is
+    named NAME)."""
+
     def __init__(self, socket_path, vms=1, vcpus=1, name_prefix=None, register=True,
-                 hz=None, extra=()):
+                 hz=None, extra=(), register_delay_ms=None, qemu_name=None):
         self.args = [DEMO_VMM, "--vms", str(vms), "--vcpus", str(vcpus), "--socket", socket_path]
         if name_prefix is not None:
             self.args += ["--name-prefix", name_prefix]
@@ -431,17 +478,31 @@ class DemoVmm:
             self.args.append("--no-register")
         if hz is not None:
             self.args += ["--hz", str(hz)]
+        if register_delay_ms is not None:
+            self.args += ["--register-delay-ms", str(register_delay_ms)]
+        if qemu_name is not None:
+            self.args += ["--name", qemu_name]
         self.args += list(extra)
         self.proc = None
         self.vms = []
         self.lines = []
 
-    def start(self, timeout=15.0):
+    def launch(self):
+        """Start the process and return at once; wait_ready() reads its VM
+        lines up to READY."""
         self._err = tempfile.TemporaryFile()
+        self._buf = b""
         self.proc = subprocess.Popen(self.args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=self._err, close_fds=True)
         os.set_blocking(self.proc.stdout.fileno(), False)
-        buf = b""
+        return self
+
+    def start(self, timeout=15.0):
+        self.launch()
+        return self.wait_ready(timeout)
+
+    def wait_ready(self, timeout=15.0):
+        buf = self._buf
         deadline = time.monotonic() + timeout
         import selectors
         sel = selectors.DefaultSelector()
@@ -453,6 +514,7 @@ class DemoVmm:
                     line = line.decode("utf-8", "replace")
                     self.lines.append(line)
                     if line == "READY":
+                        self._buf = buf
                         return self
                     m = _VM_LINE.match(line)
                     if m:
@@ -566,3 +628,25 @@ def vcpu_exits(expo, vm_name):
     """{vcpu: exits} of one VM from a scrape."""
     return {dict(l)["vcpu"]: v for (n, l), v in
             expo.matching("kvm_vcpu_exits_total", vm=vm_name).items()}
+
+
+def vm_infos(expo, **labels):
+    """Label dicts of the kvm_vm_info series matching labels."""
+    return [dict(l) for (n, l) in expo.matching("kvm_vm_info", **labels)]
+
+
+def stats_ids_held(pid):
+    """The kernel ids ("kvm-<pid>", "kvm-<tid>/vcpu-<n>") of the KVM stats
+    fds process `pid` holds, read through pidfd_getfd copies."""
+    import statsfd
+    ids = []
+    for fd in kvm_stats_links(pid):
+        try:
+            copy = statsfd.pidfd_getfd(pid, fd)
+        except OSError:
+            continue  # closed meanwhile
+        try:
+            ids.append(statsfd.StatsFd(copy).id)
+        finally:
+            os.close(copy)
+    return ids
