@@ -23,11 +23,11 @@ B := build
 CC ?= cc
 PYTHON := /usr/bin/python3
 
-PKGS := libmicrohttpd inih libcap-ng zlib
+PKGS := libmicrohttpd inih libcap-ng zlib libseccomp
 CFLAGS ?= -O2 -g
 CFLAGS += -std=gnu11 -Wall -Wextra -Wshadow -Wformat=2 -Wstrict-prototypes \
 	-Wmissing-prototypes -fno-strict-aliasing -D_GNU_SOURCE \
-	-DKVMSTATD_VERSION='"$(VERSION)"' -DKVMSTAT_VERSION='"$(VERSION)"' -Idaemon -Iclient
+	-DKVMSTATD_VERSION='"$(VERSION)"' -DKVMSTAT_VERSION='"$(VERSION)"' -Idaemon -Iclient -Ishim
 CFLAGS += $(EXTRA_CFLAGS)
 ifeq ($(WERROR),1)
 CFLAGS += -Werror
@@ -48,7 +48,7 @@ endif
 .PHONY: all run check bench install clean deps unit integration lint sanitize format fuzz \
 	fuzz-replay
 
-DAEMON_SRC := $(filter-out daemon/main.c,$(wildcard daemon/*.c))
+DAEMON_SRC := $(filter-out daemon/main.c,$(wildcard daemon/*.c)) shim/qemu_name.c
 DAEMON_OBJ := $(DAEMON_SRC:%.c=$(B)/%.o)
 CLIENT_OBJ := $(B)/client/kvmstat_client.o
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
@@ -57,7 +57,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 all: $(B)/kvmstatd $(B)/kvmstat-demo-vmm $(B)/libkvmstat-client.a $(B)/bench-pread \
 	$(B)/capture-stats-layout
 
-$(B)/%.o: %.c $(wildcard daemon/*.h client/*.h)
+$(B)/%.o: %.c $(wildcard daemon/*.h client/*.h shim/*.h)
 	$(call msg,CC,$<)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(CFLAGS) $(PKG_CFLAGS) -c $< -o $@

@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/timerfd.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -63,48 +64,78 @@ static int socket_owner(const struct config *cfg)
 /*
  * Root chmods and chowns the socket by path: in a directory someone else
  * may write to, that path could be swapped for a link to any file. Only a
- * real directory of ours that nobody else can write is accepted.
+ * real directory of root's or the service user's, that nobody else can
+ * write, is accepted (the service user's processes are the helper, which
+ * wrote the socket, and the sandboxed worker, which cannot touch files).
  */
-static int check_socket_dir(const char *dir)
+static int check_socket_dir(int dir_fd, uid_t owner)
 {
 	struct stat st;
 
-	if (lstat(dir, &st) < 0)
+	if (fstat(dir_fd, &st) < 0)
 		return -errno;
-	if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 0022))
+	if (!S_ISDIR(st.st_mode) || (st.st_uid != geteuid() && st.st_uid != owner) ||
+	    (st.st_mode & 0022))
 		return -EPERM;
 	return 0;
 }
 
-int helper_open_socket(const struct config *cfg, int *out_fd)
+static int open_socket_dir(const char *path, uid_t owner, int *dir_fd)
+{
+	char dir[sizeof(((struct sockaddr_un *)0)->sun_path)], *slash;
+	bool created = false;
+	int fd, rc;
+
+	snprintf(dir, sizeof(dir), "%s", path);
+	slash = strrchr(dir, '/');
+	if (!slash)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == dir)
+		dir[1] = '\0';
+	else
+		*slash = '\0';
+	if (mkdir(dir, 0755) == 0)
+		created = true;
+	else if (errno != EEXIST)
+		return -errno;
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (created && geteuid() == 0 && fchown(fd, owner, (gid_t)-1) < 0) {
+		rc = -errno;
+		goto fail;
+	}
+	if ((rc = check_socket_dir(fd, owner)) < 0)
+		goto fail;
+	*dir_fd = fd;
+	return 0;
+fail:
+	close(fd);
+	return rc;
+}
+
+int helper_open_socket(const struct config *cfg, uid_t owner, int *out_fd, int *dir_fd)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	char dir[sizeof(sa.sun_path)], *slash;
 	struct stat st;
 	int fd = -1, rc;
 
 	if (strlen(cfg->socket_path) >= sizeof(sa.sun_path))
 		return -ENAMETOOLONG;
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", cfg->socket_path);
-	snprintf(dir, sizeof(dir), "%s", cfg->socket_path);
-	slash = strrchr(dir, '/');
-	if (slash && slash != dir) {
-		*slash = '\0';
-		if (mkdir(dir, 0755) < 0 && errno != EEXIST)
-			return -errno;
-		if ((rc = check_socket_dir(dir)) < 0)
-			return rc;
-	}
+	if ((rc = open_socket_dir(cfg->socket_path, owner, dir_fd)) < 0)
+		return rc;
 	if (lstat(cfg->socket_path, &st) == 0) {
-		if (!S_ISSOCK(st.st_mode))
-			return -EEXIST; /* never unlink something that is not ours */
-		if ((rc = stale_socket(cfg->socket_path)) < 0)
-			return rc;
+		rc = -EEXIST; /* never unlink something that is not ours */
+		if (!S_ISSOCK(st.st_mode) || (rc = stale_socket(cfg->socket_path)) < 0)
+			goto fail;
 		unlink(cfg->socket_path);
 	}
 	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
-		return -errno;
+	if (fd < 0) {
+		rc = -errno;
+		goto fail;
+	}
 	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 64) < 0) {
 		rc = -errno;
 		goto fail;
@@ -116,7 +147,10 @@ int helper_open_socket(const struct config *cfg, int *out_fd)
 	*out_fd = fd;
 	return 0;
 fail:
-	close(fd);
+	if (fd >= 0)
+		close(fd);
+	close(*dir_fd);
+	*dir_fd = -1;
 	return rc;
 }
 
@@ -187,6 +221,9 @@ static void on_accept(struct helper *h)
 	c->pid = cred.pid;
 	c->uid = cred.uid;
 	c->gid = cred.gid;
+	len = sizeof(c->groups);
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, c->groups, &len) == 0)
+		c->n_groups = len / sizeof(gid_t);
 	c->pidfd = peer_pidfd(fd, cred.pid);
 	if (c->pidfd < 0 || epoll_add(h, fd, c) < 0) {
 		log_warn("registration connection from pid %d refused: no pidfd", (int)cred.pid);
@@ -210,6 +247,7 @@ static void on_proc_exit(struct helper *h, struct hproc *p)
 	log_info("VMM pid %d exited: %u VMs released", (int)p->pid, p->n_vms);
 	epoll_ctl(h->epoll_fd, EPOLL_CTL_DEL, p->pidfd, NULL);
 	helper_forget_proc(h, p);
+	helper_schedule_discovery(h, 0);
 }
 
 int helper_watch_proc(struct helper *h, struct hproc *p)
@@ -217,17 +255,11 @@ int helper_watch_proc(struct helper *h, struct hproc *p)
 	return epoll_add(h, p->pidfd, p);
 }
 
-/* The worker ended without being asked: stop, and say so in the exit status. */
-static bool worker_lost(struct helper *h, const char *how)
-{
-	log_err("the worker %s; stopping", how);
-	h->worker_died = true;
-	return true;
-}
-
 static bool on_signal(struct helper *h)
 {
 	struct signalfd_siginfo si;
+	char why[96];
+	int status;
 
 	if (read(h->signal_fd, &si, sizeof(si)) != sizeof(si))
 		return false;
@@ -236,11 +268,16 @@ static bool on_signal(struct helper *h)
 		return true;
 	}
 	if (si.ssi_signo == SIGCHLD && h->worker > 0 &&
-	    waitpid(h->worker, NULL, WNOHANG) == h->worker) {
+	    waitpid(h->worker, &status, WNOHANG) == h->worker) {
 		h->worker = 0;
-		return worker_lost(h, "exited");
+		if (WIFSIGNALED(status))
+			snprintf(why, sizeof(why), "was killed by signal %d (%s)", WTERMSIG(status),
+				 strsignal(WTERMSIG(status)));
+		else
+			snprintf(why, sizeof(why), "exited with status %d", WEXITSTATUS(status));
+		helper_worker_gone(h, why);
 	}
-	return false;
+	return h->worker_died;
 }
 
 /* Reap the worker within timeout_ms; true once it is gone. */
@@ -295,15 +332,23 @@ static int setup(struct helper *h)
 	signal(SIGPIPE, SIG_IGN);
 	h->signal_fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 	h->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
-	if (h->signal_fd < 0 || h->epoll_fd < 0)
+	h->restart_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	h->discover_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (h->signal_fd < 0 || h->epoll_fd < 0 || h->restart_fd < 0 || h->discover_fd < 0)
 		return -errno;
 	if ((rc = closer_init()) < 0)
 		return rc;
 	fdpass_set_closer(closer_close);
+	if ((rc = policy_new(&h->policy, h->cfg)) < 0)
+		return rc;
 	if ((rc = epoll_add(h, h->reg_fd, &h->tag_reg)) < 0 ||
 	    (rc = epoll_add(h, h->signal_fd, &h->tag_signal)) < 0 ||
-	    (rc = epoll_add(h, h->ipc_fd, &h->tag_ipc)) < 0)
+	    (rc = epoll_add(h, h->restart_fd, &h->tag_restart)) < 0 ||
+	    (rc = epoll_add(h, h->discover_fd, &h->tag_discover)) < 0)
 		return rc;
+	if ((rc = helper_start_worker(h)) < 0)
+		return rc;
+	helper_schedule_discovery(h, 0);
 	return 0;
 }
 
@@ -313,23 +358,41 @@ static void dispatch(struct helper *h, void *p, bool *stop)
 		on_accept(h);
 	else if (p == &h->tag_signal)
 		*stop = on_signal(h);
-	else if (p == &h->tag_ipc) /* the worker never writes: readable = gone */
-		/* unless a Ctrl-C to the process group stopped it before us */
-		*stop = on_signal(h) || worker_lost(h, "closed its channel");
+	else if (p == &h->tag_ipc) {
+		/* the worker never writes: readable means it is gone, unless a
+		 * Ctrl-C to the process group stopped it before us */
+		if (!(*stop = on_signal(h)))
+			helper_worker_gone(h, "closed its channel");
+		*stop = *stop || h->worker_died;
+	} else if (p == &h->tag_restart)
+		helper_on_restart_timer(h);
+	else if (p == &h->tag_discover)
+		helper_discover(h);
 	else if (*(enum helper_tag *)p == TAG_CONN)
 		on_conn(h, p);
 	else
 		on_proc_exit(h, p);
 }
 
-int helper_run(const struct config *cfg, int reg_fd, int ipc_fd, pid_t worker)
+static void close_if(int fd)
 {
-	struct helper h = { .cfg = cfg,
-			    .reg_fd = reg_fd,
-			    .ipc_fd = ipc_fd,
-			    .worker = worker,
+	if (fd >= 0)
+		close(fd);
+}
+
+int helper_run(const struct helper_args *a)
+{
+	struct helper h = { .cfg = a->cfg,
+			    .reg_fd = a->reg_fd,
+			    .http_fd = a->http_fd,
+			    .uid = a->uid,
+			    .gid = a->gid,
+			    .sandbox_selftest = a->sandbox_selftest,
+			    .ipc_fd = -1,
 			    .signal_fd = -1,
 			    .epoll_fd = -1,
+			    .restart_fd = -1,
+			    .discover_fd = -1,
 			    .next_vm_id = 1 };
 	struct epoll_event ev[16];
 	bool stop = false;
@@ -347,11 +410,16 @@ int helper_run(const struct config *cfg, int reg_fd, int ipc_fd, pid_t worker)
 	while (h.n_conns)
 		close_conn(&h, h.conns[0]);
 	helper_forget_all(&h);
-	unlink(cfg->socket_path);
-	close(reg_fd);
-	if (h.signal_fd >= 0)
-		close(h.signal_fd);
-	if (h.epoll_fd >= 0)
-		close(h.epoll_fd);
+	policy_free(h.policy);
+	if (unlinkat(a->socket_dir_fd, a->socket_name, 0) < 0 && errno != ENOENT)
+		log_warn("registration socket %s left behind (%s); the next start replaces it",
+			 a->cfg->socket_path, strerror(errno));
+	close(a->reg_fd);
+	close(a->http_fd);
+	close_if(a->socket_dir_fd);
+	close_if(h.signal_fd);
+	close_if(h.epoll_fd);
+	close_if(h.restart_fd);
+	close_if(h.discover_fd);
 	return rc < 0 || h.worker_died ? 1 : 0;
 }

@@ -10,17 +10,34 @@
 #ifndef KVMSTATD_HELPER_H
 #define KVMSTATD_HELPER_H
 
+#include <stdbool.h>
 #include <sys/types.h>
 
 #include "config.h"
 
-/* Create the registration socket (directory, stale socket, mode, group). */
-int helper_open_socket(const struct config *cfg, int *out_fd);
+/*
+ * Create the registration socket (directory, stale socket, mode, group),
+ * as root, before the helper drops its privileges. A directory it creates
+ * is given to owner (the service user), so that the unprivileged helper
+ * can remove the socket when it stops; *dir_fd stays open for that.
+ */
+int helper_open_socket(const struct config *cfg, uid_t owner, int *out_fd, int *dir_fd);
+
+struct helper_args {
+	const struct config *cfg;
+	int reg_fd, http_fd;	 /* listening sockets */
+	int socket_dir_fd;	 /* the registration socket's directory */
+	const char *socket_name; /* its name in there */
+	uid_t uid;		 /* the service user, the worker's */
+	gid_t gid;
+	bool sandbox_selftest; /* each worker tests its sandbox and logs the result */
+};
 
 /*
- * Serve until SIGTERM/SIGINT or the worker's death. Takes ownership of
- * reg_fd and ipc_fd; unlinks the socket on the way out. Exit status back.
+ * Start the worker, and again whenever it dies; serve until SIGTERM/SIGINT
+ * or a worker crash loop. Takes ownership of every fd in a; removes the
+ * socket on the way out. Exit status back.
  */
-int helper_run(const struct config *cfg, int reg_fd, int ipc_fd, pid_t worker);
+int helper_run(const struct helper_args *a);
 
 #endif

@@ -24,6 +24,7 @@
 #include "ipc.h"
 #include "clock.h"
 #include "log.h"
+#include "regmsg.h"
 #include "selfstats.h"
 
 struct verdict {
@@ -33,13 +34,8 @@ struct verdict {
 	char why[KVMSTAT_REASON_MAX];
 };
 
-union request {
-	struct kvmstat_msg_hdr hdr;
-	struct kvmstat_msg_register_vm reg;
-	struct kvmstat_msg_add_vcpus add;
-	struct kvmstat_msg_unregister_vm unreg;
-	char oversize[sizeof(struct kvmstat_msg_register_vm) + 1]; /* detects longer */
-};
+/* the longest request and one byte more: fdpass_recv reports longer ones */
+#define REQUEST_BUF (sizeof(struct kvmstat_msg_register_vm) + 1)
 
 static int deny(struct verdict *v, int status, enum reject_reason reason, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -59,12 +55,13 @@ static int deny(struct verdict *v, int status, enum reject_reason reason, const 
 static struct hvm *find_vm(struct helper *h, pid_t pid, uint64_t handle)
 {
 	for (size_t i = 0; i < h->n_vms; i++)
-		if (h->vms[i]->proc->pid == pid && h->vms[i]->handle == handle)
+		if (h->vms[i]->has_handle && h->vms[i]->proc->pid == pid &&
+		    h->vms[i]->handle == handle)
 			return h->vms[i];
 	return NULL;
 }
 
-static bool name_taken(struct helper *h, const char *name)
+bool helper_name_taken(struct helper *h, const char *name)
 {
 	for (size_t i = 0; i < h->n_vms; i++)
 		if (!strcmp(h->vms[i]->name, name))
@@ -80,32 +77,43 @@ static struct hproc *find_proc(struct helper *h, pid_t pid)
 	return NULL;
 }
 
-static int check_header(const union request *r, size_t len, struct verdict *v)
+/* The same open file (kcmp): one VM is one source however often it is sent. */
+static bool same_file(int a, int b)
 {
-	static const size_t body_len[] = { 0, sizeof(r->reg), sizeof(r->add), sizeof(r->unreg) };
+	pid_t self = getpid();
 
-	if (len < sizeof(r->hdr))
-		return deny(v, -EBADMSG, REJ_BAD_MESSAGE,
-			    "message of %zu bytes is shorter than a header", len);
-	if (r->hdr.magic != KVMSTAT_PROTO_MAGIC || r->hdr.version != KVMSTAT_PROTO_VERSION)
-		return deny(v, -EBADMSG, REJ_BAD_MESSAGE, "bad magic 0x%08x or version %u",
-			    r->hdr.magic, r->hdr.version);
-	if (r->hdr.type < KVMSTAT_MSG_REGISTER_VM || r->hdr.type > KVMSTAT_MSG_UNREGISTER_VM)
-		return deny(v, -EBADMSG, REJ_BAD_MESSAGE, "unknown request type %u", r->hdr.type);
-	if (r->hdr.length != len || len != body_len[r->hdr.type])
-		return deny(v, -EBADMSG, REJ_BAD_MESSAGE,
-			    "type %u: length %u, received %zu, expected %zu", r->hdr.type,
-			    r->hdr.length, len, body_len[r->hdr.type]);
-	return 0;
+	return syscall(SYS_kcmp, self, self, KCMP_FILE, a, b) == 0;
 }
 
-/* Check n vCPU fds for vm (NULL: a VM being registered, no vCPUs yet). */
+struct hvm *helper_vm_by_file(struct helper *h, int stats_fd)
+{
+	for (size_t i = 0; i < h->n_vms; i++)
+		if (same_file(stats_fd, h->vms[i]->stats_fd))
+			return h->vms[i];
+	return NULL;
+}
+
+static int vcpu_slot(const struct hvm *vm, int vcpu)
+{
+	for (unsigned j = 0; j < vm->n_vcpus; j++)
+		if (vm->vcpus[j] == vcpu)
+			return (int)j;
+	return -1;
+}
+
+/*
+ * Check n vCPU fds for vm (NULL: a VM being registered). known[i]: a VM
+ * that discovery found has this vCPU already, from the very same file:
+ * accepted, but no new source. Otherwise a vCPU sent twice is an error.
+ */
 static int check_vcpus(struct conn *c, const struct hvm *vm, const int *fds, size_t n, int *idx,
-		       struct verdict *v)
+		       bool *known, struct verdict *v)
 {
 	struct fdcheck_result res;
 
 	for (size_t i = 0; i < n; i++) {
+		int slot;
+
 		if (fdcheck_stats_fd(fds[i], FD_VCPU_STATS, &res) < 0)
 			return deny(v, -EBADF, REJ_BAD_FD, "fd %zu: %s", i, res.why);
 		if (!fdcheck_is_thread_of(res.id_pid, c->pid))
@@ -117,17 +125,20 @@ static int check_vcpus(struct conn *c, const struct hvm *vm, const int *fds, siz
 			if (idx[j] == res.vcpu)
 				return deny(v, -EEXIST, REJ_DUPLICATE, "vCPU %d sent twice",
 					    res.vcpu);
-		for (unsigned j = 0; vm && j < vm->n_vcpus; j++)
-			if (vm->vcpus[j] == res.vcpu)
-				return deny(v, -EEXIST, REJ_DUPLICATE, "vCPU %d already registered",
-					    res.vcpu);
+		slot = vm ? vcpu_slot(vm, res.vcpu) : -1;
+		/* discovery may have found it first: the same file is no error then */
+		known[i] = slot >= 0 && vm->origin == ORIGIN_DISCOVERED &&
+			   same_file(fds[i], vm->vcpu_fds[slot]);
+		if (slot >= 0 && !known[i])
+			return deny(v, -EEXIST, REJ_DUPLICATE, "vCPU %d already registered",
+				    res.vcpu);
 	}
 	return 0;
 }
 
 static void release_retired(struct helper *h);
 
-static int check_limits(struct helper *h, const struct hproc *p, const struct hvm *vm,
+static int check_counts(struct helper *h, const struct hproc *p, const struct hvm *vm,
 			size_t n_new_vcpus, size_t n_fds, struct verdict *v)
 {
 	const struct config *cfg = h->cfg;
@@ -148,41 +159,95 @@ static int check_limits(struct helper *h, const struct hproc *p, const struct hv
 	return 0;
 }
 
-static int pick_name(struct helper *h, struct conn *c, const struct kvmstat_register_vm *b,
-		     char *name, size_t size, struct verdict *v)
+/* The per-uid budget, taken last: after every other check has passed. */
+static int charge(struct helper *h, uid_t uid, size_t n_fds, struct verdict *v)
 {
-	size_t len = strnlen(b->name, sizeof(b->name));
+	char why[sizeof(v->why)];
 
-	if (len == sizeof(b->name) || !escape_is_clean_utf8(b->name, len))
-		return deny(v, -EBADMSG, REJ_BAD_MESSAGE,
-			    "name is unterminated, not UTF-8 or has control characters");
-	if (len) {
-		snprintf(name, size, "%s", b->name);
-		if (name_taken(h, name))
+	if (h->policy && policy_charge(h->policy, uid, (unsigned)n_fds, why, sizeof(why)) < 0)
+		return deny(v, -ENOSPC, REJ_LIMIT, "%s", why);
+	return 0;
+}
+
+static void refund(struct helper *h, uid_t uid, size_t n_fds)
+{
+	if (h->policy && n_fds)
+		policy_refund(h->policy, uid, (unsigned)n_fds);
+}
+
+int helper_room(struct helper *h, const struct hproc *p, const struct hvm *vm, size_t n_new_vcpus,
+		size_t n_fds, uid_t uid, char *why, size_t why_size)
+{
+	struct verdict v = { 0 };
+
+	if (check_counts(h, p, vm, n_new_vcpus, n_fds, &v) < 0 || charge(h, uid, n_fds, &v) < 0) {
+		snprintf(why, why_size, "%s", v.why);
+		return v.status;
+	}
+	return 0;
+}
+
+void helper_refund(struct helper *h, uid_t uid, size_t n_fds)
+{
+	refund(h, uid, n_fds);
+}
+
+static int pick_name(struct helper *h, struct conn *c, const struct regmsg *m, char *name,
+		     size_t size, struct verdict *v)
+{
+	if (m->name[0]) { /* regmsg checked it: terminated, UTF-8, no controls */
+		snprintf(name, size, "%s", m->name);
+		if (helper_name_taken(h, name))
 			return deny(v, -EEXIST, REJ_DUPLICATE, "name \"%s\" is in use", name);
 		return 0;
 	}
 	snprintf(name, size, "kvm-%d", (int)c->pid);
-	if (name_taken(h, name))
-		snprintf(name, size, "kvm-%d-%llu", (int)c->pid, (unsigned long long)b->vm_handle);
-	return name_taken(h, name) ? deny(v, -EEXIST, REJ_DUPLICATE, "default name in use") : 0;
+	if (helper_name_taken(h, name))
+		snprintf(name, size, "kvm-%d-%llu", (int)c->pid, (unsigned long long)m->vm_handle);
+	return helper_name_taken(h, name) ? deny(v, -EEXIST, REJ_DUPLICATE, "default name in use")
+					  : 0;
 }
 
-static int add_vcpus_to(struct hvm *vm, const int *idx, size_t n)
+int helper_add_vcpu(struct hvm *vm, int vcpu, int fd)
 {
-	int *nv = realloc(vm->vcpus, (vm->n_vcpus + n) * sizeof(*nv));
+	int *nv = realloc(vm->vcpus, (vm->n_vcpus + 1) * sizeof(*nv)), *nf;
+	int copy;
 
 	if (!nv)
 		return -ENOMEM;
 	vm->vcpus = nv;
-	memcpy(vm->vcpus + vm->n_vcpus, idx, n * sizeof(*idx));
-	vm->n_vcpus += (unsigned)n;
+	nf = realloc(vm->vcpu_fds, (vm->n_vcpus + 1) * sizeof(*nf));
+	if (!nf)
+		return -ENOMEM;
+	vm->vcpu_fds = nf;
+	copy = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	if (copy < 0)
+		return -errno;
+	vm->vcpus[vm->n_vcpus] = vcpu;
+	vm->vcpu_fds[vm->n_vcpus++] = copy;
 	return 0;
 }
 
-static struct hproc *get_proc(struct helper *h, struct conn *c)
+static void read_comm(pid_t pid, char *comm, size_t size)
 {
-	struct hproc *p = find_proc(h, c->pid), **nv;
+	char path[64];
+	ssize_t got;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	got = fd >= 0 ? read(fd, comm, size - 1) : -1;
+	if (fd >= 0)
+		close(fd);
+	comm[got > 0 ? got : 0] = '\0';
+	comm[strcspn(comm, "\n")] = '\0';
+	if (!escape_is_clean_utf8(comm, strlen(comm)))
+		comm[0] = '\0';
+}
+
+struct hproc *helper_get_proc(struct helper *h, pid_t pid, uid_t uid, int pidfd)
+{
+	struct hproc *p = find_proc(h, pid), **nv;
 
 	if (p)
 		return p;
@@ -194,8 +259,10 @@ static struct hproc *get_proc(struct helper *h, struct conn *c)
 	if (!p)
 		return NULL;
 	p->tag = TAG_PROC;
-	p->pid = c->pid;
-	p->pidfd = fcntl(c->pidfd, F_DUPFD_CLOEXEC, 3);
+	p->pid = pid;
+	p->uid = uid;
+	read_comm(pid, p->comm, sizeof(p->comm));
+	p->pidfd = fcntl(pidfd, F_DUPFD_CLOEXEC, 3);
 	if (p->pidfd < 0 || helper_watch_proc(h, p) < 0) {
 		if (p->pidfd >= 0)
 			close(p->pidfd);
@@ -206,148 +273,194 @@ static struct hproc *get_proc(struct helper *h, struct conn *c)
 	return p;
 }
 
-static int forward_vm(struct helper *h, struct conn *c, struct hvm *vm, const int *fds, size_t n)
-{
-	struct ipc_add_vm m = { .hdr = { IPC_ADD_VM, sizeof(m) } };
-	int all[2 + KVMSTAT_MAX_FDS_PER_MSG];
-	char comm_path[64];
-	ssize_t got;
-	int fd;
-
-	m.vm_id = vm->id;
-	m.pid = c->pid;
-	m.uid = c->uid;
-	m.n_vcpus = (uint32_t)(n - 1);
-	snprintf(m.name, sizeof(m.name), "%s", vm->name);
-	snprintf(comm_path, sizeof(comm_path), "/proc/%d/comm", (int)c->pid);
-	fd = open(comm_path, O_RDONLY | O_CLOEXEC);
-	got = fd >= 0 ? read(fd, m.comm, sizeof(m.comm) - 1) : -1;
-	if (fd >= 0)
-		close(fd);
-	m.comm[got > 0 ? strcspn(m.comm, "\n") : 0] = '\0';
-	if (!escape_is_clean_utf8(m.comm, strlen(m.comm)))
-		m.comm[0] = '\0';
-	all[0] = vm->proc->pidfd;
-	memcpy(all + 1, fds, n * sizeof(int));
-	return fdpass_send(h->ipc_fd, &m, sizeof(m), all, n + 1);
-}
-
-/* The same open file (kcmp): a VM stats fd sent again under a new handle. */
-static bool same_file(int a, int b)
-{
-	pid_t self = getpid();
-
-	return syscall(SYS_kcmp, self, self, KCMP_FILE, a, b) == 0;
-}
-
 static void free_hvm(struct hvm *vm)
 {
 	if (!vm)
 		return;
 	if (vm->stats_fd >= 0)
 		close(vm->stats_fd);
+	for (unsigned i = 0; i < vm->n_vcpus; i++)
+		close(vm->vcpu_fds[i]);
 	free(vm->vcpus);
+	free(vm->vcpu_fds);
 	free(vm);
 }
 
-static int check_register(struct helper *h, struct conn *c, const struct kvmstat_register_vm *b,
-			  const int *fds, size_t n, int *idx, char *name, size_t name_size,
-			  struct verdict *v)
+/* A new VM of p from (a copy of) stats_fd; NULL when out of memory or fds. */
+struct hvm *helper_new_vm(struct helper *h, struct hproc *p, int stats_fd)
+{
+	struct hvm *vm, **nv = realloc(h->vms, (h->n_vms + 1) * sizeof(*nv));
+
+	if (!nv)
+		return NULL;
+	h->vms = nv;
+	vm = calloc(1, sizeof(*vm));
+	if (!vm)
+		return NULL;
+	vm->stats_fd = fcntl(stats_fd, F_DUPFD_CLOEXEC, 3);
+	if (vm->stats_fd < 0) {
+		free(vm);
+		return NULL;
+	}
+	vm->id = h->next_vm_id++;
+	vm->proc = p;
+	p->n_vms++;
+	h->vms[h->n_vms++] = vm;
+	h->n_sources++;
+	return vm;
+}
+
+/* Take the vCPUs that are new (known[i] false) into vm and the worker. */
+static int take_vcpus(struct helper *h, struct hvm *vm, const int *fds, const int *idx,
+		      const bool *known, size_t n, struct verdict *v)
+{
+	unsigned first = vm->n_vcpus;
+	size_t lost = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (known[i])
+			continue;
+		if (helper_add_vcpu(vm, idx[i], fds[i]) < 0)
+			lost++;
+		else
+			h->n_sources++;
+	}
+	refund(h, vm->proc->uid, lost);
+	if (lost)
+		return deny(v, -ENOMEM, REJ_LIMIT, "%zu vCPUs lost: out of memory or descriptors",
+			    lost);
+	helper_send_vcpus(h, vm, first); /* or the next worker gets them */
+	v->accepted = (unsigned)n;
+	return 0;
+}
+
+static int count_new(const bool *known, size_t n)
+{
+	int k = 0;
+
+	for (size_t i = 0; i < n; i++)
+		k += !known[i];
+	return k;
+}
+
+/*
+ * A registration of a VM that discovery found first: the VMM's handle now
+ * names it, and its new vCPUs join it. Its name stays (its series must not
+ * change identity), which the log says.
+ */
+static int adopt(struct helper *h, struct conn *c, struct hvm *vm, const struct regmsg *b,
+		 const int *fds, size_t n, struct verdict *v)
+{
+	int idx[KVMSTAT_MAX_FDS_PER_MSG];
+	bool known[KVMSTAT_MAX_FDS_PER_MSG];
+
+	if (vm->has_handle || vm->proc->pid != c->pid)
+		return deny(v, -EEXIST, REJ_DUPLICATE, "this VM stats fd is registered as \"%s\"",
+			    vm->name);
+	if (check_vcpus(c, vm, fds + 1, n - 1, idx, known, v) < 0 ||
+	    check_counts(h, vm->proc, vm, (size_t)count_new(known, n - 1),
+			 (size_t)count_new(known, n - 1), v) < 0 ||
+	    charge(h, c->uid, (size_t)count_new(known, n - 1), v) < 0)
+		return v->status;
+	vm->handle = b->vm_handle;
+	vm->has_handle = true;
+	log_info("pid %d (uid %u) registered VM \"%s\", found by discovery before: same source",
+		 (int)c->pid, (unsigned)c->uid, vm->name);
+	if (take_vcpus(h, vm, fds + 1, idx, known, n - 1, v) < 0)
+		return v->status;
+	v->accepted = (unsigned)n;
+	return 0;
+}
+
+static bool has_discovered_vms(struct helper *h, pid_t pid)
+{
+	for (size_t i = 0; i < h->n_vms; i++)
+		if (!h->vms[i]->has_handle && h->vms[i]->proc->pid == pid)
+			return true;
+	return false;
+}
+
+static int check_vm_fd(struct conn *c, int fd, struct verdict *v)
 {
 	struct fdcheck_result res;
 
-	if (b->flags || b->reserved)
-		return deny(v, -EBADMSG, REJ_BAD_MESSAGE, "flags/reserved must be 0");
-	if (n == 0)
-		return deny(v, -E2BIG, REJ_FD_COUNT, "REGISTER_VM carries no fd");
-	/* the cheap checks first: no pread for a request refused anyway */
-	if (pick_name(h, c, b, name, name_size, v) < 0)
-		return v->status;
-	if (find_vm(h, c->pid, b->vm_handle))
-		return deny(v, -EEXIST, REJ_DUPLICATE, "handle %llu is registered already",
-			    (unsigned long long)b->vm_handle);
-	if (check_limits(h, find_proc(h, c->pid), NULL, n - 1, n, v) < 0)
-		return v->status;
-	if (fdcheck_stats_fd(fds[0], FD_VM_STATS, &res) < 0)
+	if (fdcheck_stats_fd(fd, FD_VM_STATS, &res) < 0)
 		return deny(v, -EBADF, REJ_BAD_FD, "fd 0: %s", res.why);
 	if (!fdcheck_is_thread_of(res.id_pid, c->pid))
 		return deny(v, -EPERM, REJ_NOT_OWNER, "VM created by tid %d, not by pid %d",
 			    (int)res.id_pid, (int)c->pid);
-	if (check_vcpus(c, NULL, fds + 1, n - 1, idx, v) < 0)
-		return v->status;
-	for (size_t i = 0; i < h->n_vms; i++)
-		if (h->vms[i]->proc->pid == c->pid && same_file(fds[0], h->vms[i]->stats_fd))
-			return deny(v, -EEXIST, REJ_DUPLICATE,
-				    "this VM stats fd is registered as \"%s\"", h->vms[i]->name);
 	return 0;
 }
 
-static int do_register(struct helper *h, struct conn *c, const struct kvmstat_register_vm *b,
-		       const int *fds, size_t n, struct verdict *v)
+static int do_register(struct helper *h, struct conn *c, const struct regmsg *b, const int *fds,
+		       size_t n, struct verdict *v)
 {
 	int idx[KVMSTAT_MAX_FDS_PER_MSG];
+	bool known[KVMSTAT_MAX_FDS_PER_MSG];
 	char name[sizeof(((struct hvm *)0)->name)];
-	struct hproc *p = NULL;
-	struct hvm *vm, **nv;
+	struct hproc *p;
+	struct hvm *vm;
 
-	if (check_register(h, c, b, fds, n, idx, name, sizeof(name), v) < 0)
-		return v->status;
-	vm = calloc(1, sizeof(*vm));
-	nv = realloc(h->vms, (h->n_vms + 1) * sizeof(*nv));
-	if (nv)
-		h->vms = nv;
-	if (vm) {
-		vm->stats_fd = fcntl(fds[0], F_DUPFD_CLOEXEC, 3);
-		p = vm->stats_fd >= 0 && nv ? get_proc(h, c) : NULL;
+	if (find_vm(h, c->pid, b->vm_handle))
+		return deny(v, -EEXIST, REJ_DUPLICATE, "handle %llu is registered already",
+			    (unsigned long long)b->vm_handle);
+	if (has_discovered_vms(h, c->pid)) { /* maybe one of those: look first */
+		if (check_vm_fd(c, fds[0], v) < 0)
+			return v->status;
+		if ((vm = helper_vm_by_file(h, fds[0])))
+			return adopt(h, c, vm, b, fds, n, v);
 	}
-	if (!p || add_vcpus_to(vm, idx, n - 1) < 0) {
-		free_hvm(vm);
+	/* the cheap checks first: no pread for a request refused anyway */
+	if (pick_name(h, c, b, name, sizeof(name), v) < 0 ||
+	    check_counts(h, find_proc(h, c->pid), NULL, n - 1, n, v) < 0)
+		return v->status;
+	if (check_vm_fd(c, fds[0], v) < 0 ||
+	    check_vcpus(c, NULL, fds + 1, n - 1, idx, known, v) < 0)
+		return v->status;
+	if ((vm = helper_vm_by_file(h, fds[0])))
+		return deny(v, -EEXIST, REJ_DUPLICATE, "this VM stats fd is registered as \"%s\"",
+			    vm->name);
+	if (charge(h, c->uid, n, v) < 0)
+		return v->status;
+	p = helper_get_proc(h, c->pid, c->uid, c->pidfd);
+	vm = p ? helper_new_vm(h, p, fds[0]) : NULL;
+	if (!vm) {
+		refund(h, c->uid, n);
 		return deny(v, -ENOMEM, REJ_LIMIT, "out of memory or descriptors");
 	}
-	vm->id = h->next_vm_id++;
-	vm->proc = p;
 	vm->handle = b->vm_handle;
+	vm->has_handle = true;
+	vm->origin = ORIGIN_REGISTERED;
 	snprintf(vm->name, sizeof(vm->name), "%s", name);
-	if (forward_vm(h, c, vm, fds, n) < 0) {
-		free_hvm(vm);
-		return deny(v, -EIO, REJ_LIMIT, "the worker is not reachable");
-	}
-	p->n_vms++;
-	h->vms[h->n_vms++] = vm;
-	h->n_sources += (unsigned)n;
-	v->accepted = (unsigned)n;
-	log_info("pid %d (uid %u) registered VM \"%s\" with %zu vCPUs", (int)c->pid,
-		 (unsigned)c->uid, name, n - 1);
+	for (size_t i = 0; i < n - 1; i++)
+		if (helper_add_vcpu(vm, idx[i], fds[i + 1]) == 0)
+			h->n_sources++;
+	refund(h, c->uid, n - 1 - vm->n_vcpus);
+	helper_send_vm(h, vm); /* or the next worker gets it */
+	v->accepted = 1 + vm->n_vcpus;
+	log_info("pid %d (uid %u) registered VM \"%s\" with %u vCPUs", (int)c->pid,
+		 (unsigned)c->uid, name, vm->n_vcpus);
 	return 0;
 }
 
-static int do_add_vcpus(struct helper *h, struct conn *c, const struct kvmstat_add_vcpus *b,
-			const int *fds, size_t n, struct verdict *v)
+static int do_add_vcpus(struct helper *h, struct conn *c, const struct regmsg *b, const int *fds,
+			size_t n, struct verdict *v)
 {
-	struct ipc_add_vcpus m = { .hdr = { IPC_ADD_VCPUS, sizeof(m) } };
 	int idx[KVMSTAT_MAX_FDS_PER_MSG];
+	bool known[KVMSTAT_MAX_FDS_PER_MSG];
 	struct hvm *vm = find_vm(h, c->pid, b->vm_handle);
+	size_t n_new;
 
-	if (b->flags || b->reserved)
-		return deny(v, -EBADMSG, REJ_BAD_MESSAGE, "flags/reserved must be 0");
 	if (!vm)
 		return deny(v, -ENOENT, REJ_UNKNOWN_VM, "no VM with handle %llu",
 			    (unsigned long long)b->vm_handle);
-	if (n == 0)
-		return deny(v, -E2BIG, REJ_FD_COUNT, "ADD_VCPUS carries no fd");
-	if (check_limits(h, vm->proc, vm, n, n, v) < 0 || check_vcpus(c, vm, fds, n, idx, v) < 0)
+	if (check_counts(h, vm->proc, vm, n, n, v) < 0 || /* cheap, before any pread */
+	    check_vcpus(c, vm, fds, n, idx, known, v) < 0)
 		return v->status;
-	if (add_vcpus_to(vm, idx, n) < 0)
-		return deny(v, -ENOMEM, REJ_LIMIT, "out of memory");
-	m.vm_id = vm->id;
-	m.n_vcpus = (uint32_t)n;
-	if (fdpass_send(h->ipc_fd, &m, sizeof(m), fds, n) < 0) {
-		vm->n_vcpus -= (unsigned)n;
-		return deny(v, -EIO, REJ_LIMIT, "the worker is not reachable");
-	}
-	h->n_sources += (unsigned)n;
-	v->accepted = (unsigned)n;
-	return 0;
+	n_new = (size_t)count_new(known, n);
+	if (charge(h, c->uid, n_new, v) < 0)
+		return v->status;
+	return take_vcpus(h, vm, fds, idx, known, n, v);
 }
 
 /* The worker keeps a released VM's fds for exit_grace_ms: so does our count. */
@@ -380,7 +493,7 @@ static void release_retired(struct helper *h)
 	h->n_retiring = j;
 }
 
-static void drop_vm(struct helper *h, struct hvm *vm)
+void helper_drop_vm(struct helper *h, struct hvm *vm)
 {
 	for (size_t i = 0; i < h->n_vms; i++)
 		if (h->vms[i] == vm) {
@@ -388,28 +501,51 @@ static void drop_vm(struct helper *h, struct hvm *vm)
 			break;
 		}
 	retire_fds(h, 1 + vm->n_vcpus);
+	refund(h, vm->proc->uid, 1 + vm->n_vcpus);
 	vm->proc->n_vms--;
 	free_hvm(vm);
 }
 
-static int do_unregister(struct helper *h, struct conn *c, const struct kvmstat_unregister_vm *b,
-			 size_t n, struct verdict *v)
+static int do_unregister(struct helper *h, struct conn *c, const struct regmsg *b,
+			 struct verdict *v)
 {
 	struct ipc_remove_vm m = { .hdr = { IPC_REMOVE_VM, sizeof(m) } };
 	struct hvm *vm = find_vm(h, c->pid, b->vm_handle);
 
-	if (b->flags || b->reserved)
-		return deny(v, -EBADMSG, REJ_BAD_MESSAGE, "flags/reserved must be 0");
-	if (n)
-		return deny(v, -E2BIG, REJ_FD_COUNT, "UNREGISTER_VM carries fds");
 	if (!vm)
 		return deny(v, -ENOENT, REJ_UNKNOWN_VM, "no VM with handle %llu",
 			    (unsigned long long)b->vm_handle);
 	m.vm_id = vm->id;
-	fdpass_send(h->ipc_fd, &m, sizeof(m), NULL, 0);
+	if (h->ipc_fd >= 0)
+		fdpass_send(h->ipc_fd, &m, sizeof(m), NULL, 0);
 	log_info("pid %d unregistered VM \"%s\"", (int)c->pid, vm->name);
-	drop_vm(h, vm);
+	helper_drop_vm(h, vm);
 	return 0;
+}
+
+/*
+ * Every refusal is logged, but a peer over its rate must not flood the
+ * journal: rate refusals are logged once a second with a count of those
+ * left out.
+ */
+static void log_refusal(const struct conn *c, const struct verdict *v)
+{
+	static uint64_t last_rate_log;
+	static unsigned rate_quiet;
+	uint64_t now = clock_mono_ns();
+
+	if (v->reason == REJ_RATE && now - last_rate_log < 1000000000ull) {
+		rate_quiet++;
+		return;
+	}
+	if (v->reason == REJ_RATE) {
+		last_rate_log = now;
+		if (rate_quiet)
+			log_warn("%u more refusals for rate (not logged)", rate_quiet);
+		rate_quiet = 0;
+	}
+	log_warn("registration from pid %d (uid %u) refused (%s): %s", (int)c->pid,
+		 (unsigned)c->uid, reject_reason_name(v->reason), v->why);
 }
 
 static void answer(struct helper *h, struct conn *c, uint32_t seq, const struct verdict *v)
@@ -421,57 +557,72 @@ static void answer(struct helper *h, struct conn *c, uint32_t seq, const struct 
 	r.body.accepted = v->accepted;
 	snprintf(r.body.reason, sizeof(r.body.reason), "%s", v->status ? v->why : "ok");
 	if (v->status) {
-		struct ipc_rejected m = { .hdr = { IPC_REJECTED, sizeof(m) }, .reason = v->reason };
-
-		log_warn("registration from pid %d (uid %u) refused (%s): %s", (int)c->pid,
-			 (unsigned)c->uid, reject_reason_name(v->reason), v->why);
-		fdpass_send(h->ipc_fd, &m, sizeof(m), NULL, 0);
+		log_refusal(c, v);
+		helper_send_rejected(h, v->reason);
 	}
 	/* a peer that left without reading its answer is no error of ours */
 	send(c->fd, &r, sizeof(r), MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 
-static void decide(struct helper *h, struct conn *c, const union request *r, int len, int *fds,
-		   size_t n, struct verdict *v)
+/* Who may ask, and how often: before anything the request carries is read. */
+static int check_policy(struct helper *h, struct conn *c, struct verdict *v)
 {
-	if (len == -EMSGSIZE)
-		deny(v, -EBADMSG, REJ_BAD_MESSAGE, "message longer than any request");
-	else if (len == -E2BIG)
-		deny(v, -E2BIG, REJ_FD_COUNT, "more than %d fds, or ancillary data cut",
-		     KVMSTAT_MAX_FDS_PER_MSG);
-	else if (len < 0)
-		deny(v, -EBADMSG, REJ_BAD_MESSAGE, "unreadable message: %s", strerror(-len));
-	else if (check_header(r, (size_t)len, v) < 0)
+	char why[sizeof(v->why)];
+
+	if (!h->policy)
+		return 0;
+	if (policy_admit(h->policy, c->uid, c->gid, c->groups, c->n_groups, why, sizeof(why)) < 0)
+		return deny(v, -EPERM, REJ_NOT_ALLOWED, "%s", why);
+	if (policy_take_token(h->policy, c->uid, clock_mono_ns(), why, sizeof(why)) < 0)
+		return deny(v, -EAGAIN, REJ_RATE, "%s", why);
+	return 0;
+}
+
+static void decide(struct helper *h, struct conn *c, const char *buf, int len, int *fds, size_t n,
+		   struct regmsg *m, struct verdict *v)
+{
+	char why[sizeof(v->why)];
+	int rc;
+
+	memset(m, 0, sizeof(*m));
+	if (check_policy(h, c, v) < 0)
 		return;
-	else if (r->hdr.type == KVMSTAT_MSG_REGISTER_VM)
-		do_register(h, c, &r->reg.body, fds, n, v);
-	else if (r->hdr.type == KVMSTAT_MSG_ADD_VCPUS)
-		do_add_vcpus(h, c, &r->add.body, fds, n, v);
+	rc = len < 0 ? regmsg_recv_failed(len, m, why, sizeof(why))
+		     : regmsg_parse(buf, (size_t)len, n, m, why, sizeof(why));
+	if (rc < 0)
+		deny(v, rc, m->reason, "%s", why);
+	else if (m->type == KVMSTAT_MSG_REGISTER_VM)
+		do_register(h, c, m, fds, n, v);
+	else if (m->type == KVMSTAT_MSG_ADD_VCPUS)
+		do_add_vcpus(h, c, m, fds, n, v);
 	else
-		do_unregister(h, c, &r->unreg.body, n, v);
+		do_unregister(h, c, m, v);
 }
 
 int helper_serve_request(struct helper *h, struct conn *c)
 {
 	int fds[KVMSTAT_MAX_FDS_PER_MSG];
+	char buf[REQUEST_BUF];
 	struct verdict v = { 0 };
-	union request r;
+	struct regmsg m;
 	size_t n = 0;
 	int len;
 
-	memset(&r, 0, sizeof(r));
-	len = fdpass_recv(c->fd, &r, sizeof(r), fds, KVMSTAT_MAX_FDS_PER_MSG, &n);
+	len = fdpass_recv(c->fd, buf, sizeof(buf), fds, KVMSTAT_MAX_FDS_PER_MSG, &n);
 	if (len == -EAGAIN)
 		return 0;
 	if (len == 0 || len == -ECONNRESET)
 		return -1; /* the peer hung up */
-	decide(h, c, &r, len, fds, n, &v);
-	/* forwarded fds were duplicated into the worker: ours go either way */
+	decide(h, c, buf, len, fds, n, &m, &v);
+	/* we keep copies of what we accepted: the received fds go either way */
 	fdpass_close_all(fds, n);
-	answer(h, c, len >= (int)sizeof(r.hdr) ? r.hdr.seq : 0, &v);
-	/* a peer that speaks garbage or sends foreign fds is not heard twice */
-	if (v.status &&
-	    (v.reason == REJ_BAD_MESSAGE || v.reason == REJ_BAD_FD || v.reason == REJ_FD_COUNT))
+	answer(h, c, m.has_seq ? m.seq : 0, &v);
+	if (v.status == 0 && m.type == KVMSTAT_MSG_REGISTER_VM)
+		helper_schedule_discovery(h, 0); /* its other VMs, if it holds some */
+	/* a peer that speaks garbage, sends foreign fds or may not register at
+	 * all is not heard twice */
+	if (v.status && (v.reason == REJ_BAD_MESSAGE || v.reason == REJ_BAD_FD ||
+			 v.reason == REJ_FD_COUNT || v.reason == REJ_NOT_ALLOWED))
 		return -1;
 	return 0;
 }
@@ -480,7 +631,7 @@ void helper_forget_proc(struct helper *h, struct hproc *p)
 {
 	for (size_t i = h->n_vms; i-- > 0;)
 		if (h->vms[i]->proc == p)
-			drop_vm(h, h->vms[i]);
+			helper_drop_vm(h, h->vms[i]);
 	for (size_t i = 0; i < h->n_procs; i++)
 		if (h->procs[i] == p) {
 			h->procs[i] = h->procs[--h->n_procs];

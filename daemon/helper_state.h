@@ -12,6 +12,9 @@
 #include <sys/types.h>
 
 #include "config.h"
+#include "ipc.h"
+#include "policy.h"
+#include "selfstats.h"
 #include "kvmstat_proto.h"
 
 enum helper_tag { TAG_CONN = 1, TAG_PROC };
@@ -22,34 +25,56 @@ struct conn {
 	pid_t pid;
 	uid_t uid;
 	gid_t gid;
+	gid_t groups[64]; /* supplementary groups (SO_PEERGROUPS), for the policy */
+	size_t n_groups;
 	int pidfd;
 };
 
-/* A VMM process with registered VMs; its pidfd tells when it is gone. */
+/* A VMM process with VMs; its pidfd tells when it is gone. */
 struct hproc {
 	enum helper_tag tag;
 	pid_t pid;
+	uid_t uid;
 	int pidfd;
 	unsigned n_vms;
+	char comm[32];
 };
 
+/*
+ * A VM the helper accepted. The helper keeps its own copy of every stats
+ * fd: to recognise a VM sent again (kcmp), and to hand everything to a
+ * new worker if the worker dies.
+ */
 struct hvm {
 	uint32_t id;
 	struct hproc *proc;
-	uint64_t handle;
+	uint64_t handle; /* the VMM's handle; 0 and unused for discovered VMs */
+	bool has_handle; /* registered (or adopted by a registration) */
+	enum ipc_origin origin;
 	char name[KVMSTAT_NAME_MAX + 16];
 	unsigned n_vcpus;
-	int *vcpus;   /* indices registered so far */
-	int stats_fd; /* our copy of its VM stats fd: recognises it if sent again */
+	int *vcpus;    /* vCPU indices */
+	int *vcpu_fds; /* our copies, parallel to vcpus */
+	int stats_fd;  /* our copy of its VM stats fd */
 };
 
 struct helper {
 	const struct config *cfg;
 	int reg_fd, ipc_fd, signal_fd, epoll_fd;
-	pid_t worker; /* 0 once reaped */
-	bool worker_died;
+	int http_fd;	 /* kept for the next worker; never read here */
+	int restart_fd;	 /* timerfd: start a worker again */
+	int discover_fd; /* timerfd: next /proc scan */
+	uid_t uid;	 /* the service user: the worker's (and our) uid */
+	gid_t gid;
+	bool sandbox_selftest;
+	pid_t worker;	  /* 0 once reaped */
+	bool worker_died; /* gave up restarting: exit status 1 */
+	uint32_t worker_starts;
+	uint64_t start_ns[5]; /* the last worker starts: a crash loop stops us */
+	uint64_t rejected[REJ__COUNT], discovered; /* totals, told to each new worker */
+	struct policy *policy;
 	bool accept_paused; /* out of fds: the listening socket is out of epoll */
-	char tag_reg, tag_signal, tag_ipc;
+	char tag_reg, tag_signal, tag_ipc, tag_restart, tag_discover;
 	struct conn *conns[256];
 	size_t n_conns;
 	struct hproc **procs;
@@ -65,6 +90,33 @@ struct helper {
 	} * retiring;
 	size_t n_retiring;
 };
+
+/* helper_worker.c: start a worker, hand it every VM, replace it when it dies. */
+int helper_start_worker(struct helper *h);
+void helper_worker_gone(struct helper *h, const char *how);
+void helper_on_restart_timer(struct helper *h);
+/* Tell the worker about vm (all its fds); a no-op without a worker. */
+int helper_send_vm(struct helper *h, const struct hvm *vm);
+int helper_send_vcpus(struct helper *h, const struct hvm *vm, unsigned first);
+void helper_send_rejected(struct helper *h, enum reject_reason reason);
+int helper_send_totals(struct helper *h); /* IPC_HELLO: restarts, refusals, discoveries */
+
+/* helper_request.c: the VM table, shared with discovery */
+struct hproc *helper_get_proc(struct helper *h, pid_t pid, uid_t uid, int pidfd);
+struct hvm *helper_new_vm(struct helper *h, struct hproc *p, int stats_fd);
+int helper_add_vcpu(struct hvm *vm, int vcpu, int fd);
+void helper_drop_vm(struct helper *h, struct hvm *vm);
+struct hvm *helper_vm_by_file(struct helper *h, int stats_fd);
+bool helper_name_taken(struct helper *h, const char *name);
+/* Limits (max_vms_per_peer, max_vcpus_per_vm, max_sources) and the uid's
+ * budget, charged on success: 0, or -ENOSPC with why. */
+int helper_room(struct helper *h, const struct hproc *p, const struct hvm *vm, size_t n_new_vcpus,
+		size_t n_fds, uid_t uid, char *why, size_t why_size);
+void helper_refund(struct helper *h, uid_t uid, size_t n_fds);
+
+/* discover.c: scan /proc (all processes, or one pid) for unregistered VMs */
+void helper_discover(struct helper *h);
+void helper_schedule_discovery(struct helper *h, unsigned delay_ms);
 
 /* Read and answer one request; < 0 means: close this connection. */
 int helper_serve_request(struct helper *h, struct conn *c);

@@ -30,21 +30,25 @@ struct options {
 	const char *config_path;
 	const char *listen;
 	int check_only;
+	int sandbox_selftest;
 };
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"Usage: kvmstatd [OPTION]...\n"
-		"Export every KVM VM's and vCPU's statistics (binary stats fds) to Prometheus.\n\n"
-		"  -c, --config FILE     configuration file (default %s)\n"
-		"  -l, --listen ADDR:PORT  HTTP address, overrides [http] listen (default :9735)\n"
-		"      --check-config    check the configuration and exit (0: valid, 2: invalid)\n"
-		"  -v, --verbose         log debug messages\n"
-		"  -V, --version         print the version and exit\n"
-		"  -h, --help            print this help and exit\n\n"
-		"Runs in the foreground. See kvmstatd(8) and README.md.\n",
-		CONFIG_DEFAULT_PATH);
+	fprintf(
+	    f,
+	    "Usage: kvmstatd [OPTION]...\n"
+	    "Export every KVM VM's and vCPU's statistics (binary stats fds) to Prometheus.\n\n"
+	    "  -c, --config FILE     configuration file (default %s)\n"
+	    "  -l, --listen ADDR:PORT  HTTP address, overrides [http] listen (default :9735)\n"
+	    "      --check-config    check the configuration and exit (0: valid, 2: invalid)\n"
+	    "      --sandbox-selftest  each worker tries what its sandbox forbids and logs\n"
+	    "                        the outcome; a worker whose sandbox lets one through exits\n"
+	    "  -v, --verbose         log debug messages\n"
+	    "  -V, --version         print the version and exit\n"
+	    "  -h, --help            print this help and exit\n\n"
+	    "Runs in the foreground. See kvmstatd(8) and README.md.\n",
+	    CONFIG_DEFAULT_PATH);
 }
 
 static int parse_args(int argc, char **argv, struct options *o)
@@ -53,6 +57,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 		{ "config", required_argument, NULL, 'c' },
 		{ "listen", required_argument, NULL, 'l' },
 		{ "check-config", no_argument, NULL, 'C' },
+		{ "sandbox-selftest", no_argument, NULL, 'S' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
@@ -71,6 +76,9 @@ static int parse_args(int argc, char **argv, struct options *o)
 			break;
 		case 'C':
 			o->check_only = 1;
+			break;
+		case 'S':
+			o->sandbox_selftest = 1;
 			break;
 		case 'v':
 			log_set_level(LOG_LVL_DEBUG);
@@ -117,26 +125,6 @@ static int load_config(const struct options *o, struct config *cfg)
 	return 0;
 }
 
-/* The child: lose privileges first, then become the worker. */
-static void run_worker(const struct config *cfg, uid_t uid, gid_t gid, pid_t helper, int reg_fd,
-		       int ipc_fd, int http_fd)
-{
-	int rc;
-
-	close(reg_fd);
-	log_set_role("worker");
-	prctl(PR_SET_NAME, "kvmstatd-worker", 0, 0, 0);
-	prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0); /* the helper gone: so are we */
-	if (getppid() != helper)
-		_exit(1);
-	rc = privdrop_to(uid, gid);
-	if (rc < 0) {
-		log_err("cannot drop privileges to %s: %s", cfg->user, strerror(-rc));
-		_exit(1);
-	}
-	_exit(worker_run(cfg, ipc_fd, http_fd));
-}
-
 /*
  * Every source is an fd in the worker (and the helper briefly holds a
  * request's worth): raise the soft limit to the hard one and, if that is
@@ -161,15 +149,29 @@ static void fit_fd_limit(struct config *cfg)
 	cfg->max_sources = rl.rlim_cur > 2 * reserve ? (unsigned)(rl.rlim_cur - reserve) : 1;
 }
 
-static int start(struct config *cfg)
+static const char *socket_error(int rc)
 {
-	int reg_fd = -1, http_fd = -1, sp[2] = { -1, -1 }, rc;
-	pid_t pid, helper = getpid();
-	char err[256] = "";
-	uid_t uid;
-	gid_t gid;
+	switch (rc) {
+	case -EADDRINUSE:
+		return "another kvmstatd is serving it";
+	case -EPERM:
+		return "its directory must belong to root or the service user and be writable by "
+		       "nobody else";
+	case -EEXIST:
+		return "something that is not a socket has its name";
+	default:
+		return strerror(-rc);
+	}
+}
 
-	if ((rc = privdrop_lookup(cfg->user, &uid, &gid)) < 0) {
+static int start(struct config *cfg, const struct options *o)
+{
+	struct helper_args a = { .cfg = cfg, .reg_fd = -1, .http_fd = -1, .socket_dir_fd = -1 };
+	char err[256] = "";
+	const char *slash;
+	int rc;
+
+	if ((rc = privdrop_lookup(cfg->user, &a.uid, &a.gid)) < 0) {
 		log_err(
 		    "user \"%s\" (config [daemon] user): %s; create it with scripts/create-user.sh",
 		    cfg->user, rc == -ENOENT ? "no such user" : strerror(-rc));
@@ -180,32 +182,31 @@ static int start(struct config *cfg)
 		log_err("cannot make an eventfd to recognise anonymous inodes: %s", strerror(-rc));
 		return 1;
 	}
-	if ((rc = listen_tcp(cfg->listen, &http_fd, err, sizeof(err))) < 0) {
+	if ((rc = listen_tcp(cfg->listen, &a.http_fd, err, sizeof(err))) < 0) {
 		log_err("%s", err);
 		return 1;
 	}
-	if ((rc = helper_open_socket(cfg, &reg_fd)) < 0) {
-		log_err("registration socket %s: %s", cfg->socket_path,
-			rc == -EADDRINUSE ? "another kvmstatd is serving it"
-			: rc == -EPERM	  ? "its directory must be ours and writable by nobody else"
-					  : strerror(-rc));
-		close(http_fd);
+	rc = helper_open_socket(cfg, a.uid, &a.reg_fd, &a.socket_dir_fd);
+	if (rc < 0) {
+		log_err("registration socket %s: %s", cfg->socket_path, socket_error(rc));
+		close(a.http_fd);
 		return 1;
 	}
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0 || (pid = fork()) < 0) {
-		log_err("cannot start the worker: %s", strerror(errno));
-		unlink(cfg->socket_path);
+	slash = strrchr(cfg->socket_path, '/');
+	a.socket_name = slash ? slash + 1 : cfg->socket_path;
+	a.sandbox_selftest = o->sandbox_selftest;
+	/* everything that needed root is done: keep only what discovery needs */
+	if ((rc = privdrop_helper(a.uid, a.gid, cfg->discovery_enabled)) < 0) {
+		log_err("cannot drop the helper's privileges to %s: %s", cfg->user, strerror(-rc));
+		unlinkat(a.socket_dir_fd, a.socket_name, 0);
 		return 1;
 	}
-	if (pid == 0) {
-		close(sp[0]);
-		run_worker(cfg, uid, gid, helper, reg_fd, sp[1], http_fd);
-	}
-	close(sp[1]);
-	close(http_fd);
-	log_info("kvmstatd %s: registration on %s, metrics on %s, worker pid %d as %s",
-		 KVMSTATD_VERSION, cfg->socket_path, cfg->listen, (int)pid, cfg->user);
-	return helper_run(cfg, reg_fd, sp[0], pid);
+	log_info("kvmstatd %s: registration on %s, metrics on %s, running as %s%s",
+		 KVMSTATD_VERSION, cfg->socket_path, cfg->listen, cfg->user,
+		 cfg->discovery_enabled
+		     ? " with CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH for discovery"
+		     : "");
+	return helper_run(&a);
 }
 
 int main(int argc, char **argv)
@@ -221,5 +222,5 @@ int main(int argc, char **argv)
 		printf("%s: configuration valid\n", o.config_path);
 		return 0;
 	}
-	return start(&cfg);
+	return start(&cfg, &o);
 }

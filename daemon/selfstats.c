@@ -5,7 +5,7 @@
 #include <stdio.h>
 
 static const char *const reason_names[REJ__COUNT] = {
-	"bad_message", "bad_fd",    "fd_count",    "not_owner", "limit",
+	"bad_message", "bad_fd",    "fd_count",	   "not_owner", "limit",
 	"unknown_vm",  "duplicate", "not_allowed", "rate",
 };
 
@@ -70,6 +70,12 @@ static void render_sources(const struct selfstats *st, unsigned n_vms, unsigned 
 		stat_get(&st->sources_refused));
 	counter(b, om, "kvmstatd_vms_exited", NULL, "VMs whose VMM exited or unregistered them.",
 		stat_get(&st->vms_exited));
+	counter(b, om, "kvmstatd_vms_discovered", NULL,
+		"VMs found by the helper's /proc scan rather than registered.",
+		stat_get(&st->vms_discovered));
+	counter(b, om, "kvmstatd_worker_restarts", NULL,
+		"Workers the helper started to replace one that died.",
+		stat_get(&st->worker_starts) ? stat_get(&st->worker_starts) - 1 : 0);
 }
 
 void selfstats_render(const struct selfstats *st, unsigned n_vms, unsigned n_vcpus, int om,

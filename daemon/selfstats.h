@@ -40,7 +40,9 @@ struct selfstats {
 	atomic_uint_fast64_t sources_refused; /* stats fds whose schema was refused */
 	atomic_uint_fast64_t stats_skipped_unknown, stats_skipped_invalid, stats_skipped_collision;
 	atomic_uint_fast64_t vms_exited;
-	double start_time; /* unix seconds */
+	atomic_uint_fast64_t vms_discovered; /* the helper's total */
+	atomic_uint_fast64_t worker_starts;  /* the helper's count; 1 = never restarted */
+	double start_time;		     /* unix seconds */
 };
 
 static inline void stat_add(atomic_uint_fast64_t *c, uint64_t n)

@@ -273,8 +273,7 @@ static int on_add_vm(struct worker *w, const struct ipc_add_vm *m, int *fds, siz
 	struct wvm *vm = NULL, **nv;
 	int rc = -ENOMEM;
 
-	if (n_fds != 2 + (size_t)m->n_vcpus || memchr(m->name, 0, sizeof(m->name)) == NULL ||
-	    memchr(m->comm, 0, sizeof(m->comm)) == NULL || find_vm(w, m->vm_id))
+	if (find_vm(w, m->vm_id)) /* the rest is checked by ipc_check */
 		return -EBADMSG;
 	free_name(w, m->name, name, sizeof(name), m->vm_id);
 	nv = realloc(w->vms, (w->n_vms + 1) * sizeof(*nv));
@@ -282,8 +281,8 @@ static int on_add_vm(struct worker *w, const struct ipc_add_vm *m, int *fds, siz
 		return -ENOMEM;
 	w->vms = nv;
 	vm = calloc(1, sizeof(*vm));
-	if (!vm ||
-	    vm_meta_new(&vm->meta, m->vm_id, m->pid, m->uid, name, "", m->comm, "registered") < 0)
+	if (!vm || vm_meta_new(&vm->meta, m->vm_id, m->pid, m->uid, name, "", m->comm,
+			       m->origin == ORIGIN_DISCOVERED ? "discovered" : "registered") < 0)
 		goto fail;
 	vm->pidfd = fds[0];
 	fds[0] = -1;
@@ -315,8 +314,6 @@ static int on_add_vcpus(struct worker *w, const struct ipc_add_vcpus *m, int *fd
 {
 	struct wvm *vm = find_vm(w, m->vm_id);
 
-	if (n_fds != m->n_vcpus || n_fds == 0)
-		return -EBADMSG;
 	if (!vm) { /* retired already: the VMM exited while adding vCPUs */
 		log_info("%zu vCPU stats fds for VM %u, which is gone: closed", n_fds, m->vm_id);
 		return 0;
@@ -330,30 +327,33 @@ static int on_add_vcpus(struct worker *w, const struct ipc_add_vcpus *m, int *fd
 
 static int dispatch(struct worker *w, const union ipc_msg *m, size_t len, int *fds, size_t n_fds)
 {
-	if (len < sizeof(m->hdr) || m->hdr.len != len)
+	char why[128];
+
+	if (ipc_check(m, len, n_fds, why, sizeof(why)) < 0) {
+		log_err("from the helper: %s", why);
 		return -EBADMSG;
+	}
 	switch (m->hdr.type) {
 	case IPC_ADD_VM:
-		return len == sizeof(m->add_vm) ? on_add_vm(w, &m->add_vm, fds, n_fds) : -EBADMSG;
+		return on_add_vm(w, &m->add_vm, fds, n_fds);
 	case IPC_ADD_VCPUS:
-		return len == sizeof(m->add_vcpus) ? on_add_vcpus(w, &m->add_vcpus, fds, n_fds)
-						   : -EBADMSG;
+		return on_add_vcpus(w, &m->add_vcpus, fds, n_fds);
 	case IPC_REMOVE_VM: {
 		struct wvm *vm = find_vm(w, m->remove_vm.vm_id);
 
-		if (len != sizeof(m->remove_vm) || n_fds)
-			return -EBADMSG;
 		if (vm) /* else its VMM's exit retired it first */
 			retire_vm(w, vm, "unregistered by its VMM");
 		return 0;
 	}
 	case IPC_REJECTED:
-		if (len != sizeof(m->rejected) || n_fds || m->rejected.reason >= REJ__COUNT)
-			return -EBADMSG;
 		stat_add(&w->stats.rejected[m->rejected.reason], 1);
 		return 0;
-	default:
-		return -EBADMSG;
+	default: /* IPC_HELLO: the helper's totals; counters continue across workers */
+		for (int r = 0; r < REJ__COUNT; r++)
+			stat_set(&w->stats.rejected[r], m->hello.rejected[r]);
+		stat_set(&w->stats.vms_discovered, m->hello.discovered);
+		stat_set(&w->stats.worker_starts, m->hello.worker_starts);
+		return 0;
 	}
 }
 

@@ -46,12 +46,14 @@ def test_unregistered_vms_count_against_max_sources_until_their_grace_ends(daemo
     assert len(harness.kvm_stats_links(d.worker_pid())) == 3
 
 
-def test_worker_death_makes_the_helper_exit_nonzero(daemon_factory):
+def test_worker_death_brings_a_new_worker_not_an_exit(daemon_factory):
+    # the full story (VMs handed over, counters, crash loop) is in
+    # test_worker_restart.py
     d = daemon_factory()
     worker = d.worker_pid()
 
     os.kill(worker, signal.SIGKILL)
-    rc = d.proc.wait(10)
-    assert rc == 1, "helper exit status %s after the worker died; want 1" % rc
-    assert "worker" in d.log()
-    d.stop(check=False)
+    harness.wait_until(lambda: d.proc.poll() is None and d.worker_pid() not in (None, worker),
+                       5.0, 0.1, "a new worker")
+    assert d.get("/-/healthy").status == 200
+    d.stop(check=True)

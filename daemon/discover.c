@@ -1,0 +1,343 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * discover - find VMs whose VMM holds stats fds but never registered.
+ *
+ * A scan reads /proc/<pid>/fd of every process (the link names only: it
+ * never touches a foreign fd's file) and, for a process holding
+ * kvm-vm-stats or kvm-vcpu-stats fds we do not have yet, takes copies
+ * with pidfd_getfd. Each copy passes the same checks as a registered fd
+ * (fdcheck, and the owner rule: the id's tid is a thread of the holder,
+ * so a tool that merely borrowed fds is not mistaken for the VMM), the
+ * same limits and the same per-uid policy. A VM already known (the same
+ * open file, by kcmp) is skipped: one VM is one source however it came.
+ *
+ * The kernel does not link a vCPU stats fd to its VM. vCPU fds are given
+ * to the process's VM when it has exactly one; with several, they are
+ * left out (and the log says so once per process).
+ *
+ * Scans run every [discovery] interval_s, shortly after a VMM registers
+ * or exits, and need CAP_SYS_PTRACE for other users' processes.
+ */
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/kcmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "fdcheck.h"
+#include "helper_state.h"
+#include "log.h"
+#include "qemu_name.h"
+
+#define MAX_CANDIDATES 1024 /* stats fds looked at per process and scan */
+
+struct candidates {
+	int vm[MAX_CANDIDATES];
+	int vcpu[MAX_CANDIDATES];
+	size_t n_vm, n_vcpu;
+	struct hvm *found[MAX_CANDIDATES]; /* new VMs of this process */
+};
+
+/* The stats fds a process holds, by their link names. */
+static int list_stats_fds(pid_t pid, struct candidates *c)
+{
+	char path[64], link[64];
+	struct dirent *de;
+	DIR *d;
+	int dfd;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return -errno;
+	d = fdopendir(dfd);
+	if (!d) {
+		close(dfd);
+		return -ENOMEM;
+	}
+	c->n_vm = c->n_vcpu = 0;
+	while ((de = readdir(d))) {
+		ssize_t n = readlinkat(dfd, de->d_name, link, sizeof(link) - 1);
+		int fd = atoi(de->d_name);
+
+		if (n <= 0 || !isdigit((unsigned char)de->d_name[0]))
+			continue;
+		link[n] = '\0';
+		if (!strcmp(link, "anon_inode:kvm-vm-stats") && c->n_vm < MAX_CANDIDATES)
+			c->vm[c->n_vm++] = fd;
+		else if (!strncmp(link, "anon_inode:kvm-vcpu-stats:", 26) &&
+			 c->n_vcpu < MAX_CANDIDATES)
+			c->vcpu[c->n_vcpu++] = fd;
+	}
+	closedir(d);
+	return 0;
+}
+
+/* Is their fd the same open file as our fd? (kcmp, no copy needed) */
+static bool theirs_is(pid_t pid, int their_fd, int our_fd)
+{
+	return syscall(SYS_kcmp, getpid(), pid, KCMP_FILE, our_fd, their_fd) == 0;
+}
+
+static struct hvm *known_vm(struct helper *h, pid_t pid, int their_fd)
+{
+	for (size_t i = 0; i < h->n_vms; i++)
+		if (theirs_is(pid, their_fd, h->vms[i]->stats_fd))
+			return h->vms[i];
+	return NULL;
+}
+
+static bool known_vcpu(const struct hvm *vm, pid_t pid, int their_fd)
+{
+	for (unsigned i = 0; i < vm->n_vcpus; i++)
+		if (theirs_is(pid, their_fd, vm->vcpu_fds[i]))
+			return true;
+	return false;
+}
+
+/* A checked copy of their fd, or -1. */
+static int take_copy(int pidfd, pid_t pid, int their_fd, enum fd_kind kind,
+		     struct fdcheck_result *res)
+{
+	int fd = (int)syscall(SYS_pidfd_getfd, pidfd, their_fd, 0);
+
+	if (fd < 0)
+		return -1;
+	if (fdcheck_stats_fd(fd, kind, res) < 0 || !fdcheck_is_thread_of(res->id_pid, pid)) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Call before vm joins the table under this name (it would find itself). */
+static void vm_name(struct helper *h, pid_t pid, uint32_t id, char *out, size_t size)
+{
+	char path[64], buf[4096];
+	ssize_t n = -1;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		n = read(fd, buf, sizeof(buf));
+		close(fd);
+	}
+	out[0] = '\0';
+	if (n > 0)
+		qemu_name_from_cmdline(buf, (size_t)n, out,
+				       size < KVMSTAT_NAME_MAX ? size : KVMSTAT_NAME_MAX);
+	if (out[0] && !helper_name_taken(h, out))
+		return;
+	snprintf(out, size, "kvm-%d", (int)pid);
+	if (helper_name_taken(h, out))
+		snprintf(out, size, "kvm-%d-%u", (int)pid, (unsigned)id);
+}
+
+static struct hproc *proc_of(struct helper *h, pid_t pid, uid_t uid, int pidfd)
+{
+	for (size_t i = 0; i < h->n_procs; i++)
+		if (h->procs[i]->pid == pid)
+			return h->procs[i];
+	return helper_get_proc(h, pid, uid, pidfd);
+}
+
+/* New VMs of one process into c->found; returns how many. */
+static unsigned take_vms(struct helper *h, pid_t pid, uid_t uid, int pidfd, struct candidates *c)
+{
+	struct fdcheck_result res;
+	char why[KVMSTAT_REASON_MAX], name[sizeof(((struct hvm *)0)->name)];
+	unsigned found = 0;
+
+	for (size_t i = 0; i < c->n_vm; i++) {
+		struct hproc *p;
+		struct hvm *vm;
+		int fd;
+
+		if (known_vm(h, pid, c->vm[i]))
+			continue;
+		fd = take_copy(pidfd, pid, c->vm[i], FD_VM_STATS, &res);
+		if (fd < 0)
+			continue;
+		p = proc_of(h, pid, uid, pidfd);
+		if (!p || helper_room(h, p, NULL, 0, 1, uid, why, sizeof(why)) < 0) {
+			log_warn("discovery: VM of pid %d (uid %u) left out: %s", (int)pid,
+				 (unsigned)uid, p ? why : "out of memory");
+			close(fd);
+			break;
+		}
+		vm_name(h, pid, h->next_vm_id, name, sizeof(name));
+		vm = helper_new_vm(h, p, fd);
+		close(fd);
+		if (!vm) {
+			helper_refund(h, uid, 1);
+			break;
+		}
+		vm->origin = ORIGIN_DISCOVERED;
+		snprintf(vm->name, sizeof(vm->name), "%s", name);
+		c->found[found++] = vm;
+	}
+	return found;
+}
+
+/* vCPU fds go to the process's only VM; returns the VM or NULL. */
+static struct hvm *only_vm(struct helper *h, pid_t pid)
+{
+	struct hvm *one = NULL;
+
+	for (size_t i = 0; i < h->n_vms; i++) {
+		if (h->vms[i]->proc->pid != pid)
+			continue;
+		if (one)
+			return NULL;
+		one = h->vms[i];
+	}
+	return one;
+}
+
+static unsigned take_vcpus(struct helper *h, struct hvm *vm, int pidfd, const struct candidates *c)
+{
+	struct fdcheck_result res;
+	char why[KVMSTAT_REASON_MAX];
+	pid_t pid = vm->proc->pid;
+	unsigned added = 0;
+
+	for (size_t i = 0; i < c->n_vcpu; i++) {
+		bool have = false;
+		int fd;
+
+		if (known_vcpu(vm, pid, c->vcpu[i]))
+			continue;
+		fd = take_copy(pidfd, pid, c->vcpu[i], FD_VCPU_STATS, &res);
+		for (unsigned j = 0; fd >= 0 && j < vm->n_vcpus; j++)
+			have = have || vm->vcpus[j] == res.vcpu;
+		if (fd >= 0 && !have &&
+		    helper_room(h, vm->proc, vm, 1, 1, vm->proc->uid, why, sizeof(why)) == 0) {
+			if (helper_add_vcpu(vm, res.vcpu, fd) == 0) {
+				h->n_sources++;
+				added++;
+			} else {
+				helper_refund(h, vm->proc->uid, 1);
+			}
+		}
+		if (fd >= 0)
+			close(fd);
+	}
+	return added;
+}
+
+static uid_t owner_of(pid_t pid, gid_t *gid)
+{
+	char path[32];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "/proc/%d", (int)pid);
+	if (stat(path, &st) < 0)
+		return (uid_t)-1;
+	*gid = st.st_gid;
+	return st.st_uid;
+}
+
+/* One process: returns how many VMs it brought; counts vCPUs in *vcpus. */
+static unsigned scan_pid(struct helper *h, pid_t pid, struct candidates *c, unsigned *vcpus)
+{
+	char why[KVMSTAT_REASON_MAX];
+	unsigned found = 0;
+	struct hvm *vm;
+	gid_t gid = 0;
+	uid_t uid;
+	int pidfd;
+
+	if (list_stats_fds(pid, c) < 0 || (c->n_vm == 0 && c->n_vcpu == 0))
+		return 0;
+	uid = owner_of(pid, &gid);
+	if (uid == (uid_t)-1 ||
+	    (h->policy && policy_admit(h->policy, uid, gid, NULL, 0, why, sizeof(why)) < 0))
+		return 0; /* not ours to export: the same rule as for registration */
+	pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (pidfd < 0)
+		return 0;
+	found = take_vms(h, pid, uid, pidfd, c);
+	vm = c->n_vcpu ? only_vm(h, pid) : NULL;
+	if (vm) {
+		unsigned first = vm->n_vcpus, added = take_vcpus(h, vm, pidfd, c);
+
+		*vcpus += added;
+		if (added && !(found == 1 && c->found[0] == vm)) /* a known VM's new vCPUs */
+			helper_send_vcpus(h, vm, first);
+	} else if (c->n_vcpu && !found) {
+		log_debug("discovery: pid %d holds vCPU stats fds, and the stats fds of "
+			  "several VMs or of none: vCPUs left out",
+			  (int)pid);
+	}
+	for (unsigned i = 0; i < found; i++) {
+		helper_send_vm(h, c->found[i]);
+		log_info("discovery: VM \"%s\" of pid %d (uid %u, %s) with %u vCPUs",
+			 c->found[i]->name, (int)pid, (unsigned)uid, c->found[i]->proc->comm,
+			 c->found[i]->n_vcpus);
+	}
+	if (found > 1 && c->n_vcpu)
+		log_info("discovery: pid %d has %u VMs: its vCPU stats fds cannot be told apart "
+			 "and are left out (register them instead)",
+			 (int)pid, found);
+	close(pidfd);
+	return found;
+}
+
+void helper_discover(struct helper *h)
+{
+	uint64_t t0 = clock_mono_ns(), expirations;
+	struct candidates *c = malloc(sizeof(*c));
+	unsigned procs = 0, vms = 0, vcpus = 0;
+	struct dirent *de;
+	DIR *d;
+
+	if (read(h->discover_fd, &expirations, sizeof(expirations)) < 0 && errno != EAGAIN)
+		log_debug("discovery timer: %s", strerror(errno));
+	d = c ? opendir("/proc") : NULL;
+	while (d && (de = readdir(d))) {
+		pid_t pid = (pid_t)atoi(de->d_name);
+
+		if (pid <= 0 || pid == getpid() || pid == h->worker)
+			continue;
+		procs++;
+		vms += scan_pid(h, pid, c, &vcpus);
+	}
+	if (d)
+		closedir(d);
+	free(c);
+	if (vms) {
+		h->discovered += vms;
+		helper_send_totals(h);
+	}
+	log_debug("discovery: %u processes scanned in %.1f ms: %u new VMs, %u new vCPUs", procs,
+		  (double)(clock_mono_ns() - t0) / 1e6, vms, vcpus);
+	if (h->cfg->discovery_interval_s)
+		helper_schedule_discovery(h, h->cfg->discovery_interval_s * 1000u);
+}
+
+void helper_schedule_discovery(struct helper *h, unsigned delay_ms)
+{
+	struct itimerspec its = { 0 }, cur;
+
+	if (!h->cfg->discovery_enabled || h->discover_fd < 0)
+		return;
+	if (delay_ms == 0) /* soon, but after this batch of events: a burst is one scan */
+		delay_ms = 100;
+	if (timerfd_gettime(h->discover_fd, &cur) == 0 &&
+	    (cur.it_value.tv_sec || cur.it_value.tv_nsec) &&
+	    (uint64_t)cur.it_value.tv_sec * 1000u + (uint64_t)cur.it_value.tv_nsec / 1000000u <=
+		delay_ms)
+		return; /* a scan comes sooner anyway */
+	its.it_value.tv_sec = delay_ms / 1000;
+	its.it_value.tv_nsec = (long)(delay_ms % 1000) * 1000000L;
+	timerfd_settime(h->discover_fd, 0, &its, NULL);
+}

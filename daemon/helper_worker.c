@@ -1,0 +1,223 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * helper_worker - the helper's side of the worker's life: start one, hand
+ * it every VM the helper holds, and start another when it dies.
+ *
+ * The helper keeps a copy of every stats fd it accepted, so a new worker
+ * gets every live VM again; the counters continue because they are the
+ * kernel's. Only series of VMs already gone (in their exit grace) are lost
+ * with a worker. A worker that keeps dying (five starts within a minute)
+ * is a bug to look at, not to hide: the helper then stops with status 1.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/timerfd.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "fdpass.h"
+#include "helper_state.h"
+#include "log.h"
+#include "privdrop.h"
+#include "sandbox.h"
+#include "worker.h"
+
+#define RESTART_DELAY_MS 300
+#define CRASH_WINDOW_NS (60ull * 1000000000ull)
+
+/* Close every fd but 0-2 and the two the worker needs. */
+static void close_others(int a, int b)
+{
+	int lo = a < b ? a : b, hi = a < b ? b : a;
+
+	if (lo > 3)
+		syscall(SYS_close_range, 3u, (unsigned)lo - 1, 0u);
+	if (hi > lo + 1)
+		syscall(SYS_close_range, (unsigned)lo + 1, (unsigned)hi - 1, 0u);
+	syscall(SYS_close_range, (unsigned)hi + 1, ~0u, 0u);
+}
+
+/* The child: nothing of the helper's, no capabilities, the sandbox, then work. */
+static void __attribute__((noreturn)) become_worker(struct helper *h, pid_t parent, int ipc_fd)
+{
+	int rc;
+
+	close_others(ipc_fd, h->http_fd);
+	log_set_role("worker");
+	prctl(PR_SET_NAME, "kvmstatd-worker", 0, 0, 0);
+	rc = privdrop_to(h->uid, h->gid);
+	if (rc < 0) {
+		log_err("cannot drop privileges to %s: %s", h->cfg->user, strerror(-rc));
+		_exit(1);
+	}
+	/* after the drop: changing credentials clears the death signal */
+	prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0);
+	if (getppid() != parent)
+		_exit(1);
+	if (h->cfg->sandbox && (rc = sandbox_enter()) < 0) {
+		log_err("cannot enter the sandbox: %s", strerror(-rc));
+		_exit(1);
+	}
+	if (h->sandbox_selftest && sandbox_selftest() != 0)
+		_exit(1);
+	_exit(worker_run(h->cfg, ipc_fd, h->http_fd));
+}
+
+int helper_send_totals(struct helper *h)
+{
+	struct ipc_hello m = { .hdr = { IPC_HELLO, sizeof(m) } };
+
+	if (h->ipc_fd < 0)
+		return 0;
+
+	m.worker_starts = h->worker_starts;
+	memcpy(m.rejected, h->rejected, sizeof(m.rejected));
+	m.discovered = h->discovered;
+	return fdpass_send(h->ipc_fd, &m, sizeof(m), NULL, 0);
+}
+
+int helper_send_vcpus(struct helper *h, const struct hvm *vm, unsigned first)
+{
+	struct ipc_add_vcpus m = { .hdr = { IPC_ADD_VCPUS, sizeof(m) } };
+	int rc = 0;
+
+	for (unsigned i = first; h->ipc_fd >= 0 && rc == 0 && i < vm->n_vcpus;
+	     i += IPC_MAX_VCPU_FDS) {
+		unsigned n =
+		    vm->n_vcpus - i < IPC_MAX_VCPU_FDS ? vm->n_vcpus - i : IPC_MAX_VCPU_FDS;
+
+		m.vm_id = vm->id;
+		m.n_vcpus = n;
+		rc = fdpass_send(h->ipc_fd, &m, sizeof(m), vm->vcpu_fds + i, n);
+	}
+	if (rc < 0)
+		log_err("VM \"%s\": vCPUs not handed to the worker: %s", vm->name, strerror(-rc));
+	return rc;
+}
+
+int helper_send_vm(struct helper *h, const struct hvm *vm)
+{
+	struct ipc_add_vm m = { .hdr = { IPC_ADD_VM, sizeof(m) } };
+	int fds[2 + IPC_MAX_VCPU_FDS];
+	unsigned n = vm->n_vcpus < IPC_MAX_VCPU_FDS ? vm->n_vcpus : IPC_MAX_VCPU_FDS;
+	int rc;
+
+	if (h->ipc_fd < 0)
+		return 0; /* the next worker gets it */
+	m.vm_id = vm->id;
+	m.pid = vm->proc->pid;
+	m.uid = vm->proc->uid;
+	m.n_vcpus = n;
+	m.origin = vm->origin;
+	snprintf(m.name, sizeof(m.name), "%s", vm->name);
+	snprintf(m.comm, sizeof(m.comm), "%s", vm->proc->comm);
+	fds[0] = vm->proc->pidfd;
+	fds[1] = vm->stats_fd;
+	memcpy(fds + 2, vm->vcpu_fds, n * sizeof(int));
+	rc = fdpass_send(h->ipc_fd, &m, sizeof(m), fds, 2 + n);
+	if (rc < 0) {
+		log_err("VM \"%s\" not handed to the worker: %s", vm->name, strerror(-rc));
+		return rc;
+	}
+	return helper_send_vcpus(h, vm, n);
+}
+
+void helper_send_rejected(struct helper *h, enum reject_reason reason)
+{
+	struct ipc_rejected m = { .hdr = { IPC_REJECTED, sizeof(m) }, .reason = reason };
+
+	h->rejected[reason]++;
+	if (h->ipc_fd >= 0)
+		fdpass_send(h->ipc_fd, &m, sizeof(m), NULL, 0);
+}
+
+int helper_start_worker(struct helper *h)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &h->tag_ipc };
+	int sp[2];
+	pid_t pid, parent = getpid();
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0)
+		return -errno;
+	pid = fork();
+	if (pid < 0) {
+		close(sp[0]);
+		close(sp[1]);
+		return -errno;
+	}
+	if (pid == 0)
+		become_worker(h, parent, sp[1]);
+	close(sp[1]);
+	h->ipc_fd = sp[0];
+	h->worker = pid;
+	memmove(h->start_ns + 1, h->start_ns, sizeof(h->start_ns) - sizeof(h->start_ns[0]));
+	h->start_ns[0] = clock_mono_ns();
+	h->worker_starts++;
+	if (epoll_ctl(h->epoll_fd, EPOLL_CTL_ADD, h->ipc_fd, &ev) < 0 || helper_send_totals(h) < 0)
+		return -EPIPE; /* it died at once: SIGCHLD follows */
+	for (size_t i = 0; i < h->n_vms; i++)
+		helper_send_vm(h, h->vms[i]);
+	log_info("worker pid %d started (%u VMs handed over)%s", (int)pid, (unsigned)h->n_vms,
+		 h->worker_starts > 1 ? ", replacing one that died" : "");
+	return 0;
+}
+
+static void describe_exit(int status, char *out, size_t size)
+{
+	if (WIFSIGNALED(status))
+		snprintf(out, size, "was killed by signal %d (%s)", WTERMSIG(status),
+			 strsignal(WTERMSIG(status)));
+	else
+		snprintf(out, size, "exited with status %d", WEXITSTATUS(status));
+}
+
+/* The worker died or closed its channel: reap it, then start another. */
+void helper_worker_gone(struct helper *h, const char *how)
+{
+	struct itimerspec its = { .it_value = { 0, RESTART_DELAY_MS * 1000000L } };
+	char why[96];
+	int status = 0;
+
+	if (h->ipc_fd >= 0) {
+		epoll_ctl(h->epoll_fd, EPOLL_CTL_DEL, h->ipc_fd, NULL);
+		close(h->ipc_fd);
+		h->ipc_fd = -1;
+	}
+	snprintf(why, sizeof(why), "%s", how);
+	if (h->worker > 0) {
+		kill(h->worker, SIGKILL); /* closed its channel but lives on: no half workers */
+		if (waitpid(h->worker, &status, 0) == h->worker)
+			describe_exit(status, why, sizeof(why));
+		h->worker = 0;
+	}
+	if (h->start_ns[4] && clock_mono_ns() - h->start_ns[4] < CRASH_WINDOW_NS) {
+		log_err("the worker %s, the fifth time within a minute; stopping", why);
+		h->worker_died = true;
+		return;
+	}
+	log_err("the worker %s; starting another in %d ms", why, RESTART_DELAY_MS);
+	timerfd_settime(h->restart_fd, 0, &its, NULL);
+}
+
+void helper_on_restart_timer(struct helper *h)
+{
+	uint64_t n;
+	int rc;
+
+	if (read(h->restart_fd, &n, sizeof(n)) != sizeof(n) || h->worker > 0)
+		return;
+	rc = helper_start_worker(h);
+	if (rc < 0 && h->worker <= 0) {
+		struct itimerspec its = { .it_value = { 1, 0 } };
+
+		log_err("cannot start a worker: %s; trying again in 1 s", strerror(-rc));
+		timerfd_settime(h->restart_fd, 0, &its, NULL);
+	}
+}
