@@ -411,9 +411,11 @@ int helper_run(const struct helper_args *a)
 		close_conn(&h, h.conns[0]);
 	helper_forget_all(&h);
 	policy_free(h.policy);
+	/* in a directory of root's (systemd's RuntimeDirectory=, say) the
+	 * unprivileged helper cannot; the next start replaces a stale socket */
 	if (unlinkat(a->socket_dir_fd, a->socket_name, 0) < 0 && errno != ENOENT)
-		log_warn("registration socket %s left behind (%s); the next start replaces it",
-			 a->cfg->socket_path, strerror(errno));
+		log_info("registration socket %s left behind (%s)", a->cfg->socket_path,
+			 strerror(errno));
 	close(a->reg_fd);
 	close(a->http_fd);
 	close_if(a->socket_dir_fd);
