@@ -7,8 +7,6 @@ import pwd
 import signal
 import time
 
-import pytest
-
 import harness
 
 
@@ -27,16 +25,13 @@ def test_worker_runs_unprivileged_as_configured_user(daemon):
     assert _ids(st, "Uid") == [user.pw_uid] * 4, st["Uid"]
     assert _ids(st, "Gid") == [user.pw_gid] * 4, st["Gid"]
     assert st["Groups"].split() == [], "supplementary groups kept: %r" % st["Groups"]
-    for cap in ("CapEff", "CapPrm", "CapInh", "CapAmb"):
+    for cap in ("CapEff", "CapPrm", "CapInh", "CapAmb", "CapBnd"):
         assert int(st[cap], 16) == 0, "%s = %s" % (cap, st[cap])
     assert st["NoNewPrivs"] == "1"
 
 
-# The seccomp allow-list belongs to the least-privilege issue (issue 3), not
-# to the core pipeline. strict=True: once the filter lands this test passes,
-# the xfail turns into a failure, and the marker must go.
-@pytest.mark.xfail(strict=True, reason="worker seccomp allow-list: issue 3")
 def test_worker_runs_under_a_seccomp_filter(daemon):
+    """[daemon] sandbox = yes (the default): a seccomp filter (mode 2)."""
     st = harness.proc_status(daemon.worker_pid())
     assert st["Seccomp"] == "2", "no seccomp filter on the worker (Seccomp: %s)" % st["Seccomp"]
 
