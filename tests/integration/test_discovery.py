@@ -1,0 +1,270 @@
+"""Discovery: every [discovery] interval_s, and ~100 ms after a VMM
+registers or exits, the helper scans /proc for processes holding KVM stats
+fds it does not have, copies them (pidfd_getfd) and exports them like
+registered ones, with source="discovered" in kvm_vm_info and the name
+QEMU's -name gives, else kvm-<pid>. vCPU stats fds join the process's VM
+only when it holds exactly one VM stats fd. A VM found both ways is one
+source. The uid policy applies as it does to registrations.
+
+The host may run other VMMs meanwhile (they would be discovered too), so
+every assertion is about this test's own VMMs, by pid or by name."""
+
+import signal
+import time
+
+import pytest
+
+import harness
+import statsfd
+
+INTERVAL_S = 1
+DISCOVERY = {("discovery", "interval_s"): str(INTERVAL_S)}
+# a scan every second: found within that, plus a tick to poll and publish
+FOUND_WITHIN = INTERVAL_S + 2.0
+
+
+@pytest.fixture
+def launcher(demo_vmm_bin, kvm):
+    """launcher(socket, **DemoVmm kwargs) -> DemoVmm started without waiting
+    for READY (it may be holding its VMs unregistered)."""
+    made = []
+
+    def launch(socket_path, **kw):
+        v = harness.DemoVmm(socket_path, **kw)
+        made.append(v)
+        return v.launch()
+
+    yield launch
+    for v in reversed(made):
+        v.stop()
+
+
+def infos_of_pid(expo, pid):
+    return harness.vm_infos(expo, vmm_pid=pid)
+
+
+def wait_infos_of_pid(d, pid, count, timeout=FOUND_WITHIN, **labels):
+    def ok():
+        e = d.scrape()
+        infos = harness.vm_infos(e, vmm_pid=pid, **labels)
+        return (e, infos) if len(infos) >= count else None
+    try:
+        return harness.wait_until(ok, timeout, 0.1, "%d kvm_vm_info of pid %d %r" % (
+            count, pid, labels))
+    except AssertionError as err:
+        raise AssertionError("%s\n--- kvmstatd log ---\n%s" % (err, d.log()))
+
+
+def discovered_total(expo):
+    return expo.value("kvmstatd_vms_discovered_total")
+
+
+def discovered_infos(expo):
+    return {frozenset(i.items()) for i in harness.vm_infos(expo, source="discovered")}
+
+
+def series_of(expo, name):
+    return {k: v for k, v in expo.samples.items()
+            if k[0].startswith(("kvm_vm_", "kvm_vcpu_")) and dict(k[1]).get("vm") == name
+            and k[0] != "kvm_vm_info"}
+
+
+def test_unregistered_vmm_is_discovered_and_exported_with_its_vcpus(daemon_factory, demo_vmm):
+    d = daemon_factory(DISCOVERY)
+    before = d.scrape()
+    vmm = demo_vmm(d.socket, vms=1, vcpus=2, register=False, hz=500)
+    assert vmm.vms[0].registered == "no", vmm.lines
+    name = "kvm-%d" % vmm.pid
+    e, infos = wait_infos_of_pid(d, vmm.pid, 1)
+    assert infos == [{"vm": name, "kernel_id": "kvm-%d" % vmm.pid, "vmm_pid": str(vmm.pid),
+                      "vmm_comm": "kvmstat-demo-vm", "source": "discovered"}], infos
+    # both vCPUs joined the process's only VM, and they run
+    harness.wait_until(lambda: sorted(harness.vcpu_exits(d.scrape(), name)) == ["0", "1"],
+                       3.0, 0.1, "the vCPU series of %s" % name)
+    a = harness.vcpu_exits(d.scrape(), name)
+    harness.wait_until(lambda: all(v > a[c] for c, v in harness.vcpu_exits(d.scrape(),
+                                                                            name).items()),
+                       3.0, 0.1, "the discovered vCPUs' exits to rise")
+    # exported exactly like a registered VM: the oracle's series, no more,
+    # no less, and counters no higher than the kernel's a moment later
+    e = d.scrape(le_key=statsfd.le_key)
+    kinds = {}
+    with harness.fd_copies(vmm.vms[0]) as fds:
+        want = statsfd.expected_for_vm(fds[0], fds[1:], name, kinds)
+    got = series_of(e, name)
+    assert set(got) == set(want), "series of %s differ from the oracle's: missing %s, extra %s" % (
+        name, sorted(set(want) - set(got))[:5], sorted(set(got) - set(want))[:5])
+    for k, v in got.items():
+        if kinds[k] == "counter":
+            assert v <= want[k], "%r = %r, above the kernel's later %r" % (k, v, want[k])
+    # the discovery counter counts this VM (and any other VM found meanwhile)
+    new_found = discovered_infos(e) - discovered_infos(before)
+    assert discovered_total(e) - discovered_total(before) == len(new_found) >= 1, (
+        discovered_total(before), discovered_total(e), new_found)
+    # the helper holds a copy of each of its fds (for a next worker), so does the worker
+    for pid in (d.proc.pid, d.worker_pid()):
+        ids = harness.stats_ids_held(pid)
+        assert "kvm-%d" % vmm.pid in ids, "pid %d lacks the VM's stats fd: %r" % (pid, ids)
+        assert sum(1 for i in ids if i.endswith(("/vcpu-0", "/vcpu-1"))
+                   and i.startswith("kvm-")) >= 2
+
+
+def test_discovered_vm_is_named_by_qemu_name_on_the_command_line(daemon_factory, demo_vmm):
+    d = daemon_factory(DISCOVERY)
+    vmm = demo_vmm(d.socket, vms=1, vcpus=1, register=False, qemu_name="it-qemu-guest")
+    e, infos = wait_infos_of_pid(d, vmm.pid, 1)
+    assert [(i["vm"], i["source"]) for i in infos] == [("it-qemu-guest", "discovered")], infos
+    assert not harness.vm_infos(e, vm="kvm-%d" % vmm.pid)
+
+
+def test_vmm_registering_after_discovery_stays_one_source_with_the_discovered_name(
+        daemon_factory, launcher):
+    d = daemon_factory(DISCOVERY)
+    delay_ms = 2500
+    vmm = launcher(d.socket, vms=1, vcpus=2, name_prefix="it-late-", hz=500,
+                   register_delay_ms=delay_ms)
+    t0 = time.monotonic()
+    name = "kvm-%d" % vmm.pid
+    e, infos = wait_infos_of_pid(d, vmm.pid, 1, timeout=delay_ms / 1000.0 - 0.3,
+                                 source="discovered")
+    assert time.monotonic() - t0 < delay_ms / 1000.0, "too slow to see it before it registered"
+    assert [i["vm"] for i in infos] == [name], infos
+    harness.wait_until(lambda: sorted(harness.vcpu_exits(d.scrape(), name)) == ["0", "1"],
+                       3.0, 0.1, "the discovered vCPUs")
+    disc_before = discovered_total(d.scrape())
+    rejected_before = d.scrape().total("kvmstatd_registrations_rejected_total")
+
+    # now it registers: accepted, and it is the same source
+    vmm.wait_ready(timeout=10.0)
+    assert [v.registered for v in vmm.vms] == ["yes"], vmm.lines
+    assert vmm.vms[0].name == "it-late-0"
+    time.sleep(3 * harness.POLL_INTERVAL_MS / 1000.0 + INTERVAL_S)  # a scan and polls later
+    e = d.scrape()  # (the parser refuses duplicate series)
+    assert infos_of_pid(e, vmm.pid) == infos, "kvm_vm_info changed: %r -> %r" % (
+        infos, infos_of_pid(e, vmm.pid))
+    assert not harness.vm_infos(e, vm="it-late-0"), "the registered name made a second VM"
+    assert not series_of(e, "it-late-0")
+    assert sorted(harness.vcpu_exits(e, name)) == ["0", "1"]
+    assert discovered_total(e) == disc_before, "the registration counted as a discovery"
+    assert e.total("kvmstatd_registrations_rejected_total") == rejected_before
+    # one source: each fd of the VM held once by the worker
+    ids = [i for i in harness.stats_ids_held(d.worker_pid())
+           if i == name or i.startswith(tuple("kvm-%d/" % t for t in _tids(vmm.pid)))]
+    assert sorted(ids).count(name) == 1, ids
+    assert len(ids) == 3, "the worker holds %r of this VM, want the VM and 2 vCPUs once" % ids
+
+
+def _tids(pid):
+    import os
+    try:
+        return [int(t) for t in os.listdir("/proc/%d/task" % pid)]
+    except OSError:
+        return []
+
+
+def test_registered_vmm_is_not_discovered_again(daemon_factory, demo_vmm):
+    d = daemon_factory(DISCOVERY)
+    before = d.scrape()
+    vmm = demo_vmm(d.socket, vms=1, vcpus=1, name_prefix="it-regfirst-")
+    assert vmm.vms[0].registered == "yes", vmm.lines
+    harness.wait_for_vms(d, ["it-regfirst-0"])
+    time.sleep(INTERVAL_S + 0.5)  # at least one scan after the registration
+    e = d.scrape()
+    assert [(i["vm"], i["source"]) for i in infos_of_pid(e, vmm.pid)] == [
+        ("it-regfirst-0", "registered")]
+    new_found = discovered_infos(e) - discovered_infos(before)
+    assert not [i for i in new_found if dict(i)["vmm_pid"] == str(vmm.pid)]
+    assert discovered_total(e) - discovered_total(before) == len(new_found)
+
+
+def test_vmm_with_two_vms_gets_both_discovered_without_vcpus(daemon_factory, demo_vmm):
+    d = daemon_factory(DISCOVERY)
+    vmm = demo_vmm(d.socket, vms=2, vcpus=1, register=False, hz=500)
+    e, infos = wait_infos_of_pid(d, vmm.pid, 2)
+    names = sorted(i["vm"] for i in infos)
+    assert len(set(names)) == 2, names
+    assert "kvm-%d" % vmm.pid in names, names
+    assert all(n == "kvm-%d" % vmm.pid or n.startswith("kvm-%d-" % vmm.pid) for n in names), names
+    assert all(i["source"] == "discovered" for i in infos), infos
+    # vCPU fds cannot be told apart between two VMs: left out, scan after scan
+    time.sleep(INTERVAL_S + 0.5)
+    e = d.scrape()
+    assert len(infos_of_pid(e, vmm.pid)) == 2
+    for n in names:
+        assert not harness.vcpu_exits(e, n), "vCPUs given to %s: %r" % (n, harness.vcpu_exits(e, n))
+        assert series_of(e, n), "no VM series for %s" % n
+    held = harness.stats_ids_held(d.worker_pid())
+    assert not [i for i in held if "/vcpu-" in i and int(i[4:].split("/")[0]) in _tids(vmm.pid)]
+
+
+def test_discovered_series_vanish_after_vmm_exit_and_grace(daemon_factory, demo_vmm):
+    grace_ms = 500
+    d = daemon_factory({("discovery", "interval_s"): str(INTERVAL_S),
+                        ("poll", "exit_grace_ms"): str(grace_ms)})
+    vmm = demo_vmm(d.socket, vms=1, vcpus=2, register=False, hz=500)
+    pid = vmm.pid
+    name = "kvm-%d" % pid
+    wait_infos_of_pid(d, pid, 1)
+    harness.wait_until(lambda: sorted(harness.vcpu_exits(d.scrape(), name)) == ["0", "1"],
+                       3.0, 0.1, "the discovered vCPUs")
+    exited_before = d.scrape().value("kvmstatd_vms_exited_total")
+    vmm.kill(signal.SIGKILL)
+    e = harness.wait_vms_gone(d, [name], timeout=grace_ms / 1000.0 + 3.0)
+    assert not infos_of_pid(e, pid)
+    assert e.value("kvmstatd_vms_exited_total") == exited_before + 1
+    # no fd of the dead VM is kept (a held stats fd pins its kernel memory)
+    for holder in (d.proc.pid, d.worker_pid()):
+        harness.wait_until(lambda: not [i for i in harness.stats_ids_held(holder)
+                                        if i == name or i.startswith("kvm-%d/" % pid)],
+                           2.0, 0.1, "pid %d to close the dead VM's stats fds" % holder)
+    # and a later scan does not bring it back
+    time.sleep(INTERVAL_S + 0.3)
+    assert not infos_of_pid(d.scrape(), pid)
+
+
+def test_discovery_applies_the_uid_policy(daemon_factory, demo_vmm):
+    """allow_users without root: root's unregistered VMM is not exported
+    either; with root listed it is."""
+    other = harness.worker_user().pw_name
+    d = daemon_factory({("discovery", "interval_s"): str(INTERVAL_S),
+                        ("registration", "allow_users"): other})
+    refused = demo_vmm(d.socket, vms=1, vcpus=1, register=False)
+    d2 = daemon_factory({("discovery", "interval_s"): str(INTERVAL_S),
+                         ("registration", "allow_users"): "%s, root" % other})
+    wait_infos_of_pid(d2, refused.pid, 1, source="discovered")
+    time.sleep(INTERVAL_S + 0.5)  # d has scanned since, at least once
+    e = d.scrape()
+    assert not infos_of_pid(e, refused.pid), "a VMM of a uid not allowed was discovered"
+    assert not [i for i in harness.stats_ids_held(d.proc.pid) if i == "kvm-%d" % refused.pid]
+
+
+def test_no_discovery_when_disabled(daemon_factory, demo_vmm):
+    d = daemon_factory({("discovery", "enabled"): "no"})
+    vmm = demo_vmm(d.socket, vms=1, vcpus=1, register=False)
+    reg = demo_vmm(d.socket, vms=1, vcpus=1, name_prefix="it-nodisc-")  # would trigger a scan
+    harness.wait_for_vms(d, ["it-nodisc-0"])
+    time.sleep(1.0)
+    e = d.scrape()
+    assert not infos_of_pid(e, vmm.pid)
+    assert discovered_total(e) == 0
+
+
+def test_registration_and_exit_trigger_a_scan_without_periodic_scans(daemon_factory, demo_vmm):
+    """interval_s = 0: no periodic scans (one at start-up); a scan still
+    follows ~100 ms after a VMM registers or exits."""
+    d = daemon_factory({("discovery", "interval_s"): "0"})
+    time.sleep(0.5)  # after the scan at start-up
+    quiet = demo_vmm(d.socket, vms=1, vcpus=1, register=False)
+    time.sleep(1.0)
+    assert not infos_of_pid(d.scrape(), quiet.pid), "scanned without a reason"
+    # a registration: a scan follows
+    t0 = time.monotonic()
+    reg = demo_vmm(d.socket, vms=1, vcpus=1, name_prefix="it-trigger-")
+    wait_infos_of_pid(d, quiet.pid, 1, timeout=2.0, source="discovered")
+    assert time.monotonic() - t0 < 2.0
+    # an exit: a scan follows too
+    quiet2 = demo_vmm(d.socket, vms=1, vcpus=1, register=False)
+    time.sleep(0.5)
+    assert not infos_of_pid(d.scrape(), quiet2.pid)
+    reg.kill(signal.SIGKILL)
+    wait_infos_of_pid(d, quiet2.pid, 1, timeout=2.0, source="discovered")
