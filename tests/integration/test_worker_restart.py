@@ -40,7 +40,7 @@ def _refuse_twice(d):
 
 
 def test_killed_worker_is_replaced_and_serves_the_same_vms(daemon_factory, demo_vmm):
-    d = daemon_factory({("discovery", "interval_s"): "1"})
+    d = daemon_factory({("discovery", "enabled"): "yes", ("discovery", "interval_s"): "1"})
     reg = demo_vmm(d.socket, vms=1, vcpus=2, name_prefix="it-restart-", hz=500)
     assert reg.vms[0].registered == "yes", reg.lines
     found = demo_vmm(d.socket, vms=1, vcpus=1, register=False, hz=500)
