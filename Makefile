@@ -55,7 +55,7 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 
 all: $(B)/kvmstatd $(B)/kvmstat-demo-vmm $(B)/libkvmstat-client.a $(B)/bench-pread \
-	$(B)/capture-stats-layout
+	$(B)/capture-stats-layout $(B)/libkvmstat-preload.so
 
 $(B)/%.o: %.c $(wildcard daemon/*.h client/*.h shim/*.h)
 	$(call msg,CC,$<)
@@ -81,6 +81,18 @@ $(B)/bench-pread: $(B)/bench/bench-pread.o
 $(B)/capture-stats-layout: $(B)/tools/capture-stats-layout.o
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+# The LD_PRELOAD shim for unmodified VMMs: everything hidden but ioctl().
+SHIM_OBJ := $(B)/shim/kvmstat_preload.pic.o $(B)/shim/qemu_name.pic.o \
+	$(B)/client/kvmstat_client.pic.o
+$(B)/%.pic.o: %.c $(wildcard client/*.h shim/*.h)
+	$(call msg,CC,$<)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(CFLAGS) -fPIC -fvisibility=hidden -c $< -o $@
+
+$(B)/libkvmstat-preload.so: $(SHIM_OBJ)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(CFLAGS) -shared -fPIC -Wl,-z,defs -Wl,-z,now -Wl,-z,relro -o $@ $^ -ldl -pthread
 
 $(B)/tests/%: tests/unit/%.c $(DAEMON_OBJ)
 	$(call msg,LINK,$@)
@@ -179,6 +191,8 @@ install: all
 	install -m 0755 $(B)/kvmstatd $(DESTDIR)$(SBINDIR)/kvmstatd
 	install -m 0755 $(B)/kvmstat-demo-vmm $(DESTDIR)$(BINDIR)/kvmstat-demo-vmm
 	install -m 0644 $(B)/libkvmstat-client.a $(DESTDIR)$(LIBDIR)/libkvmstat-client.a
+	install -d $(DESTDIR)$(LIBDIR)/kvmstatd
+	install -m 0644 $(B)/libkvmstat-preload.so $(DESTDIR)$(LIBDIR)/kvmstatd/libkvmstat-preload.so
 	install -m 0644 client/kvmstat_client.h client/kvmstat_proto.h $(DESTDIR)$(INCDIR)/
 	install -m 0644 config/kvmstatd.ini $(DESTDIR)$(SYSCONFDIR)/kvmstatd/kvmstatd.ini
 	install -m 0644 docs/kvmstatd.8 $(DESTDIR)$(MANDIR)/man8/kvmstatd.8
