@@ -12,8 +12,8 @@
  * open file, by kcmp) is skipped: one VM is one source however it came.
  *
  * The kernel does not link a vCPU stats fd to its VM. vCPU fds are given
- * to the process's VM when it has exactly one; with several, they are
- * left out (and the log says so once per process).
+ * to the process's VM when it has exactly one and discovery found it;
+ * with several, they are left out (the log says so).
  *
  * Scans run every [discovery] interval_s, shortly after a VMM registers
  * or exits, and need CAP_SYS_PTRACE for other users' processes.
@@ -188,7 +188,10 @@ static unsigned take_vms(struct helper *h, pid_t pid, uid_t uid, int pidfd, stru
 	return found;
 }
 
-/* vCPU fds go to the process's only VM; returns the VM or NULL. */
+/*
+ * vCPU fds go to the process's only VM, if discovery found it: a VMM that
+ * registered its VM chose which vCPUs to send. Returns the VM or NULL.
+ */
 static struct hvm *only_vm(struct helper *h, pid_t pid)
 {
 	struct hvm *one = NULL;
@@ -200,7 +203,7 @@ static struct hvm *only_vm(struct helper *h, pid_t pid)
 			return NULL;
 		one = h->vms[i];
 	}
-	return one;
+	return one && one->origin == ORIGIN_DISCOVERED ? one : NULL;
 }
 
 static unsigned take_vcpus(struct helper *h, struct hvm *vm, int pidfd, const struct candidates *c)
@@ -234,33 +237,56 @@ static unsigned take_vcpus(struct helper *h, struct hvm *vm, int pidfd, const st
 	return added;
 }
 
-static uid_t owner_of(pid_t pid, gid_t *gid)
+/*
+ * The VMM's effective uid, gid and groups, as SO_PEERCRED would have told
+ * (not the owner of /proc/<pid>: that is root for a non-dumpable process).
+ */
+static int creds_of(pid_t pid, uid_t *uid, gid_t *gid, gid_t *groups, size_t *n_groups)
 {
-	char path[32];
-	struct stat st;
+	char path[32], buf[4096], *line, *save = NULL, *gsave = NULL;
+	unsigned r, e;
+	ssize_t n = -1;
+	int fd, found = 0;
 
-	snprintf(path, sizeof(path), "/proc/%d", (int)pid);
-	if (stat(path, &st) < 0)
-		return (uid_t)-1;
-	*gid = st.st_gid;
-	return st.st_uid;
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		n = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+	}
+	if (n <= 0)
+		return -ENOENT;
+	buf[n] = '\0';
+	*n_groups = 0;
+	for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		if (sscanf(line, "Uid: %u %u", &r, &e) == 2 && ++found)
+			*uid = e;
+		else if (sscanf(line, "Gid: %u %u", &r, &e) == 2 && ++found)
+			*gid = e;
+		else if (!strncmp(line, "Groups:", 7))
+			for (char *t = strtok_r(line + 7, " \t", &gsave); t && *n_groups < 64;
+			     t = strtok_r(NULL, " \t", &gsave))
+				groups[(*n_groups)++] = (gid_t)strtoul(t, NULL, 10);
+	}
+	return found == 2 ? 0 : -EINVAL;
 }
 
 /* One process: returns how many VMs it brought; counts vCPUs in *vcpus. */
 static unsigned scan_pid(struct helper *h, pid_t pid, struct candidates *c, unsigned *vcpus)
 {
 	char why[KVMSTAT_REASON_MAX];
+	gid_t gid = 0, groups[64];
+	size_t n_groups = 0;
 	unsigned found = 0;
 	struct hvm *vm;
-	gid_t gid = 0;
-	uid_t uid;
+	uid_t uid = 0;
 	int pidfd;
 
 	if (list_stats_fds(pid, c) < 0 || (c->n_vm == 0 && c->n_vcpu == 0))
 		return 0;
-	uid = owner_of(pid, &gid);
-	if (uid == (uid_t)-1 ||
-	    (h->policy && policy_admit(h->policy, uid, gid, NULL, 0, why, sizeof(why)) < 0))
+	if (creds_of(pid, &uid, &gid, groups, &n_groups) < 0 ||
+	    (h->policy &&
+	     policy_admit(h->policy, uid, gid, groups, n_groups, why, sizeof(why)) < 0))
 		return 0; /* not ours to export: the same rule as for registration */
 	pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
 	if (pidfd < 0)

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -352,6 +353,13 @@ static int setup(struct helper *h)
 	return 0;
 }
 
+static bool channel_readable(const struct helper *h)
+{
+	struct pollfd p = { .fd = h->ipc_fd, .events = POLLIN };
+
+	return h->ipc_fd >= 0 && poll(&p, 1, 0) == 1;
+}
+
 static void dispatch(struct helper *h, void *p, bool *stop)
 {
 	if (p == &h->tag_reg)
@@ -360,8 +368,9 @@ static void dispatch(struct helper *h, void *p, bool *stop)
 		*stop = on_signal(h);
 	else if (p == &h->tag_ipc) {
 		/* the worker never writes: readable means it is gone, unless a
-		 * Ctrl-C to the process group stopped it before us */
-		if (!(*stop = on_signal(h)))
+		 * Ctrl-C to the process group stopped it before us; an event
+		 * left in this batch for a channel closed by SIGCHLD is stale */
+		if (!(*stop = on_signal(h)) && channel_readable(h))
 			helper_worker_gone(h, "closed its channel");
 		*stop = *stop || h->worker_died;
 	} else if (p == &h->tag_restart)

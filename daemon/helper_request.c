@@ -585,12 +585,13 @@ static void decide(struct helper *h, struct conn *c, const char *buf, int len, i
 	int rc;
 
 	memset(m, 0, sizeof(*m));
-	if (check_policy(h, c, v) < 0)
-		return;
+	/* parsing is pure and cheap: first, so that a policy refusal echoes seq */
 	rc = len < 0 ? regmsg_recv_failed(len, m, why, sizeof(why))
 		     : regmsg_parse(buf, (size_t)len, n, m, why, sizeof(why));
 	if (rc < 0)
 		deny(v, rc, m->reason, "%s", why);
+	else if (check_policy(h, c, v) < 0)
+		return;
 	else if (m->type == KVMSTAT_MSG_REGISTER_VM)
 		do_register(h, c, m, fds, n, v);
 	else if (m->type == KVMSTAT_MSG_ADD_VCPUS)

@@ -160,8 +160,10 @@ int helper_start_worker(struct helper *h)
 	memmove(h->start_ns + 1, h->start_ns, sizeof(h->start_ns) - sizeof(h->start_ns[0]));
 	h->start_ns[0] = clock_mono_ns();
 	h->worker_starts++;
-	if (epoll_ctl(h->epoll_fd, EPOLL_CTL_ADD, h->ipc_fd, &ev) < 0 || helper_send_totals(h) < 0)
-		return -EPIPE; /* it died at once: SIGCHLD follows */
+	if (epoll_ctl(h->epoll_fd, EPOLL_CTL_ADD, h->ipc_fd, &ev) < 0)
+		return -errno;
+	if (helper_send_totals(h) < 0)
+		return 0; /* it died at once: SIGCHLD (or EOF) comes, and a restart */
 	for (size_t i = 0; i < h->n_vms; i++)
 		helper_send_vm(h, h->vms[i]);
 	log_info("worker pid %d started (%u VMs handed over)%s", (int)pid, (unsigned)h->n_vms,

@@ -24,6 +24,7 @@
 #include "listen.h"
 #include "log.h"
 #include "privdrop.h"
+#include "sandbox.h"
 #include "worker.h"
 
 struct options {
@@ -198,6 +199,11 @@ static int start(struct config *cfg, const struct options *o)
 	/* everything that needed root is done: keep only what discovery needs */
 	if ((rc = privdrop_helper(a.uid, a.gid, cfg->discovery_enabled)) < 0) {
 		log_err("cannot drop the helper's privileges to %s: %s", cfg->user, strerror(-rc));
+		unlinkat(a.socket_dir_fd, a.socket_name, 0);
+		return 1;
+	}
+	if (cfg->sandbox && (rc = sandbox_enter_helper()) < 0) {
+		log_err("cannot install the helper's seccomp filter: %s", strerror(-rc));
 		unlinkat(a.socket_dir_fd, a.socket_name, 0);
 		return 1;
 	}

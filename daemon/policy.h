@@ -29,8 +29,8 @@ void policy_free(struct policy *p);
  * May a peer with this uid, primary gid and supplementary gids register at
  * all? 0, or -EPERM (reason REJ_NOT_ALLOWED) with why filled in.
  */
-int policy_admit(const struct policy *p, uid_t uid, gid_t gid, const gid_t *groups,
-		 size_t n_groups, char *why, size_t why_size);
+int policy_admit(const struct policy *p, uid_t uid, gid_t gid, const gid_t *groups, size_t n_groups,
+		 char *why, size_t why_size);
 
 /*
  * Take one request token of uid's bucket at now_ns (CLOCK_MONOTONIC).

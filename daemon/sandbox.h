@@ -25,6 +25,16 @@
 int sandbox_enter(void);
 
 /*
+ * The helper's filter, a deny-list: it keeps CAP_SYS_PTRACE for
+ * pidfd_getfd, so what that capability would otherwise allow is taken
+ * away here: ptrace, process_vm_readv/writev, opening any file for
+ * writing (/proc/<pid>/mem included), exec, and changes to the file
+ * system except removing its socket. Inherited by the worker, whose own
+ * allow-list is stricter still.
+ */
+int sandbox_enter_helper(void);
+
+/*
  * Try what the sandbox must forbid (open a file, create a socket, exec,
  * ptrace and signal the parent) and log each result. Returns the number of
  * attempts that were NOT denied (0: the sandbox holds). For operators

@@ -258,6 +258,10 @@ def write_config(path, socket_path, port, user, overrides=None):
         "registration": {"socket": socket_path, "socket_mode": "0660"},
         "poll": {"interval_ms": str(POLL_INTERVAL_MS), "exit_grace_ms": str(EXIT_GRACE_MS)},
         "http": {"listen": "127.0.0.1:%d" % port},
+        # Discovery sees every VMM on the host, other tests' too (and this
+        # pytest process, which holds VMs of its own): off unless a test
+        # asks for it, so that each daemon sees only its own test's VMs.
+        "discovery": {"enabled": "no"},
     }
     for (sec, key), val in (overrides or {}).items():
         sections.setdefault(sec, {})[key] = val
