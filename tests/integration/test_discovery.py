@@ -248,7 +248,7 @@ def test_vmm_with_two_vms_gets_both_discovered_without_vcpus(daemon_factory, dem
 
 
 def test_discovered_series_vanish_after_vmm_exit_and_grace(daemon_factory, demo_vmm):
-    grace_ms = 500
+    grace_ms = 1000
     d = daemon_factory(with_discovery({("poll", "exit_grace_ms"): str(grace_ms)}))
     vmm = demo_vmm(d.socket, vms=1, vcpus=2, register=False, hz=500)
     pid = vmm.pid
@@ -259,7 +259,17 @@ def test_discovered_series_vanish_after_vmm_exit_and_grace(daemon_factory, demo_
     watch = Watch(d)
     exited_before = watch.last.value("kvmstatd_vms_exited_total")
     vmm.kill(signal.SIGKILL)
+    killed_at = time.monotonic()
+    # within the grace period they stay, like a registered VM's
+    time.sleep(2 * harness.POLL_INTERVAL_MS / 1000.0)
+    early = d.scrape()
+    if time.monotonic() - killed_at < grace_ms / 1000.0 - 0.1:
+        assert infos_of_pid(early, pid), "series gone before exit_grace_ms"
+        assert sorted(harness.vcpu_exits(early, name)) == ["0", "1"]
     e = harness.wait_vms_gone(d, [name], timeout=grace_ms / 1000.0 + 3.0)
+    gone_after = time.monotonic() - killed_at
+    assert gone_after >= grace_ms / 1000.0 - 2.5 * harness.POLL_INTERVAL_MS / 1000.0, (
+        "series vanished %.2fs after the kill, before exit_grace_ms" % gone_after)
     assert not infos_of_pid(e, pid)
     watch.poll()
     exited = e.value("kvmstatd_vms_exited_total") - exited_before
