@@ -182,7 +182,7 @@ bench: deps
 	$(Q)$(PYTHON) bench/bench.py
 
 format:
-	$(Q)clang-format -i daemon/*.[ch] client/*.[ch] demo/*.c tests/unit/*.[ch] bench/*.c
+	$(Q)clang-format -i daemon/*.[ch] client/*.[ch] shim/*.[ch] demo/*.c tests/unit/*.[ch] bench/*.c
 
 install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) \
