@@ -9,6 +9,7 @@ source. The uid policy applies as it does to registrations.
 The host may run other VMMs meanwhile (they would be discovered too), so
 every assertion is about this test's own VMMs, by pid or by name."""
 
+import os
 import signal
 import time
 
@@ -76,6 +77,13 @@ def series_of(expo, name):
     return {k: v for k, v in expo.samples.items()
             if k[0].startswith(("kvm_vm_", "kvm_vcpu_")) and dict(k[1]).get("vm") == name
             and k[0] != "kvm_vm_info"}
+
+
+def _tids(pid):
+    try:
+        return [int(t) for t in os.listdir("/proc/%d/task" % pid)]
+    except OSError:
+        return []
 
 
 class Watch:
@@ -153,8 +161,9 @@ def test_unregistered_vmm_is_discovered_and_exported_with_its_vcpus(daemon_facto
     for pid in (d.proc.pid, d.worker_pid()):
         ids = harness.stats_ids_held(pid)
         assert "kvm-%d" % vmm.pid in ids, "pid %d lacks the VM's stats fd: %r" % (pid, ids)
-        assert sum(1 for i in ids if i.endswith(("/vcpu-0", "/vcpu-1"))
-                   and i.startswith("kvm-")) >= 2
+        vcpus = sorted(i.split("/")[1] for i in ids if "/" in i
+                       and int(i[4:].split("/")[0]) in _tids(vmm.pid))
+        assert vcpus == ["vcpu-0", "vcpu-1"], "pid %d holds %r of the VM's vCPUs" % (pid, vcpus)
 
 
 def test_discovered_vm_is_named_by_qemu_name_on_the_command_line(daemon_factory, demo_vmm):
@@ -202,14 +211,6 @@ def test_vmm_registering_after_discovery_stays_one_source_with_the_discovered_na
            if i == name or i.startswith(tuple("kvm-%d/" % t for t in _tids(vmm.pid)))]
     assert sorted(ids).count(name) == 1, ids
     assert len(ids) == 3, "the worker holds %r of this VM, want the VM and 2 vCPUs once" % ids
-
-
-def _tids(pid):
-    import os
-    try:
-        return [int(t) for t in os.listdir("/proc/%d/task" % pid)]
-    except OSError:
-        return []
 
 
 def test_registered_vmm_is_not_discovered_again(daemon_factory, demo_vmm):
