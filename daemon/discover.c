@@ -87,6 +87,41 @@ static bool theirs_is(pid_t pid, int their_fd, int our_fd)
 	return syscall(SYS_kcmp, getpid(), pid, KCMP_FILE, our_fd, their_fd) == 0;
 }
 
+static bool unregistered(const struct hproc *p, int their_fd)
+{
+	for (size_t i = 0; p && i < p->n_unregistered; i++)
+		if (p->unregistered_fds[i] == their_fd)
+			return true;
+	return false;
+}
+
+/*
+ * Found by fd number: should the VMM close that fd and open a new VM's
+ * under the same number, discovery misses the new VM until the VMM exits
+ * (registering it works). A copy kept to compare with would pin the VM.
+ */
+void helper_remember_unregistered(struct helper *h, const struct hvm *vm)
+{
+	struct candidates *c;
+	struct hproc *p = vm->proc;
+
+	if (!h->cfg->discovery_enabled || !(c = malloc(sizeof(*c))))
+		return;
+	if (list_stats_fds(p->pid, c) == 0)
+		for (size_t i = 0; i < c->n_vm; i++) {
+			int *nv;
+
+			if (!theirs_is(p->pid, c->vm[i], vm->stats_fd))
+				continue;
+			nv = realloc(p->unregistered_fds, (p->n_unregistered + 1) * sizeof(*nv));
+			if (!nv)
+				break;
+			p->unregistered_fds = nv;
+			p->unregistered_fds[p->n_unregistered++] = c->vm[i];
+		}
+	free(c);
+}
+
 static struct hvm *known_vm(struct helper *h, pid_t pid, int their_fd)
 {
 	for (size_t i = 0; i < h->n_vms; i++)
@@ -142,12 +177,19 @@ static void vm_name(struct helper *h, pid_t pid, uint32_t id, char *out, size_t 
 		snprintf(out, size, "kvm-%d-%u", (int)pid, (unsigned)id);
 }
 
-static struct hproc *proc_of(struct helper *h, pid_t pid, uid_t uid, int pidfd)
+static struct hproc *find_proc(struct helper *h, pid_t pid)
 {
 	for (size_t i = 0; i < h->n_procs; i++)
 		if (h->procs[i]->pid == pid)
 			return h->procs[i];
-	return helper_get_proc(h, pid, uid, pidfd);
+	return NULL;
+}
+
+static struct hproc *proc_of(struct helper *h, pid_t pid, uid_t uid, int pidfd)
+{
+	struct hproc *p = find_proc(h, pid);
+
+	return p ? p : helper_get_proc(h, pid, uid, pidfd);
 }
 
 /* New VMs of one process into c->found; returns how many. */
@@ -162,7 +204,7 @@ static unsigned take_vms(struct helper *h, pid_t pid, uid_t uid, int pidfd, stru
 		struct hvm *vm;
 		int fd;
 
-		if (known_vm(h, pid, c->vm[i]))
+		if (unregistered(find_proc(h, pid), c->vm[i]) || known_vm(h, pid, c->vm[i]))
 			continue;
 		fd = take_copy(pidfd, pid, c->vm[i], FD_VM_STATS, &res);
 		if (fd < 0)

@@ -519,6 +519,7 @@ static int do_unregister(struct helper *h, struct conn *c, const struct regmsg *
 	if (h->ipc_fd >= 0)
 		fdpass_send(h->ipc_fd, &m, sizeof(m), NULL, 0);
 	log_info("pid %d unregistered VM \"%s\"", (int)c->pid, vm->name);
+	helper_remember_unregistered(h, vm);
 	helper_drop_vm(h, vm);
 	return 0;
 }
@@ -639,6 +640,7 @@ void helper_forget_proc(struct helper *h, struct hproc *p)
 			break;
 		}
 	close(p->pidfd);
+	free(p->unregistered_fds);
 	free(p);
 }
 

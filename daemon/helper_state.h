@@ -38,6 +38,9 @@ struct hproc {
 	int pidfd;
 	unsigned n_vms;
 	char comm[32];
+	/* its fd numbers of VMs it unregistered: discovery leaves them alone */
+	int *unregistered_fds;
+	size_t n_unregistered;
 };
 
 /*
@@ -117,6 +120,8 @@ void helper_refund(struct helper *h, uid_t uid, size_t n_fds);
 /* discover.c: scan /proc (all processes, or one pid) for unregistered VMs */
 void helper_discover(struct helper *h);
 void helper_schedule_discovery(struct helper *h, unsigned delay_ms);
+/* The VMM unregistered vm but may keep its fds: never rediscover them. */
+void helper_remember_unregistered(struct helper *h, const struct hvm *vm);
 
 /* Read and answer one request; < 0 means: close this connection. */
 int helper_serve_request(struct helper *h, struct conn *c);
