@@ -5,8 +5,8 @@
  * QEMU (softmmu/vl.c, util/qemu-option.c) reads "-name" and "--name"
  * followed by one argument, a QemuOpts string whose implied first key is
  * "guest". All -name options merge into one set of options, so the last
- * "guest" given wins. Arguments are handled as [start, end) ranges because
- * the last one in /proc/<pid>/cmdline may lack its NUL.
+ * "guest" given wins. Arguments are handled as [start, end) ranges, the
+ * same code for argv strings and for the NUL-separated cmdline bytes.
  */
 #include "qemu_name.h"
 
@@ -153,17 +153,18 @@ size_t qemu_name_from_cmdline(const char *buf, size_t len, char *out, size_t out
 		return 0;
 	while (p && p < end) {
 		const char *nul = memchr(p, '\0', (size_t)(end - p));
-		const char *arg_end = nul ? nul : end;
 
+		if (!nul)
+			break; /* cut short: not a whole argument */
 		if (program) {
 			program = false;
 		} else if (value_next) {
-			parse_name_opts(p, arg_end, &g);
+			parse_name_opts(p, nul, &g);
 			value_next = false;
 		} else {
-			value_next = is_name_option(p, arg_end);
+			value_next = is_name_option(p, nul);
 		}
-		p = nul ? nul + 1 : end;
+		p = nul + 1;
 	}
 	return guest_finish(&g);
 }

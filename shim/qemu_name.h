@@ -33,8 +33,10 @@
 size_t qemu_name_from_argv(int argc, const char *const *argv, char *out, size_t out_size);
 
 /*
- * The same from the raw bytes of /proc/<pid>/cmdline: arguments separated
- * by NUL bytes, the last one NUL-terminated or not.
+ * The same from the raw bytes of /proc/<pid>/cmdline: NUL-terminated
+ * arguments. Bytes after the last NUL are a read cut short (the kernel
+ * ends every argument with a NUL) and are ignored, so a -name value cut in
+ * half never becomes a name; a -name further on is missed, of course.
  */
 size_t qemu_name_from_cmdline(const char *buf, size_t len, char *out, size_t out_size);
 
