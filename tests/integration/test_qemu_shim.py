@@ -282,6 +282,8 @@ def test_qemu_runs_when_the_daemon_refuses_the_vm(daemon_factory, qemu_factory):
     time.sleep(0.5)
     lines = vm.shim_lines()
     assert len(lines) == 1 and "registration failed" in lines[0], lines
+    # the helper's refusal and its reason reach the shim
+    assert "Operation not permitted: " in lines[0], lines
     assert d.scrape().total("kvmstatd_registrations_rejected_total") >= 1
     assert not _vm_infos(d.scrape())
     assert_query_status(vm)
