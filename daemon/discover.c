@@ -156,19 +156,21 @@ static int take_copy(int pidfd, pid_t pid, int their_fd, enum fd_kind kind,
 /* Call before vm joins the table under this name (it would find itself). */
 static void vm_name(struct helper *h, pid_t pid, uint32_t id, char *out, size_t size)
 {
-	char path[64], buf[4096];
-	ssize_t n = -1;
+	static char buf[256 * 1024]; /* libvirt's command lines run long */
+	char path[64];
+	size_t len = 0;
+	ssize_t n = 0;
 	int fd;
 
 	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd >= 0) {
-		n = read(fd, buf, sizeof(buf));
+	while (fd >= 0 && len < sizeof(buf) && (n = read(fd, buf + len, sizeof(buf) - len)) > 0)
+		len += (size_t)n;
+	if (fd >= 0)
 		close(fd);
-	}
 	out[0] = '\0';
-	if (n > 0)
-		qemu_name_from_cmdline(buf, (size_t)n, out,
+	if (len > 0) /* (an argument cut at the end is ignored by the parser) */
+		qemu_name_from_cmdline(buf, len, out,
 				       size < KVMSTAT_NAME_MAX ? size : KVMSTAT_NAME_MAX);
 	if (out[0] && !helper_name_taken(h, out))
 		return;
