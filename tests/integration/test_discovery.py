@@ -9,6 +9,7 @@ source. The uid policy applies as it does to registrations.
 The host may run other VMMs meanwhile (they would be discovered too), so
 every assertion is about this test's own VMMs, by pid or by name."""
 
+import contextlib
 import os
 import signal
 import time
@@ -336,3 +337,51 @@ def test_registration_and_exit_trigger_a_scan_without_periodic_scans(daemon_fact
         assert not infos_of_pid(e, quiet2.pid), "scanned without a reason"
     reg.kill(signal.SIGKILL)
     wait_infos_of_pid(d, quiet2.pid, 1, timeout=2.0, source="discovered")
+
+
+@contextlib.contextmanager
+def unregistered_and_fresh_vm(daemon_factory, demo_vmm):
+    """This test process as a VMM: it registers a VM with a vCPU,
+    unregisters it and keeps its fds, then makes a VM it never registers.
+    Yields (daemon, scrape) after a scan that followed all that."""
+    d = daemon_factory(with_discovery({("discovery", "interval_s"): "0",
+                                       ("poll", "exit_grace_ms"): "300"}))
+    time.sleep(0.5)  # after the scan at start-up: from now on only triggered scans
+    with statsfd.create_vm(vcpus=1) as kept:
+        st, acc, reason = statsfd.register_vm(d.socket, 7, kept.vm_stats_fd,
+                                              kept.vcpu_stats_fds, "it-unreg")
+        assert (st, acc) == (0, 2), reason
+        harness.wait_for_vms(d, ["it-unreg"])
+        st, acc, reason = statsfd.register(d.socket, statsfd.MSG_UNREGISTER_VM,
+                                           statsfd.body_unregister_vm(7))
+        assert st == 0, reason
+        harness.wait_vms_gone(d, ["it-unreg"], timeout=3.0)
+        with statsfd.create_vm(vcpus=0):  # never registered
+            # a registration elsewhere: a scan follows
+            demo_vmm(d.socket, vms=1, vcpus=1, name_prefix="it-unreg-trigger-")
+            wait_infos_of_pid(d, os.getpid(), 1, timeout=2.0)
+            time.sleep(0.5)  # the scan and a poll are surely done
+            yield d, d.scrape()
+
+
+def test_vm_its_vmm_unregistered_is_not_discovered_again(daemon_factory, demo_vmm):
+    """Scans after an unregistration leave the VM alone while its VMM keeps
+    the fd; a VM the same process never registered is still found."""
+    with unregistered_and_fresh_vm(daemon_factory, demo_vmm) as (d, e):
+        infos = infos_of_pid(e, os.getpid())
+        assert len(infos) == 1, "the unregistered VM was found again: %r" % infos
+        assert infos[0]["source"] == "discovered" and infos[0]["vm"] != "it-unreg", infos
+
+
+def test_vcpu_fds_are_left_out_when_the_process_holds_two_vm_stats_fds(daemon_factory,
+                                                                       demo_vmm):
+    """The process holds two VM stats fds (one of a VM it unregistered):
+    no vCPU fd can be attributed, so the discovered VM gets none, in
+    particular not the other VM's vCPU."""
+    with unregistered_and_fresh_vm(daemon_factory, demo_vmm) as (d, e):
+        infos = infos_of_pid(e, os.getpid())
+        assert infos, "the fresh VM was not discovered"
+        for info in infos:
+            assert not harness.vcpu_exits(e, info["vm"]), (
+                "vCPU series %r given to %s, found next to another VM's stats fd" % (
+                    harness.vcpu_exits(e, info["vm"]), info["vm"]))
