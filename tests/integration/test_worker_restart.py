@@ -158,3 +158,29 @@ def test_fifth_worker_death_within_a_minute_stops_the_helper_with_status_1(daemo
     harness.wait_until(lambda: not any(harness.proc_alive(w) for w in d._workers), 3.0,
                        what="every worker to be gone with the helper")
     d.stop(check=False)
+
+
+def test_restart_hands_over_vcpus_added_later_even_beyond_one_message(daemon_factory, kvm):
+    """A VM whose 70 vCPUs came in two requests (63 with the VM, 7 added):
+    the new worker gets all of them, more than one helper -> worker
+    message carries (64 fds)."""
+    d = daemon_factory({("discovery", "enabled"): "no"})
+    with statsfd.create_vm(vcpus=70) as vm:
+        st, acc, reason = statsfd.register_vm(d.socket, 1, vm.vm_stats_fd,
+                                              vm.vcpu_stats_fds[:63], "it-rs-wide")
+        assert (st, acc) == (0, 64), reason
+        st, acc, reason = statsfd.register(d.socket, statsfd.MSG_ADD_VCPUS,
+                                           statsfd.body_add_vcpus(1), vm.vcpu_stats_fds[63:])
+        assert (st, acc) == (0, 7), reason
+        want = [str(i) for i in range(70)]
+        harness.wait_until(lambda: sorted(harness.vcpu_exits(d.scrape(), "it-rs-wide"),
+                                          key=int) == want, 3.0, 0.1, "70 vCPU series")
+        old = d.worker_pid()
+        os.kill(old, signal.SIGKILL)
+        d.wait_new_worker(old)
+        harness.wait_until(lambda: sorted(harness.vcpu_exits(d.scrape(), "it-rs-wide"),
+                                          key=int) == want, 5.0, 0.1,
+                           "the 70 vCPU series after the restart")
+        e = d.scrape()
+        assert e.value("kvmstatd_sources", kind="vm") == 1
+        assert e.value("kvmstatd_sources", kind="vcpu") == 70
