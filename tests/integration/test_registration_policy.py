@@ -87,10 +87,11 @@ print(os.getpid(), r.hex())
 """
 
 
-def request_as(user, sock_path, data):
-    """Send one fd-less datagram as another user; returns (pid, reply)."""
+def request_as(user, sock_path, data, extra_groups=()):
+    """Send one fd-less datagram as another user (with these supplementary
+    gids); returns (pid, reply)."""
     out = subprocess.run([sys.executable, "-c", _CHILD, sock_path, data.hex()],
-                         user=user.pw_uid, group=user.pw_gid, extra_groups=[],
+                         user=user.pw_uid, group=user.pw_gid, extra_groups=list(extra_groups),
                          capture_output=True, text=True, timeout=10, cwd="/")
     assert out.returncode == 0, "request as %s failed: %s" % (user.pw_name, out.stderr)
     pid, hexreply = out.stdout.split()
@@ -222,6 +223,22 @@ def test_policy_refusals_echo_the_request_seq(daemon_factory, own_vms):
     assert (not_allowed_seq, rate_seq, limit_seq) == (4343, 78, 77), (
         "reply seq (not_allowed, rate, limit) = %r, want the requests' (4343, 78, 77)"
         % ((not_allowed_seq, rate_seq, limit_seq),))
+
+
+def test_supplementary_group_in_allow_groups_admits(daemon_factory):
+    """A peer's supplementary groups count, not only its primary one."""
+    group = harness.worker_user().pw_gid  # a group nobody is not a member of
+    d = daemon_for_others(daemon_factory, {("registration", "allow_users"): "root",
+                                           ("registration", "allow_groups"): str(group)})
+    before = rejected_counts(d)
+    _, reply = request_as(other_user(), d.socket, unknown_unregister(), extra_groups=[group])
+    assert tuple(reply)[:2] == (-errno.ENOENT, 0), tuple(reply)  # heard: the handle is unknown
+    assert_counted(d, before, "unknown_vm")
+    before = rejected_counts(d)
+    pid, reply = request_as(other_user(), d.socket, unknown_unregister())
+    assert tuple(reply)[:2] == (-errno.EPERM, 0), tuple(reply)
+    assert_counted(d, before, "not_allowed")
+    assert_refusal_logged(d, pid, other_user().pw_uid, "not_allowed")
 
 
 # --------------------------------------------------------------- how often
