@@ -233,21 +233,15 @@ static unsigned take_vms(struct helper *h, pid_t pid, uid_t uid, int pidfd, stru
 }
 
 /*
- * vCPU fds go to the process's only VM, if discovery found it: a VMM that
- * registered its VM chose which vCPUs to send. Returns the VM or NULL.
+ * vCPU fds go to the process's VM only when it holds exactly one VM stats
+ * fd (the kernel links a vCPU to its VM in no way) and discovery found
+ * that VM: a VMM that registered its VM chose which vCPUs to send.
  */
-static struct hvm *only_vm(struct helper *h, pid_t pid)
+static struct hvm *only_vm(struct helper *h, pid_t pid, const struct candidates *c)
 {
-	struct hvm *one = NULL;
+	struct hvm *vm = c->n_vm == 1 ? known_vm(h, pid, c->vm[0]) : NULL;
 
-	for (size_t i = 0; i < h->n_vms; i++) {
-		if (h->vms[i]->proc->pid != pid)
-			continue;
-		if (one)
-			return NULL;
-		one = h->vms[i];
-	}
-	return one && one->origin == ORIGIN_DISCOVERED ? one : NULL;
+	return vm && vm->origin == ORIGIN_DISCOVERED ? vm : NULL;
 }
 
 static unsigned take_vcpus(struct helper *h, struct hvm *vm, int pidfd, const struct candidates *c)
@@ -336,7 +330,7 @@ static unsigned scan_pid(struct helper *h, pid_t pid, struct candidates *c, unsi
 	if (pidfd < 0)
 		return 0;
 	found = take_vms(h, pid, uid, pidfd, c);
-	vm = c->n_vcpu ? only_vm(h, pid) : NULL;
+	vm = c->n_vcpu ? only_vm(h, pid, c) : NULL;
 	if (vm) {
 		unsigned first = vm->n_vcpus, added = take_vcpus(h, vm, pidfd, c);
 
