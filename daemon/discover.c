@@ -15,8 +15,12 @@
  * to the process's VM when it has exactly one and discovery found it;
  * with several, they are left out (the log says so).
  *
+ * A process connected to the registration socket, or with a VM it
+ * registered, is left to register its own VMs.
+ *
  * Scans run every [discovery] interval_s, shortly after a VMM registers
- * or exits, and need CAP_SYS_PTRACE for other users' processes.
+ * or exits, and need CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH for other
+ * users' processes.
  */
 #include <ctype.h>
 #include <dirent.h>
@@ -309,6 +313,23 @@ static int creds_of(pid_t pid, uid_t *uid, gid_t *gid, gid_t *groups, size_t *n_
 	return found == 2 ? 0 : -EINVAL;
 }
 
+/*
+ * A VMM that talks to us registers its own VMs: while it is connected, or
+ * once it has registered one, discovery leaves it alone. Otherwise a scan
+ * between its KVM_CREATE_VM and its REGISTER_VM would take the VM first,
+ * under a name the VMM did not choose.
+ */
+static bool registers_itself(struct helper *h, pid_t pid)
+{
+	for (size_t i = 0; i < h->n_conns; i++)
+		if (h->conns[i]->pid == pid)
+			return true;
+	for (size_t i = 0; i < h->n_vms; i++)
+		if (h->vms[i]->has_handle && h->vms[i]->proc->pid == pid)
+			return true;
+	return false;
+}
+
 /* One process: returns how many VMs it brought; counts vCPUs in *vcpus. */
 static unsigned scan_pid(struct helper *h, pid_t pid, struct candidates *c, unsigned *vcpus)
 {
@@ -320,7 +341,8 @@ static unsigned scan_pid(struct helper *h, pid_t pid, struct candidates *c, unsi
 	uid_t uid = 0;
 	int pidfd;
 
-	if (list_stats_fds(pid, c) < 0 || (c->n_vm == 0 && c->n_vcpu == 0))
+	if (registers_itself(h, pid) || list_stats_fds(pid, c) < 0 ||
+	    (c->n_vm == 0 && c->n_vcpu == 0))
 		return 0;
 	if (creds_of(pid, &uid, &gid, groups, &n_groups) < 0 ||
 	    (h->policy &&

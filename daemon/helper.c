@@ -4,6 +4,7 @@
 #include "helper.h"
 
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <poll.h>
@@ -81,6 +82,33 @@ static int check_socket_dir(int dir_fd, uid_t owner)
 	return 0;
 }
 
+/*
+ * A directory of root's that holds nothing but (a stale copy of) our socket
+ * is ours, from an earlier run: give it to the service user as if we had
+ * just created it, so the unprivileged helper can remove the socket when
+ * it stops. A shared directory such as /run is never touched.
+ */
+static bool only_our_socket(int dir_fd, const char *path)
+{
+	const char *name = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+	struct dirent *de;
+	bool ours = true;
+	struct stat st;
+	DIR *d;
+	int fd = dup(dir_fd);
+
+	if (fd < 0 || fstat(fd, &st) < 0 || st.st_uid != 0 || !(d = fdopendir(fd))) {
+		if (fd >= 0)
+			close(fd);
+		return false;
+	}
+	while (ours && (de = readdir(d)))
+		ours = !strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") ||
+		       !strcmp(de->d_name, name);
+	closedir(d);
+	return ours;
+}
+
 static int open_socket_dir(const char *path, uid_t owner, int *dir_fd)
 {
 	char dir[sizeof(((struct sockaddr_un *)0)->sun_path)], *slash;
@@ -102,7 +130,8 @@ static int open_socket_dir(const char *path, uid_t owner, int *dir_fd)
 	fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	if (created && geteuid() == 0 && fchown(fd, owner, (gid_t)-1) < 0) {
+	if ((created || only_our_socket(fd, path)) && geteuid() == 0 &&
+	    fchown(fd, owner, (gid_t)-1) < 0) {
 		rc = -errno;
 		goto fail;
 	}

@@ -1,7 +1,9 @@
 #!/bin/sh
-# `make run`: kvmstatd in the foreground with config/kvmstatd.ini, and a
-# demo VMM with real KVM VMs registered to it. Ctrl-C stops both and
-# removes the socket. Without /dev/kvm the daemon runs alone.
+# `make run`: kvmstatd in the foreground with config/kvmstatd.ini, a demo
+# VMM with real KVM VMs registered to it, and (when installed) an
+# unmodified QEMU registered through the preload shim. Ctrl-C stops them
+# all and removes the socket. Without /dev/kvm the daemon runs alone.
+# DEMO_VMS, DEMO_VCPUS size the demo VMM; DEMO_QEMU=0 leaves QEMU out.
 set -u
 cd "$(dirname "$0")/.."
 B=build
@@ -14,9 +16,11 @@ fi
 "$B/kvmstatd" --config config/kvmstatd.ini &
 DAEMON=$!
 VMM=""
+QEMU_PID=""
 cleanup() {
 	trap - INT TERM EXIT
 	[ -n "$VMM" ] && kill -TERM "$VMM" 2>/dev/null
+	[ -n "$QEMU_PID" ] && kill -TERM "$QEMU_PID" 2>/dev/null
 	kill -TERM "$DAEMON" 2>/dev/null
 	wait 2>/dev/null
 	exit 0
@@ -26,6 +30,16 @@ if [ -r /dev/kvm ] && [ -w /dev/kvm ]; then
 	"$B/kvmstat-demo-vmm" --vms "$VMS" --vcpus "$VCPUS" --wait-seconds 10 &
 	VMM=$!
 	echo "run-demo: $VMS VMs x $VCPUS vCPUs registering; try: curl http://localhost:9735/metrics"
+	QEMU=$(command -v qemu-system-x86_64 || true)
+	if [ "${DEMO_QEMU:-1}" != 0 ] && [ -n "$QEMU" ]; then
+		# no disk: the firmware runs, finds nothing to boot and waits; a real VM
+		sleep 1 # the socket exists once the daemon is up
+		LD_PRELOAD="$PWD/$B/libkvmstat-preload.so" \
+			"$QEMU" -accel kvm -smp 2 -m 64 -display none -nodefaults -no-user-config \
+			-name guest=qemu-demo -serial none -monitor none &
+		QEMU_PID=$!
+		echo "run-demo: an unmodified QEMU (vm=\"qemu-demo\") registering through the preload shim"
+	fi
 else
 	echo "run-demo: no usable /dev/kvm: kvmstatd runs without VMs" >&2
 fi
