@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -42,21 +43,33 @@ int closer_init(void)
 	return rc;
 }
 
-static int is_anon_inode(int fd)
+/*
+ * Closes that cannot block are done at once: anonymous inodes, pipes, and
+ * sockets (with SO_LINGER 0 first: a socket whose peer never reads would
+ * otherwise linger in close() for as long as the sender asked). Only files
+ * on a file system (FUSE!) go to the thread.
+ */
+static int closes_at_once(int fd)
 {
+	struct linger lg = { 1, 0 };
 	char path[64], link[32];
 	ssize_t n;
 
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
 	n = readlink(path, link, sizeof(link));
-	return n >= 11 && !memcmp(link, "anon_inode:", 11);
+	if (n >= 7 && !memcmp(link, "socket:", 7)) {
+		setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+		return 1;
+	}
+	return (n >= 11 && !memcmp(link, "anon_inode:", 11)) ||
+	       (n >= 5 && !memcmp(link, "pipe:", 5));
 }
 
 void closer_close(int fd)
 {
 	if (fd < 0)
 		return;
-	if (queue[1] < 0 || is_anon_inode(fd)) {
+	if (queue[1] < 0 || closes_at_once(fd)) {
 		close(fd);
 		return;
 	}

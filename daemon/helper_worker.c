@@ -50,6 +50,7 @@ static void __attribute__((noreturn)) become_worker(struct helper *h, pid_t pare
 	int rc;
 
 	close_others(ipc_fd, h->http_fd);
+	fdpass_set_closer(NULL); /* the helper's closing thread is not ours */
 	log_set_role("worker");
 	prctl(PR_SET_NAME, "kvmstatd-worker", 0, 0, 0);
 	rc = privdrop_to(h->uid, h->gid);

@@ -30,7 +30,6 @@ static const int allowed[] = {
 	SCMP_SYS(lseek),
 	SCMP_SYS(close),
 	SCMP_SYS(fstat),
-	SCMP_SYS(fcntl),
 	SCMP_SYS(recvmsg),
 	SCMP_SYS(sendmsg),
 	SCMP_SYS(recvfrom),
@@ -98,6 +97,8 @@ static const int file_opens[] = {
 	SCMP_SYS(execve), SCMP_SYS(execveat), SCMP_SYS(open_by_handle_at),
 };
 
+static const int fcntl_ok[] = { F_GETFL, F_GETFD, F_SETFD, F_DUPFD_CLOEXEC };
+
 static int add_conditional(scmp_filter_ctx ctx)
 {
 	int rc;
@@ -115,10 +116,16 @@ static int add_conditional(scmp_filter_ctx ctx)
 	if (rc == 0)
 		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mprotect), 1,
 				      SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
-	/* fstat(fd) is newfstatat(fd, "", AT_EMPTY_PATH) in glibc */
+	/* fcntl: flags and close-on-exec only. F_SETOWN/F_SETSIG + O_ASYNC would
+	 * let it signal any process of its uid (the helper) */
+	for (size_t i = 0; rc == 0 && i < sizeof(fcntl_ok) / sizeof(fcntl_ok[0]); i++)
+		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), 1,
+				      SCMP_A1(SCMP_CMP_EQ, (scmp_datum_t)fcntl_ok[i]));
 	if (rc == 0)
-		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(newfstatat), 1,
-				      SCMP_A3(SCMP_CMP_MASKED_EQ, AT_EMPTY_PATH, AT_EMPTY_PATH));
+		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), 2,
+				      SCMP_A1(SCMP_CMP_EQ, F_SETFL),
+				      SCMP_A2(SCMP_CMP_MASKED_EQ, O_ASYNC, 0));
+	/* (no newfstatat: glibc's fstat uses it, but its path may be absolute) */
 	/* signals to its own threads only (abort, pthread_kill) */
 	if (rc == 0)
 		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1,
@@ -204,6 +211,19 @@ static const int helper_denied[] = {
 	SCMP_SYS(keyctl),
 	SCMP_SYS(add_key),
 	SCMP_SYS(request_key),
+	SCMP_SYS(mknod),
+	SCMP_SYS(mknodat),
+	SCMP_SYS(utimensat),
+	SCMP_SYS(utimes),
+	SCMP_SYS(futimesat),
+	SCMP_SYS(utime),
+	SCMP_SYS(bind),
+	SCMP_SYS(setxattr),
+	SCMP_SYS(lsetxattr),
+	SCMP_SYS(fsetxattr),
+	SCMP_SYS(removexattr),
+	SCMP_SYS(lremovexattr),
+	SCMP_SYS(fremovexattr),
 };
 
 static int deny_writable_opens(scmp_filter_ctx ctx)
@@ -221,13 +241,16 @@ static int deny_writable_opens(scmp_filter_ctx ctx)
 	if (rc == 0)
 		rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EACCES), SCMP_SYS(open), 1,
 				      SCMP_A1(SCMP_CMP_MASKED_EQ, O_ACCMODE, O_RDWR));
-	/* O_CREAT with O_RDONLY still creates a file */
-	if (rc == 0)
+	/* O_CREAT or O_TRUNC with O_RDONLY still create or empty a file */
+	for (int f = 0; rc == 0 && f < 2; f++) {
+		scmp_datum_t bit = f ? O_TRUNC : O_CREAT;
+
 		rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EACCES), SCMP_SYS(openat), 1,
-				      SCMP_A2(SCMP_CMP_MASKED_EQ, O_CREAT, O_CREAT));
-	if (rc == 0)
-		rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EACCES), SCMP_SYS(open), 1,
-				      SCMP_A1(SCMP_CMP_MASKED_EQ, O_CREAT, O_CREAT));
+				      SCMP_A2(SCMP_CMP_MASKED_EQ, bit, bit));
+		if (rc == 0)
+			rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EACCES), SCMP_SYS(open), 1,
+					      SCMP_A1(SCMP_CMP_MASKED_EQ, bit, bit));
+	}
 	return rc;
 }
 
@@ -320,6 +343,8 @@ int sandbox_selftest(void)
 	failed += expect_denied("ptrace(PTRACE_ATTACH)", rc, EPERM);
 	rc = kill(getppid(), 0);
 	failed += expect_denied("kill(parent, 0)", rc, EPERM);
+	rc = fcntl(STDERR_FILENO, F_SETOWN, getpid()); /* the first step to signal others */
+	failed += expect_denied("fcntl(F_SETOWN)", rc, EPERM);
 	map = mmap(NULL, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	failed += expect_denied("mmap(PROT_EXEC)", map == MAP_FAILED ? -1 : 0, EPERM);
 	if (map != MAP_FAILED)
