@@ -91,45 +91,11 @@ static bool theirs_is(pid_t pid, int their_fd, int our_fd)
 	return syscall(SYS_kcmp, getpid(), pid, KCMP_FILE, our_fd, their_fd) == 0;
 }
 
-static bool unregistered(const struct hproc *p, int their_fd)
-{
-	for (size_t i = 0; p && i < p->n_unregistered; i++)
-		if (p->unregistered_fds[i] == their_fd)
-			return true;
-	return false;
-}
-
-/*
- * Found by fd number: should the VMM close that fd and open a new VM's
- * under the same number, discovery misses the new VM until the VMM exits
- * (registering it works). A copy kept to compare with would pin the VM.
- */
-void helper_remember_unregistered(struct helper *h, const struct hvm *vm)
-{
-	struct candidates *c;
-	struct hproc *p = vm->proc;
-
-	if (!h->cfg->discovery_enabled || !(c = malloc(sizeof(*c))))
-		return;
-	if (list_stats_fds(p->pid, c) == 0)
-		for (size_t i = 0; i < c->n_vm; i++) {
-			int *nv;
-
-			if (!theirs_is(p->pid, c->vm[i], vm->stats_fd))
-				continue;
-			nv = realloc(p->unregistered_fds, (p->n_unregistered + 1) * sizeof(*nv));
-			if (!nv)
-				break;
-			p->unregistered_fds = nv;
-			p->unregistered_fds[p->n_unregistered++] = c->vm[i];
-		}
-	free(c);
-}
-
+/* Only this process's VMs: another's fd held here fails the owner rule. */
 static struct hvm *known_vm(struct helper *h, pid_t pid, int their_fd)
 {
 	for (size_t i = 0; i < h->n_vms; i++)
-		if (theirs_is(pid, their_fd, h->vms[i]->stats_fd))
+		if (h->vms[i]->proc->pid == pid && theirs_is(pid, their_fd, h->vms[i]->stats_fd))
 			return h->vms[i];
 	return NULL;
 }
@@ -210,13 +176,13 @@ static unsigned take_vms(struct helper *h, pid_t pid, uid_t uid, int pidfd, stru
 		struct hvm *vm;
 		int fd;
 
-		if (unregistered(find_proc(h, pid), c->vm[i]) || known_vm(h, pid, c->vm[i]))
+		if (known_vm(h, pid, c->vm[i]))
 			continue;
 		fd = take_copy(pidfd, pid, c->vm[i], FD_VM_STATS, &res);
 		if (fd < 0)
 			continue;
 		p = proc_of(h, pid, uid, pidfd);
-		if (!p || helper_room(h, p, NULL, 0, 1, uid, why, sizeof(why)) < 0) {
+		if (!p || helper_room(h, p, NULL, 0, 1, p->uid, why, sizeof(why)) < 0) {
 			log_warn("discovery: VM of pid %d (uid %u) left out: %s", (int)pid,
 				 (unsigned)uid, p ? why : "out of memory");
 			close(fd);
@@ -226,7 +192,7 @@ static unsigned take_vms(struct helper *h, pid_t pid, uid_t uid, int pidfd, stru
 		vm = helper_new_vm(h, p, fd);
 		close(fd);
 		if (!vm) {
-			helper_refund(h, uid, 1);
+			helper_refund(h, p->uid, 1);
 			break;
 		}
 		vm->origin = ORIGIN_DISCOVERED;
@@ -315,17 +281,19 @@ static int creds_of(pid_t pid, uid_t *uid, gid_t *gid, gid_t *groups, size_t *n_
 
 /*
  * A VMM that talks to us registers its own VMs: while it is connected, or
- * once it has registered one, discovery leaves it alone. Otherwise a scan
- * between its KVM_CREATE_VM and its REGISTER_VM would take the VM first,
- * under a name the VMM did not choose.
+ * once it has registered one (even if it unregistered it since and keeps
+ * the fd), discovery leaves it alone. Otherwise a scan between its
+ * KVM_CREATE_VM and its REGISTER_VM would take the VM first, under a name
+ * the VMM did not choose.
  */
 static bool registers_itself(struct helper *h, pid_t pid)
 {
+	const struct hproc *p = find_proc(h, pid);
+
+	if (p && p->registers)
+		return true;
 	for (size_t i = 0; i < h->n_conns; i++)
 		if (h->conns[i]->pid == pid)
-			return true;
-	for (size_t i = 0; i < h->n_vms; i++)
-		if (h->vms[i]->has_handle && h->vms[i]->proc->pid == pid)
 			return true;
 	return false;
 }

@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "closer.h"
 #include "fdpass.h"
 #include "helper_state.h"
@@ -34,6 +35,8 @@
 #endif
 
 #define HELPER_MAX_CONNS 256
+#define HELPER_MAX_CONNS_PER_UID 16	       /* one uid cannot hold every connection */
+#define HELPER_IDLE_NS (60ull * 1000000000ull) /* a silent connection is closed */
 
 static int stale_socket(const char *path)
 {
@@ -109,7 +112,9 @@ static bool only_our_socket(int dir_fd, const char *path)
 	return ours;
 }
 
-static int open_socket_dir(const char *path, uid_t owner, int *dir_fd)
+/* *give: the directory is ours, to be given to the service user once the
+ * socket is in place (never before: root still works on it by path). */
+static int open_socket_dir(const char *path, uid_t owner, int *dir_fd, bool *give)
 {
 	char dir[sizeof(((struct sockaddr_un *)0)->sun_path)], *slash;
 	bool created = false;
@@ -130,11 +135,7 @@ static int open_socket_dir(const char *path, uid_t owner, int *dir_fd)
 	fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	if ((created || only_our_socket(fd, path)) && geteuid() == 0 &&
-	    fchown(fd, owner, (gid_t)-1) < 0) {
-		rc = -errno;
-		goto fail;
-	}
+	*give = (created || only_our_socket(fd, path)) && geteuid() == 0;
 	if ((rc = check_socket_dir(fd, owner)) < 0)
 		goto fail;
 	*dir_fd = fd;
@@ -147,13 +148,14 @@ fail:
 int helper_open_socket(const struct config *cfg, uid_t owner, int *out_fd, int *dir_fd)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	bool give = false;
 	struct stat st;
 	int fd = -1, rc;
 
 	if (strlen(cfg->socket_path) >= sizeof(sa.sun_path))
 		return -ENAMETOOLONG;
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", cfg->socket_path);
-	if ((rc = open_socket_dir(cfg->socket_path, owner, dir_fd)) < 0)
+	if ((rc = open_socket_dir(cfg->socket_path, owner, dir_fd, &give)) < 0)
 		return rc;
 	if (lstat(cfg->socket_path, &st) == 0) {
 		rc = -EEXIST; /* never unlink something that is not ours */
@@ -170,7 +172,8 @@ int helper_open_socket(const struct config *cfg, uid_t owner, int *out_fd, int *
 		rc = -errno;
 		goto fail;
 	}
-	if ((rc = socket_owner(cfg)) < 0) {
+	if ((rc = socket_owner(cfg)) < 0 || (give && fchown(*dir_fd, owner, (gid_t)-1) < 0)) {
+		rc = rc < 0 ? rc : -errno;
 		unlink(cfg->socket_path);
 		goto fail;
 	}
@@ -218,6 +221,30 @@ static void close_conn(struct helper *h, struct conn *c)
 		h->accept_paused = false;
 }
 
+static unsigned conns_of(const struct helper *h, uid_t uid)
+{
+	unsigned n = 0;
+
+	for (size_t i = 0; i < h->n_conns; i++)
+		n += h->conns[i]->uid == uid;
+	return n;
+}
+
+/* Close connections silent for HELPER_IDLE_NS; retry a paused accept. */
+static void sweep(struct helper *h)
+{
+	uint64_t now = clock_mono_ns();
+
+	for (size_t i = h->n_conns; i-- > 0;)
+		if (now - h->conns[i]->last_ns > HELPER_IDLE_NS) {
+			log_info("registration connection of pid %d closed: idle",
+				 (int)h->conns[i]->pid);
+			close_conn(h, h->conns[i]);
+		}
+	if (h->accept_paused && epoll_add(h, h->reg_fd, &h->tag_reg) == 0)
+		h->accept_paused = false;
+}
+
 static void on_accept(struct helper *h)
 {
 	struct ucred cred;
@@ -241,6 +268,15 @@ static void on_accept(struct helper *h)
 		close(fd);
 		return;
 	}
+	if (conns_of(h, cred.uid) >= HELPER_MAX_CONNS_PER_UID) {
+		/* counted and logged like a refusal, but no reply: nothing was asked */
+		helper_send_rejected(h, REJ_LIMIT);
+		log_warn("registration connection from pid %d (uid %u) refused: %d connections "
+			 "of that uid are open",
+			 (int)cred.pid, (unsigned)cred.uid, HELPER_MAX_CONNS_PER_UID);
+		close(fd);
+		return;
+	}
 	c = calloc(1, sizeof(*c));
 	if (!c) {
 		close(fd);
@@ -248,6 +284,7 @@ static void on_accept(struct helper *h)
 	}
 	c->tag = TAG_CONN;
 	c->fd = fd;
+	c->last_ns = clock_mono_ns();
 	c->pid = cred.pid;
 	c->uid = cred.uid;
 	c->gid = cred.gid;
@@ -268,6 +305,7 @@ static void on_accept(struct helper *h)
 
 static void on_conn(struct helper *h, struct conn *c)
 {
+	c->last_ns = clock_mono_ns();
 	if (helper_serve_request(h, c) < 0)
 		close_conn(h, c);
 }
@@ -439,10 +477,12 @@ int helper_run(const struct helper_args *a)
 	if (rc < 0)
 		log_err("start-up failed: %s", strerror(-rc));
 	while (rc == 0 && !stop) {
-		int n = epoll_wait(h.epoll_fd, ev, 16, -1);
+		/* wake now and then while connections may idle or accept is paused */
+		int n = epoll_wait(h.epoll_fd, ev, 16, h.n_conns || h.accept_paused ? 1000 : -1);
 
 		for (int i = 0; i < n && !stop; i++)
 			dispatch(&h, ev[i].data.ptr, &stop);
+		sweep(&h);
 	}
 	stop_worker(&h);
 	while (h.n_conns)

@@ -360,10 +360,11 @@ static int adopt(struct helper *h, struct conn *c, struct hvm *vm, const struct 
 	if (check_vcpus(c, vm, fds + 1, n - 1, idx, known, v) < 0 ||
 	    check_counts(h, vm->proc, vm, (size_t)count_new(known, n - 1),
 			 (size_t)count_new(known, n - 1), v) < 0 ||
-	    charge(h, c->uid, (size_t)count_new(known, n - 1), v) < 0)
+	    charge(h, vm->proc->uid, (size_t)count_new(known, n - 1), v) < 0)
 		return v->status;
 	vm->handle = b->vm_handle;
 	vm->has_handle = true;
+	vm->proc->registers = true;
 	log_info("pid %d (uid %u) registered VM \"%s\", found by discovery before: same source",
 		 (int)c->pid, (unsigned)c->uid, vm->name);
 	if (take_vcpus(h, vm, fds + 1, idx, known, n - 1, v) < 0)
@@ -400,6 +401,7 @@ static int do_register(struct helper *h, struct conn *c, const struct regmsg *b,
 	char name[sizeof(((struct hvm *)0)->name)];
 	struct hproc *p;
 	struct hvm *vm;
+	uid_t uid;
 
 	if (find_vm(h, c->pid, b->vm_handle))
 		return deny(v, -EEXIST, REJ_DUPLICATE, "handle %llu is registered already",
@@ -420,14 +422,18 @@ static int do_register(struct helper *h, struct conn *c, const struct regmsg *b,
 	if ((vm = helper_vm_by_file(h, fds[0])))
 		return deny(v, -EEXIST, REJ_DUPLICATE, "this VM stats fd is registered as \"%s\"",
 			    vm->name);
-	if (charge(h, c->uid, n, v) < 0)
+	/* charged to the uid the process was first known by, as refunds are */
+	p = find_proc(h, c->pid);
+	uid = p ? p->uid : c->uid;
+	if (charge(h, uid, n, v) < 0)
 		return v->status;
 	p = helper_get_proc(h, c->pid, c->uid, c->pidfd);
 	vm = p ? helper_new_vm(h, p, fds[0]) : NULL;
 	if (!vm) {
-		refund(h, c->uid, n);
+		refund(h, uid, n);
 		return deny(v, -ENOMEM, REJ_LIMIT, "out of memory or descriptors");
 	}
+	p->registers = true;
 	vm->handle = b->vm_handle;
 	vm->has_handle = true;
 	vm->origin = ORIGIN_REGISTERED;
@@ -435,7 +441,7 @@ static int do_register(struct helper *h, struct conn *c, const struct regmsg *b,
 	for (size_t i = 0; i < n - 1; i++)
 		if (helper_add_vcpu(vm, idx[i], fds[i + 1]) == 0)
 			h->n_sources++;
-	refund(h, c->uid, n - 1 - vm->n_vcpus);
+	refund(h, uid, n - 1 - vm->n_vcpus);
 	helper_send_vm(h, vm); /* or the next worker gets it */
 	v->accepted = 1 + vm->n_vcpus;
 	log_info("pid %d (uid %u) registered VM \"%s\" with %u vCPUs", (int)c->pid,
@@ -458,25 +464,26 @@ static int do_add_vcpus(struct helper *h, struct conn *c, const struct regmsg *b
 	    check_vcpus(c, vm, fds, n, idx, known, v) < 0)
 		return v->status;
 	n_new = (size_t)count_new(known, n);
-	if (charge(h, c->uid, n_new, v) < 0)
+	if (charge(h, vm->proc->uid, n_new, v) < 0)
 		return v->status;
 	return take_vcpus(h, vm, fds, idx, known, n, v);
 }
 
 /* The worker keeps a released VM's fds for exit_grace_ms: so does our count. */
-static void retire_fds(struct helper *h, unsigned n_fds)
+static void retire_fds(struct helper *h, uid_t uid, unsigned n_fds)
 {
 	uint64_t slack = 2ull * h->cfg->interval_ms + 1000; /* its next tick, and then some */
 	struct retiring *nv = realloc(h->retiring, (h->n_retiring + 1) * sizeof(*nv));
 
 	if (!nv) { /* cannot remember: count them as gone now */
 		h->n_sources -= n_fds;
+		refund(h, uid, n_fds);
 		return;
 	}
 	h->retiring = nv;
 	h->retiring[h->n_retiring++] =
 	    (struct retiring){ clock_mono_ns() + (h->cfg->exit_grace_ms + slack) * 1000000ull,
-			       n_fds };
+			       n_fds, uid };
 }
 
 static void release_retired(struct helper *h)
@@ -485,9 +492,10 @@ static void release_retired(struct helper *h)
 	size_t j = 0;
 
 	for (size_t i = 0; i < h->n_retiring; i++) {
-		if (h->retiring[i].until_ns <= now)
+		if (h->retiring[i].until_ns <= now) {
 			h->n_sources -= h->retiring[i].n_fds;
-		else
+			refund(h, h->retiring[i].uid, h->retiring[i].n_fds);
+		} else
 			h->retiring[j++] = h->retiring[i];
 	}
 	h->n_retiring = j;
@@ -500,8 +508,8 @@ void helper_drop_vm(struct helper *h, struct hvm *vm)
 			h->vms[i] = h->vms[--h->n_vms];
 			break;
 		}
-	retire_fds(h, 1 + vm->n_vcpus);
-	refund(h, vm->proc->uid, 1 + vm->n_vcpus);
+	/* the worker keeps them for the grace: so do the counts, global and per uid */
+	retire_fds(h, vm->proc->uid, 1 + vm->n_vcpus);
 	vm->proc->n_vms--;
 	free_hvm(vm);
 }
@@ -519,32 +527,33 @@ static int do_unregister(struct helper *h, struct conn *c, const struct regmsg *
 	if (h->ipc_fd >= 0)
 		fdpass_send(h->ipc_fd, &m, sizeof(m), NULL, 0);
 	log_info("pid %d unregistered VM \"%s\"", (int)c->pid, vm->name);
-	helper_remember_unregistered(h, vm);
 	helper_drop_vm(h, vm);
 	return 0;
 }
 
 /*
- * Every refusal is logged, but a peer over its rate must not flood the
- * journal: rate refusals are logged once a second with a count of those
- * left out.
+ * Every refusal is logged, but a hostile peer must not flood the journal:
+ * at most 20 lines at once and 10 a second after that (a token bucket),
+ * with a count of those left out. Every refusal is counted regardless.
  */
 static void log_refusal(const struct conn *c, const struct verdict *v)
 {
-	static uint64_t last_rate_log;
-	static unsigned rate_quiet;
-	uint64_t now = clock_mono_ns();
+	static uint64_t tokens = 20, last_ns;
+	static unsigned quiet;
+	uint64_t now = clock_mono_ns(), add = (now - last_ns) / 100000000ull;
 
-	if (v->reason == REJ_RATE && now - last_rate_log < 1000000000ull) {
-		rate_quiet++;
+	if (add) {
+		tokens = tokens + add > 20 ? 20 : tokens + add;
+		last_ns = now;
+	}
+	if (tokens == 0) {
+		quiet++;
 		return;
 	}
-	if (v->reason == REJ_RATE) {
-		last_rate_log = now;
-		if (rate_quiet)
-			log_warn("%u more refusals for rate (not logged)", rate_quiet);
-		rate_quiet = 0;
-	}
+	tokens--;
+	if (quiet)
+		log_warn("%u more refusals not logged (too many)", quiet);
+	quiet = 0;
 	log_warn("registration from pid %d (uid %u) refused (%s): %s", (int)c->pid,
 		 (unsigned)c->uid, reject_reason_name(v->reason), v->why);
 }
@@ -640,7 +649,6 @@ void helper_forget_proc(struct helper *h, struct hproc *p)
 			break;
 		}
 	close(p->pidfd);
-	free(p->unregistered_fds);
 	free(p);
 }
 

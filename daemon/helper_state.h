@@ -28,6 +28,7 @@ struct conn {
 	gid_t groups[64]; /* supplementary groups (SO_PEERGROUPS), for the policy */
 	size_t n_groups;
 	int pidfd;
+	uint64_t last_ns; /* last request (or the accept): idle ones are closed */
 };
 
 /* A VMM process with VMs; its pidfd tells when it is gone. */
@@ -38,9 +39,7 @@ struct hproc {
 	int pidfd;
 	unsigned n_vms;
 	char comm[32];
-	/* its fd numbers of VMs it unregistered: discovery leaves them alone */
-	int *unregistered_fds;
-	size_t n_unregistered;
+	bool registers; /* it registered a VM once: discovery leaves it alone */
 };
 
 /*
@@ -90,6 +89,7 @@ struct helper {
 	struct retiring {
 		uint64_t until_ns;
 		unsigned n_fds;
+		uid_t uid; /* whose budget they are charged to */
 	} * retiring;
 	size_t n_retiring;
 };
@@ -120,8 +120,6 @@ void helper_refund(struct helper *h, uid_t uid, size_t n_fds);
 /* discover.c: scan /proc (all processes, or one pid) for unregistered VMs */
 void helper_discover(struct helper *h);
 void helper_schedule_discovery(struct helper *h, unsigned delay_ms);
-/* The VMM unregistered vm but may keep its fds: never rediscover them. */
-void helper_remember_unregistered(struct helper *h, const struct hvm *vm);
 
 /* Read and answer one request; < 0 means: close this connection. */
 int helper_serve_request(struct helper *h, struct conn *c);

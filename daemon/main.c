@@ -127,27 +127,31 @@ static int load_config(const struct options *o, struct config *cfg)
 }
 
 /*
- * Every source is an fd in the worker (and the helper briefly holds a
- * request's worth): raise the soft limit to the hard one and, if that is
- * still short of max_sources, lower max_sources rather than fail later.
+ * Every source is an fd in the worker, and so is one pidfd per VM (the
+ * helper holds copies of both): 2 x max_sources in the worst case of VMs
+ * without vCPUs. Raise the soft limit to the hard one and, if that is
+ * still short, lower max_sources rather than fail later.
  */
 static void fit_fd_limit(struct config *cfg)
 {
-	const unsigned reserve = 256; /* HTTP connections, pidfds, our own fds */
+	const unsigned reserve = 256; /* HTTP connections, registrations, our own fds */
 	struct rlimit rl;
+	unsigned fit;
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
 		return;
 	rl.rlim_cur = rl.rlim_max;
 	setrlimit(RLIMIT_NOFILE, &rl);
 	getrlimit(RLIMIT_NOFILE, &rl);
-	if (rl.rlim_cur >= (rlim_t)cfg->max_sources + reserve)
+	if (rl.rlim_cur >= 2 * (rlim_t)cfg->max_sources + reserve)
 		return;
-	log_warn(
-	    "max_sources %u lowered to %u: the fd limit is %llu (raise LimitNOFILE / ulimit -n)",
-	    cfg->max_sources, rl.rlim_cur > 2 * reserve ? (unsigned)(rl.rlim_cur - reserve) : 1,
-	    (unsigned long long)rl.rlim_cur);
-	cfg->max_sources = rl.rlim_cur > 2 * reserve ? (unsigned)(rl.rlim_cur - reserve) : 1;
+	fit = rl.rlim_cur > 4 * reserve ? (unsigned)((rl.rlim_cur - reserve) / 2) : 1;
+	log_warn("max_sources %u lowered to %u: the fd limit is %llu, and each source may need "
+		 "two (raise LimitNOFILE / ulimit -n)",
+		 cfg->max_sources, fit, (unsigned long long)rl.rlim_cur);
+	cfg->max_sources = fit;
+	if (cfg->max_sources_per_uid > fit)
+		cfg->max_sources_per_uid = fit;
 }
 
 static const char *socket_error(int rc)
