@@ -9,7 +9,6 @@ source. The uid policy applies as it does to registrations.
 The host may run other VMMs meanwhile (they would be discovered too), so
 every assertion is about this test's own VMMs, by pid or by name."""
 
-import contextlib
 import os
 import signal
 import time
@@ -339,7 +338,6 @@ def test_registration_and_exit_trigger_a_scan_without_periodic_scans(daemon_fact
     wait_infos_of_pid(d, quiet2.pid, 1, timeout=2.0, source="discovered")
 
 
-@contextlib.contextmanager
 def test_a_vmm_that_registered_once_is_left_to_register_its_own_vms(daemon_factory,
                                                                      demo_vmm):
     """This test process as a VMM: it registers a VM with a vCPU,
