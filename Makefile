@@ -84,8 +84,8 @@ $(B)/capture-stats-layout: $(B)/tools/capture-stats-layout.o
 
 # The LD_PRELOAD shim for unmodified VMMs: everything hidden but ioctl().
 SHIM_OBJ := $(B)/shim/kvmstat_preload.pic.o $(B)/shim/qemu_name.pic.o \
-	$(B)/client/kvmstat_client.pic.o
-$(B)/%.pic.o: %.c $(wildcard client/*.h shim/*.h)
+	$(B)/daemon/escape.pic.o $(B)/client/kvmstat_client.pic.o
+$(B)/%.pic.o: %.c $(wildcard daemon/*.h client/*.h shim/*.h)
 	$(call msg,CC,$<)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(CFLAGS) -fPIC -fvisibility=hidden -c $< -o $@

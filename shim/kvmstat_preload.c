@@ -48,6 +48,7 @@
 #include <linux/kvm.h>
 
 #include "kvmstat_client.h"
+#include "escape.h"
 #include "qemu_name.h"
 
 #define SHIM_EXPORT __attribute__((visibility("default")))
@@ -204,7 +205,7 @@ static void pick_name(void)
 
 	if (env) {
 		len = strlen(env);
-		if (len > 0 && len < sizeof(g.name) && qemu_name_is_clean(env, len))
+		if (len > 0 && len < sizeof(g.name) && escape_is_clean_utf8(env, len))
 			memcpy(g.name, env, len + 1);
 		else if (len > 0)
 			shim_log("KVMSTAT_NAME is not a usable name (UTF-8, no control "

@@ -10,6 +10,8 @@
  */
 #include "qemu_name.h"
 
+#include "escape.h"
+
 #include <stdint.h>
 #include <string.h>
 
@@ -115,7 +117,7 @@ static bool is_name_option(const char *p, const char *end)
 
 static size_t guest_finish(struct guest *g)
 {
-	if (!g->set || g->len == 0 || g->len >= g->size || !qemu_name_is_clean(g->out, g->len)) {
+	if (!g->set || g->len == 0 || g->len >= g->size || !escape_is_clean_utf8(g->out, g->len)) {
 		g->out[0] = '\0';
 		return 0;
 	}
@@ -167,55 +169,4 @@ size_t qemu_name_from_cmdline(const char *buf, size_t len, char *out, size_t out
 		p = nul + 1;
 	}
 	return guest_finish(&g);
-}
-
-/* Length of the UTF-8 sequence at s (n bytes left), 0 when it is not one. */
-static size_t utf8_seq(const unsigned char *s, size_t n)
-{
-	size_t len;
-	uint32_t cp;
-
-	if (s[0] < 0x80)
-		return 1;
-	if (s[0] >= 0xc2 && s[0] <= 0xdf) {
-		len = 2;
-		cp = s[0] & 0x1fu;
-	} else if ((s[0] & 0xf0) == 0xe0) {
-		len = 3;
-		cp = s[0] & 0x0fu;
-	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-		len = 4;
-		cp = s[0] & 0x07u;
-	} else {
-		return 0; /* a continuation byte, 0xc0/0xc1 (overlong), 0xf5.. */
-	}
-	if (len > n)
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[i] & 0x3fu);
-	}
-	if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10ffff ||
-	    (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return len;
-}
-
-bool qemu_name_is_clean(const char *s, size_t len)
-{
-	const unsigned char *p = (const unsigned char *)s;
-
-	for (size_t i = 0; i < len;) {
-		size_t n = utf8_seq(p + i, len - i);
-
-		if (n == 0)
-			return false;
-		if (n == 1 && (p[i] < 0x20 || p[i] == 0x7f))
-			return false;
-		if (n == 2 && p[i] == 0xc2 && p[i + 1] < 0xa0) /* U+0080..U+009F */
-			return false;
-		i += n;
-	}
-	return true;
 }

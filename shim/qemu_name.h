@@ -24,7 +24,7 @@
  * Writes the NUL-terminated name to out and returns its length, or returns
  * 0 with out = "" when there is no name or it is unusable: empty, not
  * shorter than out_size bytes, not valid UTF-8, or with a control
- * character (C0, DEL, C1). out_size must be at least 1.
+ * character (C0, DEL, C1: escape_is_clean_utf8, daemon/escape.h). out_size must be at least 1.
  *
  * Limit: QEMU knows which options take an argument; this parser does not,
  * so an option argument that is itself exactly "-name" is misread. QEMU
@@ -39,9 +39,5 @@ size_t qemu_name_from_argv(int argc, const char *const *argv, char *out, size_t 
  * half never becomes a name; a -name further on is missed, of course.
  */
 size_t qemu_name_from_cmdline(const char *buf, size_t len, char *out, size_t out_size);
-
-/* s[0..len) is valid UTF-8 (no overlong forms, surrogates, > U+10FFFF) and
- * holds no control character (U+0000-U+001F, U+007F, U+0080-U+009F). */
-bool qemu_name_is_clean(const char *s, size_t len);
 
 #endif

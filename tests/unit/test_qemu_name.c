@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "kvmstat_proto.h"
+#include "escape.h"
 #include "qemu_name.h"
 
 #define MAX_ARGS 16
@@ -172,8 +173,8 @@ static void test_utf8_and_control_characters(void **state)
 	assert_name(ARGV("-name", "big\xf4\x90\x80\x80"), "");
 	assert_name(ARGV("-name", "cut\xe6\x97"), "");
 	assert_name(ARGV("-name", "\x80"), "");
-	assert_true(qemu_name_is_clean("", 0));
-	assert_false(qemu_name_is_clean("a\0b", 3));
+	assert_true(escape_is_clean_utf8("", 0));
+	assert_false(escape_is_clean_utf8("a\0b", 3));
 }
 
 /* A read of /proc/<pid>/cmdline cut short: the unterminated tail is not an argument. */
