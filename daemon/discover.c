@@ -39,6 +39,7 @@
 #include "fdcheck.h"
 #include "helper_state.h"
 #include "log.h"
+#include "procfs.h"
 #include "qemu_name.h"
 
 #define MAX_CANDIDATES 1024 /* stats fds looked at per process and scan */
@@ -127,20 +128,11 @@ static int take_copy(int pidfd, pid_t pid, int their_fd, enum fd_kind kind,
 static void vm_name(struct helper *h, pid_t pid, uint32_t id, char *out, size_t size)
 {
 	static char buf[256 * 1024]; /* libvirt's command lines run long */
-	char path[64];
-	size_t len = 0;
-	ssize_t n = 0;
-	int fd;
+	ssize_t len = procfs_read(pid, "cmdline", buf, sizeof(buf));
 
-	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	while (fd >= 0 && len < sizeof(buf) && (n = read(fd, buf + len, sizeof(buf) - len)) > 0)
-		len += (size_t)n;
-	if (fd >= 0)
-		close(fd);
 	out[0] = '\0';
 	if (len > 0) /* (an argument cut at the end is ignored by the parser) */
-		qemu_name_from_cmdline(buf, len, out,
+		qemu_name_from_cmdline(buf, (size_t)len, out,
 				       size < KVMSTAT_NAME_MAX ? size : KVMSTAT_NAME_MAX);
 	if (out[0] && !helper_name_taken(h, out))
 		return;
@@ -251,20 +243,12 @@ static unsigned take_vcpus(struct helper *h, struct hvm *vm, int pidfd, const st
  */
 static int creds_of(pid_t pid, uid_t *uid, gid_t *gid, gid_t *groups, size_t *n_groups)
 {
-	char path[32], buf[4096], *line, *save = NULL, *gsave = NULL;
+	char buf[4096], *line, *save = NULL, *gsave = NULL;
 	unsigned r, e;
-	ssize_t n = -1;
-	int fd, found = 0;
+	int found = 0;
 
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd >= 0) {
-		n = read(fd, buf, sizeof(buf) - 1);
-		close(fd);
-	}
-	if (n <= 0)
+	if (procfs_read(pid, "status", buf, sizeof(buf)) <= 0)
 		return -ENOENT;
-	buf[n] = '\0';
 	*n_groups = 0;
 	for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
 		if (sscanf(line, "Uid: %u %u", &r, &e) == 2 && ++found)

@@ -326,7 +326,6 @@ int helper_watch_proc(struct helper *h, struct hproc *p)
 static bool on_signal(struct helper *h)
 {
 	struct signalfd_siginfo si;
-	char why[96];
 	int status;
 
 	if (read(h->signal_fd, &si, sizeof(si)) != sizeof(si))
@@ -336,15 +335,8 @@ static bool on_signal(struct helper *h)
 		return true;
 	}
 	if (si.ssi_signo == SIGCHLD && h->worker > 0 &&
-	    waitpid(h->worker, &status, WNOHANG) == h->worker) {
-		h->worker = 0;
-		if (WIFSIGNALED(status))
-			snprintf(why, sizeof(why), "was killed by signal %d (%s)", WTERMSIG(status),
-				 strsignal(WTERMSIG(status)));
-		else
-			snprintf(why, sizeof(why), "exited with status %d", WEXITSTATUS(status));
-		helper_worker_gone(h, why);
-	}
+	    waitpid(h->worker, &status, WNOHANG) == h->worker)
+		helper_worker_reaped(h, status);
 	return h->worker_died;
 }
 

@@ -24,6 +24,7 @@
 #include "ipc.h"
 #include "clock.h"
 #include "log.h"
+#include "procfs.h"
 #include "regmsg.h"
 #include "selfstats.h"
 
@@ -230,16 +231,8 @@ int helper_add_vcpu(struct hvm *vm, int vcpu, int fd)
 
 static void read_comm(pid_t pid, char *comm, size_t size)
 {
-	char path[64];
-	ssize_t got;
-	int fd;
-
-	snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	got = fd >= 0 ? read(fd, comm, size - 1) : -1;
-	if (fd >= 0)
-		close(fd);
-	comm[got > 0 ? got : 0] = '\0';
+	if (procfs_read(pid, "comm", comm, size) < 0)
+		comm[0] = '\0';
 	comm[strcspn(comm, "\n")] = '\0';
 	if (!escape_is_clean_utf8(comm, strlen(comm)))
 		comm[0] = '\0';

@@ -97,6 +97,7 @@ struct helper {
 /* helper_worker.c: start a worker, hand it every VM, replace it when it dies. */
 int helper_start_worker(struct helper *h);
 void helper_worker_gone(struct helper *h, const char *how);
+void helper_worker_reaped(struct helper *h, int status); /* waitpid told us */
 void helper_on_restart_timer(struct helper *h);
 /* Tell the worker about vm (all its fds); a no-op without a worker. */
 int helper_send_vm(struct helper *h, const struct hvm *vm);

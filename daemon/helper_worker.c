@@ -181,6 +181,15 @@ static void describe_exit(int status, char *out, size_t size)
 		snprintf(out, size, "exited with status %d", WEXITSTATUS(status));
 }
 
+void helper_worker_reaped(struct helper *h, int status)
+{
+	char why[96];
+
+	h->worker = 0;
+	describe_exit(status, why, sizeof(why));
+	helper_worker_gone(h, why);
+}
+
 /* The worker died or closed its channel: reap it, then start another. */
 void helper_worker_gone(struct helper *h, const char *how)
 {

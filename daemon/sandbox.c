@@ -140,19 +140,18 @@ static int add_conditional(scmp_filter_ctx ctx)
 	return rc;
 }
 
-static int load_filter(void)
+static int add_all(scmp_filter_ctx ctx, uint32_t action, const int *calls, size_t n)
 {
-	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ERRNO(EPERM));
 	int rc = 0;
 
-	if (!ctx)
-		return -ENOMEM;
-	for (size_t i = 0; rc == 0 && i < sizeof(allowed) / sizeof(allowed[0]); i++)
-		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, allowed[i], 0);
-	for (size_t i = 0; rc == 0 && i < sizeof(file_opens) / sizeof(file_opens[0]); i++)
-		rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EACCES), file_opens[i], 0);
-	if (rc == 0)
-		rc = add_conditional(ctx);
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		rc = seccomp_rule_add(ctx, action, calls[i], 0);
+	return rc;
+}
+
+/* Load ctx unless building it failed (rc); release it either way. */
+static int load(scmp_filter_ctx ctx, int rc)
+{
 	/* no_new_privs is set already (privdrop); keep it that way */
 	if (rc == 0)
 		rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 1);
@@ -160,6 +159,22 @@ static int load_filter(void)
 		rc = seccomp_load(ctx);
 	seccomp_release(ctx);
 	return rc;
+}
+
+static int load_filter(void)
+{
+	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ERRNO(EPERM));
+	int rc;
+
+	if (!ctx)
+		return -ENOMEM;
+	rc = add_all(ctx, SCMP_ACT_ALLOW, allowed, sizeof(allowed) / sizeof(allowed[0]));
+	if (rc == 0)
+		rc = add_all(ctx, SCMP_ACT_ERRNO(EACCES), file_opens,
+			     sizeof(file_opens) / sizeof(file_opens[0]));
+	if (rc == 0)
+		rc = add_conditional(ctx);
+	return load(ctx, rc);
 }
 
 /* What the helper never does once it serves. */
@@ -257,24 +272,19 @@ static int deny_writable_opens(scmp_filter_ctx ctx)
 int sandbox_enter_helper(void)
 {
 	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
-	int rc = 0;
+	int rc;
 
 	if (!ctx)
 		return -ENOMEM;
-	for (size_t i = 0; rc == 0 && i < sizeof(helper_denied) / sizeof(helper_denied[0]); i++)
-		rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), helper_denied[i], 0);
+	rc = add_all(ctx, SCMP_ACT_ERRNO(EPERM), helper_denied,
+		     sizeof(helper_denied) / sizeof(helper_denied[0]));
 	if (rc == 0)
 		rc = deny_writable_opens(ctx);
 	/* no filesystem change but removing its own socket: only unlinkat(dirfd, name, 0) */
 	if (rc == 0)
 		rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(unlinkat), 1,
 				      SCMP_A2(SCMP_CMP_NE, 0));
-	if (rc == 0)
-		rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 1);
-	if (rc == 0)
-		rc = seccomp_load(ctx);
-	seccomp_release(ctx);
-	return rc;
+	return load(ctx, rc);
 }
 
 static int set_limits(void)
