@@ -93,17 +93,42 @@ static enum MHD_Result reply_page(struct MHD_Connection *c, const char *ctype, s
 			 true);
 }
 
+/*
+ * ?format=prometheus|openmetrics overrides Accept: a scraper that cannot
+ * choose its Accept header (Prometheus before 2.49) can still pick the
+ * format with its scrape config's params. Any other value is an error.
+ */
+static int choose_format(struct MHD_Connection *c, enum render_format *fmt)
+{
+	const char *q = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "format");
+	const char *accept;
+
+	if (q) {
+		if (!strcmp(q, "prometheus") || !strcmp(q, "text"))
+			*fmt = FMT_TEXT_004;
+		else if (!strcmp(q, "openmetrics"))
+			*fmt = FMT_OPENMETRICS_100;
+		else
+			return -EINVAL;
+		return 0;
+	}
+	accept = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
+	*fmt = http_wants_openmetrics(accept) ? FMT_OPENMETRICS_100 : FMT_TEXT_004;
+	return 0;
+}
+
 static enum MHD_Result serve_metrics(struct http_server *srv, struct MHD_Connection *c)
 {
-	const char *accept =
-	    MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
-	enum render_format fmt =
-	    http_wants_openmetrics(accept) ? FMT_OPENMETRICS_100 : FMT_TEXT_004;
-	struct snapshot *snap = snapshot_acquire();
+	enum render_format fmt;
+	struct snapshot *snap;
 	struct buf out = { 0 };
 	uint64_t t0 = clock_mono_ns();
 	int rc;
 
+	if (choose_format(c, &fmt) < 0)
+		return reply_text(c, MHD_HTTP_BAD_REQUEST,
+				  "format must be prometheus, text or openmetrics\n");
+	snap = snapshot_acquire();
 	/* one allocation of the right size instead of doubling through it */
 	buf_reserve(&out, atomic_load_explicit(&srv->last_len, memory_order_relaxed) + 65536);
 	rc = render_metrics(snap, srv->stats, fmt, &out);

@@ -59,6 +59,21 @@ def test_text_when_accept_asks_for_text(daemon):
         assert r.header("Content-Type") == harness.TEXT_CT, (accept, r.headers)
 
 
+def test_format_parameter_overrides_accept(daemon):
+    for q, ct in (("openmetrics", harness.OPENMETRICS_CT), ("prometheus", harness.TEXT_CT),
+                  ("text", harness.TEXT_CT)):
+        r = daemon.get("/metrics?format=" + q, headers={"Accept": harness.PROMETHEUS_ACCEPT
+                                                        if q != "openmetrics" else "text/plain"})
+        assert r.status == 200
+        assert r.header("Content-Type") == ct, (q, r.headers)
+
+
+def test_unknown_format_parameter_is_a_bad_request(daemon):
+    r = daemon.get("/metrics?format=json")
+    assert r.status == 400
+    assert "format must be" in r.text
+
+
 def test_gzip_when_accepted(daemon):
     plain = daemon.get("/metrics")
     assert plain.header("Content-Encoding") is None
