@@ -19,6 +19,8 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "statfilter.h"
+
 enum key_kind { KEY_STR, KEY_UINT, KEY_OCTAL, KEY_BOOL, KEY_LIST };
 
 struct key_def {
@@ -80,6 +82,11 @@ static const char *check_listen(const char *v)
 		   : NULL;
 }
 
+static const char *check_vcpu_series(const char *v)
+{
+	return strcmp(v, "per_vcpu") && strcmp(v, "per_vm") ? "must be per_vcpu or per_vm" : NULL;
+}
+
 static const char *set_allow_users(struct config *cfg, const char *v, char *buf, size_t size);
 static const char *set_allow_groups(struct config *cfg, const char *v, char *buf, size_t size);
 
@@ -109,6 +116,12 @@ static const struct key_def keys[] = {
 	STRC("http", "listen", listen, check_listen),
 	UINT("http", "max_connections", max_connections, 1, 1024),
 	UINT("http", "connection_timeout_s", connection_timeout_s, 1, 3600),
+	STRC("metrics", "include", metrics_include, stat_filter_check_pattern),
+	STRC("metrics", "exclude", metrics_exclude, stat_filter_check_pattern),
+	STRC("metrics", "vcpu_series", vcpu_series, check_vcpu_series),
+	BOOL("metrics", "histograms", histograms),
+	BOOL("metrics", "created", created),
+	UINT("metrics", "max_series", max_series, 0, 100000000),
 };
 
 /*
@@ -150,6 +163,9 @@ void config_defaults(struct config *cfg)
 	snprintf(cfg->listen, sizeof(cfg->listen), ":9735");
 	cfg->max_connections = 64;
 	cfg->connection_timeout_s = 10;
+	snprintf(cfg->vcpu_series, sizeof(cfg->vcpu_series), "per_vcpu");
+	cfg->histograms = true;
+	cfg->created = true;
 }
 
 static int parse_number(const char *v, int base, unsigned long *out)

@@ -15,6 +15,7 @@
 #define CONFIG_DEFAULT_PATH "/etc/kvmstatd/kvmstatd.ini"
 #define CONFIG_STR_MAX 108  /* sun_path size: the longest string we keep */
 #define CONFIG_ALLOW_MAX 64 /* entries of allow_users, of allow_groups */
+#define CONFIG_PATTERN_MAX 1025 /* [metrics] include/exclude, NUL included */
 
 struct config {
 	char user[64];
@@ -41,6 +42,13 @@ struct config {
 	char listen[CONFIG_STR_MAX];
 	unsigned max_connections;
 	unsigned connection_timeout_s;
+	/* [metrics]: cardinality */
+	char metrics_include[CONFIG_PATTERN_MAX]; /* ERE on family names; empty: all */
+	char metrics_exclude[CONFIG_PATTERN_MAX]; /* empty: none */
+	char vcpu_series[16];			  /* "per_vcpu" or "per_vm" */
+	bool histograms;
+	bool created; /* OpenMetrics _created lines */
+	unsigned max_series;
 };
 
 void config_defaults(struct config *cfg);

@@ -188,6 +188,8 @@ static unsigned take_vms(struct helper *h, pid_t pid, uid_t uid, int pidfd, stru
 			break;
 		}
 		vm->origin = ORIGIN_DISCOVERED;
+		/* its counters started after the VMM did: a safe lower bound */
+		procfs_start_time_ns(pid, &vm->created_ns);
 		snprintf(vm->name, sizeof(vm->name), "%s", name);
 		c->found[found++] = vm;
 	}
@@ -310,7 +312,7 @@ static unsigned scan_pid(struct helper *h, pid_t pid, struct candidates *c, unsi
 
 		*vcpus += added;
 		if (added && !(found == 1 && c->found[0] == vm)) /* a known VM's new vCPUs */
-			helper_send_vcpus(h, vm, first);
+			helper_send_vcpus(h, vm, first, vm->created_ns);
 	} else if (c->n_vcpu && !found) {
 		log_debug("discovery: pid %d holds vCPU stats fds, and the stats fds of "
 			  "several VMs or of none: vCPUs left out",

@@ -461,7 +461,8 @@ int helper_run(const struct helper_args *a)
 			    .epoll_fd = -1,
 			    .restart_fd = -1,
 			    .discover_fd = -1,
-			    .next_vm_id = 1 };
+			    .next_vm_id = 1,
+			    .start_unix_ns = clock_ns(CLOCK_REALTIME) };
 	struct epoll_event ev[16];
 	bool stop = false;
 	int rc = setup(&h);

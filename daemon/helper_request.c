@@ -297,6 +297,7 @@ struct hvm *helper_new_vm(struct helper *h, struct hproc *p, int stats_fd)
 	}
 	vm->id = h->next_vm_id++;
 	vm->proc = p;
+	vm->created_ns = clock_ns(CLOCK_REALTIME);
 	p->n_vms++;
 	h->vms[h->n_vms++] = vm;
 	h->n_sources++;
@@ -322,7 +323,8 @@ static int take_vcpus(struct helper *h, struct hvm *vm, const int *fds, const in
 	if (lost)
 		return deny(v, -ENOMEM, REJ_LIMIT, "%zu vCPUs lost: out of memory or descriptors",
 			    lost);
-	helper_send_vcpus(h, vm, first); /* or the next worker gets them */
+	/* (or the next worker gets them, dated like their VM: a lower bound) */
+	helper_send_vcpus(h, vm, first, clock_ns(CLOCK_REALTIME));
 	v->accepted = (unsigned)n;
 	return 0;
 }

@@ -58,6 +58,7 @@ struct hvm {
 	int *vcpus;    /* vCPU indices */
 	int *vcpu_fds; /* our copies, parallel to vcpus */
 	int stats_fd;  /* our copy of its VM stats fd */
+	uint64_t created_ns; /* unix ns: registration, or the VMM's start if discovered */
 };
 
 struct helper {
@@ -74,6 +75,7 @@ struct helper {
 	uint32_t worker_starts;
 	uint64_t start_ns[5]; /* the last worker starts: a crash loop stops us */
 	uint64_t rejected[REJ__COUNT], discovered; /* totals, told to each new worker */
+	uint64_t start_unix_ns;			   /* when those totals started */
 	struct policy *policy;
 	bool accept_paused; /* out of fds: the listening socket is out of epoll */
 	char tag_reg, tag_signal, tag_ipc, tag_restart, tag_discover;
@@ -101,7 +103,9 @@ void helper_worker_reaped(struct helper *h, int status); /* waitpid told us */
 void helper_on_restart_timer(struct helper *h);
 /* Tell the worker about vm (all its fds); a no-op without a worker. */
 int helper_send_vm(struct helper *h, const struct hvm *vm);
-int helper_send_vcpus(struct helper *h, const struct hvm *vm, unsigned first);
+/* vCPUs [first..) of vm; created_ns: when they started (unix ns). */
+int helper_send_vcpus(struct helper *h, const struct hvm *vm, unsigned first,
+		      uint64_t created_ns);
 void helper_send_rejected(struct helper *h, enum reject_reason reason);
 int helper_send_totals(struct helper *h); /* IPC_HELLO: restarts, refusals, discoveries */
 

@@ -81,10 +81,12 @@ int helper_send_totals(struct helper *h)
 	m.worker_starts = h->worker_starts;
 	memcpy(m.rejected, h->rejected, sizeof(m.rejected));
 	m.discovered = h->discovered;
+	m.helper_start_ns = h->start_unix_ns;
 	return fdpass_send(h->ipc_fd, &m, sizeof(m), NULL, 0);
 }
 
-int helper_send_vcpus(struct helper *h, const struct hvm *vm, unsigned first)
+int helper_send_vcpus(struct helper *h, const struct hvm *vm, unsigned first,
+		      uint64_t created_ns)
 {
 	struct ipc_add_vcpus m = { .hdr = { IPC_ADD_VCPUS, sizeof(m) } };
 	int rc = 0;
@@ -96,6 +98,7 @@ int helper_send_vcpus(struct helper *h, const struct hvm *vm, unsigned first)
 
 		m.vm_id = vm->id;
 		m.n_vcpus = n;
+		m.created_ns = created_ns;
 		rc = fdpass_send(h->ipc_fd, &m, sizeof(m), vm->vcpu_fds + i, n);
 	}
 	if (rc < 0)
@@ -117,6 +120,7 @@ int helper_send_vm(struct helper *h, const struct hvm *vm)
 	m.uid = vm->proc->uid;
 	m.n_vcpus = n;
 	m.origin = vm->origin;
+	m.created_ns = vm->created_ns;
 	snprintf(m.name, sizeof(m.name), "%s", vm->name);
 	snprintf(m.comm, sizeof(m.comm), "%s", vm->proc->comm);
 	fds[0] = vm->proc->pidfd;
@@ -127,7 +131,7 @@ int helper_send_vm(struct helper *h, const struct hvm *vm)
 		log_err("VM \"%s\" not handed to the worker: %s", vm->name, strerror(-rc));
 		return rc;
 	}
-	return helper_send_vcpus(h, vm, n);
+	return helper_send_vcpus(h, vm, n, vm->created_ns);
 }
 
 void helper_send_rejected(struct helper *h, enum reject_reason reason)

@@ -16,13 +16,13 @@
 #include "accept.h"
 #include "clock.h"
 #include "log.h"
+#include "pagecache.h"
 #include "render.h"
-#include "snapshot.h"
 
 struct http_server {
 	struct MHD_Daemon *mhd;
 	struct selfstats *stats;
-	atomic_size_t last_len; /* size of the last page: the next one's first guess */
+	struct pagecache *pages;
 };
 
 static const char landing[] =
@@ -39,23 +39,16 @@ bool http_wants_openmetrics(const char *accept)
 	return om > 0 && om >= text;
 }
 
-static enum MHD_Result reply_enc(struct MHD_Connection *c, unsigned status, const char *ctype,
-				 void *body, size_t len, enum MHD_ResponseMemoryMode mode,
-				 const char *encoding, bool vary)
+static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const char *ctype,
+			     const char *body, size_t len)
 {
-	struct MHD_Response *r = MHD_create_response_from_buffer(len, body, mode);
+	struct MHD_Response *r =
+	    MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_PERSISTENT);
 	enum MHD_Result ret;
 
-	if (!r) {
-		if (mode == MHD_RESPMEM_MUST_FREE)
-			free(body);
+	if (!r)
 		return MHD_NO;
-	}
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
-	if (encoding)
-		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_ENCODING, encoding);
-	if (vary)
-		MHD_add_response_header(r, MHD_HTTP_HEADER_VARY, "Accept, Accept-Encoding");
 	if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
 		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
 	ret = MHD_queue_response(c, status, r);
@@ -63,34 +56,36 @@ static enum MHD_Result reply_enc(struct MHD_Connection *c, unsigned status, cons
 	return ret;
 }
 
-static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const char *ctype,
-			     void *body, size_t len, enum MHD_ResponseMemoryMode mode)
-{
-	return reply_enc(c, status, ctype, body, len, mode, NULL, false);
-}
-
 static enum MHD_Result reply_text(struct MHD_Connection *c, unsigned status, const char *text)
 {
-	return reply(c, status, "text/plain; charset=utf-8", (void *)text, strlen(text),
-		     MHD_RESPMEM_PERSISTENT);
+	return reply(c, status, "text/plain; charset=utf-8", text, strlen(text));
 }
 
-/* Send a rendered page, gzipped when the client accepts it; takes page. */
-static enum MHD_Result reply_page(struct MHD_Connection *c, const char *ctype, struct buf *page)
+static void page_release(void *p)
 {
-	const char *ae =
-	    MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT_ENCODING);
-	struct buf z = { 0 };
+	page_unref(p);
+}
 
-	if (gzip_accepted(ae) && gzip_compress(page, &z) == 0) {
-		buf_free(page);
-		return reply_enc(c, MHD_HTTP_OK, ctype, z.data, z.len, MHD_RESPMEM_MUST_FREE,
-				 "gzip", true);
+/* Send a page; MHD holds our reference until the last byte is out. */
+static enum MHD_Result reply_page(struct MHD_Connection *c, const char *ctype, struct page *p,
+				  bool gz)
+{
+	struct MHD_Response *r = MHD_create_response_from_buffer_with_free_callback_cls(
+	    page_len(p), (void *)page_data(p), page_release, p); /* MHD only reads it */
+	enum MHD_Result ret;
+
+	if (!r) {
+		page_unref(p);
+		return MHD_NO;
 	}
-	buf_free(&z);
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+	if (gz)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_ENCODING, "gzip");
 	/* the page depends on Accept (format) and Accept-Encoding (gzip) */
-	return reply_enc(c, MHD_HTTP_OK, ctype, page->data, page->len, MHD_RESPMEM_MUST_FREE, NULL,
-			 true);
+	MHD_add_response_header(r, MHD_HTTP_HEADER_VARY, "Accept, Accept-Encoding");
+	ret = MHD_queue_response(c, MHD_HTTP_OK, r);
+	MHD_destroy_response(r);
+	return ret;
 }
 
 /*
@@ -119,30 +114,26 @@ static int choose_format(struct MHD_Connection *c, enum render_format *fmt)
 
 static enum MHD_Result serve_metrics(struct http_server *srv, struct MHD_Connection *c)
 {
+	const char *ae =
+	    MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT_ENCODING);
+	bool gz = gzip_accepted(ae);
 	enum render_format fmt;
-	struct snapshot *snap;
-	struct buf out = { 0 };
+	struct page *page = NULL;
 	uint64_t t0 = clock_mono_ns();
 	int rc;
 
 	if (choose_format(c, &fmt) < 0)
 		return reply_text(c, MHD_HTTP_BAD_REQUEST,
 				  "format must be prometheus, text or openmetrics\n");
-	snap = snapshot_acquire();
-	/* one allocation of the right size instead of doubling through it */
-	buf_reserve(&out, atomic_load_explicit(&srv->last_len, memory_order_relaxed) + 65536);
-	rc = render_metrics(snap, srv->stats, fmt, &out);
-	atomic_store_explicit(&srv->last_len, out.len, memory_order_relaxed);
-	snapshot_unref(snap);
+	rc = pagecache_get(srv->pages, fmt, gz, &page);
 	stat_add(&srv->stats->scrapes, 1);
 	stat_add(&srv->stats->scrape_ns_sum, clock_mono_ns() - t0);
 	if (rc < 0) {
-		buf_free(&out);
 		log_err("rendering /metrics: %s", strerror(-rc));
 		return reply_text(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "render failed\n");
 	}
 	return reply_page(c, fmt == FMT_OPENMETRICS_100 ? CONTENT_TYPE_OM : CONTENT_TYPE_TEXT,
-			  &out);
+			  page, gz);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
@@ -166,8 +157,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	if (!strcmp(url, "/metrics"))
 		return serve_metrics(srv, c);
 	if (!strcmp(url, "/"))
-		return reply(c, MHD_HTTP_OK, "text/html; charset=utf-8", (void *)landing,
-			     sizeof(landing) - 1, MHD_RESPMEM_PERSISTENT);
+		return reply(c, MHD_HTTP_OK, "text/html; charset=utf-8", landing,
+			     sizeof(landing) - 1);
 	if (!strcmp(url, "/-/healthy"))
 		return reply_text(c, MHD_HTTP_OK, "OK\n");
 	return reply_text(c, MHD_HTTP_NOT_FOUND, "not found\n");
@@ -190,6 +181,10 @@ int http_start(struct http_server **out, const struct http_config *cfg)
 	if (!srv)
 		return -ENOMEM;
 	srv->stats = cfg->stats;
+	if (pagecache_new(&srv->pages, cfg->stats, &cfg->render) < 0) {
+		free(srv);
+		return -ENOMEM;
+	}
 	srv->mhd = MHD_start_daemon(
 	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL,
 	    on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET,
@@ -197,6 +192,7 @@ int http_start(struct http_server **out, const struct http_config *cfg)
 	    MHD_OPTION_CONNECTION_TIMEOUT, cfg->connection_timeout_s,
 	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32768, MHD_OPTION_END);
 	if (!srv->mhd) {
+		pagecache_free(srv->pages);
 		free(srv);
 		return -EIO;
 	}
@@ -209,5 +205,6 @@ void http_stop(struct http_server *srv)
 	if (!srv)
 		return;
 	MHD_stop_daemon(srv->mhd);
+	pagecache_free(srv->pages);
 	free(srv);
 }

@@ -12,6 +12,7 @@
 
 #include <stdbool.h>
 
+#include "render.h"
 #include "selfstats.h"
 
 struct http_server;
@@ -21,6 +22,7 @@ struct http_config {
 	unsigned max_connections;
 	unsigned connection_timeout_s;
 	struct selfstats *stats;
+	struct render_opts render; /* [metrics]: how pages are shaped */
 };
 
 int http_start(struct http_server **out, const struct http_config *cfg);

@@ -47,6 +47,7 @@ struct ipc_add_vm {
 	uint32_t uid;
 	uint32_t n_vcpus;		  /* vCPU fds following the pidfd and the VM fd */
 	uint32_t origin;		  /* enum ipc_origin */
+	uint64_t created_ns;		  /* unix ns: when its counters started, at the latest */
 	char name[KVMSTAT_NAME_MAX + 16]; /* NUL-terminated, checked by the helper */
 	char comm[32];
 };
@@ -55,6 +56,7 @@ struct ipc_add_vcpus {
 	struct ipc_hdr hdr;
 	uint32_t vm_id;
 	uint32_t n_vcpus;
+	uint64_t created_ns; /* unix ns, as in ipc_add_vm */
 };
 
 struct ipc_remove_vm {
@@ -77,6 +79,7 @@ struct ipc_hello {
 	uint32_t reserved;
 	uint64_t rejected[REJ__COUNT]; /* registrations refused so far, by reason */
 	uint64_t discovered;	       /* VMs found by discovery so far */
+	uint64_t helper_start_ns;      /* unix ns: when these totals started */
 };
 
 union ipc_msg {

@@ -7,6 +7,7 @@
 #define KVMSTATD_PROCFS_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 /*
@@ -15,5 +16,11 @@
  * length read, or -errno (the process is gone, or not ours to read).
  */
 ssize_t procfs_read(pid_t pid, const char *file, char *buf, size_t size);
+
+/*
+ * When pid started, in unix ns (from /proc/<pid>/stat's starttime and the
+ * boot clock). 0, or -errno leaving *out alone.
+ */
+int procfs_start_time_ns(pid_t pid, uint64_t *out);
 
 #endif

@@ -389,6 +389,7 @@ static void free_stat(struct schema_stat *st)
 	free(st->head_om);
 	for (int i = 0; i < 3; i++)
 		free(st->open[i].s);
+	free(st->created_open.s);
 	if (st->le_close)
 		for (uint32_t i = 0; i < st->size; i++)
 			free(st->le_close[i].s);
@@ -412,8 +413,12 @@ static int build_pieces(struct schema_stat *st)
 	static const char *const hist[3] = { "_bucket{", "_count{", "_sum{" };
 	int rc = 0;
 
+	if (st->type != MT_GAUGE)
+		rc = piece(&st->created_open, st->family, "_created", "{");
 	if (st->type != MT_HISTOGRAM)
-		return piece(&st->open[0], st->family, st->type == MT_COUNTER ? "_total" : "", "{");
+		return rc ? rc
+			  : piece(&st->open[0], st->family, st->type == MT_COUNTER ? "_total" : "",
+				  "{");
 	for (int i = 0; i < 3 && rc == 0; i++)
 		rc = piece(&st->open[i], st->family, hist[i], "");
 	st->le_close = calloc(st->size, sizeof(*st->le_close));

@@ -66,6 +66,7 @@ struct schema_stat {
 	 */
 	struct text_piece open[3];
 	struct text_piece *le_close;
+	struct text_piece created_open; /* "<family>_created{": counters, histograms */
 };
 
 struct schema_skips {

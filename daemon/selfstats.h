@@ -9,6 +9,7 @@
 #define KVMSTATD_SELFSTATS_H
 
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "buf.h"
@@ -35,14 +36,19 @@ struct selfstats {
 	atomic_uint_fast64_t poll_wall_ns_sum, poll_cpu_ns_sum;
 	atomic_uint_fast64_t missed_ticks;
 	atomic_uint_fast64_t read_errors;
-	atomic_uint_fast64_t scrapes, scrape_ns_sum;
+	atomic_uint_fast64_t scrapes, scrape_ns_sum; /* requests for /metrics, time to a body */
+	atomic_uint_fast64_t renders, render_ns_sum;	   /* pages rendered (once per tick) */
+	atomic_uint_fast64_t compressions, compress_ns_sum; /* gzip of a rendered page */
+	atomic_uint_fast64_t series_dropped;		   /* left out by [metrics] max_series */
+	uint64_t max_series;				   /* the cap (0: none), for the page */
 	atomic_uint_fast64_t rejected[REJ__COUNT];
 	atomic_uint_fast64_t sources_refused; /* stats fds whose schema was refused */
 	atomic_uint_fast64_t stats_skipped_unknown, stats_skipped_invalid, stats_skipped_collision;
 	atomic_uint_fast64_t vms_exited;
 	atomic_uint_fast64_t vms_discovered; /* the helper's total */
 	atomic_uint_fast64_t worker_starts;  /* the helper's count; 1 = never restarted */
-	double start_time;		     /* unix seconds */
+	double start_time;		     /* unix seconds: this worker's start */
+	double helper_start_time;	     /* unix seconds: the helper's, for its totals */
 };
 
 static inline void stat_add(atomic_uint_fast64_t *c, uint64_t n)
@@ -60,8 +66,13 @@ static inline uint64_t stat_get(const atomic_uint_fast64_t *c)
 	return atomic_load_explicit(c, memory_order_relaxed);
 }
 
+/* What the page being rendered holds so far (render.c's result). */
+struct page_counts {
+	size_t series, dropped;
+};
+
 /* Append the kvmstatd_* families. om: OpenMetrics spelling. */
-void selfstats_render(const struct selfstats *st, unsigned n_vms, unsigned n_vcpus, int om,
-		      struct buf *out);
+void selfstats_render(const struct selfstats *st, unsigned n_vms, unsigned n_vcpus,
+		      const struct page_counts *page, int om, struct buf *out);
 
 #endif

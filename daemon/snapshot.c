@@ -57,7 +57,7 @@ static int add_part(struct snapshot *s, const struct schema *sc, size_t stat, si
 }
 
 /* Walk the runs of sources sharing a schema; each stat joins its family. */
-static int build_plan(struct snapshot *s)
+static int build_plan(struct snapshot *s, const struct stat_filter *filter)
 {
 	size_t total = 0;
 
@@ -79,7 +79,8 @@ static int build_plan(struct snapshot *s)
 		while (j < s->n_sources && s->sources[j]->schema == sc)
 			j++;
 		for (size_t k = 0; k < sc->n_stats; k++)
-			if (add_part(s, sc, k, i, j - i) < 0)
+			if (stat_filter_keeps(filter, &sc->stats[k]) &&
+			    add_part(s, sc, k, i, j - i) < 0)
 				return -ENOMEM;
 		i = j;
 	}
@@ -87,7 +88,8 @@ static int build_plan(struct snapshot *s)
 }
 
 int snapshot_build(struct snapshot **out, struct vm_meta *const *vms, size_t n_vms,
-		   struct source *const *sources, size_t n_sources)
+		   struct source *const *sources, size_t n_sources,
+		   const struct stat_filter *filter)
 {
 	struct snapshot *s = calloc(1, sizeof(*s));
 
@@ -105,7 +107,7 @@ int snapshot_build(struct snapshot **out, struct vm_meta *const *vms, size_t n_v
 		s->n_vcpus += sources[s->n_sources]->vcpu >= 0;
 	}
 	qsort(s->sources, s->n_sources, sizeof(*s->sources), cmp_source);
-	if (build_plan(s) < 0)
+	if (build_plan(s, filter) < 0)
 		goto fail;
 	*out = s;
 	return 0;
@@ -130,6 +132,18 @@ void snapshot_unref(struct snapshot *s)
 	free(s);
 }
 
+static atomic_uint_fast64_t generation = 1;
+
+void snapshot_tick(void)
+{
+	atomic_fetch_add_explicit(&generation, 1, memory_order_release);
+}
+
+uint64_t snapshot_generation(void)
+{
+	return atomic_load_explicit(&generation, memory_order_acquire);
+}
+
 void snapshot_publish(struct snapshot *s)
 {
 	struct snapshot *old;
@@ -138,6 +152,7 @@ void snapshot_publish(struct snapshot *s)
 	old = current;
 	current = s;
 	pthread_mutex_unlock(&current_lock);
+	snapshot_tick();
 	snapshot_unref(old);
 }
 

@@ -12,8 +12,10 @@
 
 #include <stdatomic.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "source.h"
+#include "statfilter.h"
 
 struct plan_part {
 	const struct schema *schema;
@@ -38,14 +40,26 @@ struct snapshot {
 	unsigned type_conflicts; /* stats left out: same family, other type */
 };
 
-/* Build from arrays of borrowed pointers (the snapshot takes references). */
+/*
+ * Build from arrays of borrowed pointers (the snapshot takes references).
+ * Only the stats filter keeps (NULL: all) get a place in the plan.
+ */
 int snapshot_build(struct snapshot **out, struct vm_meta *const *vms, size_t n_vms,
-		   struct source *const *sources, size_t n_sources);
+		   struct source *const *sources, size_t n_sources,
+		   const struct stat_filter *filter);
 void snapshot_unref(struct snapshot *s);
 
 /* The published snapshot (process-wide, one per worker). */
 void snapshot_publish(struct snapshot *s); /* takes the caller's reference */
 struct snapshot *snapshot_acquire(void);   /* NULL before the first publish */
 void snapshot_shutdown(void);
+
+/*
+ * A number that moves whenever what a scrape would show changes: at every
+ * publish and at every poll tick (snapshot_tick). Pages rendered at one
+ * generation can be served until it moves.
+ */
+void snapshot_tick(void);
+uint64_t snapshot_generation(void);
 
 #endif

@@ -8,7 +8,30 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "escape.h"
+#include "metric.h"
+
+void created_set(struct created *c, uint64_t unix_ns)
+{
+	char num[METRIC_NUM_MAX];
+	unsigned ms = (unsigned)(unix_ns / 1000000u % 1000u);
+	int n = metric_format_u64(unix_ns / 1000000000u, num);
+
+	c->text[0] = ' ';
+	memcpy(c->text + 1, num, (size_t)n);
+	c->text[n + 1] = '.';
+	c->text[n + 2] = (char)('0' + ms / 100);
+	c->text[n + 3] = (char)('0' + ms / 10 % 10);
+	c->text[n + 4] = (char)('0' + ms % 10);
+	c->text[n + 5] = '\n';
+	c->len = (unsigned char)(n + 6);
+}
+
+void vm_meta_set_created(struct vm_meta *vm, uint64_t unix_ns)
+{
+	created_set(&vm->created, unix_ns);
+}
 
 static char *make_info(const struct vm_meta *vm)
 {
@@ -43,6 +66,7 @@ int vm_meta_new(struct vm_meta **out, uint32_t id, pid_t pid, uid_t uid, const c
 	snprintf(vm->name, sizeof(vm->name), "%s", name);
 	snprintf(vm->kernel_id, sizeof(vm->kernel_id), "%s", kernel_id);
 	snprintf(vm->comm, sizeof(vm->comm), "%s", comm);
+	created_set(&vm->created, clock_ns(CLOCK_REALTIME));
 	if (escape_text(vm->name, true, esc, sizeof(esc)) < 0 ||
 	    asprintf(&vm->label, "vm=\"%s\"", esc) < 0 || !(vm->info_text = make_info(vm))) {
 		vm_meta_unref(vm);
@@ -91,6 +115,7 @@ int source_new(struct source **out, struct vm_meta *vm, struct schema *schema, i
 	s->vcpu = vcpu;
 	s->schema = schema;
 	s->vm = vm_meta_ref(vm);
+	s->created = vm->created;
 	if (vcpu < 0)
 		s->labels = strdup(vm->label);
 	else if (asprintf(&s->labels, "%s,vcpu=\"%d\"", vm->label, vcpu) < 0)

@@ -18,6 +18,20 @@
 #include "ring.h"
 #include "schema.h"
 
+/*
+ * OpenMetrics _created: " <unix seconds>.<ms>\n", ready to follow a label
+ * set. A lower bound of when the kernel's counters started: the moment the
+ * VMM registered them (right after it created them), or for a discovered
+ * VM the VMM process' start. Never later than the true start, so a
+ * reader that injects a zero at _created never invents an increase.
+ */
+struct created {
+	char text[32];
+	unsigned char len;
+};
+
+void created_set(struct created *c, uint64_t unix_ns);
+
 struct vm_meta {
 	atomic_int refs;
 	uint32_t id; /* the helper's number for this VM */
@@ -29,6 +43,7 @@ struct vm_meta {
 	const char *how; /* "registered" (later: "discovered") */
 	char *label;	 /* vm="..." escaped, shared by every series of the VM */
 	char *info_text; /* the kvm_vm_info sample line */
+	struct created created; /* when its counters started (a lower bound) */
 };
 
 struct source {
@@ -40,6 +55,7 @@ struct source {
 	int vcpu;     /* -1: the VM's own stats */
 	char *labels; /* vm="..." or vm="...",vcpu="N" */
 	size_t labels_len;
+	struct created created; /* the VM's unless told otherwise */
 };
 
 int vm_meta_new(struct vm_meta **out, uint32_t id, pid_t pid, uid_t uid, const char *name,
@@ -47,6 +63,8 @@ int vm_meta_new(struct vm_meta **out, uint32_t id, pid_t pid, uid_t uid, const c
 /* Set once the VM stats fd's id is read, before the VM is published;
  * an empty id falls back to "kvm-<pid>". */
 int vm_meta_set_kernel_id(struct vm_meta *vm, const char *kernel_id);
+/* Defaults to the time of vm_meta_new. */
+void vm_meta_set_created(struct vm_meta *vm, uint64_t unix_ns);
 struct vm_meta *vm_meta_ref(struct vm_meta *vm);
 void vm_meta_unref(struct vm_meta *vm);
 

@@ -42,6 +42,7 @@ struct worker {
 	bool stop;
 	struct selfstats stats;
 	struct http_server *http;
+	struct stat_filter filter; /* [metrics] include/exclude/histograms */
 };
 
 /* epoll tags for the fixed fds; VM pidfds carry their struct wvm pointer */
@@ -123,6 +124,7 @@ static void tick(struct worker *w)
 	for (size_t i = 0; i < w->n_vms; i++)
 		if (!w->vms[i]->gone)
 			sample_vm(w, w->vms[i], t0);
+	snapshot_tick(); /* pages rendered before these samples are stale */
 	wall = clock_mono_ns() - t0;
 	cpu = clock_ns(CLOCK_THREAD_CPUTIME_ID) - c0;
 	stat_set(&w->stats.poll_wall_ns_last, wall);
@@ -151,7 +153,7 @@ static int publish(struct worker *w)
 		for (size_t j = 0; j < w->vms[i]->n_src; j++)
 			srcs[n++] = w->vms[i]->src[j];
 	}
-	rc = snapshot_build(&snap, metas, w->n_vms, srcs, n);
+	rc = snapshot_build(&snap, metas, w->n_vms, srcs, n, &w->filter);
 	if (rc == 0) {
 		if (snap->type_conflicts != w->type_conflicts) /* say it once per change */
 			log_warn("%u stats left out: their family exists with another type or unit",
@@ -284,6 +286,7 @@ static int on_add_vm(struct worker *w, const struct ipc_add_vm *m, int *fds, siz
 	if (!vm || vm_meta_new(&vm->meta, m->vm_id, m->pid, m->uid, name, "", m->comm,
 			       m->origin == ORIGIN_DISCOVERED ? "discovered" : "registered") < 0)
 		goto fail;
+	vm_meta_set_created(vm->meta, m->created_ns);
 	vm->pidfd = fds[0];
 	fds[0] = -1;
 	add_source(w, vm, fds[1], SCOPE_VM, kernel_id, sizeof(kernel_id));
@@ -319,7 +322,8 @@ static int on_add_vcpus(struct worker *w, const struct ipc_add_vcpus *m, int *fd
 		return 0;
 	}
 	for (size_t i = 0; i < n_fds; i++) {
-		add_source(w, vm, fds[i], SCOPE_VCPU, NULL, 0);
+		if (add_source(w, vm, fds[i], SCOPE_VCPU, NULL, 0) == 0)
+			created_set(&vm->src[vm->n_src - 1]->created, m->created_ns);
 		fds[i] = -1;
 	}
 	return 0;
@@ -353,6 +357,7 @@ static int dispatch(struct worker *w, const union ipc_msg *m, size_t len, int *f
 			stat_set(&w->stats.rejected[r], m->hello.rejected[r]);
 		stat_set(&w->stats.vms_discovered, m->hello.discovered);
 		stat_set(&w->stats.worker_starts, m->hello.worker_starts);
+		w->stats.helper_start_time = (double)m->hello.helper_start_ns / 1e9;
 		return 0;
 	}
 }
@@ -447,10 +452,27 @@ static int loop(struct worker *w)
 static int setup(struct worker *w, int http_fd)
 {
 	struct itimerspec its = { 0 };
-	struct http_config hc = { http_fd, w->cfg->max_connections, w->cfg->connection_timeout_s,
-				  &w->stats };
+	struct http_config hc = {
+		.listen_fd = http_fd,
+		.max_connections = w->cfg->max_connections,
+		.connection_timeout_s = w->cfg->connection_timeout_s,
+		.stats = &w->stats,
+		.render = { .vcpu_sum = !strcmp(w->cfg->vcpu_series, "per_vm"),
+			    .no_created = !w->cfg->created,
+			    .max_series = w->cfg->max_series },
+	};
+	char why[160];
 	sigset_t mask;
 	int rc;
+
+	/* the config was checked when it was read: only memory can fail here */
+	rc = stat_filter_init(&w->filter, w->cfg->metrics_include, w->cfg->metrics_exclude,
+			      w->cfg->histograms, why, sizeof(why));
+	if (rc < 0) {
+		log_err("[metrics]: %s", why);
+		return rc;
+	}
+	w->stats.max_series = w->cfg->max_series;
 
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);
@@ -497,6 +519,7 @@ int worker_run(const struct config *cfg, int ipc_fd, int http_fd)
 		free_vm(w.vms[i]);
 	free(w.vms);
 	schema_cache_fini(&w.cache);
+	stat_filter_free(&w.filter);
 	if (w.signal_fd >= 0)
 		close(w.signal_fd);
 	if (w.timer_fd >= 0)

@@ -39,10 +39,16 @@ static void render_with(struct schema *s, uint64_t seed)
 	for (uint32_t i = 0; i < s->data_words; i++)
 		slot[i] = (seed & (UINT64_C(1) << (i % 64))) ? UINT64_MAX - i : i;
 	ring_commit(src->ring, 1);
-	if (snapshot_build(&snap, &vm, 1, &src, 1) == 0) {
-		render_metrics(snap, NULL, FMT_TEXT_004, &out);
+	if (snapshot_build(&snap, &vm, 1, &src, 1, NULL) == 0) {
+		/* per vCPU and plain, then summed per VM, capped, without _created */
+		struct render_opts o = { .vcpu_sum = seed & 1, .no_created = seed & 2,
+					 .max_series = (size_t)(seed >> 8) % 64 };
+
+		render_metrics(snap, NULL, FMT_TEXT_004, NULL, &out, NULL);
 		buf_free(&out);
-		render_metrics(snap, NULL, FMT_OPENMETRICS_100, &out);
+		render_metrics(snap, NULL, FMT_OPENMETRICS_100, NULL, &out, NULL);
+		buf_free(&out);
+		render_metrics(snap, NULL, FMT_OPENMETRICS_100, &o, &out, NULL);
 		buf_free(&out);
 		snapshot_unref(snap);
 	}

@@ -143,7 +143,7 @@ static int build_world(void **state)
 	s = add_source(w, w->vms[1], w->vcpu_schema, 0);
 	commit(s, v);
 
-	assert_int_equal(snapshot_build(&w->snap, w->vms, 2, w->src, w->n_src), 0);
+	assert_int_equal(snapshot_build(&w->snap, w->vms, 2, w->src, w->n_src, NULL), 0);
 	stat_set(&w->stats.polls, 42);
 	stat_set(&w->stats.rejected[REJ_BAD_FD], 3);
 	w->stats.start_time = 1700000000;
@@ -172,7 +172,7 @@ static char *render(const struct snapshot *snap, const struct selfstats *st, enu
 	struct buf b = { 0 };
 	char *s;
 
-	assert_int_equal(render_metrics(snap, st, fmt, &b), 0);
+	assert_int_equal(render_metrics(snap, st, fmt, NULL, &b, NULL), 0);
 	assert_false(b.failed);
 	s = malloc(b.len + 1);
 	assert_non_null(s);
@@ -529,7 +529,7 @@ static void test_empty_snapshot_renders_no_kvm_families(void **state)
 	char *out;
 
 	(void)state;
-	assert_int_equal(snapshot_build(&snap, NULL, 0, NULL, 0), 0);
+	assert_int_equal(snapshot_build(&snap, NULL, 0, NULL, 0, NULL), 0);
 	out = render(snap, NULL, FMT_OPENMETRICS_100);
 	assert_string_equal(out, "# EOF\n");
 	free(out);
@@ -554,7 +554,7 @@ static void test_family_with_a_conflicting_type_is_rendered_once(void **state)
 	srcs[0] = w->src[1]; /* the real vCPU 0 */
 	assert_int_equal(source_new(&srcs[1], w->vms[1], odd, -1, 5, 4), 0);
 	commit(srcs[1], vals);
-	assert_int_equal(snapshot_build(&snap, w->vms, 2, srcs, 2), 0);
+	assert_int_equal(snapshot_build(&snap, w->vms, 2, srcs, 2, NULL), 0);
 	assert_int_equal(snap->type_conflicts, 1);
 	out = render(snap, NULL, FMT_TEXT_004);
 	check_structure(out, false);

@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * pagecache - the /metrics page rendered at most once per poll tick.
+ *
+ * Every scrape within one tick would render the same bytes, so the first
+ * scrape of a tick renders the page for its format (and compresses it if it
+ * asked for gzip) and every later one in the same tick shares those bytes.
+ * A tick is a snapshot generation (snapshot_generation()): it moves when the
+ * poller has written new samples or published new sources.
+ *
+ * Pages are immutable and reference counted: a client still downloading
+ * the previous tick's page keeps it alive after the cache moved on.
+ * Concurrent scrapes of the same format wait for one render instead of
+ * rendering in parallel.
+ */
+#ifndef KVMSTATD_PAGECACHE_H
+#define KVMSTATD_PAGECACHE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "render.h"
+#include "selfstats.h"
+
+struct page;
+struct pagecache;
+
+int pagecache_new(struct pagecache **out, struct selfstats *stats, const struct render_opts *ro);
+void pagecache_free(struct pagecache *pc);
+
+/*
+ * The current page for fmt, gzip-compressed if gz. The caller owns one
+ * reference. -ENOMEM or -EIO (compression) on failure.
+ */
+int pagecache_get(struct pagecache *pc, enum render_format fmt, bool gz, struct page **out);
+
+const char *page_data(const struct page *p);
+size_t page_len(const struct page *p);
+struct page *page_ref(struct page *p);
+void page_unref(struct page *p);
+
+#endif

@@ -1,0 +1,95 @@
+/* SPDX-License-Identifier: MIT */
+/* statfilter - see statfilter.h. */
+#include "statfilter.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "schema.h"
+
+#define PATTERN_MAX 1024
+
+/* "^(p)$": the whole name must match. */
+static int compile(regex_t *re, const char *pattern, char *err, size_t err_size)
+{
+	char anchored[PATTERN_MAX + 8];
+	int rc;
+
+	if (strlen(pattern) > PATTERN_MAX) {
+		snprintf(err, err_size, "longer than %d bytes", PATTERN_MAX);
+		return -EINVAL;
+	}
+	snprintf(anchored, sizeof(anchored), "^(%s)$", pattern);
+	rc = regcomp(re, anchored, REG_EXTENDED | REG_NOSUB);
+	if (rc) {
+		regerror(rc, re, err, err_size);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+const char *stat_filter_check_pattern(const char *pattern)
+{
+	static __thread char why[128];
+	regex_t re;
+
+	if (compile(&re, pattern, why, sizeof(why)) < 0)
+		return why;
+	regfree(&re);
+	return NULL;
+}
+
+int stat_filter_init(struct stat_filter *f, const char *include, const char *exclude,
+		     bool histograms, char *err, size_t err_size)
+{
+	char why[128];
+
+	memset(f, 0, sizeof(*f));
+	f->no_histograms = !histograms;
+	if (include[0] && compile(&f->include, include, why, sizeof(why)) < 0) {
+		snprintf(err, err_size, "include: %s", why);
+		return -EINVAL;
+	}
+	f->has_include = include[0];
+	if (exclude[0] && compile(&f->exclude, exclude, why, sizeof(why)) < 0) {
+		snprintf(err, err_size, "exclude: %s", why);
+		stat_filter_free(f);
+		return -EINVAL;
+	}
+	f->has_exclude = exclude[0];
+	return 0;
+}
+
+void stat_filter_free(struct stat_filter *f)
+{
+	if (f->has_include)
+		regfree(&f->include);
+	if (f->has_exclude)
+		regfree(&f->exclude);
+	f->has_include = f->has_exclude = false;
+}
+
+static bool matches(const regex_t *re, const struct schema_stat *st)
+{
+	char total[METRIC_NAME_MAX + 8];
+
+	if (!regexec(re, st->family, 0, NULL, 0))
+		return true;
+	if (st->type != MT_COUNTER)
+		return false;
+	snprintf(total, sizeof(total), "%s_total", st->family);
+	return !regexec(re, total, 0, NULL, 0);
+}
+
+bool stat_filter_keeps(const struct stat_filter *f, const struct schema_stat *st)
+{
+	if (!f)
+		return true;
+	if (f->no_histograms && st->type == MT_HISTOGRAM)
+		return false;
+	if (f->has_include && !matches(&f->include, st))
+		return false;
+	return !(f->has_exclude && matches(&f->exclude, st));
+}
