@@ -46,7 +46,7 @@ endif
 
 .DELETE_ON_ERROR:
 .PHONY: all run check bench install clean deps unit integration lint sanitize format fuzz \
-	fuzz-replay
+	fuzz-replay metrics-doc
 
 DAEMON_SRC := $(filter-out daemon/main.c,$(wildcard daemon/*.c)) shim/qemu_name.c
 DAEMON_OBJ := $(DAEMON_SRC:%.c=$(B)/%.o)
@@ -112,8 +112,13 @@ unit: $(UNIT_BIN)
 integration: all
 	$(Q)$(PYTHON) -m pytest -q tests/integration
 
-lint:
+lint: $(B)/kvmstatd
 	$(Q)scripts/lint.sh
+	$(Q)$(PYTHON) scripts/metrics-doc.py $(B)/kvmstatd --check
+
+# README's metrics reference, from the daemon's HELP table.
+metrics-doc: $(B)/kvmstatd
+	$(Q)$(PYTHON) scripts/metrics-doc.py $(B)/kvmstatd
 
 # Unit tests again under AddressSanitizer + UndefinedBehaviorSanitizer.
 SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all

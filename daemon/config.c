@@ -82,6 +82,41 @@ static const char *check_listen(const char *v)
 		   : NULL;
 }
 
+/*
+ * include/exclude: a repeated key adds an alternative ("a" then "b" is
+ * "a|b"), since one line holds at most 200 bytes. The whole must compile.
+ */
+static const char *add_pattern(char *field, const char *v, char *buf, size_t size)
+{
+	size_t have = strlen(field), len = strlen(v);
+	const char *why;
+
+	if (!len)
+		return NULL;
+	if (have + 1 + len >= CONFIG_PATTERN_MAX) {
+		snprintf(buf, size, "patterns longer than %d bytes in all", CONFIG_PATTERN_MAX - 1);
+		return buf;
+	}
+	if ((why = stat_filter_check_pattern(v))) {
+		snprintf(buf, size, "\"%.64s\" is not an extended regular expression: %s", v, why);
+		return buf;
+	}
+	if (have)
+		field[have++] = '|';
+	memcpy(field + have, v, len + 1);
+	return NULL;
+}
+
+static const char *set_include(struct config *cfg, const char *v, char *buf, size_t size)
+{
+	return add_pattern(cfg->metrics_include, v, buf, size);
+}
+
+static const char *set_exclude(struct config *cfg, const char *v, char *buf, size_t size)
+{
+	return add_pattern(cfg->metrics_exclude, v, buf, size);
+}
+
 static const char *check_vcpu_series(const char *v)
 {
 	return strcmp(v, "per_vcpu") && strcmp(v, "per_vm") ? "must be per_vcpu or per_vm" : NULL;
@@ -116,8 +151,8 @@ static const struct key_def keys[] = {
 	STRC("http", "listen", listen, check_listen),
 	UINT("http", "max_connections", max_connections, 1, 1024),
 	UINT("http", "connection_timeout_s", connection_timeout_s, 1, 3600),
-	STRC("metrics", "include", metrics_include, stat_filter_check_pattern),
-	STRC("metrics", "exclude", metrics_exclude, stat_filter_check_pattern),
+	LIST("metrics", "include", set_include),
+	LIST("metrics", "exclude", set_exclude),
 	STRC("metrics", "vcpu_series", vcpu_series, check_vcpu_series),
 	BOOL("metrics", "histograms", histograms),
 	BOOL("metrics", "created", created),

@@ -13,8 +13,8 @@
 #include <sys/types.h>
 
 #define CONFIG_DEFAULT_PATH "/etc/kvmstatd/kvmstatd.ini"
-#define CONFIG_STR_MAX 108  /* sun_path size: the longest string we keep */
-#define CONFIG_ALLOW_MAX 64 /* entries of allow_users, of allow_groups */
+#define CONFIG_STR_MAX 108	/* sun_path size: the longest string we keep */
+#define CONFIG_ALLOW_MAX 64	/* entries of allow_users, of allow_groups */
 #define CONFIG_PATTERN_MAX 1025 /* [metrics] include/exclude, NUL included */
 
 struct config {

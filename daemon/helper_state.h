@@ -55,9 +55,9 @@ struct hvm {
 	enum ipc_origin origin;
 	char name[KVMSTAT_NAME_MAX + 16];
 	unsigned n_vcpus;
-	int *vcpus;    /* vCPU indices */
-	int *vcpu_fds; /* our copies, parallel to vcpus */
-	int stats_fd;  /* our copy of its VM stats fd */
+	int *vcpus;	     /* vCPU indices */
+	int *vcpu_fds;	     /* our copies, parallel to vcpus */
+	int stats_fd;	     /* our copy of its VM stats fd */
 	uint64_t created_ns; /* unix ns: registration, or the VMM's start if discovered */
 };
 
@@ -104,8 +104,7 @@ void helper_on_restart_timer(struct helper *h);
 /* Tell the worker about vm (all its fds); a no-op without a worker. */
 int helper_send_vm(struct helper *h, const struct hvm *vm);
 /* vCPUs [first..) of vm; created_ns: when they started (unix ns). */
-int helper_send_vcpus(struct helper *h, const struct hvm *vm, unsigned first,
-		      uint64_t created_ns);
+int helper_send_vcpus(struct helper *h, const struct hvm *vm, unsigned first, uint64_t created_ns);
 void helper_send_rejected(struct helper *h, enum reject_reason reason);
 int helper_send_totals(struct helper *h); /* IPC_HELLO: restarts, refusals, discoveries */
 

@@ -85,8 +85,7 @@ int helper_send_totals(struct helper *h)
 	return fdpass_send(h->ipc_fd, &m, sizeof(m), NULL, 0);
 }
 
-int helper_send_vcpus(struct helper *h, const struct hvm *vm, unsigned first,
-		      uint64_t created_ns)
+int helper_send_vcpus(struct helper *h, const struct hvm *vm, unsigned first, uint64_t created_ns)
 {
 	struct ipc_add_vcpus m = { .hdr = { IPC_ADD_VCPUS, sizeof(m) } };
 	int rc = 0;

@@ -132,8 +132,8 @@ static enum MHD_Result serve_metrics(struct http_server *srv, struct MHD_Connect
 		log_err("rendering /metrics: %s", strerror(-rc));
 		return reply_text(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "render failed\n");
 	}
-	return reply_page(c, fmt == FMT_OPENMETRICS_100 ? CONTENT_TYPE_OM : CONTENT_TYPE_TEXT,
-			  page, gz);
+	return reply_page(c, fmt == FMT_OPENMETRICS_100 ? CONTENT_TYPE_OM : CONTENT_TYPE_TEXT, page,
+			  gz);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,

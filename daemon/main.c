@@ -22,6 +22,7 @@
 #include "fdcheck.h"
 #include "helper.h"
 #include "listen.h"
+#include "help.h"
 #include "log.h"
 #include "privdrop.h"
 #include "sandbox.h"
@@ -45,6 +46,8 @@ static void usage(FILE *f)
 	    "      --check-config    check the configuration and exit (0: valid, 2: invalid)\n"
 	    "      --sandbox-selftest  each worker tries what its sandbox forbids and logs\n"
 	    "                        the outcome; a worker whose sandbox lets one through exits\n"
+	    "      --metrics-reference  print the table of known KVM stats and their metrics\n"
+	    "                        (Markdown) and exit\n"
 	    "  -v, --verbose         log debug messages\n"
 	    "  -V, --version         print the version and exit\n"
 	    "  -h, --help            print this help and exit\n\n"
@@ -59,6 +62,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 		{ "listen", required_argument, NULL, 'l' },
 		{ "check-config", no_argument, NULL, 'C' },
 		{ "sandbox-selftest", no_argument, NULL, 'S' },
+		{ "metrics-reference", no_argument, NULL, 'M' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
@@ -81,6 +85,8 @@ static int parse_args(int argc, char **argv, struct options *o)
 		case 'S':
 			o->sandbox_selftest = 1;
 			break;
+		case 'M':
+			exit(help_write_reference(stdout) < 0 || fflush(stdout) ? 1 : 0);
 		case 'v':
 			log_set_level(LOG_LVL_DEBUG);
 			break;

@@ -146,7 +146,8 @@ static void render_part_each(struct ctx *x, const struct plan_part *part,
 		struct labels l = { src->labels, src->labels_len, &src->created };
 
 		if (x->sm.have[i])
-			put_values(x, st, &l, v + st->index, st->sum_index >= 0 ? v[st->sum_index] : 0);
+			put_values(x, st, &l, v + st->index,
+				   st->sum_index >= 0 ? v[st->sum_index] : 0);
 	}
 }
 

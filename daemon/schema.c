@@ -459,10 +459,13 @@ static int take_all(struct schema *s, const uint8_t *buf, const struct kvm_stats
 	return 0;
 }
 
-static int finish_stats(struct schema *s)
+static int finish_stats(struct schema *s, bool no_histograms)
 {
 	int rc;
 
+	for (size_t i = s->n_stats; no_histograms && i-- > 0;)
+		if (s->stats[i].type == MT_HISTOGRAM)
+			drop_stat(s, i);
 	for (size_t i = 0; i < s->n_stats; i++) {
 		rc = build_bounds(&s->stats[i]);
 		if (rc < 0)
@@ -477,8 +480,8 @@ static int finish_stats(struct schema *s)
 	return rc;
 }
 
-int schema_parse(const uint8_t *buf, size_t len, enum stat_scope scope, struct schema **out,
-		 struct schema_error *err)
+static int parse(const uint8_t *buf, size_t len, enum stat_scope scope, bool no_histograms,
+		 struct schema **out, struct schema_error *err)
 {
 	struct kvm_stats_header h;
 	struct schema *s = NULL;
@@ -500,7 +503,7 @@ int schema_parse(const uint8_t *buf, size_t len, enum stat_scope scope, struct s
 	rc = check_data(s, offsets, &h, err);
 	if (rc < 0)
 		goto fail;
-	rc = finish_stats(s);
+	rc = finish_stats(s, no_histograms);
 	if (rc < 0 || (rc = set_key(s, buf, &h)) < 0)
 		goto fail_nomem;
 	free(offsets);
@@ -518,6 +521,18 @@ fail:
 		free(s);
 	}
 	return rc;
+}
+
+int schema_parse(const uint8_t *buf, size_t len, enum stat_scope scope, struct schema **out,
+		 struct schema_error *err)
+{
+	return parse(buf, len, scope, false, out, err);
+}
+
+int schema_parse_no_histograms(const uint8_t *buf, size_t len, enum stat_scope scope,
+			       struct schema **out, struct schema_error *err)
+{
+	return parse(buf, len, scope, true, out, err);
 }
 
 struct schema *schema_ref(struct schema *s)
@@ -577,7 +592,7 @@ int schema_cache_get(struct schema_cache *c, const uint8_t *buf, size_t len, enu
 		c->v = nv;
 		c->cap = cap;
 	}
-	rc = schema_parse(buf, len, scope, out, err);
+	rc = parse(buf, len, scope, c->no_histograms, out, err);
 	if (rc < 0)
 		return rc;
 	c->v[c->n++] = schema_ref(*out);

@@ -114,6 +114,14 @@ int schema_id_parse(const char *id, unsigned *tid, int *vcpu);
 int schema_parse(const uint8_t *buf, size_t len, enum stat_scope scope, struct schema **out,
 		 struct schema_error *err);
 
+/*
+ * The same, leaving histograms out ([metrics] histograms = no) before the
+ * cumulative twins are paired with them: those stay counters of their own
+ * (kvm_vcpu_halt_wait_seconds_total) instead of vanishing as a _sum.
+ */
+int schema_parse_no_histograms(const uint8_t *buf, size_t len, enum stat_scope scope,
+			       struct schema **out, struct schema_error *err);
+
 struct schema *schema_ref(struct schema *s);
 void schema_unref(struct schema *s);
 
@@ -121,6 +129,7 @@ void schema_unref(struct schema *s);
 struct schema_cache {
 	struct schema **v;
 	size_t n, cap;
+	bool no_histograms; /* parse with schema_parse_no_histograms */
 };
 
 /*

@@ -51,8 +51,8 @@ static void counter(struct buf *b, int om, const char *name, const char *help, u
 	count(b, om, name, "", (double)v, created);
 }
 
-static void seconds_counter(struct buf *b, int om, const char *name, const char *help,
-			    uint64_t ns, double created)
+static void seconds_counter(struct buf *b, int om, const char *name, const char *help, uint64_t ns,
+			    double created)
 {
 	head(b, om, name, "counter", "seconds", help);
 	count(b, om, name, "", (double)ns / 1e9, created);
@@ -82,8 +82,7 @@ static void render_skipped(const struct selfstats *st, int om, struct buf *b)
 {
 	static const char *const why[3] = { "{reason=\"unknown\"}", "{reason=\"invalid\"}",
 					    "{reason=\"collision\"}" };
-	const atomic_uint_fast64_t *c[3] = { &st->stats_skipped_unknown,
-					     &st->stats_skipped_invalid,
+	const atomic_uint_fast64_t *c[3] = { &st->stats_skipped_unknown, &st->stats_skipped_invalid,
 					     &st->stats_skipped_collision };
 
 	head(b, om, "kvmstatd_stats_skipped", "counter", NULL,

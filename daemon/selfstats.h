@@ -37,10 +37,10 @@ struct selfstats {
 	atomic_uint_fast64_t missed_ticks;
 	atomic_uint_fast64_t read_errors;
 	atomic_uint_fast64_t scrapes, scrape_ns_sum; /* requests for /metrics, time to a body */
-	atomic_uint_fast64_t renders, render_ns_sum;	   /* pages rendered (once per tick) */
+	atomic_uint_fast64_t renders, render_ns_sum; /* pages rendered (once per tick) */
 	atomic_uint_fast64_t compressions, compress_ns_sum; /* gzip of a rendered page */
-	atomic_uint_fast64_t series_dropped;		   /* left out by [metrics] max_series */
-	uint64_t max_series;				   /* the cap (0: none), for the page */
+	atomic_uint_fast64_t series_dropped;		    /* left out by [metrics] max_series */
+	uint64_t max_series;				    /* the cap (0: none), for the page */
 	atomic_uint_fast64_t rejected[REJ__COUNT];
 	atomic_uint_fast64_t sources_refused; /* stats fds whose schema was refused */
 	atomic_uint_fast64_t stats_skipped_unknown, stats_skipped_invalid, stats_skipped_collision;

@@ -473,6 +473,7 @@ static int setup(struct worker *w, int http_fd)
 		return rc;
 	}
 	w->stats.max_series = w->cfg->max_series;
+	w->cache.no_histograms = !w->cfg->histograms;
 
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);
