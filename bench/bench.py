@@ -120,26 +120,47 @@ def poll_ticks(url, n=7):
     return statistics.median(wall), statistics.median(cpu)
 
 
-def render_ns(url):
-    """(rendering seconds, scrapes) so far, from kvmstatd's own counters."""
-    text = scrape(url)[1].decode()
-    return (self_metric(text, "kvmstatd_scrape_duration_seconds_total"),
-            self_metric(text, "kvmstatd_scrapes_total"))
+def scrape_gzip(url, accept=None):
+    hdr = {"Accept-Encoding": "gzip"}
+    if accept:
+        hdr["Accept"] = accept
+    req = urllib.request.Request(url, headers=hdr)
+    t0 = time.perf_counter_ns()
+    with urllib.request.urlopen(req, timeout=120) as r:
+        body = r.read()
+    return time.perf_counter_ns() - t0, body
+
+
+PAGE_COUNTERS = ("kvmstatd_renders_total", "kvmstatd_render_duration_seconds_total",
+                 "kvmstatd_compressions_total", "kvmstatd_compress_duration_seconds_total")
+
+
+def page_counters(url, accept=None):
+    """kvmstatd's render and gzip counters, and the series of the page in
+    that format. A page is cached for a poll tick, self-metrics included:
+    wait for the next tick to read fresh ones."""
+    time.sleep(1.1)
+    text = scrape(url, accept)[1].decode()
+    return [self_metric(text, n) for n in PAGE_COUNTERS], self_metric(text, "kvmstatd_series")
 
 
 def scrapes(url, accept=None, n=30):
-    times, size = [], 0
-    r0 = render_ns(url)
+    """Median latency of n plain and n gzip scrapes (most of them warm:
+    served from the tick's cached page), their sizes, and kvmstatd's own
+    mean cost of a cold render and of one compression meanwhile."""
+    plain, gz = [], []
+    c0, series = page_counters(url, accept)
     for _ in range(n):
         ns, body = scrape(url, accept)
-        times.append(ns)
-        size = len(body)
-    r1 = render_ns(url)
-    # each counter excludes the scrape that reads it: the delta covers 31 renders
-    render = (r1[0] - r0[0]) / (r1[1] - r0[1]) * 1e9
-    body = body.decode()
-    series = sum(1 for line in body.splitlines() if line and not line.startswith("#"))
-    return statistics.median(times), size, series, render
+        plain.append(ns)
+        ns, zbody = scrape_gzip(url, accept)
+        gz.append(ns)
+    c1, _ = page_counters(url, accept)
+    d = [b - a for a, b in zip(c0, c1)]
+    return {"plain_ns": statistics.median(plain), "plain_bytes": len(body),
+            "gzip_ns": statistics.median(gz), "gzip_bytes": len(zbody), "series": series,
+            "render_ns": d[1] / max(d[0], 1) * 1e9, "renders": d[0],
+            "compress_ns": d[3] / max(d[2], 1) * 1e9, "compressions": d[2]}
 
 
 def run_size(n_vms, n_vcpus):
@@ -167,14 +188,15 @@ def run_size(n_vms, n_vcpus):
         limit_ns, fds, values = pread_limit(lines)
         cold_ns = pread_limit(lines, rounds=7, pause_ms=1000)[0]
         wall, cpu = poll_ticks(url)
-        scrape_ns, size, series, render = scrapes(url)
-        om_ns, om_size, _, _ = scrapes(url, "application/openmetrics-text; version=1.0.0")
+        text = scrapes(url)
+        om = scrapes(url, "application/openmetrics-text; version=1.0.0")
         res = {
             "vms": n_vms, "vcpus_per_vm": n_vcpus, "fds": fds, "values": values,
-            "series": series, "pread_limit_ns": limit_ns, "pread_cold_ns": cold_ns,
+            "series": text["series"], "pread_limit_ns": limit_ns, "pread_cold_ns": cold_ns,
             "poll_wall_ns": wall, "poll_cpu_ns": cpu,
-            "scrape_text_ns": scrape_ns, "scrape_text_bytes": size, "render_text_ns": render,
-            "scrape_om_ns": om_ns, "scrape_om_bytes": om_size,
+            "scrape_text_ns": text["plain_ns"], "scrape_text_bytes": text["plain_bytes"],
+            "render_text_ns": text["render_ns"], "text": text, "openmetrics": om,
+            "scrape_om_ns": om["plain_ns"], "scrape_om_bytes": om["plain_bytes"],
             "rss_helper_kib": rss_kib(daemon.pid), "rss_worker_kib": rss_kib(worker_pid(daemon.pid)),
         }
         return res
@@ -206,13 +228,25 @@ def report(results):
                                               r["poll_wall_ns"] / r["pread_cold_ns"]) for r in results))
     print("poll = kvmstatd's own tick timing (median of 7 ticks); scrape = GET /metrics over")
     print("loopback, text format, median of 30, end to end (Python client); x lim = ratio to the limit.")
-    print("render = kvmstatd's own time to render one text page (mean over the 30): " + ", ".join(
-        "%dx%d %.3fms = %.1f ns/line, %.1fx lim" % (r["vms"], r["vcpus_per_vm"], r["render_text_ns"] / 1e6,
-                                                 r["render_text_ns"] / max(r["series"], 1),
-                                                 r["render_text_ns"] / r["pread_limit_ns"])
-        for r in results))
-    print("OpenMetrics scrape medians: " + ", ".join(
-        "%dx%d %.3fms (%d B)" % (r["vms"], r["vcpus_per_vm"], r["scrape_om_ns"] / 1e6, r["scrape_om_bytes"])
+    print("\nPages (kvmstatd renders a page once per tick and format, compresses it once; the")
+    print("scrapes above are mostly warm, served from that cache). Per KVM series (sample line):")
+    print("%-10s %-11s %8s %9s %7s | %8s %9s %7s | %9s %9s" % (
+        "size", "format", "series", "render", "ns/ser", "gzip", "ns/ser", "x lim",
+        "B/ser", "gz B/ser"))
+    for r in results:
+        for name in ("text", "openmetrics"):
+            p = r[name]
+            n = max(p["series"] or 1, 1)
+            print("%-10s %-11s %8d %7.2fms %7.1f | %6.2fms %9.1f %7.1f | %9.1f %9.2f" % (
+                "%dx%d" % (r["vms"], r["vcpus_per_vm"]), name, n, p["render_ns"] / 1e6,
+                p["render_ns"] / n, p["compress_ns"] / 1e6, p["compress_ns"] / n,
+                (p["render_ns"] + p["compress_ns"]) / r["pread_limit_ns"],
+                p["plain_bytes"] / n, p["gzip_bytes"] / n))
+    print("render, gzip = kvmstatd's own mean time per cold render / compression (self-metrics);")
+    print("x lim = render + gzip as a ratio to the pread limit. Scrape medians (warm, end to end): " + ", ".join(
+        "%dx%d text %.3fms gzip %.3fms, OpenMetrics %.3fms gzip %.3fms" % (
+            r["vms"], r["vcpus_per_vm"], r["text"]["plain_ns"] / 1e6, r["text"]["gzip_ns"] / 1e6,
+            r["openmetrics"]["plain_ns"] / 1e6, r["openmetrics"]["gzip_ns"] / 1e6)
         for r in results))
 
 
