@@ -129,3 +129,16 @@ def test_text_format_types_name_counters_with_total(served):
         else:
             assert e.types.get(fam) == typ, (fam, e.types.get(fam), typ)
             assert fam in e.helps, "no HELP for %s" % fam
+
+
+def test_every_stat_of_this_kernel_has_a_help_from_the_table(served):
+    """The HELP table knows every stat the running kernel defines: no family
+    falls back to the sentence built from its descriptor alone, which
+    starts with "KVM statistic" (a new kernel's stats would, and still be
+    exported)."""
+    daemon, _, fams = served
+    e = harness.parse_exposition(_text(daemon))
+    generic = sorted(name for name, text in e.helps.items()
+                     if name.startswith("kvm_") and text.startswith("KVM statistic"))
+    assert not generic, "stats missing from daemon/help.c's table: %r" % generic
+    assert all(f in e.helps or f + "_total" in e.helps for f in fams)
