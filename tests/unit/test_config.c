@@ -88,6 +88,12 @@ static void test_defaults_are_the_documented_values(void **state)
 	assert_string_equal(c.listen, ":9735");
 	assert_int_equal(c.max_connections, 64);
 	assert_int_equal(c.connection_timeout_s, 10);
+	assert_string_equal(c.metrics_include, "");
+	assert_string_equal(c.metrics_exclude, "");
+	assert_string_equal(c.vcpu_series, "per_vcpu");
+	assert_true(c.histograms);
+	assert_true(c.created);
+	assert_int_equal(c.max_series, 0);
 }
 
 static void assert_same_config(const struct config *a, const struct config *b)
@@ -115,6 +121,12 @@ static void assert_same_config(const struct config *a, const struct config *b)
 	assert_string_equal(a->listen, b->listen);
 	assert_int_equal(a->max_connections, b->max_connections);
 	assert_int_equal(a->connection_timeout_s, b->connection_timeout_s);
+	assert_string_equal(a->metrics_include, b->metrics_include);
+	assert_string_equal(a->metrics_exclude, b->metrics_exclude);
+	assert_string_equal(a->vcpu_series, b->vcpu_series);
+	assert_int_equal(a->histograms, b->histograms);
+	assert_int_equal(a->created, b->created);
+	assert_int_equal(a->max_series, b->max_series);
 }
 
 static void test_shipped_config_file_states_the_defaults(void **state)
@@ -718,6 +730,152 @@ static void test_listen_port_is_digits_only(void **state)
 	assert_listen_refused("[::1]: -18446744073709541151"); /* wraps to 10465 */
 }
 
+/* ---- [metrics] ---------------------------------------------------------------- */
+
+static void test_metrics_keys_are_set(void **state)
+{
+	struct config c;
+
+	(void)state;
+	assert_ok("[metrics]\n"
+		  "include = kvm_vcpu_(exits|halt_.*)|kvm_vm_pages_4k\n"
+		  "exclude = kvm_vcpu_halt_wait_seconds\n"
+		  "vcpu_series = per_vm\n"
+		  "histograms = no\n"
+		  "created = false\n"
+		  "max_series = 5000\n",
+		  &c);
+	assert_string_equal(c.metrics_include, "kvm_vcpu_(exits|halt_.*)|kvm_vm_pages_4k");
+	assert_string_equal(c.metrics_exclude, "kvm_vcpu_halt_wait_seconds");
+	assert_string_equal(c.vcpu_series, "per_vm");
+	assert_false(c.histograms);
+	assert_false(c.created);
+	assert_int_equal(c.max_series, 5000);
+	assert_ok("[metrics]\nvcpu_series = per_vcpu\nhistograms = 1\ncreated = yes\n", &c);
+	assert_string_equal(c.vcpu_series, "per_vcpu");
+	assert_true(c.histograms);
+	assert_true(c.created);
+	/* an empty pattern is "not set" */
+	assert_ok("[metrics]\ninclude =\nexclude =\n", &c);
+	assert_string_equal(c.metrics_include, "");
+	assert_string_equal(c.metrics_exclude, "");
+}
+
+static void test_bad_metrics_regex_names_key_line_and_value(void **state)
+{
+	(void)state;
+	assert_refused("[metrics]\n\ninclude = kvm_(vcpu\n",
+		       "t.ini:3:", "[metrics] include:", "\"kvm_(vcpu\"", NULL);
+	assert_refused("[metrics]\ninclude = kvm_.*\nexclude = [a-\n",
+		       "t.ini:3:", "[metrics] exclude:", "\"[a-\"", NULL);
+	assert_refused("[metrics]\nexclude = a{2,1}\n", "t.ini:2:", "[metrics] exclude:", NULL);
+	/* the message says why: the regex library's sentence, not a generic one */
+	{
+		struct config c;
+
+		assert_int_equal(load(&c, "[metrics]\ninclude = (\n"), -EINVAL);
+		assert_null(strstr(err, "value too long"));
+		assert_true(strlen(err) > strlen("t.ini:2: [metrics] include: : \"(\""));
+	}
+}
+
+static void test_vcpu_series_takes_per_vcpu_or_per_vm_only(void **state)
+{
+	static const char *const bad[] = { "per_VM", "pervm",	"per-vm",    "vm",
+					   "vcpu",   "per_vm2", "per_vcpus", "1" };
+	char text[128];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(text, sizeof(text), "[metrics]\nvcpu_series = %s\n", bad[i]);
+		assert_refused(text, "t.ini:2:", "[metrics] vcpu_series", "per_vcpu or per_vm",
+			       bad[i], NULL);
+	}
+	assert_refused("[metrics]\nvcpu_series =\n", "t.ini:2:", "[metrics] vcpu_series", NULL);
+	/* longer than the field: refused, not cut to "per_vm..." */
+	assert_refused("[metrics]\nvcpu_series = per_vm_per_vm_per_vm\n",
+		       "t.ini:2:", "[metrics] vcpu_series", NULL);
+}
+
+static void test_max_series_range(void **state)
+{
+	struct config c;
+
+	(void)state;
+	assert_ok("[metrics]\nmax_series = 0\n", &c);
+	assert_int_equal(c.max_series, 0);
+	assert_ok("[metrics]\nmax_series = 1\n", &c);
+	assert_int_equal(c.max_series, 1);
+	assert_ok("[metrics]\nmax_series = 100000000\n", &c);
+	assert_int_equal(c.max_series, 100000000);
+	assert_refused("[metrics]\nmax_series = 100000001\n", "t.ini:2:", "[metrics] max_series",
+		       "out of range", "0..100000000", NULL);
+	assert_refused("[metrics]\nmax_series = -1\n", "[metrics] max_series",
+		       "not a non-negative integer", NULL);
+	assert_refused("[metrics]\nmax_series = 10k\n", "[metrics] max_series", NULL);
+	assert_refused("[metrics]\nmax_series = 18446744073709551616\n", "[metrics] max_series",
+		       NULL);
+}
+
+static void test_histograms_and_created_are_booleans(void **state)
+{
+	(void)state;
+	assert_refused("[metrics]\nhistograms = maybe\n", "t.ini:2:", "[metrics] histograms",
+		       "not a boolean", NULL);
+	assert_refused("[metrics]\ncreated = on\n", "t.ini:2:", "[metrics] created",
+		       "not a boolean", NULL);
+}
+
+static void test_metrics_pattern_as_long_as_a_line_allows_is_kept_whole(void **state)
+{
+	char text[256], pat[200];
+	struct config c;
+	size_t n = 180;
+
+	(void)state;
+	/* "include = " + pattern + "\n" within inih's 200-byte line */
+	for (size_t i = 0; i < n; i++)
+		pat[i] = "kvm_(a|b)."[i % 10];
+	pat[n] = '\0';
+	snprintf(text, sizeof(text), "[metrics]\ninclude = %s\n", pat);
+	assert_ok(text, &c);
+	assert_string_equal(c.metrics_include, pat);
+}
+
+static void test_repeated_include_and_exclude_add_alternatives(void **state)
+{
+	char text[4096], line[256];
+	struct config c;
+	size_t n = 0;
+
+	(void)state;
+	assert_ok("[metrics]\ninclude = kvm_vcpu_exits_total\ninclude = kvm_vm_pages_.*\n"
+		  "exclude = a\nexclude =\nexclude = b\n",
+		  &c);
+	assert_string_equal(c.metrics_include, "kvm_vcpu_exits_total|kvm_vm_pages_.*");
+	assert_string_equal(c.metrics_exclude, "a|b");
+	/* each line must compile on its own: the bad one is named */
+	assert_refused("[metrics]\ninclude = a\ninclude = (b\n", "t.ini:3:", "[metrics] include",
+		       "\"(b\"", NULL);
+	/* past 1024 bytes in all: refused at the line that passes it */
+	memset(line, 'x', 150);
+	line[150] = '\0';
+	n += (size_t)snprintf(text + n, sizeof(text) - n, "[metrics]\n");
+	for (int i = 0; i < 7; i++)
+		n += (size_t)snprintf(text + n, sizeof(text) - n, "include = %s\n", line);
+	assert_refused(text, "t.ini:8:", "[metrics] include", "1024", NULL);
+	text[n - strlen(line) - strlen("include = \n")] = '\0'; /* six lines: 905 bytes */
+	assert_ok(text, &c);
+	assert_int_equal(strlen(c.metrics_include), 6 * 150 + 5);
+}
+
+static void test_unknown_metrics_key_is_refused(void **state)
+{
+	(void)state;
+	assert_refused("[metrics]\nhistogram = no\n", "t.ini:2:", "[metrics] histogram",
+		       "unknown key", NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -755,6 +913,14 @@ int main(void)
 		cmocka_unit_test(test_listen_refuses_malformed_addresses),
 		cmocka_unit_test(test_listen_refuses_hosts_longer_than_the_buffer),
 		cmocka_unit_test(test_listen_port_is_digits_only),
+		cmocka_unit_test(test_metrics_keys_are_set),
+		cmocka_unit_test(test_bad_metrics_regex_names_key_line_and_value),
+		cmocka_unit_test(test_vcpu_series_takes_per_vcpu_or_per_vm_only),
+		cmocka_unit_test(test_max_series_range),
+		cmocka_unit_test(test_histograms_and_created_are_booleans),
+		cmocka_unit_test(test_metrics_pattern_as_long_as_a_line_allows_is_kept_whole),
+		cmocka_unit_test(test_repeated_include_and_exclude_add_alternatives),
+		cmocka_unit_test(test_unknown_metrics_key_is_refused),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
