@@ -447,8 +447,7 @@ static int loop(struct worker *w)
 static int setup(struct worker *w, int http_fd)
 {
 	struct itimerspec its = { 0 };
-	struct http_config hc = { http_fd, w->cfg->max_connections, w->cfg->connection_timeout_s,
-				  &w->stats };
+	struct http_config hc = { http_fd, w->cfg, &w->stats };
 	sigset_t mask;
 	int rc;
 
