@@ -150,6 +150,19 @@ static const struct config_auth_user *find_user(const struct webauth *a, const c
 	return NULL;
 }
 
+/* 0 when user and pass match a cached success; -ENOENT when not cached; -errno. */
+static int check_cached(struct webauth *a, const char *user, const char *pass,
+			const struct config_auth_user *u, unsigned char mac[MAC_LEN])
+{
+	int rc = cache_key(a, user, pass, u->hash, mac);
+
+	if (rc == 0 && !cache_has(a, mac))
+		rc = -ENOENT;
+	if (rc == 0)
+		atomic_fetch_add_explicit(&a->cache_hits, 1, memory_order_relaxed);
+	return rc;
+}
+
 static int check_pair(struct webauth *a, const char *user, const char *pass)
 {
 	const struct config_auth_user *u = find_user(a, user);
@@ -158,17 +171,12 @@ static int check_pair(struct webauth *a, const char *user, const char *pass)
 	int rc;
 
 	if (!u) /* the same work as for a known user, then no */
-		return bcrypt_matches(a, pass, a->dummy, NULL, &ok) ?: -EACCES;
-	if ((rc = cache_key(a, user, pass, u->hash, mac)) < 0)
-		return rc;
-	if (cache_has(a, mac)) {
-		atomic_fetch_add_explicit(&a->cache_hits, 1, memory_order_relaxed);
-		return 0;
-	}
-	rc = bcrypt_matches(a, pass, u->hash, u->hash, &ok);
-	if (rc == 0 && ok)
+		rc = bcrypt_matches(a, pass, a->dummy, NULL, &ok);
+	else if ((rc = check_cached(a, user, pass, u, mac)) == 0)
+		ok = true;
+	else if (rc == -ENOENT && (rc = bcrypt_matches(a, pass, u->hash, u->hash, &ok)) == 0 && ok)
 		cache_add(a, mac);
-	return rc ?: (ok ? 0 : -EACCES);
+	return rc < 0 ? rc : ok ? 0 : -EACCES;
 }
 
 int webauth_check(struct webauth *a, const char *authorization)

@@ -214,12 +214,10 @@ int webtls_check_client(const struct webtls *t, void *session)
 	unsigned n = 0, status = 1;
 
 	if (t->client_auth == CLIENT_AUTH_NONE)
-		return 0;
-	if (!session)
-		return -EACCES;
-	if (!gnutls_certificate_get_peers(session, &n) || n == 0)
-		return t->client_auth == CLIENT_AUTH_VERIFY_IF_GIVEN ? 0 : -EACCES;
-	if (gnutls_certificate_verify_peers(session, &purpose, 1, &status) < 0)
-		return -EACCES;
+		status = 0;
+	else if (session && (!gnutls_certificate_get_peers(session, &n) || n == 0))
+		status = t->client_auth == CLIENT_AUTH_VERIFY_IF_GIVEN ? 0 : 1;
+	else if (session && gnutls_certificate_verify_peers(session, &purpose, 1, &status) < 0)
+		status = 1; /* the status is only set on success */
 	return status == 0 ? 0 : -EACCES;
 }
