@@ -23,7 +23,7 @@ B := build
 CC ?= cc
 PYTHON := /usr/bin/python3
 
-PKGS := libmicrohttpd inih libcap-ng zlib libseccomp
+PKGS := libmicrohttpd inih libcap-ng zlib libseccomp gnutls libxcrypt
 CFLAGS ?= -O2 -g
 CFLAGS += -std=gnu11 -Wall -Wextra -Wshadow -Wformat=2 -Wstrict-prototypes \
 	-Wmissing-prototypes -fno-strict-aliasing -D_GNU_SOURCE \
@@ -132,15 +132,17 @@ FUZZ_CFLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=
 SCHEMA_SRC := daemon/schema.c daemon/metric.c daemon/help.c daemon/escape.c daemon/ring.c \
 	daemon/source.c daemon/snapshot.c daemon/render.c daemon/buf.c daemon/selfstats.c
 # One target per tests/fuzz/fuzz_<t>.c: its daemon sources, libraries, libFuzzer options.
-FUZZ_TARGETS := schema config regmsg ipc
+FUZZ_TARGETS := schema config regmsg ipc webauth
 FUZZ_SRC_schema := $(SCHEMA_SRC)
 FUZZ_SRC_config := daemon/config.c
 FUZZ_SRC_regmsg := daemon/regmsg.c daemon/escape.c
 FUZZ_SRC_ipc := daemon/ipc.c
+FUZZ_SRC_webauth := daemon/authheader.c
 FUZZ_LIBS_config := -linih
 FUZZ_OPTS_schema := -max_len=8192
 FUZZ_OPTS_regmsg := -max_len=256
 FUZZ_OPTS_ipc := -max_len=256
+FUZZ_OPTS_webauth := -max_len=1024
 FUZZ_DEPS := $(wildcard daemon/*.[ch] client/*.h) tests/fuzz/run_corpus.c
 FUZZ_RUN := $(FUZZ_TARGETS:%=fuzz-run-%)
 FUZZ_SMOKE_SECONDS ?= 10

@@ -122,6 +122,41 @@ static const char *check_vcpu_series(const char *v)
 	return strcmp(v, "per_vcpu") && strcmp(v, "per_vm") ? "must be per_vcpu or per_vm" : NULL;
 }
 
+static const char *check_empty_or_absolute(const char *v)
+{
+	return v[0] == '\0' || v[0] == '/' ? NULL : "must be an absolute path (or empty)";
+}
+
+static const char *check_tls_version(const char *v)
+{
+	if (!strcmp(v, "TLS12") || !strcmp(v, "TLS13"))
+		return NULL;
+	if (!strcmp(v, "TLS10") || !strcmp(v, "TLS11"))
+		return "TLS 1.0 and 1.1 are not offered: TLS12 or TLS13";
+	return "must be TLS12 or TLS13";
+}
+
+static const struct {
+	const char *name;
+	enum config_client_auth value;
+} client_auth_types[] = {
+	{ "NoClientCert", CLIENT_AUTH_NONE },
+	{ "VerifyClientCertIfGiven", CLIENT_AUTH_VERIFY_IF_GIVEN },
+	{ "RequireAndVerifyClientCert", CLIENT_AUTH_REQUIRE_VERIFY },
+};
+
+static const char *check_client_auth(const char *v)
+{
+	for (size_t i = 0; i < sizeof(client_auth_types) / sizeof(client_auth_types[0]); i++)
+		if (!strcmp(v, client_auth_types[i].name))
+			return NULL;
+	/* a certificate nobody checks proves nothing: refuse rather than pretend */
+	if (!strcmp(v, "RequestClientCert") || !strcmp(v, "RequireAnyClientCert"))
+		return "not supported (an unverified certificate proves nothing): NoClientCert, "
+		       "VerifyClientCertIfGiven or RequireAndVerifyClientCert";
+	return "must be NoClientCert, VerifyClientCertIfGiven or RequireAndVerifyClientCert";
+}
+
 static const char *set_allow_users(struct config *cfg, const char *v, char *buf, size_t size);
 static const char *set_allow_groups(struct config *cfg, const char *v, char *buf, size_t size);
 
@@ -157,7 +192,19 @@ static const struct key_def keys[] = {
 	BOOL("metrics", "histograms", histograms),
 	BOOL("metrics", "created", created),
 	UINT("metrics", "max_series", max_series, 0, 100000000),
+	UINT("http", "max_connections_per_ip", max_connections_per_ip, 0, 1024),
+	UINT("http", "threads", threads, 1, 16),
+	UINT("http", "max_headers", max_headers, 1, 1024),
+	UINT("http", "max_request_bytes", max_request_bytes, 4096, 1048576),
+	STRC("web", "tls_cert_file", tls_cert_file, check_empty_or_absolute),
+	STRC("web", "tls_key_file", tls_key_file, check_empty_or_absolute),
+	STRC("web", "tls_min_version", tls_min_version, check_tls_version),
+	STRC("web", "tls_client_auth_type", tls_client_auth_type, check_client_auth),
+	STRC("web", "tls_client_ca_file", tls_client_ca_file, check_empty_or_absolute),
 };
+
+/* A section whose keys are names of the operator's choosing, not ours. */
+#define AUTH_SECTION "basic_auth_users"
 
 /*
  * inih reads lines through our reader, so we know the line of every
@@ -201,6 +248,13 @@ void config_defaults(struct config *cfg)
 	snprintf(cfg->vcpu_series, sizeof(cfg->vcpu_series), "per_vcpu");
 	cfg->histograms = true;
 	cfg->created = true;
+	cfg->max_connections_per_ip = 8;
+	cfg->threads = 2;
+	cfg->max_headers = 64;
+	cfg->max_request_bytes = 32768;
+	snprintf(cfg->tls_min_version, sizeof(cfg->tls_min_version), "TLS12");
+	snprintf(cfg->tls_client_auth_type, sizeof(cfg->tls_client_auth_type), "NoClientCert");
+	cfg->client_auth = CLIENT_AUTH_NONE;
 }
 
 static int parse_number(const char *v, int base, unsigned long *out)
@@ -372,6 +426,64 @@ static const char *set_allow_groups(struct config *cfg, const char *v, char *buf
 	return NULL;
 }
 
+/* ---- [basic_auth_users] ------------------------------------------------------ */
+
+static bool is_bcrypt_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       c == '.' || c == '/';
+}
+
+bool config_is_bcrypt(const char *s)
+{
+	unsigned cost;
+
+	if (strlen(s) != CONFIG_BCRYPT_LEN || strncmp(s, "$2", 2) || !strchr("aby", s[2]) ||
+	    s[3] != '$' || s[4] < '0' || s[4] > '9' || s[5] < '0' || s[5] > '9' || s[6] != '$')
+		return false;
+	cost = (unsigned)(s[4] - '0') * 10 + (unsigned)(s[5] - '0');
+	if (cost < 4 || cost > 31)
+		return false;
+	for (s += 7; *s; s++)
+		if (!is_bcrypt_char(*s))
+			return false;
+	return true;
+}
+
+/* RFC 7617: the user-id holds no ':' and no control character. */
+static bool valid_user_name(const char *name)
+{
+	size_t len = strlen(name);
+
+	if (len == 0 || len >= CONFIG_AUTH_NAME_MAX)
+		return false;
+	for (; *name; name++)
+		if ((unsigned char)*name < 0x20 || *name == 0x7f || *name == ':')
+			return false;
+	return true;
+}
+
+static const char *add_auth_user(struct config *cfg, const char *name, const char *hash)
+{
+	struct config_auth_user *u;
+
+	if (!valid_user_name(name))
+		return "a user name is 1..63 bytes without ':' or control characters";
+	for (unsigned i = 0; i < cfg->n_auth_users; i++)
+		if (!strcmp(cfg->auth_users[i].name, name))
+			return "user listed twice";
+	if (cfg->n_auth_users == CONFIG_AUTH_USERS_MAX)
+		return "more than 64 users";
+	/* the value is a secret's hash: say what is wrong, never echo it */
+	if (!config_is_bcrypt(hash))
+		return "not a bcrypt hash ($2a$, $2b$ or $2y$, cost 04..31, 60 characters; "
+		       "e.g. from htpasswd -nBC 10 USER)";
+	u = &cfg->auth_users[cfg->n_auth_users++];
+	memcpy(u->name, name, strlen(name) + 1);
+	memcpy(u->hash, hash, CONFIG_BCRYPT_LEN + 1);
+	return NULL;
+}
+
 /* ---- one key ---------------------------------------------------------------- */
 
 /* NULL, or why v is refused (a static string, or a sentence written into buf). */
@@ -453,6 +565,12 @@ static int on_key(void *user, const char *section, const char *name, const char 
 	const char *why;
 	char range[64], sentence[160];
 
+	if (!strcmp(section, AUTH_SECTION)) {
+		why = add_auth_user(ctx->cfg, name, value);
+		if (why)
+			fail_at(ctx, "[%s] %.64s: %s", section, name, why);
+		return !why;
+	}
 	k = find_key(section, name);
 	if (!k) {
 		fail_at(ctx, "[%s] %s: unknown key", section, name);
@@ -476,6 +594,8 @@ static int on_key(void *user, const char *section, const char *name, const char 
 
 static bool known_section(const char *name, size_t len)
 {
+	if (len == strlen(AUTH_SECTION) && !strncmp(name, AUTH_SECTION, len))
+		return true;
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
 		if (strlen(keys[i].section) == len && !strncmp(keys[i].section, name, len))
 			return true;
@@ -538,8 +658,33 @@ static char *read_line(char *str, int num, void *stream)
 	return str;
 }
 
+/* Rules between keys, checked once the whole file is read: NULL or why not. */
+static const char *check_across(struct config *cfg)
+{
+	bool tls = cfg->tls_cert_file[0] != '\0';
+
+	if (tls != (cfg->tls_key_file[0] != '\0'))
+		return "[web] tls_cert_file and tls_key_file: set both or neither";
+	for (size_t i = 0; i < sizeof(client_auth_types) / sizeof(client_auth_types[0]); i++)
+		if (!strcmp(cfg->tls_client_auth_type, client_auth_types[i].name))
+			cfg->client_auth = client_auth_types[i].value;
+	if (cfg->client_auth != CLIENT_AUTH_NONE && !cfg->tls_client_ca_file[0])
+		return "[web] tls_client_auth_type: verifying client certificates needs "
+		       "tls_client_ca_file";
+	if (cfg->client_auth == CLIENT_AUTH_NONE && cfg->tls_client_ca_file[0])
+		return "[web] tls_client_ca_file: set, but tls_client_auth_type is NoClientCert";
+	if (cfg->client_auth != CLIENT_AUTH_NONE && !tls)
+		return "[web] tls_client_auth_type: client certificates need TLS (tls_cert_file "
+		       "and tls_key_file)";
+	/* libmicrohttpd shares the connections out among the threads */
+	if (cfg->threads > cfg->max_connections)
+		return "[http] threads: more than max_connections (each thread needs one)";
+	return NULL;
+}
+
 static int load(struct load_ctx *ctx, const char *name)
 {
+	const char *why;
 	char msg[512];
 	int rc;
 
@@ -555,6 +700,10 @@ static int load(struct load_ctx *ctx, const char *name)
 		ctx->failed = rc;
 		snprintf(ctx->err, ctx->err_size,
 			 "syntax error (expected [section] or key = value)");
+	}
+	if (!ctx->failed && (why = check_across(ctx->cfg))) {
+		snprintf(ctx->err, ctx->err_size, "%s: %s", name, why);
+		return -EINVAL;
 	}
 	if (!ctx->failed) {
 		/* one uid cannot hold more than all: the total limit is the tighter one */

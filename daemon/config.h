@@ -16,6 +16,23 @@
 #define CONFIG_STR_MAX 108	/* sun_path size: the longest string we keep */
 #define CONFIG_ALLOW_MAX 64	/* entries of allow_users, of allow_groups */
 #define CONFIG_PATTERN_MAX 1025 /* [metrics] include/exclude, NUL included */
+#define CONFIG_PATH_MAX 192	/* [web] file names (a line holds 200 bytes) */
+#define CONFIG_AUTH_USERS_MAX 64
+#define CONFIG_AUTH_NAME_MAX 64 /* a [basic_auth_users] name, NUL included */
+#define CONFIG_BCRYPT_LEN 60	/* "$2b$NN$" + 22 characters of salt + 31 of hash */
+
+/* [web] tls_client_auth_type: the exporter-toolkit values we can honour */
+enum config_client_auth {
+	CLIENT_AUTH_NONE,	     /* NoClientCert */
+	CLIENT_AUTH_VERIFY_IF_GIVEN, /* VerifyClientCertIfGiven */
+	CLIENT_AUTH_REQUIRE_VERIFY,  /* RequireAndVerifyClientCert */
+};
+
+/* One [basic_auth_users] line: a user and the bcrypt hash of its password. */
+struct config_auth_user {
+	char name[CONFIG_AUTH_NAME_MAX];
+	char hash[CONFIG_BCRYPT_LEN + 1];
+};
 
 struct config {
 	char user[64];
@@ -49,9 +66,26 @@ struct config {
 	bool histograms;
 	bool created; /* OpenMetrics _created lines */
 	unsigned max_series;
+	unsigned max_connections_per_ip; /* 0: no limit */
+	unsigned threads;		 /* HTTP threads (a pool when > 1) */
+	unsigned max_headers;		 /* more request headers: 431 */
+	unsigned max_request_bytes;	 /* memory per connection: request line + headers */
+	/* [web], after the Prometheus exporter-toolkit's web configuration */
+	char tls_cert_file[CONFIG_PATH_MAX]; /* empty: plain HTTP */
+	char tls_key_file[CONFIG_PATH_MAX];
+	char tls_client_ca_file[CONFIG_PATH_MAX];
+	char tls_min_version[8]; /* TLS12 or TLS13 */
+	char tls_client_auth_type[32];
+	enum config_client_auth client_auth; /* tls_client_auth_type, parsed */
+	/* [basic_auth_users]: none means no authentication */
+	struct config_auth_user auth_users[CONFIG_AUTH_USERS_MAX];
+	unsigned n_auth_users;
 };
 
 void config_defaults(struct config *cfg);
+
+/* True when s has the form of a bcrypt hash ($2a$, $2b$, $2y$; cost 04..31). */
+bool config_is_bcrypt(const char *s);
 
 /*
  * Load path over cfg. On error returns -EINVAL (or -errno of the open) and

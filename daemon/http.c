@@ -18,12 +18,20 @@
 #include "log.h"
 #include "pagecache.h"
 #include "render.h"
+#include "webauth.h"
+#include "webtls.h"
 
 struct http_server {
 	struct MHD_Daemon *mhd;
 	struct selfstats *stats;
 	struct pagecache *pages;
+	struct webauth *auth;	  /* NULL: no basic auth */
+	const struct webtls *tls; /* NULL: plain HTTP */
+	unsigned max_headers;
 };
+
+/* What the first look at a request (its headers) decided. */
+enum verdict { ADMIT, TOO_MANY_HEADERS, BAD_CLIENT_CERT, UNAUTHORIZED, AUTH_FAILED };
 
 static const char landing[] =
     "<!DOCTYPE html>\n<html><head><title>kvmstatd</title></head><body>\n"
@@ -51,6 +59,9 @@ static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const ch
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
 	if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
 		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+	if (status == MHD_HTTP_UNAUTHORIZED)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+					"Basic realm=\"kvmstatd\", charset=\"UTF-8\"");
 	ret = MHD_queue_response(c, status, r);
 	MHD_destroy_response(r);
 	return ret;
@@ -136,15 +147,64 @@ static enum MHD_Result serve_metrics(struct http_server *srv, struct MHD_Connect
 			  gz);
 }
 
+static bool client_cert_ok(const struct http_server *srv, struct MHD_Connection *c)
+{
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+
+	return webtls_check_client(srv->tls, ci ? ci->tls_session : NULL) == 0;
+}
+
+/* Cheapest first: a bcrypt check is the last thing a stranger can make us do. */
+static enum verdict admit(struct http_server *srv, struct MHD_Connection *c)
+{
+	const char *authorization;
+	int rc;
+
+	if (MHD_get_connection_values(c, MHD_HEADER_KIND, NULL, NULL) > (int)srv->max_headers)
+		return TOO_MANY_HEADERS;
+	if (srv->tls && !client_cert_ok(srv, c))
+		return BAD_CLIENT_CERT;
+	if (!srv->auth)
+		return ADMIT;
+	authorization =
+	    MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+	rc = webauth_check(srv->auth, authorization);
+	if (rc == -EACCES)
+		return UNAUTHORIZED;
+	return rc < 0 ? AUTH_FAILED : ADMIT;
+}
+
+/* Answered at once, on the first call: a refused request's body is never read. */
+static enum MHD_Result refuse(struct MHD_Connection *c, enum verdict v)
+{
+	switch (v) {
+	case TOO_MANY_HEADERS:
+		return reply_text(c, MHD_HTTP_REQUEST_HEADER_FIELDS_TOO_LARGE,
+				  "too many request headers\n");
+	case BAD_CLIENT_CERT:
+		return reply_text(c, MHD_HTTP_FORBIDDEN,
+				  "a valid client certificate is required\n");
+	case UNAUTHORIZED:
+		return reply_text(c, MHD_HTTP_UNAUTHORIZED, "unauthorized\n");
+	default:
+		return reply_text(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "authentication failed\n");
+	}
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
 				  const char *method, const char *version, const char *upload,
 				  size_t *upload_size, void **req_ctx)
 {
 	struct http_server *srv = cls;
+	enum verdict v;
 
 	(void)version;
 	(void)upload;
 	if (*req_ctx == NULL) { /* first call: headers only; answer on the next */
+		v = admit(srv, c);
+		if (v != ADMIT)
+			return refuse(c, v);
 		*req_ctx = srv;
 		return MHD_YES;
 	}
@@ -174,27 +234,66 @@ __attribute__((format(printf, 2, 0))) static void on_mhd_log(void *cls, const ch
 	log_warn("http: %s", line);
 }
 
+/* Options that depend on the configuration, as an MHD_OPTION_ARRAY. */
+static void optional_options(const struct http_server *srv, const struct config *cfg,
+			     struct MHD_OptionItem *o)
+{
+	size_t n = 0;
+
+	if (cfg->threads > 1) /* one thread is no pool: MHD's own polling thread */
+		o[n++] = (struct MHD_OptionItem){ MHD_OPTION_THREAD_POOL_SIZE, cfg->threads, NULL };
+	if (srv->tls) {
+		o[n++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_KEY, 0, srv->tls->key_pem };
+		o[n++] =
+		    (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_CERT, 0, srv->tls->cert_pem };
+		o[n++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_PRIORITIES, 0,
+						  (void *)(uintptr_t)srv->tls->priorities };
+	}
+	/* a trust list makes libmicrohttpd ask every client for a certificate */
+	if (srv->tls && srv->tls->ca_pem)
+		o[n++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_TRUST, 0, srv->tls->ca_pem };
+	o[n] = (struct MHD_OptionItem){ MHD_OPTION_END, 0, NULL };
+}
+
+static int start_mhd(struct http_server *srv, const struct http_config *hc)
+{
+	const struct config *cfg = hc->cfg;
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
+	struct MHD_OptionItem more[6];
+
+	if (srv->tls)
+		flags |= MHD_USE_TLS;
+	optional_options(srv, cfg, more);
+	srv->mhd = MHD_start_daemon(
+	    flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
+	    MHD_OPTION_LISTEN_SOCKET, hc->listen_fd, MHD_OPTION_CONNECTION_LIMIT,
+	    cfg->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->max_connections_per_ip,
+	    MHD_OPTION_CONNECTION_TIMEOUT, cfg->connection_timeout_s,
+	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)cfg->max_request_bytes, MHD_OPTION_ARRAY,
+	    more, MHD_OPTION_END);
+	return srv->mhd ? 0 : -EIO;
+}
+
 int http_start(struct http_server **out, const struct http_config *cfg)
 {
 	struct http_server *srv = calloc(1, sizeof(*srv));
+	int rc = 0;
 
 	if (!srv)
 		return -ENOMEM;
 	srv->stats = cfg->stats;
-	if (pagecache_new(&srv->pages, cfg->stats, &cfg->render) < 0) {
-		free(srv);
-		return -ENOMEM;
-	}
-	srv->mhd = MHD_start_daemon(
-	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL,
-	    on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET,
-	    cfg->listen_fd, MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections,
-	    MHD_OPTION_CONNECTION_TIMEOUT, cfg->connection_timeout_s,
-	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32768, MHD_OPTION_END);
-	if (!srv->mhd) {
+	srv->tls = webtls_get();
+	srv->max_headers = cfg->cfg->max_headers;
+	rc = pagecache_new(&srv->pages, cfg->stats, &cfg->render);
+	if (rc == 0 && cfg->cfg->n_auth_users)
+		rc = webauth_new(&srv->auth, cfg->cfg->auth_users, cfg->cfg->n_auth_users);
+	if (rc == 0)
+		rc = start_mhd(srv, cfg);
+	if (rc < 0) {
+		webauth_free(srv->auth);
 		pagecache_free(srv->pages);
 		free(srv);
-		return -EIO;
+		return rc;
 	}
 	*out = srv;
 	return 0;
@@ -206,5 +305,6 @@ void http_stop(struct http_server *srv)
 		return;
 	MHD_stop_daemon(srv->mhd);
 	pagecache_free(srv->pages);
+	webauth_free(srv->auth);
 	free(srv);
 }

@@ -3,9 +3,16 @@
  * http - the exporter: libmicrohttpd on a listening socket it is given.
  *
  * GET/HEAD only (405 otherwise, with Allow), /metrics, / and /-/healthy
- * (404 otherwise). Bounded: connection count, idle timeout, memory per
- * connection (which bounds request headers). One polling thread of its own (scrapes run one at a time); a scrape
- * renders the current snapshot and never waits for the poller.
+ * (404 otherwise). Bounded: connections in all and per client address,
+ * idle timeout, memory per connection (which bounds the request line and
+ * headers) and the number of headers (431). A small pool of threads
+ * ([http] threads), so that one slow client or one bcrypt check does not
+ * hold up every scrape; a scrape renders the current snapshot and never
+ * waits for the poller.
+ *
+ * With [web] TLS (webtls.h) it speaks HTTPS only; with [basic_auth_users]
+ * (webauth.h) every path, /-/healthy included, needs a user and password
+ * (401 with WWW-Authenticate otherwise), as with the exporter-toolkit.
  */
 #ifndef KVMSTATD_HTTP_H
 #define KVMSTATD_HTTP_H
@@ -13,14 +20,14 @@
 #include <stdbool.h>
 
 #include "render.h"
+#include "config.h"
 #include "selfstats.h"
 
 struct http_server;
 
 struct http_config {
 	int listen_fd;
-	unsigned max_connections;
-	unsigned connection_timeout_s;
+	const struct config *cfg; /* [http], [web], [basic_auth_users]; must outlive the server */
 	struct selfstats *stats;
 	struct render_opts render; /* [metrics]: how pages are shaped */
 };

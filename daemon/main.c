@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <microhttpd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +27,8 @@
 #include "log.h"
 #include "privdrop.h"
 #include "sandbox.h"
+#include "webauth.h"
+#include "webtls.h"
 #include "worker.h"
 
 struct options {
@@ -133,6 +136,39 @@ static int load_config(const struct options *o, struct config *cfg)
 }
 
 /*
+ * [web] and [basic_auth_users], checked now, while the process may still
+ * read a key only root can: the files are read into memory here and the
+ * worker inherits them (it cannot open files). 0 or -errno, logged.
+ */
+static int prepare_web(const struct config *cfg)
+{
+	char err[512];
+	int rc = 0;
+
+	if (cfg->tls_cert_file[0] && MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+		log_err("[web] tls_cert_file is set, but this libmicrohttpd was built without TLS");
+		return -ENOTSUP;
+	}
+	for (unsigned i = 0; rc == 0 && i < cfg->n_auth_users; i++)
+		if ((rc = webauth_hash_usable(cfg->auth_users[i].hash)) < 0)
+			log_err(
+			    "[basic_auth_users] %s: this system's libcrypt cannot check its hash",
+			    cfg->auth_users[i].name);
+	if (rc == 0 && (rc = webtls_load(cfg, err, sizeof(err))) < 0)
+		log_err("%s", err);
+	if (rc == 0 && cfg->tls_cert_file[0])
+		log_info("HTTPS only: %s or later, client certificates: %s", cfg->tls_min_version,
+			 cfg->tls_client_auth_type);
+	if (rc == 0 && cfg->n_auth_users)
+		log_info("basic auth: %u user(s), on every path", cfg->n_auth_users);
+	if (rc == 0 && cfg->n_auth_users && !cfg->tls_cert_file[0])
+		log_warn(
+		    "[basic_auth_users] without TLS ([web] tls_cert_file): passwords cross the "
+		    "network in clear text");
+	return rc;
+}
+
+/*
  * Every source is an fd in the worker, and so is one pidfd per VM (the
  * helper holds copies of both): 2 x max_sources in the worst case of VMs
  * without vCPUs. Raise the soft limit to the hard one and, if that is
@@ -234,6 +270,8 @@ int main(int argc, char **argv)
 	log_set_role("helper");
 	if (load_config(&o, &cfg) < 0)
 		return 2;
+	if (prepare_web(&cfg) < 0)
+		return o.check_only ? 2 : 1;
 	if (o.check_only) {
 		printf("%s: configuration valid\n", o.config_path);
 		return 0;

@@ -454,8 +454,7 @@ static int setup(struct worker *w, int http_fd)
 	struct itimerspec its = { 0 };
 	struct http_config hc = {
 		.listen_fd = http_fd,
-		.max_connections = w->cfg->max_connections,
-		.connection_timeout_s = w->cfg->connection_timeout_s,
+		.cfg = w->cfg,
 		.stats = &w->stats,
 		.render = { .vcpu_sum = !strcmp(w->cfg->vcpu_series, "per_vm"),
 			    .no_created = !w->cfg->created,

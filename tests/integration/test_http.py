@@ -1,6 +1,8 @@
 """The HTTP exporter: landing page, health, 404, 405, content negotiation
 (text 0.0.4 by default, OpenMetrics 1.0 on request), gzip when accepted,
---listen overriding the config, and a silent client blocking no one."""
+--listen overriding the config, a silent client blocking no one, and the
+bounds on clients: connections per address, header count, request size,
+idle timeout."""
 
 import gzip
 import socket
@@ -108,3 +110,86 @@ def test_idle_connection_does_not_block_scrapes(daemon):
         assert time.monotonic() - t < 2.0
     finally:
         idle.close()
+
+
+# ----------------------------------------------------------- bounds on clients
+
+def _raw(port, data, timeout=5.0):
+    """Send data on a new connection; return everything the server sent
+    until it closed (b"" when it closed at once or reset)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    try:
+        s.sendall(data)
+        out = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                return out
+            out += chunk
+    except ConnectionResetError:
+        return out
+    finally:
+        s.close()
+
+
+def _status(reply):
+    return int(reply.split(b" ", 2)[1]) if reply.startswith(b"HTTP/1.") else None
+
+
+def test_connections_per_client_address_are_bounded(daemon_factory):
+    """Two half-sent requests from 127.0.0.1 (a slowloris) use up its
+    share; the next connection is closed without an answer, and once the
+    two are gone the address is served again."""
+    d = daemon_factory(overrides={("http", "max_connections_per_ip"): "2"})
+    held = [socket.create_connection(("127.0.0.1", d.port), timeout=5) for _ in range(2)]
+    try:
+        for s in held:
+            s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+        time.sleep(0.2)
+        reply = _raw(d.port, b"GET /-/healthy HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert reply == b"", reply[:100]
+    finally:
+        for s in held:
+            s.close()
+    def served():
+        try:
+            return d.get("/-/healthy", timeout=1.0).status == 200
+        except OSError:  # the server may not have seen the two close yet
+            return False
+    harness.wait_until(served, 5.0, what="the address served again")
+
+
+def test_too_many_request_headers_is_431(daemon_factory):
+    d = daemon_factory(overrides={("http", "max_headers"): "8"})
+    few = {"X-H%d" % i: "v" for i in range(6)}  # + Host, Accept-Encoding
+    assert d.get("/metrics", headers=few).status == 200
+    many = {"X-H%d" % i: "v" for i in range(20)}
+    r = d.get("/metrics", headers=many)
+    assert r.status == 431, r.status
+    assert d.get("/-/healthy").status == 200
+
+
+def test_request_larger_than_max_request_bytes_is_refused(daemon_factory):
+    d = daemon_factory(overrides={("http", "max_request_bytes"): "8192"})
+    assert d.get("/metrics", headers={"X-Big": "a" * 2000}).status == 200
+    reply = _raw(d.port, b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 16384 +
+                 b"\r\n\r\n")
+    assert _status(reply) == 431, reply[:200]
+    reply = _raw(d.port, b"GET /metrics?" + b"a" * 16384 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert _status(reply) in (414, 431), reply[:200]
+    assert d.get("/-/healthy").status == 200
+
+
+def test_a_silent_half_request_is_dropped_after_the_idle_timeout(daemon_factory):
+    d = daemon_factory(overrides={("http", "connection_timeout_s"): "1"})
+    s = socket.create_connection(("127.0.0.1", d.port), timeout=5)
+    try:
+        s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+        t = time.monotonic()
+        try:
+            data = s.recv(65536)
+        except ConnectionResetError:
+            data = b""
+        assert data == b"" and time.monotonic() - t < 4.0
+    finally:
+        s.close()

@@ -94,6 +94,17 @@ static void test_defaults_are_the_documented_values(void **state)
 	assert_true(c.histograms);
 	assert_true(c.created);
 	assert_int_equal(c.max_series, 0);
+	assert_int_equal(c.max_connections_per_ip, 8);
+	assert_int_equal(c.threads, 2);
+	assert_int_equal(c.max_headers, 64);
+	assert_int_equal(c.max_request_bytes, 32768);
+	assert_string_equal(c.tls_cert_file, "");
+	assert_string_equal(c.tls_key_file, "");
+	assert_string_equal(c.tls_client_ca_file, "");
+	assert_string_equal(c.tls_min_version, "TLS12");
+	assert_string_equal(c.tls_client_auth_type, "NoClientCert");
+	assert_int_equal(c.client_auth, CLIENT_AUTH_NONE);
+	assert_int_equal(c.n_auth_users, 0);
 }
 
 static void assert_same_config(const struct config *a, const struct config *b)
@@ -127,6 +138,16 @@ static void assert_same_config(const struct config *a, const struct config *b)
 	assert_int_equal(a->histograms, b->histograms);
 	assert_int_equal(a->created, b->created);
 	assert_int_equal(a->max_series, b->max_series);
+	assert_int_equal(a->max_connections_per_ip, b->max_connections_per_ip);
+	assert_int_equal(a->threads, b->threads);
+	assert_int_equal(a->max_headers, b->max_headers);
+	assert_int_equal(a->max_request_bytes, b->max_request_bytes);
+	assert_string_equal(a->tls_cert_file, b->tls_cert_file);
+	assert_string_equal(a->tls_key_file, b->tls_key_file);
+	assert_string_equal(a->tls_client_ca_file, b->tls_client_ca_file);
+	assert_string_equal(a->tls_min_version, b->tls_min_version);
+	assert_string_equal(a->tls_client_auth_type, b->tls_client_auth_type);
+	assert_int_equal(a->n_auth_users, b->n_auth_users);
 }
 
 static void test_shipped_config_file_states_the_defaults(void **state)
@@ -876,6 +897,118 @@ static void test_unknown_metrics_key_is_refused(void **state)
 		       "unknown key", NULL);
 }
 
+#define HASH_A "$2b$04$abcdefghijklmnopqrstuuABCDEFGHIJKLMNOPQRSTUVWXYZ01234"
+#define HASH_Y "$2y$10$abcdefghijklmnopqrstuuABCDEFGHIJKLMNOPQRSTUVWXYZ01234"
+
+static void test_http_hardening_keys(void **state)
+{
+	struct config c;
+
+	(void)state;
+	assert_ok("[http]\nmax_connections_per_ip = 0\nthreads = 16\nmax_headers = 1\n"
+		  "max_request_bytes = 1048576\n",
+		  &c);
+	assert_int_equal(c.max_connections_per_ip, 0);
+	assert_int_equal(c.threads, 16);
+	assert_int_equal(c.max_headers, 1);
+	assert_int_equal(c.max_request_bytes, 1048576);
+	assert_refused("[http]\nthreads = 0\n", "t.ini:2: [http] threads", "1..16", NULL);
+	assert_refused("[http]\nthreads = 17\n", "[http] threads", NULL);
+	assert_refused("[http]\nmax_connections_per_ip = 1025\n", "0..1024", NULL);
+	assert_refused("[http]\nmax_headers = 0\n", "[http] max_headers", NULL);
+	assert_refused("[http]\nmax_request_bytes = 4095\n", "4096..1048576", NULL);
+	assert_refused("[http]\nmax_connections = 2\nthreads = 3\n",
+		       "t.ini: [http] threads: more than max_connections", NULL);
+}
+
+static void test_web_tls_keys(void **state)
+{
+	struct config c;
+
+	(void)state;
+	assert_ok("[web]\ntls_cert_file = /etc/k/cert.pem\ntls_key_file = /etc/k/key.pem\n"
+		  "tls_min_version = TLS13\ntls_client_auth_type = RequireAndVerifyClientCert\n"
+		  "tls_client_ca_file = /etc/k/ca.pem\n",
+		  &c);
+	assert_string_equal(c.tls_cert_file, "/etc/k/cert.pem");
+	assert_string_equal(c.tls_key_file, "/etc/k/key.pem");
+	assert_string_equal(c.tls_client_ca_file, "/etc/k/ca.pem");
+	assert_string_equal(c.tls_min_version, "TLS13");
+	assert_int_equal(c.client_auth, CLIENT_AUTH_REQUIRE_VERIFY);
+	assert_ok("[web]\ntls_cert_file = /c\ntls_key_file = /k\n"
+		  "tls_client_auth_type = VerifyClientCertIfGiven\ntls_client_ca_file = /ca\n",
+		  &c);
+	assert_int_equal(c.client_auth, CLIENT_AUTH_VERIFY_IF_GIVEN);
+}
+
+static void test_web_tls_errors(void **state)
+{
+	(void)state;
+	assert_refused("[web]\ntls_cert_file = cert.pem\n", "t.ini:2: [web] tls_cert_file",
+		       "absolute path", NULL);
+	assert_refused("[web]\ntls_cert_file = /c\n",
+		       "t.ini: [web] tls_cert_file and tls_key_file: set both or neither", NULL);
+	assert_refused("[web]\ntls_key_file = /k\n", "set both or neither", NULL);
+	assert_refused("[web]\ntls_min_version = TLS11\n", "t.ini:2: [web] tls_min_version",
+		       "TLS12 or TLS13", NULL);
+	assert_refused("[web]\ntls_min_version = tls12\n", "must be TLS12 or TLS13", NULL);
+	assert_refused("[web]\ntls_client_auth_type = RequireAnyClientCert\n",
+		       "[web] tls_client_auth_type", "not supported", NULL);
+	assert_refused("[web]\ntls_client_auth_type = RequestClientCert\n", "not supported", NULL);
+	assert_refused("[web]\ntls_client_auth_type = Sometimes\n", "must be NoClientCert", NULL);
+	assert_refused("[web]\ntls_cert_file = /c\ntls_key_file = /k\n"
+		       "tls_client_auth_type = RequireAndVerifyClientCert\n",
+		       "needs tls_client_ca_file", NULL);
+	assert_refused("[web]\ntls_cert_file = /c\ntls_key_file = /k\ntls_client_ca_file = /ca\n",
+		       "tls_client_auth_type is NoClientCert", NULL);
+	assert_refused("[web]\ntls_client_auth_type = RequireAndVerifyClientCert\n"
+		       "tls_client_ca_file = /ca\n",
+		       "client certificates need TLS", NULL);
+	assert_refused("[web]\nkey_file = /k\n", "t.ini:2: [web] key_file: unknown key", NULL);
+}
+
+static void test_basic_auth_users(void **state)
+{
+	struct config c;
+
+	(void)state;
+	assert_ok("[basic_auth_users]\n", &c);
+	assert_int_equal(c.n_auth_users, 0);
+	assert_ok("[basic_auth_users]\nalice = " HASH_A "\nBob.Smith@example = " HASH_Y "\n", &c);
+	assert_int_equal(c.n_auth_users, 2);
+	assert_string_equal(c.auth_users[0].name, "alice");
+	assert_string_equal(c.auth_users[0].hash, HASH_A);
+	assert_string_equal(c.auth_users[1].name, "Bob.Smith@example");
+	assert_string_equal(c.auth_users[1].hash, HASH_Y);
+}
+
+static void test_basic_auth_users_errors(void **state)
+{
+	char text[8192];
+	size_t n;
+
+	(void)state;
+	assert_refused("[basic_auth_users]\nalice = $6$salt$abc\n",
+		       "t.ini:2: [basic_auth_users] alice: not a bcrypt hash", NULL);
+	assert_refused("[basic_auth_users]\nalice = plaintext\n", "not a bcrypt hash", NULL);
+	assert_refused("[basic_auth_users]\nalice = $2b$03$abcdefghijklmnopqrstuuABCDEFGHIJKL"
+		       "MNOPQRSTUVWXYZ01234\n",
+		       "not a bcrypt hash", NULL);
+	assert_refused("[basic_auth_users]\nalice = " HASH_A "\nalice = " HASH_Y "\n",
+		       "t.ini:3: [basic_auth_users] alice: user listed twice", NULL);
+	assert_refused("[basic_auth_users]\n"
+		       "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa = " HASH_A
+		       "\n",
+		       "a user name is 1..63 bytes", NULL);
+	/* the message never shows the hash */
+	assert_refused("[basic_auth_users]\nalice = $1$secrethash\n", "alice", NULL);
+	assert_null(strstr(err, "secrethash"));
+	n = (size_t)snprintf(text, sizeof(text), "[basic_auth_users]\n");
+	for (int i = 0; i <= CONFIG_AUTH_USERS_MAX; i++)
+		n += (size_t)snprintf(text + n, sizeof(text) - n, "u%d = %s\n", i, HASH_A);
+	assert_refused(text, "t.ini:66: [basic_auth_users] u64: more than 64 users", NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -921,6 +1054,11 @@ int main(void)
 		cmocka_unit_test(test_metrics_pattern_as_long_as_a_line_allows_is_kept_whole),
 		cmocka_unit_test(test_repeated_include_and_exclude_add_alternatives),
 		cmocka_unit_test(test_unknown_metrics_key_is_refused),
+		cmocka_unit_test(test_http_hardening_keys),
+		cmocka_unit_test(test_web_tls_keys),
+		cmocka_unit_test(test_web_tls_errors),
+		cmocka_unit_test(test_basic_auth_users),
+		cmocka_unit_test(test_basic_auth_users_errors),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

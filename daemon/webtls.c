@@ -1,0 +1,223 @@
+/* SPDX-License-Identifier: MIT */
+/* webtls - see webtls.h. */
+#include "webtls.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+
+static struct webtls loaded;
+static int tls_on;
+
+/* The whole of a regular file as a C string in *out. 0 or -errno. */
+static int read_pem(const char *path, char **out)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	struct stat st;
+	char *buf = NULL;
+	ssize_t n = 0;
+	int rc = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0)
+		rc = -errno;
+	else if (!S_ISREG(st.st_mode))
+		rc = -EINVAL;
+	else if (st.st_size <= 0 || (size_t)st.st_size > WEBTLS_FILE_MAX)
+		rc = -EFBIG;
+	else if (!(buf = malloc((size_t)st.st_size + 1)))
+		rc = -ENOMEM;
+	else if ((n = read(fd, buf, (size_t)st.st_size)) != st.st_size)
+		rc = n < 0 ? -errno
+			   : -EIO; /* a file that changed under us: read it again next start */
+	close(fd);
+	if (rc == 0) {
+		buf[n] = '\0';
+		*out = buf;
+	} else if (buf) {
+		explicit_bzero(buf, (size_t)st.st_size + 1);
+		free(buf);
+	}
+	return rc;
+}
+
+static const char *read_error(int rc)
+{
+	switch (rc) {
+	case -EINVAL:
+		return "not a regular file";
+	case -EFBIG:
+		return "empty or larger than 1 MiB";
+	default:
+		return strerror(-rc);
+	}
+}
+
+static gnutls_datum_t datum(const char *pem)
+{
+	return (gnutls_datum_t){ (unsigned char *)(uintptr_t)pem, (unsigned)strlen(pem) };
+}
+
+/* At least one PEM certificate; warns when the first has expired. 0 or a GnuTLS error. */
+static int parse_certs(const char *pem, const char *path)
+{
+	gnutls_datum_t d = datum(pem);
+	gnutls_x509_crt_t *crts = NULL;
+	unsigned n = 0;
+	int rc = gnutls_x509_crt_list_import2(&crts, &n, &d, GNUTLS_X509_FMT_PEM, 0);
+
+	if (rc >= 0 && n == 0)
+		rc = GNUTLS_E_NO_CERTIFICATE_FOUND;
+	if (rc >= 0 && gnutls_x509_crt_get_expiration_time(crts[0]) < time(NULL))
+		log_warn("the certificate in %s has expired: clients will refuse it", path);
+	for (unsigned i = 0; i < n; i++)
+		gnutls_x509_crt_deinit(crts[i]);
+	gnutls_free(crts);
+	return rc < 0 ? rc : 0;
+}
+
+/* The key parses (unencrypted PEM) and belongs to the certificate. */
+static int parse_key(const struct webtls *t)
+{
+	gnutls_certificate_credentials_t cred;
+	gnutls_datum_t cert = datum(t->cert_pem), key = datum(t->key_pem);
+	gnutls_x509_privkey_t pk;
+	int rc = gnutls_x509_privkey_init(&pk);
+
+	if (rc < 0)
+		return rc;
+	rc = gnutls_x509_privkey_import2(pk, &key, GNUTLS_X509_FMT_PEM, NULL, 0);
+	gnutls_x509_privkey_deinit(pk);
+	if (rc < 0)
+		return rc;
+	if ((rc = gnutls_certificate_allocate_credentials(&cred)) < 0)
+		return rc;
+	rc = gnutls_certificate_set_x509_key_mem2(cred, &cert, &key, GNUTLS_X509_FMT_PEM, NULL, 0);
+	gnutls_certificate_free_credentials(cred);
+	return rc < 0 ? rc : 0;
+}
+
+static int fail(char *err, size_t size, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int fail(char *err, size_t size, int rc, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, size, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+static int read_all(const struct config *cfg, char *err, size_t size)
+{
+	static const char *const key_names[] = { "tls_cert_file", "tls_key_file",
+						 "tls_client_ca_file" };
+	const char *paths[] = { cfg->tls_cert_file, cfg->tls_key_file, cfg->tls_client_ca_file };
+	char **dst[] = { &loaded.cert_pem, &loaded.key_pem, &loaded.ca_pem };
+	int rc = 0;
+
+	for (size_t i = 0; rc == 0 && i < 3; i++) {
+		if (!paths[i][0])
+			continue;
+		rc = read_pem(paths[i], dst[i]);
+		if (rc < 0)
+			fail(err, size, rc, "[web] %s %s: %s", key_names[i], paths[i],
+			     read_error(rc));
+	}
+	return rc;
+}
+
+static int check_all(const struct config *cfg, char *err, size_t size)
+{
+	int rc = parse_certs(loaded.cert_pem, cfg->tls_cert_file);
+
+	if (rc < 0)
+		return fail(err, size, -EINVAL, "[web] tls_cert_file %s: no PEM certificate: %s",
+			    cfg->tls_cert_file, gnutls_strerror(rc));
+	rc = parse_key(&loaded);
+	if (rc == GNUTLS_E_CERTIFICATE_KEY_MISMATCH)
+		return fail(err, size, -EINVAL,
+			    "[web] tls_key_file %s: not the key of the certificate in %s",
+			    cfg->tls_key_file, cfg->tls_cert_file);
+	if (rc < 0)
+		return fail(err, size, -EINVAL,
+			    "[web] tls_key_file %s: no unencrypted PEM private key: %s",
+			    cfg->tls_key_file, gnutls_strerror(rc));
+	if (loaded.ca_pem && (rc = parse_certs(loaded.ca_pem, cfg->tls_client_ca_file)) < 0)
+		return fail(err, size, -EINVAL,
+			    "[web] tls_client_ca_file %s: no PEM certificate: %s",
+			    cfg->tls_client_ca_file, gnutls_strerror(rc));
+	return 0;
+}
+
+int webtls_load(const struct config *cfg, char *err, size_t err_size)
+{
+	int rc;
+
+	if (!cfg->tls_cert_file[0])
+		return 0;
+	/* exporter-toolkit's TLS12 also offers 1.3; the minimum is what matters */
+	loaded.priorities = !strcmp(cfg->tls_min_version, "TLS13")
+				? "NORMAL:-VERS-ALL:+VERS-TLS1.3"
+				: "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2";
+	loaded.client_auth = cfg->client_auth;
+	rc = read_all(cfg, err, err_size);
+	if (rc == 0)
+		rc = check_all(cfg, err, err_size);
+	if (rc < 0)
+		webtls_free();
+	else
+		tls_on = 1;
+	return rc;
+}
+
+const struct webtls *webtls_get(void)
+{
+	return tls_on ? &loaded : NULL;
+}
+
+static void wipe(char **pem)
+{
+	if (*pem) {
+		explicit_bzero(*pem, strlen(*pem));
+		free(*pem);
+		*pem = NULL;
+	}
+}
+
+void webtls_free(void)
+{
+	wipe(&loaded.cert_pem);
+	wipe(&loaded.key_pem);
+	wipe(&loaded.ca_pem);
+	tls_on = 0;
+}
+
+int webtls_check_client(const struct webtls *t, void *session)
+{
+	gnutls_typed_vdata_st purpose = { .type = GNUTLS_DT_KEY_PURPOSE_OID,
+					  .data = (unsigned char *)GNUTLS_KP_TLS_WWW_CLIENT };
+	unsigned n = 0, status = 1;
+
+	if (t->client_auth == CLIENT_AUTH_NONE)
+		status = 0;
+	else if (session && (!gnutls_certificate_get_peers(session, &n) || n == 0))
+		status = t->client_auth == CLIENT_AUTH_VERIFY_IF_GIVEN ? 0 : 1;
+	else if (session && gnutls_certificate_verify_peers(session, &purpose, 1, &status) < 0)
+		status = 1; /* the status is only set on success */
+	return status == 0 ? 0 : -EACCES;
+}
