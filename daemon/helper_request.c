@@ -103,12 +103,26 @@ static int vcpu_slot(const struct hvm *vm, int vcpu)
 }
 
 /*
+ * A lower bound of when thread tid made a stats fd: *created (the time of
+ * the request), or the thread's start if that is earlier. A VMM may
+ * register long after it created a VM; the kernel counted all along, and
+ * _created must never be later than that start.
+ */
+static void bound_by_thread(pid_t tid, uint64_t *created)
+{
+	uint64_t start;
+
+	if (procfs_start_time_ns(tid, &start) == 0 && start < *created)
+		*created = start;
+}
+
+/*
  * Check n vCPU fds for vm (NULL: a VM being registered). known[i]: a VM
  * that discovery found has this vCPU already, from the very same file:
  * accepted, but no new source. Otherwise a vCPU sent twice is an error.
  */
 static int check_vcpus(struct conn *c, const struct hvm *vm, const int *fds, size_t n, int *idx,
-		       bool *known, struct verdict *v)
+		       bool *known, uint64_t *created, struct verdict *v)
 {
 	struct fdcheck_result res;
 
@@ -122,6 +136,7 @@ static int check_vcpus(struct conn *c, const struct hvm *vm, const int *fds, siz
 				    "fd %zu: vCPU created by tid %d, not by pid %d", i,
 				    (int)res.id_pid, (int)c->pid);
 		idx[i] = res.vcpu;
+		bound_by_thread(res.id_pid, created);
 		for (size_t j = 0; j < i; j++)
 			if (idx[j] == res.vcpu)
 				return deny(v, -EEXIST, REJ_DUPLICATE, "vCPU %d sent twice",
@@ -306,7 +321,7 @@ struct hvm *helper_new_vm(struct helper *h, struct hproc *p, int stats_fd)
 
 /* Take the vCPUs that are new (known[i] false) into vm and the worker. */
 static int take_vcpus(struct helper *h, struct hvm *vm, const int *fds, const int *idx,
-		      const bool *known, size_t n, struct verdict *v)
+		      const bool *known, size_t n, uint64_t created, struct verdict *v)
 {
 	unsigned first = vm->n_vcpus;
 	size_t lost = 0;
@@ -324,7 +339,7 @@ static int take_vcpus(struct helper *h, struct hvm *vm, const int *fds, const in
 		return deny(v, -ENOMEM, REJ_LIMIT, "%zu vCPUs lost: out of memory or descriptors",
 			    lost);
 	/* (or the next worker gets them, dated like their VM: a lower bound) */
-	helper_send_vcpus(h, vm, first, clock_ns(CLOCK_REALTIME));
+	helper_send_vcpus(h, vm, first, created);
 	v->accepted = (unsigned)n;
 	return 0;
 }
@@ -348,11 +363,12 @@ static int adopt(struct helper *h, struct conn *c, struct hvm *vm, const struct 
 {
 	int idx[KVMSTAT_MAX_FDS_PER_MSG];
 	bool known[KVMSTAT_MAX_FDS_PER_MSG];
+	uint64_t created = clock_ns(CLOCK_REALTIME);
 
 	if (vm->has_handle || vm->proc->pid != c->pid)
 		return deny(v, -EEXIST, REJ_DUPLICATE, "this VM stats fd is registered as \"%s\"",
 			    vm->name);
-	if (check_vcpus(c, vm, fds + 1, n - 1, idx, known, v) < 0 ||
+	if (check_vcpus(c, vm, fds + 1, n - 1, idx, known, &created, v) < 0 ||
 	    check_counts(h, vm->proc, vm, (size_t)count_new(known, n - 1),
 			 (size_t)count_new(known, n - 1), v) < 0 ||
 	    charge(h, vm->proc->uid, (size_t)count_new(known, n - 1), v) < 0)
@@ -362,7 +378,7 @@ static int adopt(struct helper *h, struct conn *c, struct hvm *vm, const struct 
 	vm->proc->registers = true;
 	log_info("pid %d (uid %u) registered VM \"%s\", found by discovery before: same source",
 		 (int)c->pid, (unsigned)c->uid, vm->name);
-	if (take_vcpus(h, vm, fds + 1, idx, known, n - 1, v) < 0)
+	if (take_vcpus(h, vm, fds + 1, idx, known, n - 1, created, v) < 0)
 		return v->status;
 	v->accepted = (unsigned)n;
 	return 0;
@@ -376,7 +392,7 @@ static bool has_discovered_vms(struct helper *h, pid_t pid)
 	return false;
 }
 
-static int check_vm_fd(struct conn *c, int fd, struct verdict *v)
+static int check_vm_fd(struct conn *c, int fd, uint64_t *created, struct verdict *v)
 {
 	struct fdcheck_result res;
 
@@ -385,6 +401,7 @@ static int check_vm_fd(struct conn *c, int fd, struct verdict *v)
 	if (!fdcheck_is_thread_of(res.id_pid, c->pid))
 		return deny(v, -EPERM, REJ_NOT_OWNER, "VM created by tid %d, not by pid %d",
 			    (int)res.id_pid, (int)c->pid);
+	bound_by_thread(res.id_pid, created);
 	return 0;
 }
 
@@ -394,6 +411,7 @@ static int do_register(struct helper *h, struct conn *c, const struct regmsg *b,
 	int idx[KVMSTAT_MAX_FDS_PER_MSG];
 	bool known[KVMSTAT_MAX_FDS_PER_MSG];
 	char name[sizeof(((struct hvm *)0)->name)];
+	uint64_t created = clock_ns(CLOCK_REALTIME);
 	struct hproc *p;
 	struct hvm *vm;
 	uid_t uid;
@@ -402,7 +420,7 @@ static int do_register(struct helper *h, struct conn *c, const struct regmsg *b,
 		return deny(v, -EEXIST, REJ_DUPLICATE, "handle %llu is registered already",
 			    (unsigned long long)b->vm_handle);
 	if (has_discovered_vms(h, c->pid)) { /* maybe one of those: look first */
-		if (check_vm_fd(c, fds[0], v) < 0)
+		if (check_vm_fd(c, fds[0], &created, v) < 0)
 			return v->status;
 		if ((vm = helper_vm_by_file(h, fds[0])))
 			return adopt(h, c, vm, b, fds, n, v);
@@ -411,8 +429,8 @@ static int do_register(struct helper *h, struct conn *c, const struct regmsg *b,
 	if (pick_name(h, c, b, name, sizeof(name), v) < 0 ||
 	    check_counts(h, find_proc(h, c->pid), NULL, n - 1, n, v) < 0)
 		return v->status;
-	if (check_vm_fd(c, fds[0], v) < 0 ||
-	    check_vcpus(c, NULL, fds + 1, n - 1, idx, known, v) < 0)
+	if (check_vm_fd(c, fds[0], &created, v) < 0 ||
+	    check_vcpus(c, NULL, fds + 1, n - 1, idx, known, &created, v) < 0)
 		return v->status;
 	if ((vm = helper_vm_by_file(h, fds[0])))
 		return deny(v, -EEXIST, REJ_DUPLICATE, "this VM stats fd is registered as \"%s\"",
@@ -432,6 +450,7 @@ static int do_register(struct helper *h, struct conn *c, const struct regmsg *b,
 	vm->handle = b->vm_handle;
 	vm->has_handle = true;
 	vm->origin = ORIGIN_REGISTERED;
+	vm->created_ns = created;
 	snprintf(vm->name, sizeof(vm->name), "%s", name);
 	for (size_t i = 0; i < n - 1; i++)
 		if (helper_add_vcpu(vm, idx[i], fds[i + 1]) == 0)
@@ -450,18 +469,19 @@ static int do_add_vcpus(struct helper *h, struct conn *c, const struct regmsg *b
 	int idx[KVMSTAT_MAX_FDS_PER_MSG];
 	bool known[KVMSTAT_MAX_FDS_PER_MSG];
 	struct hvm *vm = find_vm(h, c->pid, b->vm_handle);
+	uint64_t created = clock_ns(CLOCK_REALTIME);
 	size_t n_new;
 
 	if (!vm)
 		return deny(v, -ENOENT, REJ_UNKNOWN_VM, "no VM with handle %llu",
 			    (unsigned long long)b->vm_handle);
 	if (check_counts(h, vm->proc, vm, n, n, v) < 0 || /* cheap, before any pread */
-	    check_vcpus(c, vm, fds, n, idx, known, v) < 0)
+	    check_vcpus(c, vm, fds, n, idx, known, &created, v) < 0)
 		return v->status;
 	n_new = (size_t)count_new(known, n);
 	if (charge(h, vm->proc->uid, n_new, v) < 0)
 		return v->status;
-	return take_vcpus(h, vm, fds, idx, known, n, v);
+	return take_vcpus(h, vm, fds, idx, known, n, created, v);
 }
 
 /* The worker keeps a released VM's fds for exit_grace_ms: so does our count. */

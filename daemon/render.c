@@ -243,7 +243,7 @@ int render_metrics(const struct snapshot *snap, const struct selfstats *stats,
 	if (snap && snap->n_vms)
 		rc = render_kvm(&x);
 	if (rc == 0 && stats) {
-		struct page_counts page = { x.res.series, x.res.dropped };
+		struct page_counts page = { x.res.series, x.res.dropped, x.created };
 
 		selfstats_render(stats, snap ? (unsigned)(snap->n_sources - snap->n_vcpus) : 0,
 				 snap ? (unsigned)snap->n_vcpus : 0, &page, x.om, out);

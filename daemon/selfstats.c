@@ -14,6 +14,9 @@ const char *reject_reason_name(enum reject_reason r)
 	return (unsigned)r < REJ__COUNT ? reason_names[r] : "unknown";
 }
 
+/* om: 0 for text 0.0.4, else OpenMetrics, with _created samples if OM_CREATED */
+#define OM_CREATED 2
+
 /* Header of a family; counters get _total in the text format's names. */
 static void head(struct buf *b, int om, const char *name, const char *type, const char *unit,
 		 const char *help)
@@ -40,7 +43,7 @@ static void count(struct buf *b, int om, const char *name, const char *labels, d
 		  double created)
 {
 	buf_printf(b, "%s_total%s %.17g\n", name, labels, v);
-	if (om)
+	if (om == OM_CREATED)
 		buf_printf(b, "%s_created%s %.3f\n", name, labels, created);
 }
 
@@ -171,6 +174,7 @@ static void render_pages(const struct selfstats *st, const struct page_counts *p
 void selfstats_render(const struct selfstats *st, unsigned n_vms, unsigned n_vcpus,
 		      const struct page_counts *page, int om, struct buf *b)
 {
+	om = !om ? 0 : page->created ? OM_CREATED : 1;
 	render_sources(st, n_vms, n_vcpus, om, b);
 	render_poll(st, om, b);
 	render_pages(st, page, om, b);

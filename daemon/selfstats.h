@@ -9,6 +9,7 @@
 #define KVMSTATD_SELFSTATS_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -69,6 +70,7 @@ static inline uint64_t stat_get(const atomic_uint_fast64_t *c)
 /* What the page being rendered holds so far (render.c's result). */
 struct page_counts {
 	size_t series, dropped;
+	bool created; /* OpenMetrics _created samples wanted ([metrics] created) */
 };
 
 /* Append the kvmstatd_* families. om: OpenMetrics spelling. */

@@ -158,9 +158,6 @@ def test_created_no_leaves_out_the_kvm_created_samples(daemon_factory, demo_vmm)
     assert any(f.name == "kvm_vcpu_exits" for f in families)
 
 
-@pytest.mark.xfail(strict=True, reason="created = no leaves the kvmstatd_* self-metrics' "
-                   "_created lines in: render.c passes only the format to selfstats_render, "
-                   "whose count() always writes _created in OpenMetrics")
 def test_created_no_leaves_out_every_created_sample_self_metrics_too(daemon_factory):
     d = daemon_factory({("metrics", "created"): "no"})
     text = _om_text(d)
@@ -221,12 +218,6 @@ def test_discovered_vm_created_is_the_vmm_process_start(daemon_factory, demo_vmm
     assert {k: b[k] for k in mine} == mine
 
 
-@pytest.mark.xfail(strict=True, reason="README ('_created ... is never later than the true "
-                   "start') does not hold for a VMM that registers some time after creating "
-                   "its VMs: _created is then the registration (helper_request.c sets "
-                   "created_ns = now at registration), seconds after the counters started; "
-                   "the VMM's process start (or the vCPU thread's, from the tid in the stats "
-                   "id) would be a true lower bound")
 def test_created_of_a_vm_registered_late_is_not_after_its_counters_started(daemon, demo_vmm):
     delay = 2.0
     vmm = demo_vmm(daemon.socket, vms=1, vcpus=1, name_prefix="it-late-created-", hz=300,
