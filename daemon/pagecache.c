@@ -145,11 +145,16 @@ static int compress_page(struct pagecache *pc, const struct page *plain, struct 
 int pagecache_get(struct pagecache *pc, enum render_format fmt, bool gz, struct page **out)
 {
 	struct entry *e = &pc->e[fmt == FMT_OPENMETRICS_100];
-	/* read before rendering: a tick that lands meanwhile makes this page stale */
-	uint64_t gen = snapshot_generation();
+	uint64_t gen;
 	int rc = 0;
 
 	pthread_mutex_lock(&e->lock);
+	/*
+	 * Read under the lock (a scrape that waited must not tag a page with a
+	 * generation older than the one it replaces) and before rendering (a
+	 * tick that lands meanwhile makes this page stale, never the next).
+	 */
+	gen = snapshot_generation();
 	if (!e->plain || e->gen != gen) {
 		entry_clear(e);
 		rc = render_page(pc, fmt, &e->plain);
