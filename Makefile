@@ -130,11 +130,11 @@ FUZZ_SECONDS ?= 60
 FUZZ_CFLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -std=gnu11 \
 	-D_GNU_SOURCE -DKVMSTATD_VERSION='"$(VERSION)"' -Idaemon -Iclient
 SCHEMA_SRC := daemon/schema.c daemon/metric.c daemon/help.c daemon/escape.c daemon/ring.c \
-	daemon/source.c daemon/snapshot.c daemon/render.c daemon/buf.c daemon/selfstats.c
+	daemon/source.c daemon/snapshot.c daemon/statfilter.c daemon/render.c daemon/buf.c daemon/selfstats.c
 # One target per tests/fuzz/fuzz_<t>.c: its daemon sources, libraries, libFuzzer options.
 FUZZ_TARGETS := schema config regmsg ipc webauth
 FUZZ_SRC_schema := $(SCHEMA_SRC)
-FUZZ_SRC_config := daemon/config.c
+FUZZ_SRC_config := daemon/config.c daemon/statfilter.c
 FUZZ_SRC_regmsg := daemon/regmsg.c daemon/escape.c
 FUZZ_SRC_ipc := daemon/ipc.c
 FUZZ_SRC_webauth := daemon/authheader.c
