@@ -291,13 +291,16 @@ initramfs() {
 		fail "gen_init_cpio for $name"
 }
 
-# Common to both kernels: the VMM side works, other ioctls stay EIO.
+# Common to both kernels: the VMM side works, other ioctls stay EIO, and a
+# VM whose VMM executed another program or exited has no owner to check.
 COMMON="owner_guest_halted=yes
 owner_vcpu_exits_nonzero=yes
 observer_other_ioctls=EIO
 nobody_other_ioctls=EIO
 nobody_reads_passed_stats_fd=yes
-owner_vcpu_in_run=yes"
+owner_vcpu_in_run=yes
+sameuid_after_exec_vm_stats=EIO
+after_exit_vm_stats=EIO"
 # Unpatched: a borrowed fd answers EIO, a running vCPU blocks even its VMM.
 # shellcheck disable=SC2034 # read through ${!expect}
 EXPECT_unpatched="$COMMON
@@ -306,10 +309,14 @@ observer_vcpu_stats=EIO
 nobody_vm_stats=EIO
 nobody_vcpu_stats=EIO
 owner_running_vcpu_stats=blocked
-observer_running_vcpu_stats=EIO"
+observer_running_vcpu_stats=EIO
+sameuid_vm_stats=EIO
+sameuid_nondumpable_vm_stats=EIO"
 # Patched: the observer reads what the VMM reads, nobody gets EACCES, and a
 # running vCPU's stats fd arrives within the test's bound (2 s; it takes
-# about 0 ms, and without the series the call never returns).
+# about 0 ms, and without the series the call never returns). Without
+# capabilities, the same uid may read a dumpable VMM's stats, not a
+# non-dumpable one's: the ptrace rules, as for /proc/<pid>/ files.
 # shellcheck disable=SC2034 # read through ${!expect}
 EXPECT_patched="$COMMON
 observer_vm_stats=ok
@@ -322,7 +329,9 @@ nobody_vcpu_stats=EACCES
 owner_running_vcpu_stats=ok
 observer_running_vcpu_stats=ok
 observer_running_vcpu_layout_same=yes
-observer_running_vcpu_exits_moving=yes"
+observer_running_vcpu_exits_moving=yes
+sameuid_vm_stats=ok
+sameuid_nondumpable_vm_stats=EACCES"
 
 boot() {
 	local name=$1 log=$KB/$1/serial.log expect got rc=0 t bad

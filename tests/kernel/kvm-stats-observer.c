@@ -20,6 +20,9 @@
  *             fds read with the owner's.
  *   holder    a child of the observer that keeps the borrowed fds and
  *             becomes nobody (no capabilities) before asking.
+ * Then, with a second VM, the ptrace rules themselves: a VMM running as uid
+ * 1000 and an observer of the same uid without capabilities; the VMM makes
+ * itself non-dumpable, then executes another program, then exits.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -37,6 +40,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/pidfd.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -417,6 +421,115 @@ static void *stats_call_thread(void *arg)
 	return NULL;
 }
 
+/* ---- same uid: dumpable, non-dumpable, after exec, after exit ------------- */
+
+#define UID 1000
+
+static void become(uid_t uid)
+{
+	if (setgroups(0, NULL) || setresgid(uid, uid, uid) || setresuid(uid, uid, uid))
+		die("setresuid");
+}
+
+static void owner2_main(int kvm, int to, int from)
+{
+	int vm;
+
+	become(UID);
+	prctl(PR_SET_DUMPABLE, 1);	/* the uid change made it non-dumpable */
+	vm = ioctl(kvm, KVM_CREATE_VM, 0);
+	if (vm < 0)
+		die("KVM_CREATE_VM as uid 1000");
+	if (write(to, &vm, sizeof(vm)) != sizeof(vm))
+		die("pipe write");
+	if (recv_byte(from, 30000) != 'N')
+		die("protocol");
+	prctl(PR_SET_DUMPABLE, 0);
+	send_byte(to, 'n');
+	if (recv_byte(from, 30000) != 'E')
+		die("protocol");
+	/* The VM now belongs to no running program: its mm is gone. */
+	execl("/bin/busybox", "sleep", "60", (char *)NULL);
+	die("exec");
+}
+
+static void check_same_uid(void)
+{
+	int kvm, to[2], from[2], ovm, pidfd, vm, status;
+	pid_t owner2, peer;
+
+	kvm = open("/dev/kvm", O_RDWR);
+	if (kvm < 0 || pipe(to) || pipe(from))
+		die("setup");
+	owner2 = fork();
+	if (owner2 < 0)
+		die("fork");
+	if (owner2 == 0) {
+		close(to[0]);
+		close(from[1]);
+		owner2_main(kvm, to[1], from[0]);
+	}
+	close(kvm);
+	close(to[1]);
+	close(from[0]);
+	if (read(to[0], &ovm, sizeof(ovm)) != sizeof(ovm))
+		die("owner2 setup");
+	pidfd = pidfd_open(owner2, 0);
+	vm = pidfd < 0 ? -1 : pidfd_getfd(pidfd, ovm, 0);
+	if (vm < 0)
+		die("pidfd_getfd owner2");
+
+	peer = fork();
+	if (peer < 0)
+		die("fork");
+	if (peer == 0) {
+		int fd;
+
+		become(UID);	/* no capabilities left */
+		fd = ioctl(vm, KVM_GET_STATS_FD, NULL);
+		kcheck("sameuid_vm_stats", "%s", errname(fd < 0 ? errno : 0));
+		send_byte(from[1], 'N');
+		if (recv_byte(to[0], 30000) != 'n')
+			die("protocol");
+		fd = ioctl(vm, KVM_GET_STATS_FD, NULL);
+		kcheck("sameuid_nondumpable_vm_stats", "%s", errname(fd < 0 ? errno : 0));
+		send_byte(from[1], 'E');
+		_exit(0);
+	}
+	if (waitpid(peer, &status, 0) != peer || !WIFEXITED(status) || WEXITSTATUS(status))
+		die("peer");
+	/* Wait for the exec: /proc/<pid>/exe changes (busybox). */
+	{
+		char path[64], exe[256];
+		int i;
+		ssize_t n = 0;
+
+		snprintf(path, sizeof(path), "/proc/%d/exe", owner2);
+		for (i = 0; i < 300; i++) {
+			n = readlink(path, exe, sizeof(exe) - 1);
+			if (n > 0 && (exe[n] = 0, strstr(exe, "busybox")))
+				break;
+			usleep(10 * 1000);
+		}
+		if (i == 300)
+			die("owner2 exec");
+	}
+	{
+		int fd = ioctl(vm, KVM_GET_STATS_FD, NULL);
+
+		kcheck("sameuid_after_exec_vm_stats", "%s", errname(fd < 0 ? errno : 0));
+	}
+	kill(owner2, SIGKILL);
+	waitpid(owner2, &status, 0);
+	{
+		int fd = ioctl(vm, KVM_GET_STATS_FD, NULL);
+
+		kcheck("after_exit_vm_stats", "%s", errname(fd < 0 ? errno : 0));
+	}
+	close(vm);
+	close(pidfd);
+}
+
 /* ---- the observer -------------------------------------------------------- */
 
 int main(int argc, char **argv)
@@ -545,6 +658,7 @@ int main(int argc, char **argv)
 	}
 	kill(owner, SIGKILL);
 	waitpid(owner, &status, 0);
+	check_same_uid();
 	printf("KCHECK-DONE\n");
 	fflush(stdout);
 	/* exit_group also kills a thread still waiting in KVM_GET_STATS_FD. */
