@@ -208,3 +208,10 @@ install: all
 
 clean:
 	rm -rf $(B)
+
+# The kernel series in kernel-patches/: checkpatch, apply to the Debian base,
+# build, boot unpatched and patched under QEMU TCG, compare (not in `check`:
+# it installs kernel sources and builds kernels; see the README).
+.PHONY: kernel-check
+kernel-check:
+	$(Q)scripts/kernel-check.sh
