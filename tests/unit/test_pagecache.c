@@ -49,16 +49,6 @@ static int free_data(void **state)
 	return 0;
 }
 
-static struct schema *parse(const uint8_t *buf, size_t len, enum stat_scope scope)
-{
-	struct schema_error err;
-	struct schema *s = NULL;
-
-	if (schema_parse(buf, len, scope, &s, &err) != 0)
-		fail_msg("schema_parse: %s", err.why);
-	return s;
-}
-
 /* vCPU i's exits = exits, everything else 0 (VM source: word 0 = exits). */
 static void commit_exits(struct world *w, size_t i, uint64_t exits)
 {
@@ -86,8 +76,8 @@ static int build_world(void **state)
 	struct world *w = calloc(1, sizeof(*w));
 
 	assert_non_null(w);
-	w->vm_schema = parse(vm_blk, vm_len, SCOPE_VM);
-	w->vcpu_schema = parse(vcpu_blk, vcpu_len, SCOPE_VCPU);
+	w->vm_schema = tu_parse(vm_blk, vm_len, SCOPE_VM);
+	w->vcpu_schema = tu_parse(vcpu_blk, vcpu_len, SCOPE_VCPU);
 	assert_int_equal(vm_meta_new(&w->vm, 1, 4242, 1000, "pc", "kvm-4242", "vmm", "registered"),
 			 0);
 	assert_int_equal(source_new(&w->src[0], w->vm, schema_ref(w->vm_schema), -1, -1, 4), 0);

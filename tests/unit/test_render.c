@@ -53,16 +53,6 @@ static int free_data(void **state)
 	return 0;
 }
 
-static struct schema *parse(const uint8_t *buf, size_t len, enum stat_scope scope)
-{
-	struct schema_error err;
-	struct schema *s = NULL;
-
-	if (schema_parse(buf, len, scope, &s, &err) != 0)
-		fail_msg("schema_parse: %s", err.why);
-	return s;
-}
-
 static uint32_t word_of(const struct schema *s, const char *desc)
 {
 	const struct schema_stat *st = tu_stat_by_desc(s, desc);
@@ -102,8 +92,8 @@ static int build_world(void **state)
 	struct source *s;
 
 	assert_non_null(w);
-	w->vm_schema = parse(vm_blk, vm_len, SCOPE_VM);
-	w->vcpu_schema = parse(vcpu_blk, vcpu_len, SCOPE_VCPU);
+	w->vm_schema = tu_parse(vm_blk, vm_len, SCOPE_VM);
+	w->vcpu_schema = tu_parse(vcpu_blk, vcpu_len, SCOPE_VCPU);
 	assert_int_equal(w->vm_schema->data_words, TU_VM_DATA_WORDS);
 	assert_int_equal(w->vcpu_schema->data_words, TU_VCPU_DATA_WORDS);
 	assert_int_equal(data_len, sizeof(v));
@@ -545,7 +535,7 @@ static void test_family_with_a_conflicting_type_is_rendered_once(void **state)
 	};
 	size_t len;
 	uint8_t *b = tu_build_block("kvm-9/vcpu-0", 48, st, 2, &len);
-	struct schema *odd = parse(b, len, SCOPE_VCPU);
+	struct schema *odd = tu_parse(b, len, SCOPE_VCPU);
 	struct source *srcs[2] = { NULL, NULL };
 	struct snapshot *snap = NULL;
 	uint64_t vals[2] = { 3, 4 };

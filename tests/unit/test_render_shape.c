@@ -53,16 +53,6 @@ static int free_data(void **state)
 	return 0;
 }
 
-static struct schema *parse(const uint8_t *buf, size_t len, enum stat_scope scope)
-{
-	struct schema_error err;
-	struct schema *s = NULL;
-
-	if (schema_parse(buf, len, scope, &s, &err) != 0)
-		fail_msg("schema_parse: %s", err.why);
-	return s;
-}
-
 static const struct schema_stat *stat_of(const struct schema *s, const char *desc)
 {
 	const struct schema_stat *st = tu_stat_by_desc(s, desc);
@@ -125,10 +115,10 @@ static int build_world(void **state)
 	size_t plen;
 
 	assert_non_null(w);
-	w->vm_schema = parse(vm_blk, vm_len, SCOPE_VM);
-	w->vcpu_schema = parse(vcpu_blk, vcpu_len, SCOPE_VCPU);
+	w->vm_schema = tu_parse(vm_blk, vm_len, SCOPE_VM);
+	w->vcpu_schema = tu_parse(vcpu_blk, vcpu_len, SCOPE_VCPU);
 	pblk = tu_build_block("kvm-77/vcpu-0", 48, peak_stats, 3, &plen);
-	w->peak_schema = parse(pblk, plen, SCOPE_VCPU);
+	w->peak_schema = tu_parse(pblk, plen, SCOPE_VCPU);
 	free(pblk);
 	assert_int_equal(w->peak_schema->n_stats, 3);
 

@@ -56,6 +56,17 @@ static inline uint8_t *tu_read_file(const char *path, size_t *len)
 	return buf;
 }
 
+/* Parse a captured block into a schema; fails the test (cmocka) on refusal. */
+static inline struct schema *tu_parse(const uint8_t *buf, size_t len, enum stat_scope scope)
+{
+	struct schema_error err;
+	struct schema *s = NULL;
+
+	if (schema_parse(buf, len, scope, &s, &err) != 0)
+		fail_msg("schema_parse: %s", err.why);
+	return s;
+}
+
 /* A copy of exactly len bytes (so ASan sees any read past the end). */
 static inline uint8_t *tu_dup(const uint8_t *p, size_t len)
 {
