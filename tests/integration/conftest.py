@@ -84,16 +84,7 @@ def daemon_factory(kvmstatd_bin, root):
         return d
 
     yield make
-    errors = []
-    for d in reversed(made):
-        try:
-            d.stop(check=True)
-        except AssertionError as e:
-            errors.append(str(e))
-        finally:
-            d.kill_all()
-    if errors:
-        pytest.fail("kvmstatd did not stop cleanly: " + "\n".join(errors), pytrace=False)
+    harness.stop_daemons(made)
 
 
 @pytest.fixture

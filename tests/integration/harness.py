@@ -24,6 +24,8 @@ import subprocess
 import tempfile
 import time
 
+import pytest
+
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 # KVMSTATD_BUILD_DIR runs the suite against another build (e.g. a sanitizer one)
 BUILD = os.environ.get("KVMSTATD_BUILD_DIR") or os.path.join(REPO, "build")
@@ -451,6 +453,21 @@ class Daemon:
 # ---------------------------------------------------------------- demo VMM
 
 _VM_LINE = re.compile(r"^VM (.*)$")
+
+
+def stop_daemons(made):
+    """Stop every daemon a fixture started, newest first; fail the test if
+    one did not stop cleanly (each is killed either way)."""
+    errors = []
+    for d in reversed(made):
+        try:
+            d.stop(check=True)
+        except AssertionError as e:
+            errors.append(str(e))
+        finally:
+            d.kill_all()
+    if errors:
+        pytest.fail("kvmstatd did not stop cleanly: " + "\n".join(errors), pytrace=False)
 
 
 class DemoVm:

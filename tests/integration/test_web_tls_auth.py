@@ -128,16 +128,7 @@ def web_daemon(kvmstatd_bin, root):
         return d
 
     yield make
-    errors = []
-    for d in reversed(made):
-        try:
-            d.stop(check=True)
-        except AssertionError as e:
-            errors.append(str(e))
-        finally:
-            d.kill_all()
-    if errors:
-        pytest.fail("kvmstatd did not stop cleanly: " + "\n".join(errors), pytrace=False)
+    harness.stop_daemons(made)
 
 
 def tls_overrides(pki, **more):
