@@ -345,7 +345,9 @@ def test_name_from_the_command_line_and_env(daemon, held_vmms):
 def test_a_taken_name_falls_back_to_no_name(daemon, held_vmms):
     first = held_vmms(daemon.socket, vcpus=2, env={"KVMSTAT_NAME": "dup"})
     second = held_vmms(daemon.socket, vcpus=2, env={"KVMSTAT_NAME": "dup"})
-    expo = harness.wait_for_vms(daemon, ["dup", "kvm-%d" % second.pid])
+    harness.wait_for_vms(daemon, ["dup"])
+    # the shim adds vCPUs one message at a time: wait for both, not just the VM
+    expo = wait_registered(daemon, "kvm-%d" % second.pid, 2)
     assert _vm_infos(expo, vm="dup")[0]["vmm_pid"] == str(first.pid)
     assert _vcpus_of(expo, "kvm-%d" % second.pid) == [0, 1]
     assert any("trying without a name" in l for l in second.stderr().splitlines())
