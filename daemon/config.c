@@ -180,6 +180,7 @@ static const struct key_def keys[] = {
 	UINT("registration", "rate_burst", rate_burst, 1, 1000000),
 	BOOL("discovery", "enabled", discovery_enabled),
 	UINT("discovery", "interval_s", discovery_interval_s, 0, 86400),
+	BOOL("discovery", "borrow", discovery_borrow),
 	UINT("poll", "interval_ms", interval_ms, 10, 3600000),
 	UINT("poll", "ring_slots", ring_slots, 2, 64),
 	UINT("poll", "exit_grace_ms", exit_grace_ms, 0, 86400000),
@@ -238,6 +239,7 @@ void config_defaults(struct config *cfg)
 	cfg->rate_burst = 1000;
 	cfg->discovery_enabled = true;
 	cfg->discovery_interval_s = 10;
+	cfg->discovery_borrow = true;
 	cfg->sandbox = true;
 	cfg->interval_ms = 1000;
 	cfg->ring_slots = 4;

@@ -52,6 +52,7 @@ struct config {
 	unsigned rate_burst;	      /* token bucket size, >= 1 */
 	bool discovery_enabled;
 	unsigned discovery_interval_s; /* 0: no periodic scan */
+	bool discovery_borrow;	       /* VM and vCPU fds too, where the kernel allows */
 	bool sandbox;		       /* the worker's seccomp filter */
 	unsigned interval_ms;
 	unsigned ring_slots;

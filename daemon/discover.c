@@ -18,6 +18,12 @@
  * A process connected to the registration socket, or with a VM it
  * registered, is left to register its own VMs.
  *
+ * On a kernel that lets an observer ask for stats fds (borrow.h), a
+ * process holding no VM stats fd but a VM fd (an unmodified VMM) has its
+ * VM and vCPU fds borrowed and turned into stats fds: the same checks
+ * follow, and the borrowed fds are closed at once. Such a VM is
+ * remembered by the VMM's fd number, since we keep no file to compare.
+ *
  * Scans run every [discovery] interval_s, shortly after a VMM registers
  * or exits, and need CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH for other
  * users' processes.
@@ -35,6 +41,7 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
+#include "borrow.h"
 #include "clock.h"
 #include "fdcheck.h"
 #include "helper_state.h"
@@ -45,14 +52,28 @@
 #define MAX_CANDIDATES 1024 /* stats fds looked at per process and scan */
 
 struct candidates {
-	int vm[MAX_CANDIDATES];
-	int vcpu[MAX_CANDIDATES];
-	size_t n_vm, n_vcpu;
+	int vm[MAX_CANDIDATES];	   /* VM stats fds */
+	int vcpu[MAX_CANDIDATES];  /* vCPU stats fds */
+	int vm_fd[MAX_CANDIDATES]; /* VM fds, when we may borrow them */
+	int vcpu_fd[MAX_CANDIDATES];
+	int vcpu_fd_idx[MAX_CANDIDATES]; /* from the link: kvm-vcpu:<n> */
+	size_t n_vm, n_vcpu, n_vm_fd, n_vcpu_fd;
 	struct hvm *found[MAX_CANDIDATES]; /* new VMs of this process */
 };
 
-/* The stats fds a process holds, by their link names. */
-static int list_stats_fds(pid_t pid, struct candidates *c)
+/* A VM or vCPU fd worth borrowing, by its link name. */
+static void add_kvm_fd(struct candidates *c, int fd, const char *link)
+{
+	if (borrow_link_is_vm(link) && c->n_vm_fd < MAX_CANDIDATES) {
+		c->vm_fd[c->n_vm_fd++] = fd;
+	} else if (borrow_link_is_vcpu(link) && c->n_vcpu_fd < MAX_CANDIDATES) {
+		c->vcpu_fd_idx[c->n_vcpu_fd] = atoi(link + strlen("anon_inode:kvm-vcpu:"));
+		c->vcpu_fd[c->n_vcpu_fd++] = fd;
+	}
+}
+
+/* The stats fds a process holds (and VM and vCPU fds if borrow), by their link names. */
+static int list_stats_fds(pid_t pid, struct candidates *c, bool borrow)
 {
 	char path[64], link[64];
 	struct dirent *de;
@@ -68,7 +89,7 @@ static int list_stats_fds(pid_t pid, struct candidates *c)
 		close(dfd);
 		return -ENOMEM;
 	}
-	c->n_vm = c->n_vcpu = 0;
+	c->n_vm = c->n_vcpu = c->n_vm_fd = c->n_vcpu_fd = 0;
 	while ((de = readdir(d))) {
 		ssize_t n = readlinkat(dfd, de->d_name, link, sizeof(link) - 1);
 		int fd = atoi(de->d_name);
@@ -81,6 +102,8 @@ static int list_stats_fds(pid_t pid, struct candidates *c)
 		else if (!strncmp(link, "anon_inode:kvm-vcpu-stats:", 26) &&
 			 c->n_vcpu < MAX_CANDIDATES)
 			c->vcpu[c->n_vcpu++] = fd;
+		else if (borrow)
+			add_kvm_fd(c, fd, link);
 	}
 	closedir(d);
 	return 0;
@@ -156,15 +179,51 @@ static struct hproc *proc_of(struct helper *h, pid_t pid, uid_t uid, int pidfd)
 	return p ? p : helper_get_proc(h, pid, uid, pidfd);
 }
 
-/* New VMs of one process into c->found; returns how many. */
+/* A VM this process's VM fd their_fd was borrowed for, in an earlier scan. */
+static struct hvm *borrowed_vm(struct helper *h, pid_t pid, int their_fd)
+{
+	for (size_t i = 0; i < h->n_vms; i++)
+		if (h->vms[i]->proc->pid == pid && h->vms[i]->origin == ORIGIN_BORROWED &&
+		    h->vms[i]->borrowed_fd == their_fd)
+			return h->vms[i];
+	return NULL;
+}
+
+/* A checked VM stats fd (ours; closed here) into the table: NULL means stop. */
+static struct hvm *new_vm(struct helper *h, pid_t pid, uid_t uid, int pidfd, int fd,
+			  enum ipc_origin origin)
+{
+	char why[KVMSTAT_REASON_MAX], name[sizeof(((struct hvm *)0)->name)];
+	struct hproc *p = proc_of(h, pid, uid, pidfd);
+	struct hvm *vm = NULL;
+
+	if (!p || helper_room(h, p, NULL, 0, 1, p->uid, why, sizeof(why)) < 0) {
+		log_warn("discovery: VM of pid %d (uid %u) left out: %s", (int)pid, (unsigned)uid,
+			 p ? why : "out of memory");
+		goto out;
+	}
+	vm_name(h, pid, h->next_vm_id, name, sizeof(name));
+	vm = helper_new_vm(h, p, fd);
+	if (!vm) {
+		helper_refund(h, p->uid, 1);
+		goto out;
+	}
+	vm->origin = origin;
+	/* its counters started after the VMM did: a safe lower bound */
+	procfs_start_time_ns(pid, &vm->created_ns);
+	snprintf(vm->name, sizeof(vm->name), "%s", name);
+out:
+	close(fd);
+	return vm;
+}
+
+/* New VMs of one process, from the stats fds it holds, into c->found. */
 static unsigned take_vms(struct helper *h, pid_t pid, uid_t uid, int pidfd, struct candidates *c)
 {
 	struct fdcheck_result res;
-	char why[KVMSTAT_REASON_MAX], name[sizeof(((struct hvm *)0)->name)];
 	unsigned found = 0;
 
 	for (size_t i = 0; i < c->n_vm; i++) {
-		struct hproc *p;
 		struct hvm *vm;
 		int fd;
 
@@ -173,24 +232,53 @@ static unsigned take_vms(struct helper *h, pid_t pid, uid_t uid, int pidfd, stru
 		fd = take_copy(pidfd, pid, c->vm[i], FD_VM_STATS, &res);
 		if (fd < 0)
 			continue;
-		p = proc_of(h, pid, uid, pidfd);
-		if (!p || helper_room(h, p, NULL, 0, 1, p->uid, why, sizeof(why)) < 0) {
-			log_warn("discovery: VM of pid %d (uid %u) left out: %s", (int)pid,
-				 (unsigned)uid, p ? why : "out of memory");
-			close(fd);
+		if (!(vm = new_vm(h, pid, uid, pidfd, fd, ORIGIN_DISCOVERED)))
 			break;
-		}
-		vm_name(h, pid, h->next_vm_id, name, sizeof(name));
-		vm = helper_new_vm(h, p, fd);
+		c->found[found++] = vm;
+	}
+	return found;
+}
+
+/*
+ * A stats fd made from their VM or vCPU fd, checked like any other (the
+ * kernel wrote it, but the fd number may have been reused since the
+ * listing), or -1.
+ */
+static int take_borrowed(int pidfd, pid_t pid, int their_fd, enum fd_kind kind,
+			 struct fdcheck_result *res)
+{
+	int fd = borrow_stats_fd(pidfd, their_fd);
+
+	if (fd < 0) {
+		log_debug("discovery: pid %d fd %d: no stats fd from it: %s", (int)pid, their_fd,
+			  strerror(-fd));
+		return -1;
+	}
+	if (fdcheck_stats_fd(fd, kind, res) < 0 || !fdcheck_is_thread_of(res->id_pid, pid)) {
 		close(fd);
-		if (!vm) {
-			helper_refund(h, p->uid, 1);
+		return -1;
+	}
+	return fd;
+}
+
+/* New VMs of a process that holds VM fds but no VM stats fd (borrow.h). */
+static unsigned borrow_vms(struct helper *h, pid_t pid, uid_t uid, int pidfd, struct candidates *c)
+{
+	struct fdcheck_result res;
+	unsigned found = 0;
+
+	for (size_t i = 0; i < c->n_vm_fd; i++) {
+		struct hvm *vm;
+		int fd;
+
+		if (borrowed_vm(h, pid, c->vm_fd[i]))
+			continue;
+		fd = take_borrowed(pidfd, pid, c->vm_fd[i], FD_VM_STATS, &res);
+		if (fd < 0)
+			continue;
+		if (!(vm = new_vm(h, pid, uid, pidfd, fd, ORIGIN_BORROWED)))
 			break;
-		}
-		vm->origin = ORIGIN_DISCOVERED;
-		/* its counters started after the VMM did: a safe lower bound */
-		procfs_start_time_ns(pid, &vm->created_ns);
-		snprintf(vm->name, sizeof(vm->name), "%s", name);
+		vm->borrowed_fd = c->vm_fd[i];
 		c->found[found++] = vm;
 	}
 	return found;
@@ -203,38 +291,63 @@ static unsigned take_vms(struct helper *h, pid_t pid, uid_t uid, int pidfd, stru
  */
 static struct hvm *only_vm(struct helper *h, pid_t pid, const struct candidates *c)
 {
-	struct hvm *vm = c->n_vm == 1 ? known_vm(h, pid, c->vm[0]) : NULL;
+	struct hvm *vm = c->n_vm == 1			   ? known_vm(h, pid, c->vm[0])
+			 : c->n_vm == 0 && c->n_vm_fd == 1 ? borrowed_vm(h, pid, c->vm_fd[0])
+							   : NULL;
 
-	return vm && vm->origin == ORIGIN_DISCOVERED ? vm : NULL;
+	return vm && vm->origin != ORIGIN_REGISTERED ? vm : NULL;
+}
+
+static bool has_vcpu(const struct hvm *vm, int vcpu)
+{
+	for (unsigned j = 0; j < vm->n_vcpus; j++)
+		if (vm->vcpus[j] == vcpu)
+			return true;
+	return false;
+}
+
+/* One more vCPU stats fd (ours; closed here) for vm, if there is room. */
+static bool add_vcpu(struct helper *h, struct hvm *vm, int fd, int vcpu)
+{
+	char why[KVMSTAT_REASON_MAX];
+	bool added = false;
+
+	if (!has_vcpu(vm, vcpu) &&
+	    helper_room(h, vm->proc, vm, 1, 1, vm->proc->uid, why, sizeof(why)) == 0) {
+		added = helper_add_vcpu(vm, vcpu, fd) == 0;
+		if (added)
+			h->n_sources++;
+		else
+			helper_refund(h, vm->proc->uid, 1);
+	}
+	close(fd);
+	return added;
 }
 
 static unsigned take_vcpus(struct helper *h, struct hvm *vm, int pidfd, const struct candidates *c)
 {
 	struct fdcheck_result res;
-	char why[KVMSTAT_REASON_MAX];
 	pid_t pid = vm->proc->pid;
 	unsigned added = 0;
 
 	for (size_t i = 0; i < c->n_vcpu; i++) {
-		bool have = false;
 		int fd;
 
 		if (known_vcpu(vm, pid, c->vcpu[i]))
 			continue;
 		fd = take_copy(pidfd, pid, c->vcpu[i], FD_VCPU_STATS, &res);
-		for (unsigned j = 0; fd >= 0 && j < vm->n_vcpus; j++)
-			have = have || vm->vcpus[j] == res.vcpu;
-		if (fd >= 0 && !have &&
-		    helper_room(h, vm->proc, vm, 1, 1, vm->proc->uid, why, sizeof(why)) == 0) {
-			if (helper_add_vcpu(vm, res.vcpu, fd) == 0) {
-				h->n_sources++;
-				added++;
-			} else {
-				helper_refund(h, vm->proc->uid, 1);
-			}
-		}
 		if (fd >= 0)
-			close(fd);
+			added += add_vcpu(h, vm, fd, res.vcpu);
+	}
+	/* vCPUs with no stats fd of the VMM's: from their vCPU fds (borrow.h) */
+	for (size_t i = 0; i < c->n_vcpu_fd; i++) {
+		int fd;
+
+		if (has_vcpu(vm, c->vcpu_fd_idx[i]))
+			continue;
+		fd = take_borrowed(pidfd, pid, c->vcpu_fd[i], FD_VCPU_STATS, &res);
+		if (fd >= 0)
+			added += add_vcpu(h, vm, fd, res.vcpu);
 	}
 	return added;
 }
@@ -295,8 +408,8 @@ static unsigned scan_pid(struct helper *h, pid_t pid, struct candidates *c, unsi
 	uid_t uid = 0;
 	int pidfd;
 
-	if (registers_itself(h, pid) || list_stats_fds(pid, c) < 0 ||
-	    (c->n_vm == 0 && c->n_vcpu == 0))
+	if (registers_itself(h, pid) || list_stats_fds(pid, c, h->borrow) < 0 ||
+	    (c->n_vm == 0 && c->n_vcpu == 0 && c->n_vm_fd == 0))
 		return 0;
 	if (creds_of(pid, &uid, &gid, groups, &n_groups) < 0 ||
 	    (h->policy &&
@@ -305,26 +418,29 @@ static unsigned scan_pid(struct helper *h, pid_t pid, struct candidates *c, unsi
 	pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
 	if (pidfd < 0)
 		return 0;
-	found = take_vms(h, pid, uid, pidfd, c);
-	vm = c->n_vcpu ? only_vm(h, pid, c) : NULL;
+	/* its VM stats fds if it has any, else its VM fds: never both (one VM twice) */
+	found = c->n_vm ? take_vms(h, pid, uid, pidfd, c) : borrow_vms(h, pid, uid, pidfd, c);
+	vm = c->n_vcpu || c->n_vcpu_fd ? only_vm(h, pid, c) : NULL;
 	if (vm) {
 		unsigned first = vm->n_vcpus, added = take_vcpus(h, vm, pidfd, c);
 
 		*vcpus += added;
 		if (added && !(found == 1 && c->found[0] == vm)) /* a known VM's new vCPUs */
 			helper_send_vcpus(h, vm, first, vm->created_ns);
-	} else if (c->n_vcpu && !found) {
+	} else if ((c->n_vcpu || c->n_vcpu_fd) && !found) {
 		log_debug("discovery: pid %d holds vCPU stats fds, and the stats fds of "
 			  "several VMs or of none: vCPUs left out",
 			  (int)pid);
 	}
 	for (unsigned i = 0; i < found; i++) {
 		helper_send_vm(h, c->found[i]);
-		log_info("discovery: VM \"%s\" of pid %d (uid %u, %s) with %u vCPUs",
+		log_info("discovery: VM \"%s\" of pid %d (uid %u, %s) with %u vCPUs%s",
 			 c->found[i]->name, (int)pid, (unsigned)uid, c->found[i]->proc->comm,
-			 c->found[i]->n_vcpus);
+			 c->found[i]->n_vcpus,
+			 c->found[i]->origin == ORIGIN_BORROWED ? ", from its VM and vCPU fds"
+								: "");
 	}
-	if (found > 1 && c->n_vcpu)
+	if (found > 1 && (c->n_vcpu || c->n_vcpu_fd))
 		log_info("discovery: pid %d has %u VMs: its vCPU stats fds cannot be told apart "
 			 "and are left out (register them instead)",
 			 (int)pid, found);

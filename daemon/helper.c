@@ -456,6 +456,7 @@ int helper_run(const struct helper_args *a)
 			    .uid = a->uid,
 			    .gid = a->gid,
 			    .sandbox_selftest = a->sandbox_selftest,
+			    .borrow = a->borrow,
 			    .ipc_fd = -1,
 			    .signal_fd = -1,
 			    .epoll_fd = -1,

@@ -31,6 +31,7 @@ struct helper_args {
 	uid_t uid;		 /* the service user, the worker's */
 	gid_t gid;
 	bool sandbox_selftest; /* each worker tests its sandbox and logs the result */
+	bool borrow;	       /* discovery may borrow VM and vCPU fds (borrow.h) */
 };
 
 /*

@@ -312,6 +312,7 @@ struct hvm *helper_new_vm(struct helper *h, struct hproc *p, int stats_fd)
 	}
 	vm->id = h->next_vm_id++;
 	vm->proc = p;
+	vm->borrowed_fd = -1;
 	vm->created_ns = clock_ns(CLOCK_REALTIME);
 	p->n_vms++;
 	h->vms[h->n_vms++] = vm;
@@ -405,6 +406,8 @@ static int check_vm_fd(struct conn *c, int fd, uint64_t *created, struct verdict
 	return 0;
 }
 
+static void drop_borrowed(struct helper *h, pid_t pid);
+
 static int do_register(struct helper *h, struct conn *c, const struct regmsg *b, const int *fds,
 		       size_t n, struct verdict *v)
 {
@@ -419,6 +422,7 @@ static int do_register(struct helper *h, struct conn *c, const struct regmsg *b,
 	if (find_vm(h, c->pid, b->vm_handle))
 		return deny(v, -EEXIST, REJ_DUPLICATE, "handle %llu is registered already",
 			    (unsigned long long)b->vm_handle);
+	drop_borrowed(h, c->pid);
 	if (has_discovered_vms(h, c->pid)) { /* maybe one of those: look first */
 		if (check_vm_fd(c, fds[0], &created, v) < 0)
 			return v->status;
@@ -529,20 +533,43 @@ void helper_drop_vm(struct helper *h, struct hvm *vm)
 	free_hvm(vm);
 }
 
+/* Out of the table and out of the worker (which keeps it for the grace). */
+static void remove_vm(struct helper *h, struct hvm *vm)
+{
+	struct ipc_remove_vm m = { .hdr = { IPC_REMOVE_VM, sizeof(m) }, .vm_id = vm->id };
+
+	if (h->ipc_fd >= 0)
+		fdpass_send(h->ipc_fd, &m, sizeof(m), NULL, 0);
+	helper_drop_vm(h, vm);
+}
+
+/*
+ * A VMM that registers names its own VMs: those discovery made from its VM
+ * fds (no file to match a registration against) give way to its own.
+ */
+static void drop_borrowed(struct helper *h, pid_t pid)
+{
+	for (size_t i = h->n_vms; i-- > 0;) {
+		struct hvm *vm = h->vms[i];
+
+		if (vm->proc->pid == pid && vm->origin == ORIGIN_BORROWED) {
+			log_info("pid %d registers: VM \"%s\" made from its VM fd is replaced",
+				 (int)pid, vm->name);
+			remove_vm(h, vm);
+		}
+	}
+}
+
 static int do_unregister(struct helper *h, struct conn *c, const struct regmsg *b,
 			 struct verdict *v)
 {
-	struct ipc_remove_vm m = { .hdr = { IPC_REMOVE_VM, sizeof(m) } };
 	struct hvm *vm = find_vm(h, c->pid, b->vm_handle);
 
 	if (!vm)
 		return deny(v, -ENOENT, REJ_UNKNOWN_VM, "no VM with handle %llu",
 			    (unsigned long long)b->vm_handle);
-	m.vm_id = vm->id;
-	if (h->ipc_fd >= 0)
-		fdpass_send(h->ipc_fd, &m, sizeof(m), NULL, 0);
 	log_info("pid %d unregistered VM \"%s\"", (int)c->pid, vm->name);
-	helper_drop_vm(h, vm);
+	remove_vm(h, vm);
 	return 0;
 }
 

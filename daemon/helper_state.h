@@ -58,6 +58,7 @@ struct hvm {
 	int *vcpus;	     /* vCPU indices */
 	int *vcpu_fds;	     /* our copies, parallel to vcpus */
 	int stats_fd;	     /* our copy of its VM stats fd */
+	int borrowed_fd;     /* ORIGIN_BORROWED: the VMM's VM fd number it came from */
 	uint64_t created_ns; /* unix ns: registration, or the VMM's start if discovered */
 };
 
@@ -70,6 +71,7 @@ struct helper {
 	uid_t uid;	 /* the service user: the worker's (and our) uid */
 	gid_t gid;
 	bool sandbox_selftest;
+	bool borrow;	  /* the kernel gives stats fds to observers (borrow.h) */
 	pid_t worker;	  /* 0 once reaped */
 	bool worker_died; /* gave up restarting: exit status 1 */
 	uint32_t worker_starts;

@@ -31,7 +31,12 @@ enum ipc_type {
 };
 
 /* How the helper came by a VM's fds (label source="..." of kvm_vm_info). */
-enum ipc_origin { ORIGIN_REGISTERED = 0, ORIGIN_DISCOVERED, ORIGIN__COUNT };
+enum ipc_origin {
+	ORIGIN_REGISTERED = 0, /* the VMM sent its stats fds */
+	ORIGIN_DISCOVERED,     /* copies of stats fds the VMM held */
+	ORIGIN_BORROWED,       /* made from the VMM's VM and vCPU fds (borrow.h) */
+	ORIGIN__COUNT
+};
 
 #define IPC_MAX_VCPU_FDS KVMSTAT_MAX_FDS_PER_MSG
 

@@ -19,6 +19,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "borrow.h"
 #include "config.h"
 #include "fdcheck.h"
 #include "helper.h"
@@ -211,6 +212,31 @@ static const char *socket_error(int rc)
 	}
 }
 
+/*
+ * Does this kernel give stats fds to an observer (borrow.h)? Asked once,
+ * as root, before the privilege drop: the probe needs /dev/kvm.
+ */
+static bool probe_borrow(const struct config *cfg)
+{
+	char why[128];
+	int rc;
+
+	if (!cfg->discovery_enabled || !cfg->discovery_borrow)
+		return false;
+	rc = borrow_probe("/dev/kvm", why, sizeof(why));
+	if (rc == BORROW_SUPPORTED)
+		log_info("discovery: this kernel gives stats fds to an observer: VMMs that hold "
+			 "none are read through their VM and vCPU fds (source=\"borrowed\")");
+	else if (rc == BORROW_UNSUPPORTED)
+		log_info("discovery: this kernel answers EIO to a borrowed VM fd (no "
+			 "kvm-stats-observer series): only VMMs holding stats fds are found");
+	else
+		log_info("discovery: cannot tell whether this kernel lends stats fds (%s): "
+			 "only VMMs holding stats fds are found",
+			 why);
+	return rc == BORROW_SUPPORTED;
+}
+
 static int start(struct config *cfg, const struct options *o)
 {
 	struct helper_args a = { .cfg = cfg, .reg_fd = -1, .http_fd = -1, .socket_dir_fd = -1 };
@@ -242,6 +268,7 @@ static int start(struct config *cfg, const struct options *o)
 	slash = strrchr(cfg->socket_path, '/');
 	a.socket_name = slash ? slash + 1 : cfg->socket_path;
 	a.sandbox_selftest = o->sandbox_selftest;
+	a.borrow = probe_borrow(cfg);
 	/* everything that needed root is done: keep only what discovery needs */
 	if ((rc = privdrop_helper(a.uid, a.gid, cfg->discovery_enabled)) < 0) {
 		log_err("cannot drop the helper's privileges to %s: %s", cfg->user, strerror(-rc));

@@ -40,7 +40,7 @@ struct vm_meta {
 	char name[128];		       /* label value, unescaped */
 	char kernel_id[SCHEMA_ID_MAX]; /* "kvm-<pid>" from the VM stats fd */
 	char comm[32];
-	const char *how;	/* "registered" (later: "discovered") */
+	const char *how;	/* "registered", "discovered" or "borrowed" */
 	char *label;		/* vm="..." escaped, shared by every series of the VM */
 	char *info_text;	/* the kvm_vm_info sample line */
 	struct created created; /* when its counters started (a lower bound) */

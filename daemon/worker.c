@@ -269,6 +269,19 @@ static void free_name(struct worker *w, const char *name, char *out, size_t size
 	}
 }
 
+/* label source="..." of kvm_vm_info (ipc_check bounds origin) */
+static const char *origin_name(uint32_t origin)
+{
+	switch (origin) {
+	case ORIGIN_DISCOVERED:
+		return "discovered";
+	case ORIGIN_BORROWED:
+		return "borrowed";
+	default:
+		return "registered";
+	}
+}
+
 static int on_add_vm(struct worker *w, const struct ipc_add_vm *m, int *fds, size_t n_fds)
 {
 	char name[sizeof(m->name) + 16], kernel_id[SCHEMA_ID_MAX] = "";
@@ -284,7 +297,7 @@ static int on_add_vm(struct worker *w, const struct ipc_add_vm *m, int *fds, siz
 	w->vms = nv;
 	vm = calloc(1, sizeof(*vm));
 	if (!vm || vm_meta_new(&vm->meta, m->vm_id, m->pid, m->uid, name, "", m->comm,
-			       m->origin == ORIGIN_DISCOVERED ? "discovered" : "registered") < 0)
+			       origin_name(m->origin)) < 0)
 		goto fail;
 	vm_meta_set_created(vm->meta, m->created_ns);
 	vm->pidfd = fds[0];

@@ -263,6 +263,9 @@ fi
 mkdir -p "$KB/initramfs"
 run "$KB/initramfs/gcc.log" 120 gcc -static -O2 -Wall -Wextra -Werror -o \
 	"$KB/initramfs/kvm-stats-observer" tests/kernel/kvm-stats-observer.c -pthread
+# kvmstatd's own side: the helper's daemon/borrow.c against the same kernel
+run "$KB/initramfs/gcc.log" 120 gcc -static -O2 -Wall -Wextra -Werror -Idaemon -o \
+	"$KB/initramfs/kvmstatd-borrow" tests/kernel/kvmstatd-borrow.c daemon/borrow.c
 BUSYBOX=/bin/busybox	# from busybox-static
 # The guest gets the host's TSC under TCG: tell it the frequency rather than
 # let it calibrate against the PIT, which fails on a busy host.
@@ -284,6 +287,7 @@ initramfs() {
 		for a in sh mount modprobe reboot uname; do echo "slink /bin/$a busybox 777 0 0"; done
 		echo "file /init $ROOT/scripts/kernel/init 755 0 0"
 		echo "file /bin/kvm-stats-observer $KB/initramfs/kvm-stats-observer 755 0 0"
+		echo "file /bin/kvmstatd-borrow $KB/initramfs/kvmstatd-borrow 755 0 0"
 		(cd "$root" && find lib -type d | sort | sed 's|.*|dir /& 755 0 0|')
 		(cd "$root" && find lib -type f | sort | sed "s|.*|file /& $root/& 644 0 0|")
 	} >"$list"
@@ -300,7 +304,8 @@ nobody_other_ioctls=EIO
 nobody_reads_passed_stats_fd=yes
 owner_vcpu_in_run=yes
 sameuid_after_exec_vm_stats=EIO
-after_exit_vm_stats=EIO"
+after_exit_vm_stats=EIO
+kvmstatd_borrowed_fds_kept=no"
 # Unpatched: a borrowed fd answers EIO, a running vCPU blocks even its VMM.
 # shellcheck disable=SC2034 # read through ${!expect}
 EXPECT_unpatched="$COMMON
@@ -311,7 +316,10 @@ nobody_vcpu_stats=EIO
 owner_running_vcpu_stats=blocked
 observer_running_vcpu_stats=EIO
 sameuid_vm_stats=EIO
-sameuid_nondumpable_vm_stats=EIO"
+sameuid_nondumpable_vm_stats=EIO
+kvmstatd_probe=unsupported
+kvmstatd_borrow_vm=EIO
+kvmstatd_borrow_vcpu=EIO"
 # Patched: the observer reads what the VMM reads, nobody gets EACCES, and a
 # running vCPU's stats fd arrives within the test's bound (2 s; it takes
 # about 0 ms, and without the series the call never returns). Without
@@ -331,7 +339,12 @@ observer_running_vcpu_stats=ok
 observer_running_vcpu_layout_same=yes
 observer_running_vcpu_exits_moving=yes
 sameuid_vm_stats=ok
-sameuid_nondumpable_vm_stats=EACCES"
+sameuid_nondumpable_vm_stats=EACCES
+kvmstatd_probe=supported
+kvmstatd_borrow_vm=ok
+kvmstatd_borrow_vm_id=vmm
+kvmstatd_borrow_vcpu=ok
+kvmstatd_borrow_vcpu_id=vmm"
 
 boot() {
 	local name=$1 log=$KB/$1/serial.log expect got rc=0 t bad

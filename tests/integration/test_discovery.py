@@ -366,3 +366,75 @@ def test_a_vmm_that_registered_once_is_left_to_register_its_own_vms(daemon_facto
             time.sleep(0.5)  # the scan and a poll are surely done
             e = d.scrape()
             assert not infos_of_pid(e, os.getpid()), infos_of_pid(e, os.getpid())
+
+
+KVM_CREATE_VM, KVM_GET_STATS_FD = 0xAE01, 0xAECE
+
+
+def kernel_lends_stats_fds():
+    """Our own answer, not the daemon's: does a forked child get a stats fd
+    (or EACCES) for its parent's VM, or EIO as on a stock kernel?"""
+    import errno
+    import fcntl
+    kvm = os.open("/dev/kvm", os.O_RDWR | os.O_CLOEXEC)
+    vm = fcntl.ioctl(kvm, KVM_CREATE_VM, 0)
+    try:
+        pid = os.fork()
+        if pid == 0:
+            try:
+                fcntl.ioctl(vm, KVM_GET_STATS_FD, 0)
+                os._exit(0)
+            except OSError as e:
+                os._exit(1 if e.errno == errno.EACCES else 2 if e.errno == errno.EIO else 3)
+        code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+    finally:
+        os.close(vm)
+        os.close(kvm)
+    assert code in (0, 1, 2), "KVM_GET_STATS_FD from a child: neither a fd, EACCES nor EIO"
+    return code != 2
+
+
+def test_a_vmm_with_only_vm_and_vcpu_fds_is_read_through_them_only_where_the_kernel_lends(
+        daemon_factory, kvm):
+    """An unmodified VMM (no shim, no stats fd of its own): on a kernel with
+    the kvm-stats-observer series the helper borrows its VM and vCPU fds,
+    makes stats fds of them (source="borrowed") and closes the borrowed fds
+    at once; on a stock kernel it says so once and leaves the VMM out."""
+    import qemu
+    lends = kernel_lends_stats_fds()
+    d = daemon_factory(DISCOVERY)
+    vmm = qemu.HeldVmm(d.socket, vcpus=2, env={"LD_PRELOAD": ""})
+    try:
+        links = harness.fd_links(vmm.pid).values()
+        assert "anon_inode:kvm-vm" in links and not any("stats" in l for l in links), links
+        name = "kvm-%d" % vmm.pid
+        if lends:
+            e, infos = wait_infos_of_pid(d, vmm.pid, 1)
+            assert infos[0]["source"] == "borrowed", infos
+            harness.wait_until(lambda: sorted(harness.vcpu_exits(d.scrape(), name)) ==
+                               ["0", "1"], 3.0, 0.1, "the borrowed vCPUs of %s" % name)
+            assert "gives stats fds to an observer" in d.log(None)
+        else:
+            time.sleep(FOUND_WITHIN)
+            assert not infos_of_pid(d.scrape(), vmm.pid)
+            log = d.log(None)
+            assert log.count("answers EIO to a borrowed VM fd") == 1, log
+        # borrowed or refused, no VM or vCPU fd of the VMM's stays with us
+        for pid in (d.proc.pid, d.worker_pid()):
+            kept = [l for l in harness.fd_links(pid).values()
+                    if l == "anon_inode:kvm-vm" or l.startswith("anon_inode:kvm-vcpu:")]
+            assert not kept, "pid %d holds %r" % (pid, kept)
+    finally:
+        vmm.stop()
+
+
+def test_borrowing_switched_off_leaves_such_a_vmm_out_without_asking(daemon_factory, kvm):
+    import qemu
+    d = daemon_factory(with_discovery({("discovery", "borrow"): "no"}))
+    vmm = qemu.HeldVmm(d.socket, vcpus=1, env={"LD_PRELOAD": ""})
+    try:
+        time.sleep(FOUND_WITHIN)
+        assert not infos_of_pid(d.scrape(), vmm.pid)
+        assert "borrowed VM fd" not in d.log(None) and "observer" not in d.log(None)
+    finally:
+        vmm.stop()

@@ -302,7 +302,7 @@ static void test_add_vm_origin_out_of_range_is_refused(void **state)
 
 	(void)state;
 	a.origin = ORIGIN__COUNT;
-	bad(&a, sizeof(a), 2, "ADD_VM: origin 2 out of range");
+	bad(&a, sizeof(a), 2, "ADD_VM: origin 3 out of range");
 	a.origin = UINT32_MAX;
 	bad(&a, sizeof(a), 2, "ADD_VM: origin 4294967295 out of range");
 }
