@@ -23,7 +23,7 @@ B := build
 CC ?= cc
 PYTHON := /usr/bin/python3
 
-PKGS := libmicrohttpd inih libcap-ng zlib libseccomp gnutls libxcrypt
+PKGS := libmicrohttpd inih libcap-ng zlib libseccomp gnutls libxcrypt libsystemd
 CFLAGS ?= -O2 -g
 CFLAGS += -std=gnu11 -Wall -Wextra -Wshadow -Wformat=2 -Wstrict-prototypes \
 	-Wmissing-prototypes -fno-strict-aliasing -D_GNU_SOURCE \

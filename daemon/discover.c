@@ -360,6 +360,10 @@ void helper_discover(struct helper *h)
 	}
 	log_debug("discovery: %u processes scanned in %.1f ms: %u new VMs, %u new vCPUs", procs,
 		  (double)(clock_mono_ns() - t0) / 1e6, vms, vcpus);
+	if (!h->scanned) { /* the start-up scan: READY=1 once the worker has its VMs */
+		h->scanned = true;
+		helper_sync(h);
+	}
 	if (h->cfg->discovery_interval_s)
 		helper_schedule_discovery(h, h->cfg->discovery_interval_s * 1000u);
 }
