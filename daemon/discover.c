@@ -320,9 +320,10 @@ static unsigned scan_pid(struct helper *h, pid_t pid, struct candidates *c, unsi
 	}
 	for (unsigned i = 0; i < found; i++) {
 		helper_send_vm(h, c->found[i]);
-		log_info("discovery: VM \"%s\" of pid %d (uid %u, %s) with %u vCPUs",
-			 c->found[i]->name, (int)pid, (unsigned)uid, c->found[i]->proc->comm,
-			 c->found[i]->n_vcpus);
+		log_event(
+		    LOG_LVL_INFO, &(struct log_fields){ c->found[i]->name, pid, "discovered" },
+		    "discovery: VM \"%s\" of pid %d (uid %u, %s) with %u vCPUs", c->found[i]->name,
+		    (int)pid, (unsigned)uid, c->found[i]->proc->comm, c->found[i]->n_vcpus);
 	}
 	if (found > 1 && c->n_vcpu)
 		log_info("discovery: pid %d has %u VMs: its vCPU stats fds cannot be told apart "

@@ -313,7 +313,8 @@ static void on_conn(struct helper *h, struct conn *c)
 
 static void on_proc_exit(struct helper *h, struct hproc *p)
 {
-	log_info("VMM pid %d exited: %u VMs released", (int)p->pid, p->n_vms);
+	log_event(LOG_LVL_INFO, &(struct log_fields){ NULL, p->pid, "vmm_exited" },
+		  "VMM pid %d exited: %u VMs released", (int)p->pid, p->n_vms);
 	epoll_ctl(h->epoll_fd, EPOLL_CTL_DEL, p->pidfd, NULL);
 	helper_forget_proc(h, p);
 	helper_schedule_discovery(h, 0);

@@ -376,8 +376,9 @@ static int adopt(struct helper *h, struct conn *c, struct hvm *vm, const struct 
 	vm->handle = b->vm_handle;
 	vm->has_handle = true;
 	vm->proc->registers = true;
-	log_info("pid %d (uid %u) registered VM \"%s\", found by discovery before: same source",
-		 (int)c->pid, (unsigned)c->uid, vm->name);
+	log_event(LOG_LVL_INFO, &(struct log_fields){ vm->name, c->pid, "registered" },
+		  "pid %d (uid %u) registered VM \"%s\", found by discovery before: same source",
+		  (int)c->pid, (unsigned)c->uid, vm->name);
 	if (take_vcpus(h, vm, fds + 1, idx, known, n - 1, created, v) < 0)
 		return v->status;
 	v->accepted = (unsigned)n;
@@ -458,8 +459,9 @@ static int do_register(struct helper *h, struct conn *c, const struct regmsg *b,
 	refund(h, uid, n - 1 - vm->n_vcpus);
 	helper_send_vm(h, vm); /* or the next worker gets it */
 	v->accepted = 1 + vm->n_vcpus;
-	log_info("pid %d (uid %u) registered VM \"%s\" with %u vCPUs", (int)c->pid,
-		 (unsigned)c->uid, name, vm->n_vcpus);
+	log_event(LOG_LVL_INFO, &(struct log_fields){ name, c->pid, "registered" },
+		  "pid %d (uid %u) registered VM \"%s\" with %u vCPUs", (int)c->pid,
+		  (unsigned)c->uid, name, vm->n_vcpus);
 	return 0;
 }
 
@@ -541,7 +543,8 @@ static int do_unregister(struct helper *h, struct conn *c, const struct regmsg *
 	m.vm_id = vm->id;
 	if (h->ipc_fd >= 0)
 		fdpass_send(h->ipc_fd, &m, sizeof(m), NULL, 0);
-	log_info("pid %d unregistered VM \"%s\"", (int)c->pid, vm->name);
+	log_event(LOG_LVL_INFO, &(struct log_fields){ vm->name, c->pid, "unregistered" },
+		  "pid %d unregistered VM \"%s\"", (int)c->pid, vm->name);
 	helper_drop_vm(h, vm);
 	return 0;
 }
@@ -569,8 +572,9 @@ static void log_refusal(const struct conn *c, const struct verdict *v)
 	if (quiet)
 		log_warn("%u more refusals not logged (too many)", quiet);
 	quiet = 0;
-	log_warn("registration from pid %d (uid %u) refused (%s): %s", (int)c->pid,
-		 (unsigned)c->uid, reject_reason_name(v->reason), v->why);
+	log_event(LOG_LVL_WARN, &(struct log_fields){ NULL, c->pid, reject_reason_name(v->reason) },
+		  "registration from pid %d (uid %u) refused (%s): %s", (int)c->pid,
+		  (unsigned)c->uid, reject_reason_name(v->reason), v->why);
 }
 
 static void answer(struct helper *h, struct conn *c, uint32_t seq, const struct verdict *v)

@@ -25,6 +25,7 @@
 #include "clock.h"
 #include "fdpass.h"
 #include "helper_state.h"
+#include "journal.h"
 #include "log.h"
 #include "privdrop.h"
 #include "sandbox.h"
@@ -33,24 +34,41 @@
 #define RESTART_DELAY_MS 300
 #define CRASH_WINDOW_NS (60ull * 1000000000ull)
 
-/* Close every fd but 0-2 and the two the worker needs. */
-static void close_others(int a, int b)
+/* Close every fd but 0-2 and keep[0..n) (ascending, -1 for none). */
+static void close_all_but(const int *keep, size_t n)
 {
-	int lo = a < b ? a : b, hi = a < b ? b : a;
+	unsigned from = 3;
 
-	if (lo > 3)
-		syscall(SYS_close_range, 3u, (unsigned)lo - 1, 0u);
-	if (hi > lo + 1)
-		syscall(SYS_close_range, (unsigned)lo + 1, (unsigned)hi - 1, 0u);
-	syscall(SYS_close_range, (unsigned)hi + 1, ~0u, 0u);
+	for (size_t i = 0; i < n; i++) {
+		if (keep[i] < (int)from)
+			continue;
+		if ((unsigned)keep[i] > from)
+			syscall(SYS_close_range, from, (unsigned)keep[i] - 1, 0u);
+		from = (unsigned)keep[i] + 1;
+	}
+	syscall(SYS_close_range, from, ~0u, 0u);
+}
+
+static void sort3(int *a)
+{
+	for (int i = 0; i < 2; i++)
+		for (int j = 0; j < 2 - i; j++)
+			if (a[j] > a[j + 1]) {
+				int t = a[j];
+
+				a[j] = a[j + 1];
+				a[j + 1] = t;
+			}
 }
 
 /* The child: nothing of the helper's, no capabilities, the sandbox, then work. */
 static void __attribute__((noreturn)) become_worker(struct helper *h, pid_t parent, int ipc_fd)
 {
-	int rc;
+	/* the journal's socket (or -1): the worker cannot open one */
+	int keep[3] = { ipc_fd, h->http_fd, journal_fd() }, rc;
 
-	close_others(ipc_fd, h->http_fd);
+	sort3(keep);
+	close_all_but(keep, 3);
 	fdpass_set_closer(NULL); /* the helper's closing thread is not ours */
 	log_set_role("worker");
 	prctl(PR_SET_NAME, "kvmstatd-worker", 0, 0, 0);

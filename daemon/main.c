@@ -330,6 +330,7 @@ int main(int argc, char **argv)
 
 	parse_args(argc, argv, &o);
 	log_set_role("helper");
+	log_use_journal(); /* now: it needs a socket, which only start-up may make */
 	if (load_config(&o, &cfg) < 0)
 		return 2;
 	if (prepare_web(&cfg) < 0)

@@ -112,8 +112,11 @@ static void free_vm(struct wvm *vm)
 
 static void drop_vm_at(struct worker *w, size_t i)
 {
-	log_info("vm \"%s\" (pid %d): series dropped, %zu stats fds closed", w->vms[i]->meta->name,
-		 (int)w->vms[i]->meta->pid, w->vms[i]->n_src);
+	log_event(
+	    LOG_LVL_INFO,
+	    &(struct log_fields){ w->vms[i]->meta->name, w->vms[i]->meta->pid, "grace_ended" },
+	    "vm \"%s\" (pid %d): series dropped, %zu stats fds closed", w->vms[i]->meta->name,
+	    (int)w->vms[i]->meta->pid, w->vms[i]->n_src);
 	free_vm(w->vms[i]);
 	w->vms[i] = w->vms[--w->n_vms];
 	w->dirty = true;
@@ -127,7 +130,8 @@ static void sample_vm(struct worker *w, struct wvm *vm, uint64_t now)
 }
 
 /* The VMM exited or unregistered: last sample, then a grace period. */
-static void retire_vm(struct worker *w, struct wvm *vm, const char *why)
+/* why: a sentence for the log; reason: its label (KVMSTATD_REASON=) */
+static void retire_vm(struct worker *w, struct wvm *vm, const char *why, const char *reason)
 {
 	if (vm->gone)
 		return;
@@ -141,8 +145,9 @@ static void retire_vm(struct worker *w, struct wvm *vm, const char *why)
 	}
 	stat_add(&w->stats.vms_exited, 1);
 	w->recount = true;
-	log_info("vm \"%s\" (pid %d): %s; series kept for %u ms", vm->meta->name,
-		 (int)vm->meta->pid, why, w->cfg->exit_grace_ms);
+	log_event(LOG_LVL_INFO, &(struct log_fields){ vm->meta->name, vm->meta->pid, reason },
+		  "vm \"%s\" (pid %d): %s; series kept for %u ms", vm->meta->name,
+		  (int)vm->meta->pid, why, w->cfg->exit_grace_ms);
 }
 
 static void expire_vms(struct worker *w, uint64_t now)
@@ -335,8 +340,9 @@ static int on_add_vm(struct worker *w, const struct ipc_add_vm *m, int *fds, siz
 		goto fail;
 	w->vms[w->n_vms++] = vm;
 	w->dirty = true;
-	log_info("vm \"%s\" (pid %d, uid %u, %s): %zu of %zu stats fds accepted", name, (int)m->pid,
-		 (unsigned)m->uid, vm->meta->kernel_id, vm->n_src, n_fds - 1);
+	log_event(LOG_LVL_INFO, &(struct log_fields){ name, m->pid, "added" },
+		  "vm \"%s\" (pid %d, uid %u, %s): %zu of %zu stats fds accepted", name,
+		  (int)m->pid, (unsigned)m->uid, vm->meta->kernel_id, vm->n_src, n_fds - 1);
 	return 0;
 fail:
 	if (vm) {
@@ -389,7 +395,7 @@ static int dispatch(struct worker *w, const union ipc_msg *m, size_t len, int *f
 		struct wvm *vm = find_vm(w, m->remove_vm.vm_id);
 
 		if (vm) /* else its VMM's exit retired it first */
-			retire_vm(w, vm, "unregistered by its VMM");
+			retire_vm(w, vm, "unregistered by its VMM", "unregistered");
 		return 0;
 	}
 	case IPC_REJECTED:
@@ -505,7 +511,7 @@ static int loop(struct worker *w)
 			else if (p == &tag_beat)
 				rc = on_beat(w);
 			else
-				retire_vm(w, p, "VMM exited");
+				retire_vm(w, p, "VMM exited", "vmm_exited");
 		}
 		/* frees happen here, never inside a batch: an event later in the
 		 * batch may still name a VM (a stale pidfd event, say) */

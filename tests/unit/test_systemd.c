@@ -2,7 +2,8 @@
 /*
  * Unit tests of what kvmstatd parses from its service manager: the names
  * and kinds of inherited sockets (activation_match), NOTIFY_SOCKET
- * (notify_parse_address), and what a reload may change (reload_merge).
+ * (notify_parse_address), what a reload may change (reload_merge), and
+ * JOURNAL_STREAM and the journal's native protocol (journal.h).
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -15,6 +16,7 @@
 #include <cmocka.h>
 
 #include "activation.h"
+#include "journal.h"
 #include "notify.h"
 #include "reload.h"
 
@@ -175,6 +177,48 @@ static void test_reload_keeps_what_needs_a_restart(void **state)
 	assert_int_equal(reload_merge(&cur, &next, NULL, NULL), 0); /* merged: nothing left */
 }
 
+static void test_journal_stream_must_name_stderr_exactly(void **state)
+{
+	(void)state;
+	assert_true(journal_stream_matches("8:12345", 8, 12345));
+	assert_false(journal_stream_matches("8:12345", 8, 12346));
+	assert_false(journal_stream_matches("9:12345", 8, 12345));
+	assert_false(journal_stream_matches(NULL, 8, 12345));
+	assert_false(journal_stream_matches("", 0, 0));
+	assert_false(journal_stream_matches(":", 0, 0));
+	assert_false(journal_stream_matches("8:", 8, 0));
+	assert_false(journal_stream_matches("8:12345x", 8, 12345));
+	assert_false(journal_stream_matches(" 8:12345", 8, 12345));
+	assert_false(journal_stream_matches("-8:12345", 8, 12345));
+	assert_false(journal_stream_matches("8:1:2", 8, 1));
+	assert_true(journal_stream_matches("0:18446744073709551615", 0, 18446744073709551615ull));
+	assert_false(journal_stream_matches("0:18446744073709551616", 0, 0));  /* overflow */
+	assert_false(journal_stream_matches("0:000000000000000000001", 0, 1)); /* 21 digits */
+}
+
+static void test_journal_record_has_its_fields_and_a_binary_message(void **state)
+{
+	const struct log_fields f = { "web-1", 4242, "not_allowed" };
+	const char expect_head[] = "PRIORITY=4\nSYSLOG_IDENTIFIER=kvmstatd\nKVMSTATD_ROLE=helper\n"
+				   "KVMSTATD_VM\n\x05\0\0\0\0\0\0\0web-1\n"
+				   "KVMSTATD_VMM_PID=4242\nKVMSTATD_REASON=not_allowed\n"
+				   "MESSAGE\n\x07\0\0\0\0\0\0\0a\nb c d\n";
+	char buf[512], small[40];
+	int n;
+
+	(void)state;
+	n = journal_encode(buf, sizeof(buf), 4, "helper", &f, "a\nb c d");
+	assert_int_equal(n, sizeof(expect_head) - 1);
+	assert_memory_equal(buf, expect_head, sizeof(expect_head) - 1);
+	/* no fields: only the fixed ones and the message */
+	n = journal_encode(buf, sizeof(buf), 6, "worker", NULL, "hi");
+	assert_int_equal(n, 11 + 27 + 21 + 19);
+	assert_memory_equal(buf + n - 19, "MESSAGE\n\x02\0\0\0\0\0\0\0hi\n", 19);
+	/* a reason or role with a newline would forge a field: refused */
+	assert_int_equal(journal_encode(buf, sizeof(buf), 6, "wor\nker", NULL, "x"), -EINVAL);
+	assert_int_equal(journal_encode(small, sizeof(small), 4, "helper", &f, "x"), -ENOSPC);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -184,6 +228,8 @@ int main(void)
 		cmocka_unit_test(test_hostile_names_and_counts_are_refused),
 		cmocka_unit_test(test_notify_socket_addresses),
 		cmocka_unit_test(test_reload_keeps_what_needs_a_restart),
+		cmocka_unit_test(test_journal_stream_must_name_stderr_exactly),
+		cmocka_unit_test(test_journal_record_has_its_fields_and_a_binary_message),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
