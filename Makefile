@@ -16,6 +16,8 @@ INCDIR ?= $(PREFIX)/include
 MANDIR ?= $(PREFIX)/share/man
 SYSCONFDIR ?= /etc
 UNITDIR ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
 DESTDIR ?=
 
 VERSION := 0.1.0
@@ -23,7 +25,7 @@ B := build
 CC ?= cc
 PYTHON := /usr/bin/python3
 
-PKGS := libmicrohttpd inih libcap-ng zlib libseccomp gnutls libxcrypt
+PKGS := libmicrohttpd inih libcap-ng zlib libseccomp gnutls libxcrypt libsystemd
 CFLAGS ?= -O2 -g
 CFLAGS += -std=gnu11 -Wall -Wextra -Wshadow -Wformat=2 -Wstrict-prototypes \
 	-Wmissing-prototypes -fno-strict-aliasing -D_GNU_SOURCE \
@@ -54,8 +56,18 @@ CLIENT_OBJ := $(B)/client/kvmstat_client.o
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 
+SYSTEMD_FILES := $(B)/systemd/kvmstatd.service $(B)/systemd/kvmstatd.tmpfiles
+
 all: $(B)/kvmstatd $(B)/kvmstat-demo-vmm $(B)/libkvmstat-client.a $(B)/bench-pread \
-	$(B)/capture-stats-layout $(B)/libkvmstat-preload.so
+	$(B)/capture-stats-layout $(B)/libkvmstat-preload.so $(SYSTEMD_FILES)
+
+# Units with this build's paths (make install PREFIX=... SYSCONFDIR=...).
+SUBST = sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+	-e 's|@USER@|kvmstatd|g'
+$(B)/systemd/%: systemd/%.in Makefile
+	$(call msg,GEN,$@)
+	@mkdir -p $(dir $@)
+	$(Q)$(SUBST) $< >$@
 
 $(B)/%.o: %.c $(wildcard daemon/*.h client/*.h shim/*.h)
 	$(call msg,CC,$<)
@@ -192,19 +204,32 @@ format:
 	$(Q)clang-format -i daemon/*.[ch] client/*.[ch] shim/*.[ch] demo/*.c tests/unit/*.[ch] bench/*.c
 
 install: all
-	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) \
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/kvmstatd \
 		$(DESTDIR)$(INCDIR) $(DESTDIR)$(SYSCONFDIR)/kvmstatd $(DESTDIR)$(MANDIR)/man8 \
-		$(DESTDIR)$(UNITDIR)
+		$(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) \
+		$(DESTDIR)$(TMPFILESDIR)
 	install -m 0755 $(B)/kvmstatd $(DESTDIR)$(SBINDIR)/kvmstatd
 	install -m 0755 $(B)/kvmstat-demo-vmm $(DESTDIR)$(BINDIR)/kvmstat-demo-vmm
 	install -m 0644 $(B)/libkvmstat-client.a $(DESTDIR)$(LIBDIR)/libkvmstat-client.a
-	install -d $(DESTDIR)$(LIBDIR)/kvmstatd
 	install -m 0644 $(B)/libkvmstat-preload.so $(DESTDIR)$(LIBDIR)/kvmstatd/libkvmstat-preload.so
 	install -m 0644 client/kvmstat_client.h client/kvmstat_proto.h $(DESTDIR)$(INCDIR)/
-	install -m 0644 config/kvmstatd.ini $(DESTDIR)$(SYSCONFDIR)/kvmstatd/kvmstatd.ini
+	@# an edited configuration is the operator's: never overwrite it
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/kvmstatd/kvmstatd.ini ]; then \
+		echo "  kept $(DESTDIR)$(SYSCONFDIR)/kvmstatd/kvmstatd.ini (new one: kvmstatd.ini.dist)"; \
+		install -m 0644 config/kvmstatd.ini $(DESTDIR)$(SYSCONFDIR)/kvmstatd/kvmstatd.ini.dist; \
+	else install -m 0640 config/kvmstatd.ini $(DESTDIR)$(SYSCONFDIR)/kvmstatd/kvmstatd.ini; fi
 	install -m 0644 docs/kvmstatd.8 $(DESTDIR)$(MANDIR)/man8/kvmstatd.8
-	install -m 0644 systemd/kvmstatd.service $(DESTDIR)$(UNITDIR)/kvmstatd.service
-	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ]; then scripts/create-user.sh; fi
+	install -m 0644 docs/kvmstatd.ini.5 $(DESTDIR)$(MANDIR)/man5/kvmstatd.ini.5
+	@# made again here: this install's PREFIX may not be the build's
+	$(SUBST) systemd/kvmstatd.service.in >$(DESTDIR)$(UNITDIR)/kvmstatd.service
+	$(SUBST) systemd/kvmstatd.tmpfiles.in >$(DESTDIR)$(TMPFILESDIR)/kvmstatd.conf
+	install -m 0644 systemd/kvmstatd.socket $(DESTDIR)$(UNITDIR)/
+	install -m 0644 systemd/kvmstatd.sysusers $(DESTDIR)$(SYSUSERSDIR)/kvmstatd.conf
+	@# on this host, as root: the user, then the file modes tmpfiles.d asks for
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ]; then \
+		scripts/create-user.sh && \
+		{ ! command -v systemd-tmpfiles >/dev/null || \
+		  systemd-tmpfiles --create $(TMPFILESDIR)/kvmstatd.conf; }; fi
 
 clean:
 	rm -rf $(B)

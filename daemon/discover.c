@@ -434,11 +434,15 @@ static unsigned scan_pid(struct helper *h, pid_t pid, struct candidates *c, unsi
 	}
 	for (unsigned i = 0; i < found; i++) {
 		helper_send_vm(h, c->found[i]);
-		log_info("discovery: VM \"%s\" of pid %d (uid %u, %s) with %u vCPUs%s",
-			 c->found[i]->name, (int)pid, (unsigned)uid, c->found[i]->proc->comm,
-			 c->found[i]->n_vcpus,
-			 c->found[i]->origin == ORIGIN_BORROWED ? ", from its VM and vCPU fds"
-								: "");
+		log_event(LOG_LVL_INFO,
+			  &(struct log_fields){
+			      c->found[i]->name, pid,
+			      c->found[i]->origin == ORIGIN_BORROWED ? "borrowed" : "discovered" },
+			  "discovery: VM \"%s\" of pid %d (uid %u, %s) with %u vCPUs%s",
+			  c->found[i]->name, (int)pid, (unsigned)uid, c->found[i]->proc->comm,
+			  c->found[i]->n_vcpus,
+			  c->found[i]->origin == ORIGIN_BORROWED ? ", from its VM and vCPU fds"
+								 : "");
 	}
 	if (found > 1 && (c->n_vcpu || c->n_vcpu_fd))
 		log_info("discovery: pid %d has %u VMs: its vCPU stats fds cannot be told apart "
@@ -476,6 +480,10 @@ void helper_discover(struct helper *h)
 	}
 	log_debug("discovery: %u processes scanned in %.1f ms: %u new VMs, %u new vCPUs", procs,
 		  (double)(clock_mono_ns() - t0) / 1e6, vms, vcpus);
+	if (!h->scanned) { /* the start-up scan: READY=1 once the worker has its VMs */
+		h->scanned = true;
+		helper_sync(h);
+	}
 	if (h->cfg->discovery_interval_s)
 		helper_schedule_discovery(h, h->cfg->discovery_interval_s * 1000u);
 }

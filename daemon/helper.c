@@ -29,6 +29,7 @@
 #include "fdpass.h"
 #include "helper_state.h"
 #include "log.h"
+#include "notify.h"
 
 #ifndef SO_PEERPIDFD
 #define SO_PEERPIDFD 77
@@ -312,7 +313,8 @@ static void on_conn(struct helper *h, struct conn *c)
 
 static void on_proc_exit(struct helper *h, struct hproc *p)
 {
-	log_info("VMM pid %d exited: %u VMs released", (int)p->pid, p->n_vms);
+	log_event(LOG_LVL_INFO, &(struct log_fields){ NULL, p->pid, "vmm_exited" },
+		  "VMM pid %d exited: %u VMs released", (int)p->pid, p->n_vms);
 	epoll_ctl(h->epoll_fd, EPOLL_CTL_DEL, p->pidfd, NULL);
 	helper_forget_proc(h, p);
 	helper_schedule_discovery(h, 0);
@@ -332,50 +334,15 @@ static bool on_signal(struct helper *h)
 		return false;
 	if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
 		log_info("signal %u: stopping", si.ssi_signo);
+		notify_send("STOPPING=1");
 		return true;
 	}
+	if (si.ssi_signo == SIGHUP)
+		helper_reload(h);
 	if (si.ssi_signo == SIGCHLD && h->worker > 0 &&
 	    waitpid(h->worker, &status, WNOHANG) == h->worker)
 		helper_worker_reaped(h, status);
 	return h->worker_died;
-}
-
-/* Reap the worker within timeout_ms; true once it is gone. */
-static bool reap_worker(struct helper *h, int timeout_ms)
-{
-	struct timespec delay = { 0, 20 * 1000000L };
-
-	for (int waited = 0; h->worker > 0; waited += 20) {
-		if (waitpid(h->worker, NULL, WNOHANG) == h->worker || errno == ECHILD)
-			h->worker = 0;
-		else if (waited >= timeout_ms)
-			return false;
-		else
-			nanosleep(&delay, NULL);
-	}
-	return true;
-}
-
-/*
- * Closing the channel stops the worker by itself (it exits on EOF) and
- * needs no privilege: the worker runs under another uid, and a unit
- * without CAP_KILL could not signal it. The signals only back that up.
- */
-static void stop_worker(struct helper *h)
-{
-	if (h->ipc_fd >= 0) {
-		close(h->ipc_fd);
-		h->ipc_fd = -1;
-	}
-	if (h->worker <= 0)
-		return;
-	kill(h->worker, SIGTERM);
-	if (reap_worker(h, 5000))
-		return;
-	log_warn("the worker did not stop in 5 s; killing it");
-	kill(h->worker, SIGKILL);
-	if (!reap_worker(h, 2000))
-		log_err("the worker (pid %d) could not be stopped", (int)h->worker);
 }
 
 static int setup(struct helper *h)
@@ -406,8 +373,9 @@ static int setup(struct helper *h)
 	    (rc = epoll_add(h, h->restart_fd, &h->tag_restart)) < 0 ||
 	    (rc = epoll_add(h, h->discover_fd, &h->tag_discover)) < 0)
 		return rc;
-	if ((rc = helper_start_worker(h)) < 0)
+	if ((rc = helper_start_worker(h, false)) < 0)
 		return rc;
+	h->scanned = !h->cfg->discovery_enabled; /* else READY=1 waits for the first scan */
 	helper_schedule_discovery(h, 0);
 	return 0;
 }
@@ -426,10 +394,12 @@ static void dispatch(struct helper *h, void *p, bool *stop)
 	else if (p == &h->tag_signal)
 		*stop = on_signal(h);
 	else if (p == &h->tag_ipc) {
-		/* the worker never writes: readable means it is gone, unless a
-		 * Ctrl-C to the process group stopped it before us; an event
-		 * left in this batch for a channel closed by SIGCHLD is stale */
-		if (!(*stop = on_signal(h)) && channel_readable(h))
+		/* the worker's messages, or its end: unless a Ctrl-C to the
+		 * process group stopped it before us (the signal is read
+		 * first then); an event left in this batch for a channel
+		 * closed by SIGCHLD is stale */
+		if (helper_on_worker_channel(h) == 0 && !(*stop = on_signal(h)) &&
+		    channel_readable(h))
 			helper_worker_gone(h, "closed its channel");
 		*stop = *stop || h->worker_died;
 	} else if (p == &h->tag_restart)
@@ -451,6 +421,9 @@ static void close_if(int fd)
 int helper_run(const struct helper_args *a)
 {
 	struct helper h = { .cfg = a->cfg,
+			    .config_path = a->config_path,
+			    .listen_override = a->listen_override,
+			    .ready_pending = true,
 			    .reg_fd = a->reg_fd,
 			    .http_fd = a->http_fd,
 			    .uid = a->uid,
@@ -466,7 +439,15 @@ int helper_run(const struct helper_args *a)
 			    .start_unix_ns = clock_ns(CLOCK_REALTIME) };
 	struct epoll_event ev[16];
 	bool stop = false;
-	int rc = setup(&h);
+	uint64_t wd_ms = notify_watchdog_usec() / 1000u;
+	int rc;
+
+	/* four beats per watchdog period: one late beat is no restart */
+	if (wd_ms)
+		h.heartbeat_ms = wd_ms / 4 < 50			    ? 50
+				 : wd_ms / 4 > IPC_HEARTBEAT_MAX_MS ? IPC_HEARTBEAT_MAX_MS
+								    : (unsigned)(wd_ms / 4);
+	rc = setup(&h);
 
 	if (rc < 0)
 		log_err("start-up failed: %s", strerror(-rc));
@@ -478,14 +459,15 @@ int helper_run(const struct helper_args *a)
 			dispatch(&h, ev[i].data.ptr, &stop);
 		sweep(&h);
 	}
-	stop_worker(&h);
+	helper_stop_worker(&h);
 	while (h.n_conns)
 		close_conn(&h, h.conns[0]);
 	helper_forget_all(&h);
 	policy_free(h.policy);
 	/* in a directory of root's (systemd's RuntimeDirectory=, say) the
 	 * unprivileged helper cannot; the next start replaces a stale socket */
-	if (unlinkat(a->socket_dir_fd, a->socket_name, 0) < 0 && errno != ENOENT)
+	if (a->socket_dir_fd >= 0 && unlinkat(a->socket_dir_fd, a->socket_name, 0) < 0 &&
+	    errno != ENOENT)
 		log_info("registration socket %s left behind (%s)", a->cfg->socket_path,
 			 strerror(errno));
 	close(a->reg_fd);

@@ -24,11 +24,13 @@
 int helper_open_socket(const struct config *cfg, uid_t owner, int *out_fd, int *dir_fd);
 
 struct helper_args {
-	const struct config *cfg;
-	int reg_fd, http_fd;	 /* listening sockets */
-	int socket_dir_fd;	 /* the registration socket's directory */
-	const char *socket_name; /* its name in there */
-	uid_t uid;		 /* the service user, the worker's */
+	struct config *cfg;	     /* a reload (SIGHUP) replaces it in place */
+	const char *config_path;     /* read again on SIGHUP */
+	const char *listen_override; /* --listen, which a reload keeps */
+	int reg_fd, http_fd;	     /* listening sockets */
+	int socket_dir_fd;	     /* the registration socket's directory; -1: systemd's socket */
+	const char *socket_name;     /* its name in there */
+	uid_t uid;		     /* the service user, the worker's */
 	gid_t gid;
 	bool sandbox_selftest; /* each worker tests its sandbox and logs the result */
 	bool borrow;	       /* discovery may borrow VM and vCPU fds (borrow.h) */

@@ -377,8 +377,9 @@ static int adopt(struct helper *h, struct conn *c, struct hvm *vm, const struct 
 	vm->handle = b->vm_handle;
 	vm->has_handle = true;
 	vm->proc->registers = true;
-	log_info("pid %d (uid %u) registered VM \"%s\", found by discovery before: same source",
-		 (int)c->pid, (unsigned)c->uid, vm->name);
+	log_event(LOG_LVL_INFO, &(struct log_fields){ vm->name, c->pid, "registered" },
+		  "pid %d (uid %u) registered VM \"%s\", found by discovery before: same source",
+		  (int)c->pid, (unsigned)c->uid, vm->name);
 	if (take_vcpus(h, vm, fds + 1, idx, known, n - 1, created, v) < 0)
 		return v->status;
 	v->accepted = (unsigned)n;
@@ -462,8 +463,9 @@ static int do_register(struct helper *h, struct conn *c, const struct regmsg *b,
 	refund(h, uid, n - 1 - vm->n_vcpus);
 	helper_send_vm(h, vm); /* or the next worker gets it */
 	v->accepted = 1 + vm->n_vcpus;
-	log_info("pid %d (uid %u) registered VM \"%s\" with %u vCPUs", (int)c->pid,
-		 (unsigned)c->uid, name, vm->n_vcpus);
+	log_event(LOG_LVL_INFO, &(struct log_fields){ name, c->pid, "registered" },
+		  "pid %d (uid %u) registered VM \"%s\" with %u vCPUs", (int)c->pid,
+		  (unsigned)c->uid, name, vm->n_vcpus);
 	return 0;
 }
 
@@ -553,8 +555,9 @@ static void drop_borrowed(struct helper *h, pid_t pid)
 		struct hvm *vm = h->vms[i];
 
 		if (vm->proc->pid == pid && vm->origin == ORIGIN_BORROWED) {
-			log_info("pid %d registers: VM \"%s\" made from its VM fd is replaced",
-				 (int)pid, vm->name);
+			log_event(LOG_LVL_INFO, &(struct log_fields){ vm->name, pid, "replaced" },
+				  "pid %d registers: VM \"%s\" made from its VM fd is replaced",
+				  (int)pid, vm->name);
 			remove_vm(h, vm);
 		}
 	}
@@ -568,7 +571,8 @@ static int do_unregister(struct helper *h, struct conn *c, const struct regmsg *
 	if (!vm)
 		return deny(v, -ENOENT, REJ_UNKNOWN_VM, "no VM with handle %llu",
 			    (unsigned long long)b->vm_handle);
-	log_info("pid %d unregistered VM \"%s\"", (int)c->pid, vm->name);
+	log_event(LOG_LVL_INFO, &(struct log_fields){ vm->name, c->pid, "unregistered" },
+		  "pid %d unregistered VM \"%s\"", (int)c->pid, vm->name);
 	remove_vm(h, vm);
 	return 0;
 }
@@ -596,8 +600,9 @@ static void log_refusal(const struct conn *c, const struct verdict *v)
 	if (quiet)
 		log_warn("%u more refusals not logged (too many)", quiet);
 	quiet = 0;
-	log_warn("registration from pid %d (uid %u) refused (%s): %s", (int)c->pid,
-		 (unsigned)c->uid, reject_reason_name(v->reason), v->why);
+	log_event(LOG_LVL_WARN, &(struct log_fields){ NULL, c->pid, reject_reason_name(v->reason) },
+		  "registration from pid %d (uid %u) refused (%s): %s", (int)c->pid,
+		  (unsigned)c->uid, reject_reason_name(v->reason), v->why);
 }
 
 static void answer(struct helper *h, struct conn *c, uint32_t seq, const struct verdict *v)

@@ -63,7 +63,9 @@ struct hvm {
 };
 
 struct helper {
-	const struct config *cfg;
+	struct config *cfg; /* replaced in place by a reload (SIGHUP) */
+	const char *config_path;
+	const char *listen_override; /* --listen, or NULL */
 	int reg_fd, ipc_fd, signal_fd, epoll_fd;
 	int http_fd;	 /* kept for the next worker; never read here */
 	int restart_fd;	 /* timerfd: start a worker again */
@@ -78,6 +80,15 @@ struct helper {
 	uint64_t start_ns[5]; /* the last worker starts: a crash loop stops us */
 	uint64_t rejected[REJ__COUNT], discovered; /* totals, told to each new worker */
 	uint64_t start_unix_ns;			   /* when those totals started */
+	/* systemd: READY=1 once a worker answered a sync sent after the
+	 * start-up scan (HTTP served, every VM loaded); WATCHDOG=1 on each of
+	 * the worker's beats; STATUS= when its counts change */
+	uint32_t sync_seq;     /* the last IPC_SYNC sent */
+	bool scanned;	       /* the first discovery scan is done (or discovery is off) */
+	bool ready_pending;    /* READY=1 not sent since start or reload */
+	char reload_note[160]; /* said with READY=1 after a reload */
+	unsigned heartbeat_ms;
+	uint32_t status_vms, status_vcpus; /* as systemd last heard */
 	struct policy *policy;
 	bool accept_paused; /* out of fds: the listening socket is out of epoll */
 	char tag_reg, tag_signal, tag_ipc, tag_restart, tag_discover;
@@ -98,8 +109,19 @@ struct helper {
 	size_t n_retiring;
 };
 
-/* helper_worker.c: start a worker, hand it every VM, replace it when it dies. */
-int helper_start_worker(struct helper *h);
+/* helper_worker.c: start a worker, hand it every VM, replace it when it dies.
+ * planned: a reload's replacement, not counted as a restart. */
+int helper_start_worker(struct helper *h, bool planned);
+void helper_stop_worker(struct helper *h);
+/* Ask the worker to answer once it has handled everything sent so far. */
+void helper_sync(struct helper *h);
+/* The worker's channel is readable: handle its messages; 0 when it has
+ * reached its end (the caller decides), 1 otherwise. */
+int helper_on_worker_channel(struct helper *h);
+
+/* helper_service.c: the service manager (systemd) and SIGHUP */
+void helper_worker_status(struct helper *h, const struct ipc_status *m);
+void helper_reload(struct helper *h);
 void helper_worker_gone(struct helper *h, const char *how);
 void helper_worker_reaped(struct helper *h, int status); /* waitpid told us */
 void helper_on_restart_timer(struct helper *h);

@@ -19,11 +19,13 @@
 #include <sys/syscall.h>
 #include <sys/timerfd.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "clock.h"
 #include "fdpass.h"
 #include "helper_state.h"
+#include "journal.h"
 #include "log.h"
 #include "privdrop.h"
 #include "sandbox.h"
@@ -32,24 +34,41 @@
 #define RESTART_DELAY_MS 300
 #define CRASH_WINDOW_NS (60ull * 1000000000ull)
 
-/* Close every fd but 0-2 and the two the worker needs. */
-static void close_others(int a, int b)
+/* Close every fd but 0-2 and keep[0..n) (ascending, -1 for none). */
+static void close_all_but(const int *keep, size_t n)
 {
-	int lo = a < b ? a : b, hi = a < b ? b : a;
+	unsigned from = 3;
 
-	if (lo > 3)
-		syscall(SYS_close_range, 3u, (unsigned)lo - 1, 0u);
-	if (hi > lo + 1)
-		syscall(SYS_close_range, (unsigned)lo + 1, (unsigned)hi - 1, 0u);
-	syscall(SYS_close_range, (unsigned)hi + 1, ~0u, 0u);
+	for (size_t i = 0; i < n; i++) {
+		if (keep[i] < (int)from)
+			continue;
+		if ((unsigned)keep[i] > from)
+			syscall(SYS_close_range, from, (unsigned)keep[i] - 1, 0u);
+		from = (unsigned)keep[i] + 1;
+	}
+	syscall(SYS_close_range, from, ~0u, 0u);
+}
+
+static void sort3(int *a)
+{
+	for (int i = 0; i < 2; i++)
+		for (int j = 0; j < 2 - i; j++)
+			if (a[j] > a[j + 1]) {
+				int t = a[j];
+
+				a[j] = a[j + 1];
+				a[j + 1] = t;
+			}
 }
 
 /* The child: nothing of the helper's, no capabilities, the sandbox, then work. */
 static void __attribute__((noreturn)) become_worker(struct helper *h, pid_t parent, int ipc_fd)
 {
-	int rc;
+	/* the journal's socket (or -1): the worker cannot open one */
+	int keep[3] = { ipc_fd, h->http_fd, journal_fd() }, rc;
 
-	close_others(ipc_fd, h->http_fd);
+	sort3(keep);
+	close_all_but(keep, 3);
 	fdpass_set_closer(NULL); /* the helper's closing thread is not ours */
 	log_set_role("worker");
 	prctl(PR_SET_NAME, "kvmstatd-worker", 0, 0, 0);
@@ -71,6 +90,44 @@ static void __attribute__((noreturn)) become_worker(struct helper *h, pid_t pare
 	_exit(worker_run(h->cfg, ipc_fd, h->http_fd));
 }
 
+/* Reap the worker within timeout_ms; true once it is gone. */
+static bool reap_worker(struct helper *h, int timeout_ms)
+{
+	struct timespec delay = { 0, 20 * 1000000L };
+
+	for (int waited = 0; h->worker > 0; waited += 20) {
+		if (waitpid(h->worker, NULL, WNOHANG) == h->worker || errno == ECHILD)
+			h->worker = 0;
+		else if (waited >= timeout_ms)
+			return false;
+		else
+			nanosleep(&delay, NULL);
+	}
+	return true;
+}
+
+/*
+ * Closing the channel stops the worker by itself (it exits on EOF) and
+ * needs no privilege: the worker runs under another uid, and a unit
+ * without CAP_KILL could not signal it. The signals only back that up.
+ */
+void helper_stop_worker(struct helper *h)
+{
+	if (h->ipc_fd >= 0) {
+		close(h->ipc_fd);
+		h->ipc_fd = -1;
+	}
+	if (h->worker <= 0)
+		return;
+	kill(h->worker, SIGTERM);
+	if (reap_worker(h, 5000))
+		return;
+	log_warn("the worker did not stop in 5 s; killing it");
+	kill(h->worker, SIGKILL);
+	if (!reap_worker(h, 2000))
+		log_err("the worker (pid %d) could not be stopped", (int)h->worker);
+}
+
 int helper_send_totals(struct helper *h)
 {
 	struct ipc_hello m = { .hdr = { IPC_HELLO, sizeof(m) } };
@@ -79,6 +136,7 @@ int helper_send_totals(struct helper *h)
 		return 0;
 
 	m.worker_starts = h->worker_starts;
+	m.heartbeat_ms = h->heartbeat_ms;
 	memcpy(m.rejected, h->rejected, sizeof(m.rejected));
 	m.discovered = h->discovered;
 	m.helper_start_ns = h->start_unix_ns;
@@ -142,7 +200,43 @@ void helper_send_rejected(struct helper *h, enum reject_reason reason)
 		fdpass_send(h->ipc_fd, &m, sizeof(m), NULL, 0);
 }
 
-int helper_start_worker(struct helper *h)
+void helper_sync(struct helper *h)
+{
+	struct ipc_sync m = { .hdr = { IPC_SYNC, sizeof(m) } };
+
+	if (h->ipc_fd < 0)
+		return;					     /* the next worker gets one */
+	m.seq = ++h->sync_seq ? h->sync_seq : ++h->sync_seq; /* 0 means "none yet" */
+	fdpass_send(h->ipc_fd, &m, sizeof(m), NULL, 0);
+}
+
+int helper_on_worker_channel(struct helper *h)
+{
+	struct ipc_status m;
+	char why[96];
+	size_t n_fds;
+	int n;
+
+	/* a bounded batch: a worker that floods us must not starve the rest */
+	for (int i = 0; i < 64 && h->ipc_fd >= 0; i++) {
+		n = fdpass_recv(h->ipc_fd, &m, sizeof(m), NULL, 0, &n_fds);
+		if (n == -EAGAIN)
+			return 1;
+		if (n == 0 || n == -ECONNRESET || n == -EPIPE)
+			return 0;
+		if (n < 0 || ipc_check_status(&m, (size_t)n, n_fds, why, sizeof(why)) < 0) {
+			if (n < 0)
+				snprintf(why, sizeof(why), "%s", strerror(-n));
+			log_err("malformed message from the worker (%s): replacing it", why);
+			helper_worker_gone(h, "sent a malformed message");
+			return 1;
+		}
+		helper_worker_status(h, &m);
+	}
+	return 1;
+}
+
+int helper_start_worker(struct helper *h, bool planned)
 {
 	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &h->tag_ipc };
 	int sp[2];
@@ -161,17 +255,22 @@ int helper_start_worker(struct helper *h)
 	close(sp[1]);
 	h->ipc_fd = sp[0];
 	h->worker = pid;
-	memmove(h->start_ns + 1, h->start_ns, sizeof(h->start_ns) - sizeof(h->start_ns[0]));
-	h->start_ns[0] = clock_mono_ns();
-	h->worker_starts++;
+	if (!planned) { /* a reload's worker is no sign of a crash loop */
+		memmove(h->start_ns + 1, h->start_ns, sizeof(h->start_ns) - sizeof(h->start_ns[0]));
+		h->start_ns[0] = clock_mono_ns();
+		h->worker_starts++;
+	}
 	if (epoll_ctl(h->epoll_fd, EPOLL_CTL_ADD, h->ipc_fd, &ev) < 0)
 		return -errno;
 	if (helper_send_totals(h) < 0)
 		return 0; /* it died at once: SIGCHLD (or EOF) comes, and a restart */
 	for (size_t i = 0; i < h->n_vms; i++)
 		helper_send_vm(h, h->vms[i]);
+	helper_sync(h); /* its answer means: serving, with every VM */
 	log_info("worker pid %d started (%u VMs handed over)%s", (int)pid, (unsigned)h->n_vms,
-		 h->worker_starts > 1 ? ", replacing one that died" : "");
+		 planned		? ", replacing the old one for the new configuration"
+		 : h->worker_starts > 1 ? ", replacing one that died"
+					: "");
 	return 0;
 }
 
@@ -228,7 +327,7 @@ void helper_on_restart_timer(struct helper *h)
 
 	if (read(h->restart_fd, &n, sizeof(n)) != sizeof(n) || h->worker > 0)
 		return;
-	rc = helper_start_worker(h);
+	rc = helper_start_worker(h, false);
 	if (rc < 0 && h->worker <= 0) {
 		struct itimerspec its = { .it_value = { 1, 0 } };
 

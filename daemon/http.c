@@ -11,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "gzip.h"
 #include "accept.h"
@@ -258,7 +259,10 @@ static void optional_options(const struct http_server *srv, const struct config 
 static int start_mhd(struct http_server *srv, const struct http_config *hc)
 {
 	const struct config *cfg = hc->cfg;
-	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
+	/* ITC: threads are woken through an eventfd, never by shutdown() of
+	 * the listening socket, which the helper and the next worker share */
+	unsigned flags =
+	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_USE_ITC;
 	struct MHD_OptionItem more[6];
 
 	if (srv->tls)
@@ -301,9 +305,17 @@ int http_start(struct http_server **out, const struct http_config *cfg)
 
 void http_stop(struct http_server *srv)
 {
+	MHD_socket listen_fd = MHD_INVALID_SOCKET;
+
 	if (!srv)
 		return;
+	/* stop accepting first: after a reload the next worker serves this
+	 * socket; closing our copy (ours once quiesced) leaves it open there */
+	if (srv->mhd)
+		listen_fd = MHD_quiesce_daemon(srv->mhd);
 	MHD_stop_daemon(srv->mhd);
+	if (listen_fd != MHD_INVALID_SOCKET)
+		close(listen_fd);
 	pagecache_free(srv->pages);
 	webauth_free(srv->auth);
 	free(srv);

@@ -24,7 +24,7 @@ static int bad(char *why, size_t why_size, const char *fmt, ...)
 
 static const char *const type_name[IPC__END] = {
 	[IPC_ADD_VM] = "ADD_VM",     [IPC_ADD_VCPUS] = "ADD_VCPUS", [IPC_REMOVE_VM] = "REMOVE_VM",
-	[IPC_REJECTED] = "REJECTED", [IPC_HELLO] = "HELLO",
+	[IPC_REJECTED] = "REJECTED", [IPC_HELLO] = "HELLO",	    [IPC_SYNC] = "SYNC",
 };
 
 static const size_t type_size[IPC__END] = {
@@ -33,6 +33,7 @@ static const size_t type_size[IPC__END] = {
 	[IPC_REMOVE_VM] = sizeof(struct ipc_remove_vm),
 	[IPC_REJECTED] = sizeof(struct ipc_rejected),
 	[IPC_HELLO] = sizeof(struct ipc_hello),
+	[IPC_SYNC] = sizeof(struct ipc_sync),
 };
 
 static int check_add_vm(const struct ipc_add_vm *m, size_t n_fds, char *why, size_t why_size)
@@ -88,14 +89,33 @@ int ipc_check(const void *msg, size_t len, size_t n_fds, char *why, size_t why_s
 				   m.rejected.reason);
 		break;
 	case IPC_HELLO:
-		if (m.hello.reserved)
-			return bad(why, why_size, "HELLO: reserved is %u, must be 0",
-				   m.hello.reserved);
+		if (m.hello.heartbeat_ms > IPC_HEARTBEAT_MAX_MS)
+			return bad(why, why_size, "HELLO: heartbeat_ms %u is more than %u",
+				   m.hello.heartbeat_ms, IPC_HEARTBEAT_MAX_MS);
 		break;
-	default: /* IPC_REMOVE_VM: nothing but the size and the fd count */
+	default: /* IPC_REMOVE_VM, IPC_SYNC: nothing but the size and the fd count */
 		break;
 	}
 	if (n_fds)
 		return bad(why, why_size, "%s: %zu fds, expected none", type_name[type], n_fds);
+	return 0;
+}
+
+int ipc_check_status(const void *msg, size_t len, size_t n_fds, char *why, size_t why_size)
+{
+	struct ipc_status m;
+
+	if (why && why_size)
+		why[0] = '\0';
+	if (len != sizeof(m))
+		return bad(why, why_size, "status of %zu bytes, expected %zu", len, sizeof(m));
+	memcpy(&m, msg, sizeof(m));
+	if (m.hdr.type != IPC_STATUS || m.hdr.len != len)
+		return bad(why, why_size, "type %u, length %u: not a status", m.hdr.type,
+			   m.hdr.len);
+	if (m.reserved)
+		return bad(why, why_size, "status: reserved is %u, must be 0", m.reserved);
+	if (n_fds)
+		return bad(why, why_size, "status: %zu fds, expected none", n_fds);
 	return 0;
 }

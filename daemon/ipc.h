@@ -27,8 +27,12 @@ enum ipc_type {
 	IPC_REMOVE_VM,	/* no fds */
 	IPC_REJECTED,	/* no fds: a registration the helper refused */
 	IPC_HELLO,	/* no fds: first message to every worker (restarts, totals) */
+	IPC_SYNC,	/* no fds: answer with IPC_STATUS once everything before is done */
 	IPC__END
 };
+
+/* The one message the other way, worker -> helper (ipc_check_status). */
+#define IPC_STATUS 0x100
 
 /* How the helper came by a VM's fds (label source="..." of kvm_vm_info). */
 enum ipc_origin {
@@ -39,6 +43,7 @@ enum ipc_origin {
 };
 
 #define IPC_MAX_VCPU_FDS KVMSTAT_MAX_FDS_PER_MSG
+#define IPC_HEARTBEAT_MAX_MS 3600000u /* an hour: no watchdog is slower */
 
 struct ipc_hdr {
 	uint32_t type;
@@ -80,11 +85,35 @@ struct ipc_rejected {
  */
 struct ipc_hello {
 	struct ipc_hdr hdr;
-	uint32_t worker_starts; /* 1 for the first worker */
-	uint32_t reserved;
+	uint32_t worker_starts;	       /* 1 for the first worker */
+	uint32_t heartbeat_ms;	       /* IPC_STATUS at least this often (0: only when asked) */
 	uint64_t rejected[REJ__COUNT]; /* registrations refused so far, by reason */
 	uint64_t discovered;	       /* VMs found by discovery so far */
 	uint64_t helper_start_ns;      /* unix ns: when these totals started */
+};
+
+/*
+ * Everything the helper sent before has been handled (VMs loaded, HTTP
+ * served): the worker answers with an IPC_STATUS carrying seq.
+ */
+struct ipc_sync {
+	struct ipc_hdr hdr;
+	uint32_t seq;
+};
+
+/*
+ * Worker -> helper, never with fds: the answer to IPC_SYNC, a heartbeat
+ * from the poll loop every heartbeat_ms (the helper turns it into the
+ * systemd watchdog ping), and news when the number of sources changed.
+ * Sent with MSG_DONTWAIT: a helper that does not read must not stall the
+ * poller (its missing pings then tell systemd).
+ */
+struct ipc_status {
+	struct ipc_hdr hdr;
+	uint32_t sync_seq; /* the last IPC_SYNC handled (0: none yet) */
+	uint32_t n_vms;	   /* live VMs polled (not those in their exit grace) */
+	uint32_t n_vcpus;  /* their vCPU sources */
+	uint32_t reserved;
 };
 
 union ipc_msg {
@@ -94,6 +123,7 @@ union ipc_msg {
 	struct ipc_remove_vm remove_vm;
 	struct ipc_rejected rejected;
 	struct ipc_hello hello;
+	struct ipc_sync sync;
 };
 
 /*
@@ -103,5 +133,8 @@ union ipc_msg {
  * -EBADMSG with a sentence in why.
  */
 int ipc_check(const void *msg, size_t len, size_t n_fds, char *why, size_t why_size);
+
+/* The same for the helper's side: one IPC_STATUS, exactly. */
+int ipc_check_status(const void *msg, size_t len, size_t n_fds, char *why, size_t why_size);
 
 #endif

@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * log - one line per event on stderr, prefixed with the process role.
+ * log - one line per event on stderr, prefixed with the process role; or,
+ * when stderr is systemd's journal stream, one structured journal entry
+ * per event (journal.h), whose fields name the VM, the VMM's pid and a
+ * reason where the caller knows them (log_event).
  *
  * Parsers and formatters never log: they return -errno and the caller, who
  * knows the context (which peer, which file), logs once.
@@ -8,12 +11,20 @@
 #ifndef KVMSTATD_LOG_H
 #define KVMSTATD_LOG_H
 
+#include "journal.h"
+
 enum log_level { LOG_LVL_ERR, LOG_LVL_WARN, LOG_LVL_INFO, LOG_LVL_DEBUG };
 
 /* role: "helper" or "worker"; shown in every line. */
 void log_set_role(const char *role);
 void log_set_level(enum log_level level);
+/* Under systemd (stderr is the journal's): structured entries from now on,
+ * in this process and its children. True when so. */
+bool log_use_journal(void);
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The same, with journal fields (f may be NULL); on stderr the message alone. */
+void log_event(enum log_level level, const struct log_fields *f, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 #define log_err(...) log_msg(LOG_LVL_ERR, __VA_ARGS__)
 #define log_warn(...) log_msg(LOG_LVL_WARN, __VA_ARGS__)

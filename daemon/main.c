@@ -17,8 +17,10 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
+#include "activation.h"
 #include "borrow.h"
 #include "config.h"
 #include "fdcheck.h"
@@ -26,6 +28,7 @@
 #include "listen.h"
 #include "help.h"
 #include "log.h"
+#include "notify.h"
 #include "privdrop.h"
 #include "sandbox.h"
 #include "webauth.h"
@@ -237,11 +240,84 @@ static bool probe_borrow(const struct config *cfg)
 	return rc == BORROW_SUPPORTED;
 }
 
+/* The path a registration socket from systemd is bound to, for the log. */
+static void socket_path_of(int fd, char *out, size_t size)
+{
+	struct sockaddr_un sa;
+	socklen_t len = sizeof(sa);
+
+	snprintf(out, size, "(unnamed)");
+	if (getsockname(fd, (struct sockaddr *)&sa, &len) == 0 && len > sizeof(sa.sun_family) &&
+	    sa.sun_path[0])
+		snprintf(out, size, "%.*s", (int)(len - sizeof(sa.sun_family)), sa.sun_path);
+}
+
+/*
+ * The two listening sockets: systemd's (kvmstatd.socket) where it passed
+ * them, else our own from the configuration. 0 or 1 (exit status), logged.
+ */
+static int open_sockets(struct config *cfg, struct helper_args *a)
+{
+	char err[256] = "", path[sizeof(((struct sockaddr_un *)0)->sun_path) + 1];
+	int rc = activation_take(&a->http_fd, &a->reg_fd, err, sizeof(err));
+
+	if (rc < 0) {
+		log_err("sockets from the service manager: %s", err);
+		return 1;
+	}
+	if (a->http_fd >= 0)
+		log_info("metrics on the socket from the service manager ([http] listen unused)");
+	else if ((rc = listen_tcp(cfg->listen, &a->http_fd, err, sizeof(err))) < 0) {
+		log_err("%s", err);
+		goto fail;
+	}
+	if (a->reg_fd >= 0) {
+		/* systemd made it (SocketMode=, SocketGroup=) and removes it */
+		socket_path_of(a->reg_fd, path, sizeof(path));
+		if (strcmp(path, cfg->socket_path))
+			log_warn("registration on %s, the socket from the service manager; "
+				 "[registration] socket %s is unused",
+				 path, cfg->socket_path);
+		return 0;
+	}
+	rc = helper_open_socket(cfg, a->uid, &a->reg_fd, &a->socket_dir_fd);
+	if (rc < 0) {
+		log_err("registration socket %s: %s", cfg->socket_path, socket_error(rc));
+		goto fail;
+	}
+	a->socket_name =
+	    strrchr(cfg->socket_path, '/') ? strrchr(cfg->socket_path, '/') + 1 : cfg->socket_path;
+	return 0;
+fail:
+	if (a->http_fd >= 0)
+		close(a->http_fd);
+	if (a->reg_fd >= 0)
+		close(a->reg_fd);
+	return 1;
+}
+
+/* Drop what root was needed for; on failure remove our socket (if ours). */
+static int drop_privileges(const struct config *cfg, const struct helper_args *a)
+{
+	int rc;
+
+	if ((rc = privdrop_helper(a->uid, a->gid, cfg->discovery_enabled)) < 0)
+		log_err("cannot drop the helper's privileges to %s: %s", cfg->user, strerror(-rc));
+	else if (cfg->sandbox && (rc = sandbox_enter_helper()) < 0)
+		log_err("cannot install the helper's seccomp filter: %s", strerror(-rc));
+	if (rc < 0 && a->socket_dir_fd >= 0)
+		unlinkat(a->socket_dir_fd, a->socket_name, 0);
+	return rc;
+}
+
 static int start(struct config *cfg, const struct options *o)
 {
-	struct helper_args a = { .cfg = cfg, .reg_fd = -1, .http_fd = -1, .socket_dir_fd = -1 };
-	char err[256] = "";
-	const char *slash;
+	struct helper_args a = { .cfg = cfg,
+				 .config_path = o->config_path,
+				 .listen_override = o->listen,
+				 .reg_fd = -1,
+				 .http_fd = -1,
+				 .socket_dir_fd = -1 };
 	int rc;
 
 	if ((rc = privdrop_lookup(cfg->user, &a.uid, &a.gid)) < 0) {
@@ -255,36 +331,22 @@ static int start(struct config *cfg, const struct options *o)
 		log_err("cannot make an eventfd to recognise anonymous inodes: %s", strerror(-rc));
 		return 1;
 	}
-	if ((rc = listen_tcp(cfg->listen, &a.http_fd, err, sizeof(err))) < 0) {
-		log_err("%s", err);
+	/* connected now: later the helper may no longer reach the socket's path */
+	if ((rc = notify_open()) < 0)
+		log_warn("NOTIFY_SOCKET: %s: the service manager will not hear from us",
+			 strerror(-rc));
+	if (open_sockets(cfg, &a))
 		return 1;
-	}
-	rc = helper_open_socket(cfg, a.uid, &a.reg_fd, &a.socket_dir_fd);
-	if (rc < 0) {
-		log_err("registration socket %s: %s", cfg->socket_path, socket_error(rc));
-		close(a.http_fd);
-		return 1;
-	}
-	slash = strrchr(cfg->socket_path, '/');
-	a.socket_name = slash ? slash + 1 : cfg->socket_path;
 	a.sandbox_selftest = o->sandbox_selftest;
 	a.borrow = probe_borrow(cfg);
 	/* everything that needed root is done: keep only what discovery needs */
-	if ((rc = privdrop_helper(a.uid, a.gid, cfg->discovery_enabled)) < 0) {
-		log_err("cannot drop the helper's privileges to %s: %s", cfg->user, strerror(-rc));
-		unlinkat(a.socket_dir_fd, a.socket_name, 0);
+	if (drop_privileges(cfg, &a) < 0)
 		return 1;
-	}
-	if (cfg->sandbox && (rc = sandbox_enter_helper()) < 0) {
-		log_err("cannot install the helper's seccomp filter: %s", strerror(-rc));
-		unlinkat(a.socket_dir_fd, a.socket_name, 0);
-		return 1;
-	}
-	log_info("kvmstatd %s: registration on %s, metrics on %s, running as %s%s",
-		 KVMSTATD_VERSION, cfg->socket_path, cfg->listen, cfg->user,
-		 cfg->discovery_enabled
-		     ? " with CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH for discovery"
-		     : "");
+	log_info(
+	    "kvmstatd %s: registration on %s, metrics on %s, running as %s%s", KVMSTATD_VERSION,
+	    a.socket_dir_fd >= 0 ? cfg->socket_path : "systemd's socket", cfg->listen, cfg->user,
+	    cfg->discovery_enabled ? " with CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH for discovery"
+				   : "");
 	return helper_run(&a);
 }
 
@@ -295,6 +357,7 @@ int main(int argc, char **argv)
 
 	parse_args(argc, argv, &o);
 	log_set_role("helper");
+	log_use_journal(); /* now: it needs a socket, which only start-up may make */
 	if (load_config(&o, &cfg) < 0)
 		return 2;
 	if (prepare_web(&cfg) < 0)

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -34,6 +35,10 @@ struct wvm {
 struct worker {
 	const struct config *cfg;
 	int ipc_fd, timer_fd, signal_fd, epoll_fd;
+	int beat_fd;		       /* timerfd: IPC_STATUS to the helper (its watchdog pings) */
+	uint32_t sync_seq;	       /* the last IPC_SYNC handled */
+	uint32_t told_vms, told_vcpus; /* as the helper last heard */
+	bool recount;		       /* a VM retired: tell the helper if the count moved */
 	struct schema_cache cache;
 	struct wvm **vms;
 	size_t n_vms;
@@ -46,7 +51,7 @@ struct worker {
 };
 
 /* epoll tags for the fixed fds; VM pidfds carry their struct wvm pointer */
-static char tag_ipc, tag_timer, tag_signal;
+static char tag_ipc, tag_timer, tag_signal, tag_beat;
 
 static int epoll_add(struct worker *w, int fd, void *ptr)
 {
@@ -61,6 +66,35 @@ static struct wvm *find_vm(struct worker *w, uint32_t id)
 		if (w->vms[i]->meta->id == id)
 			return w->vms[i];
 	return NULL;
+}
+
+/*
+ * Tell the helper how many sources are polled: answers IPC_SYNC, beats
+ * from this loop (the helper turns each into systemd's WATCHDOG=1, so a
+ * loop that stops beating gets the service restarted), and news of a
+ * change. MSG_DONTWAIT: a helper that does not read must not stall us.
+ */
+static void count_sources(const struct worker *w, uint32_t *vms, uint32_t *vcpus)
+{
+	*vms = *vcpus = 0;
+	for (size_t i = 0; i < w->n_vms; i++) {
+		if (w->vms[i]->gone)
+			continue;
+		(*vms)++;
+		for (size_t j = 0; j < w->vms[i]->n_src; j++)
+			*vcpus += w->vms[i]->src[j]->vcpu >= 0;
+	}
+}
+
+static void send_status(struct worker *w)
+{
+	struct ipc_status m = { .hdr = { IPC_STATUS, sizeof(m) }, .sync_seq = w->sync_seq };
+
+	count_sources(w, &m.n_vms, &m.n_vcpus);
+	if (send(w->ipc_fd, &m, sizeof(m), MSG_DONTWAIT | MSG_NOSIGNAL) == sizeof(m)) {
+		w->told_vms = m.n_vms;
+		w->told_vcpus = m.n_vcpus;
+	}
 }
 
 static void free_vm(struct wvm *vm)
@@ -78,8 +112,11 @@ static void free_vm(struct wvm *vm)
 
 static void drop_vm_at(struct worker *w, size_t i)
 {
-	log_info("vm \"%s\" (pid %d): series dropped, %zu stats fds closed", w->vms[i]->meta->name,
-		 (int)w->vms[i]->meta->pid, w->vms[i]->n_src);
+	log_event(
+	    LOG_LVL_INFO,
+	    &(struct log_fields){ w->vms[i]->meta->name, w->vms[i]->meta->pid, "grace_ended" },
+	    "vm \"%s\" (pid %d): series dropped, %zu stats fds closed", w->vms[i]->meta->name,
+	    (int)w->vms[i]->meta->pid, w->vms[i]->n_src);
 	free_vm(w->vms[i]);
 	w->vms[i] = w->vms[--w->n_vms];
 	w->dirty = true;
@@ -93,7 +130,8 @@ static void sample_vm(struct worker *w, struct wvm *vm, uint64_t now)
 }
 
 /* The VMM exited or unregistered: last sample, then a grace period. */
-static void retire_vm(struct worker *w, struct wvm *vm, const char *why)
+/* why: a sentence for the log; reason: its label (KVMSTATD_REASON=) */
+static void retire_vm(struct worker *w, struct wvm *vm, const char *why, const char *reason)
 {
 	if (vm->gone)
 		return;
@@ -106,8 +144,10 @@ static void retire_vm(struct worker *w, struct wvm *vm, const char *why)
 		vm->pidfd = -1;
 	}
 	stat_add(&w->stats.vms_exited, 1);
-	log_info("vm \"%s\" (pid %d): %s; series kept for %u ms", vm->meta->name,
-		 (int)vm->meta->pid, why, w->cfg->exit_grace_ms);
+	w->recount = true;
+	log_event(LOG_LVL_INFO, &(struct log_fields){ vm->meta->name, vm->meta->pid, reason },
+		  "vm \"%s\" (pid %d): %s; series kept for %u ms", vm->meta->name,
+		  (int)vm->meta->pid, why, w->cfg->exit_grace_ms);
 }
 
 static void expire_vms(struct worker *w, uint64_t now)
@@ -313,8 +353,9 @@ static int on_add_vm(struct worker *w, const struct ipc_add_vm *m, int *fds, siz
 		goto fail;
 	w->vms[w->n_vms++] = vm;
 	w->dirty = true;
-	log_info("vm \"%s\" (pid %d, uid %u, %s): %zu of %zu stats fds accepted", name, (int)m->pid,
-		 (unsigned)m->uid, vm->meta->kernel_id, vm->n_src, n_fds - 1);
+	log_event(LOG_LVL_INFO, &(struct log_fields){ name, m->pid, "added" },
+		  "vm \"%s\" (pid %d, uid %u, %s): %zu of %zu stats fds accepted", name,
+		  (int)m->pid, (unsigned)m->uid, vm->meta->kernel_id, vm->n_src, n_fds - 1);
 	return 0;
 fail:
 	if (vm) {
@@ -342,6 +383,14 @@ static int on_add_vcpus(struct worker *w, const struct ipc_add_vcpus *m, int *fd
 	return 0;
 }
 
+static int arm_beat(struct worker *w, unsigned ms)
+{
+	struct itimerspec its = { .it_interval = { ms / 1000, (long)(ms % 1000) * 1000000L } };
+
+	its.it_value = its.it_interval;
+	return timerfd_settime(w->beat_fd, 0, &its, NULL) < 0 ? -errno : 0;
+}
+
 static int dispatch(struct worker *w, const union ipc_msg *m, size_t len, int *fds, size_t n_fds)
 {
 	char why[128];
@@ -359,11 +408,15 @@ static int dispatch(struct worker *w, const union ipc_msg *m, size_t len, int *f
 		struct wvm *vm = find_vm(w, m->remove_vm.vm_id);
 
 		if (vm) /* else its VMM's exit retired it first */
-			retire_vm(w, vm, "unregistered by its VMM");
+			retire_vm(w, vm, "unregistered by its VMM", "unregistered");
 		return 0;
 	}
 	case IPC_REJECTED:
 		stat_add(&w->stats.rejected[m->rejected.reason], 1);
+		return 0;
+	case IPC_SYNC: /* everything before it is in: VMs loaded, HTTP served */
+		w->sync_seq = m->sync.seq;
+		send_status(w);
 		return 0;
 	default: /* IPC_HELLO: the helper's totals; counters continue across workers */
 		for (int r = 0; r < REJ__COUNT; r++)
@@ -371,7 +424,7 @@ static int dispatch(struct worker *w, const union ipc_msg *m, size_t len, int *f
 		stat_set(&w->stats.vms_discovered, m->hello.discovered);
 		stat_set(&w->stats.worker_starts, m->hello.worker_starts);
 		w->stats.helper_start_time = (double)m->hello.helper_start_ns / 1e9;
-		return 0;
+		return arm_beat(w, m->hello.heartbeat_ms);
 	}
 }
 
@@ -419,6 +472,15 @@ static int on_timer(struct worker *w)
 	return 0;
 }
 
+static int on_beat(struct worker *w)
+{
+	uint64_t expirations;
+
+	if (read(w->beat_fd, &expirations, sizeof(expirations)) == sizeof(expirations))
+		send_status(w);
+	return 0;
+}
+
 static int on_signal(struct worker *w)
 {
 	struct signalfd_siginfo si;
@@ -431,9 +493,18 @@ static int on_signal(struct worker *w)
 	return 0;
 }
 
+static bool changed_sources(const struct worker *w)
+{
+	uint32_t vms, vcpus;
+
+	count_sources(w, &vms, &vcpus);
+	return vms != w->told_vms || vcpus != w->told_vcpus;
+}
+
 static int loop(struct worker *w)
 {
 	struct epoll_event ev[16];
+	bool recount;
 	int rc = 0;
 
 	while (!w->stop && rc == 0) {
@@ -450,14 +521,20 @@ static int loop(struct worker *w)
 				rc = on_timer(w);
 			else if (p == &tag_signal)
 				rc = on_signal(w);
+			else if (p == &tag_beat)
+				rc = on_beat(w);
 			else
-				retire_vm(w, p, "VMM exited");
+				retire_vm(w, p, "VMM exited", "vmm_exited");
 		}
 		/* frees happen here, never inside a batch: an event later in the
 		 * batch may still name a VM (a stale pidfd event, say) */
 		expire_vms(w, clock_mono_ns());
+		recount = w->dirty || w->recount;
 		if (rc == 0 && w->dirty)
 			rc = publish(w);
+		if (rc == 0 && recount && w->sync_seq && changed_sources(w))
+			send_status(w); /* the helper's STATUS= line */
+		w->recount = false;
 	}
 	return rc == -EPIPE ? 0 : rc;
 }
@@ -497,7 +574,8 @@ static int setup(struct worker *w, int http_fd)
 	w->signal_fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 	w->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
 	w->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
-	if (w->signal_fd < 0 || w->timer_fd < 0 || w->epoll_fd < 0)
+	w->beat_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (w->signal_fd < 0 || w->timer_fd < 0 || w->epoll_fd < 0 || w->beat_fd < 0)
 		return -errno;
 	its.it_interval.tv_sec = w->cfg->interval_ms / 1000;
 	its.it_interval.tv_nsec = (long)(w->cfg->interval_ms % 1000) * 1000000L;
@@ -506,7 +584,8 @@ static int setup(struct worker *w, int http_fd)
 		return -errno;
 	if ((rc = epoll_add(w, w->ipc_fd, &tag_ipc)) < 0 ||
 	    (rc = epoll_add(w, w->timer_fd, &tag_timer)) < 0 ||
-	    (rc = epoll_add(w, w->signal_fd, &tag_signal)) < 0)
+	    (rc = epoll_add(w, w->signal_fd, &tag_signal)) < 0 ||
+	    (rc = epoll_add(w, w->beat_fd, &tag_beat)) < 0)
 		return rc;
 	return http_start(&w->http, &hc);
 }
@@ -514,7 +593,12 @@ static int setup(struct worker *w, int http_fd)
 int worker_run(const struct config *cfg, int ipc_fd, int http_fd)
 {
 	struct worker w = {
-		.cfg = cfg, .ipc_fd = ipc_fd, .timer_fd = -1, .signal_fd = -1, .epoll_fd = -1
+		.cfg = cfg,
+		.ipc_fd = ipc_fd,
+		.timer_fd = -1,
+		.signal_fd = -1,
+		.epoll_fd = -1,
+		.beat_fd = -1,
 	};
 	struct timespec now;
 	int rc;
@@ -539,6 +623,8 @@ int worker_run(const struct config *cfg, int ipc_fd, int http_fd)
 		close(w.timer_fd);
 	if (w.epoll_fd >= 0)
 		close(w.epoll_fd);
+	if (w.beat_fd >= 0)
+		close(w.beat_fd);
 	close(ipc_fd);
 	return rc < 0 ? 1 : 0;
 }

@@ -9,7 +9,8 @@ set -eu
 BUILD="gcc make pkg-config libmicrohttpd-dev libinih-dev libcap-ng-dev libseccomp-dev libsystemd-dev zlib1g-dev libgnutls28-dev libcrypt-dev"
 # tests: unit tests (cmocka), integration (pytest, the prometheus_client
 # parsers, promtool, curl; openssl makes the TLS tests' certificates), linters
-TEST="libcmocka-dev python3 python3-pytest python3-prometheus-client prometheus curl openssl cppcheck clang-format"
+# systemd: systemd-socket-activate and systemd-analyze for the unit tests
+TEST="systemd libcmocka-dev python3 python3-pytest python3-prometheus-client prometheus curl openssl cppcheck clang-format"
 # benchmarks (QEMU as a peer to compare against) and fuzzing (clang, libFuzzer)
 BENCH="qemu-system-x86 clang"
 

@@ -56,7 +56,10 @@ static bool valid(const uint8_t *msg, size_t len, size_t n_fds)
 	case IPC_REJECTED:
 		return len == sizeof(m.rejected) && n_fds == 0 && m.rejected.reason < REJ__COUNT;
 	case IPC_HELLO:
-		return len == sizeof(m.hello) && n_fds == 0 && m.hello.reserved == 0;
+		return len == sizeof(m.hello) && n_fds == 0 &&
+		       m.hello.heartbeat_ms <= IPC_HEARTBEAT_MAX_MS;
+	case IPC_SYNC:
+		return len == sizeof(m.sync) && n_fds == 0;
 	default:
 		return false;
 	}

@@ -31,7 +31,8 @@ SMALL_BODY = struct.Struct("=QII")  # ADD_VCPUS, UNREGISTER_VM
 REPLY_BODY = struct.Struct("=iI96s")
 
 # daemon/ipc.h
-IPC_ADD_VM, IPC_ADD_VCPUS, IPC_REMOVE_VM, IPC_REJECTED, IPC_HELLO, IPC_END = range(1, 7)
+IPC_ADD_VM, IPC_ADD_VCPUS, IPC_REMOVE_VM, IPC_REJECTED, IPC_HELLO, IPC_SYNC, IPC_END = range(1, 8)
+HEARTBEAT_MAX_MS = 3600000
 IPC_HDR = struct.Struct("=II")  # type, len
 ADD_VM = struct.Struct("=IIIiIII80s32s")  # hdr, vm_id, pid, uid, n_vcpus, origin, name, comm
 ADD_VCPUS_MSG = struct.Struct("=IIII")  # hdr, vm_id, n_vcpus
@@ -50,7 +51,8 @@ def enum_count(header, enum, last):
 
 REJ_COUNT = enum_count("selfstats.h", "reject_reason", "REJ__COUNT")
 ORIGIN_COUNT = enum_count("ipc.h", "ipc_origin", "ORIGIN__COUNT")
-HELLO = struct.Struct("=IIII%dQQ" % REJ_COUNT)  # hdr, worker_starts, reserved, rejected, discovered
+HELLO = struct.Struct("=IIII%dQQ" % REJ_COUNT)  # hdr, worker_starts, heartbeat_ms, rejected, discovered
+SYNC = struct.Struct("=III")  # hdr, seq
 
 
 def seed(n_fds, msg):
@@ -128,9 +130,9 @@ def add_vcpus(n_vcpus=3):
     return ADD_VCPUS_MSG.pack(IPC_ADD_VCPUS, ADD_VCPUS_MSG.size, 7, n_vcpus)
 
 
-def hello(starts=1, reserved=0):
+def hello(starts=1, heartbeat_ms=0):
     rejected = [3 * i for i in range(REJ_COUNT)]
-    return HELLO.pack(IPC_HELLO, HELLO.size, starts, reserved, *rejected, 5)
+    return HELLO.pack(IPC_HELLO, HELLO.size, starts, heartbeat_ms, *rejected, 5)
 
 
 def ipc_seeds():
@@ -148,6 +150,8 @@ def ipc_seeds():
         s["rejected-reason-%d" % reason] = seed(0, REJECTED.pack(IPC_REJECTED, REJECTED.size, reason))
     s["hello-first"] = seed(0, hello())
     s["hello-restart"] = seed(0, hello(starts=3))
+    s["hello-heartbeat"] = seed(0, hello(heartbeat_ms=250))
+    s["sync"] = seed(0, SYNC.pack(IPC_SYNC, SYNC.size, 1))
     # refused: header
     s["empty"] = seed(0, b"")
     s["header-7-bytes"] = seed(0, IPC_HDR.pack(IPC_REMOVE_VM, 12)[:7])
@@ -171,7 +175,8 @@ def ipc_seeds():
     s["remove-vm-with-fd"] = seed(1, REMOVE_VM.pack(IPC_REMOVE_VM, REMOVE_VM.size, 7))
     s["rejected-reason-out-of-range"] = seed(0, REJECTED.pack(IPC_REJECTED, REJECTED.size, REJ_COUNT))
     s["rejected-with-fds"] = seed(2, REJECTED.pack(IPC_REJECTED, REJECTED.size, 1))
-    s["hello-reserved"] = seed(0, hello(reserved=1))
+    s["hello-heartbeat-too-slow"] = seed(0, hello(heartbeat_ms=HEARTBEAT_MAX_MS + 1))
+    s["sync-with-fd"] = seed(1, SYNC.pack(IPC_SYNC, SYNC.size, 1))
     s["hello-with-fd"] = seed(1, hello())
     return s
 

@@ -278,10 +278,15 @@ def write_config(path, socket_path, port, user, overrides=None):
 class Daemon:
     """A kvmstatd of a test's own: temp config, socket and log."""
 
-    def __init__(self, overrides=None, user=None, listen_port=None, args=()):
+    def __init__(self, overrides=None, user=None, listen_port=None, args=(), prefix=(),
+                 env=None, owns_socket=True):
         """listen_port: pass --listen 127.0.0.1:PORT on the command line
         (the config then names another port, which must stay unused).
-        args: more command-line flags, e.g. ["--sandbox-selftest"]."""
+        args: more command-line flags, e.g. ["--sandbox-selftest"].
+        prefix: a command that execs kvmstatd (systemd-socket-activate ...).
+        env: variables added to the daemon's environment.
+        owns_socket: False when the registration socket is not the
+        daemon's (socket activation): it then stays after a stop."""
         self.dir = tempfile.mkdtemp(prefix="kvmstatd-it-")
         # a directory the helper must create itself
         self.socket = os.path.join(self.dir, "run", "register.sock")
@@ -299,12 +304,19 @@ class Daemon:
         self.log_path = os.path.join(self.dir, "kvmstatd.log")
         self.proc = None
         self._workers = set()
+        self.prefix = list(prefix)
+        self.env = env
+        self.owns_socket = owns_socket
 
     def launch(self):
         """Start the process and return at once (start() also waits until
         it is ready)."""
         self._log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(self.args,
+        env = None
+        if self.env is not None:
+            env = dict(os.environ)
+            env.update(self.env)
+        self.proc = subprocess.Popen(self.prefix + self.args, env=env,
                                      stdin=subprocess.DEVNULL, stdout=self._log,
                                      stderr=subprocess.STDOUT, close_fds=True)
         return self
@@ -419,7 +431,7 @@ class Daemon:
         rc = self.proc.returncode
         if rc != 0:
             problems.append("kvmstatd exit status %s, want 0" % rc)
-        if os.path.exists(self.socket):
+        if self.owns_socket and os.path.exists(self.socket):
             problems.append("registration socket %s left behind" % self.socket)
         try:
             wait_until(lambda: not any(proc_alive(w) for w in self._workers), 3.0)

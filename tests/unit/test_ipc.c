@@ -179,7 +179,7 @@ static void test_a_message_at_any_alignment_is_checked(void **state)
 	assert_non_null(raw);
 	memcpy(raw + 3, &h, sizeof(h));
 	assert_int_equal(ipc_check(raw + 3, sizeof(h), 0, NULL, 0), 0);
-	h.reserved = 1;
+	h.heartbeat_ms = IPC_HEARTBEAT_MAX_MS + 1;
 	memcpy(raw + 3, &h, sizeof(h));
 	assert_int_equal(ipc_check(raw + 3, sizeof(h), 0, NULL, 0), -EBADMSG);
 	free(raw);
@@ -217,7 +217,7 @@ static void test_type_out_of_range_is_refused(void **state)
 	(void)state;
 	bad(&h, sizeof(h), 0, "unknown message type 0");
 	h.type = IPC__END;
-	bad(&h, sizeof(h), 0, "unknown message type 6");
+	bad(&h, sizeof(h), 0, "unknown message type 7");
 	h.type = UINT32_MAX;
 	bad(&h, sizeof(h), 0, "unknown message type 4294967295");
 }
@@ -234,6 +234,7 @@ static void test_length_must_be_the_size_of_the_types_struct(void **state)
 		{ IPC_REMOVE_VM, "REMOVE_VM", sizeof(struct ipc_remove_vm) },
 		{ IPC_REJECTED, "REJECTED", sizeof(struct ipc_rejected) },
 		{ IPC_HELLO, "HELLO", sizeof(struct ipc_hello) },
+		{ IPC_SYNC, "SYNC", sizeof(struct ipc_sync) },
 	};
 
 	(void)state;
@@ -349,13 +350,44 @@ static void test_rejected_reason_out_of_range_is_refused(void **state)
 	bad(&j, sizeof(j), 0, "REJECTED: reason 4294967295 out of range");
 }
 
-static void test_hello_reserved_must_be_0(void **state)
+static void test_hello_heartbeat_is_bounded(void **state)
 {
 	struct ipc_hello h = hello();
 
 	(void)state;
-	h.reserved = 1;
-	bad(&h, sizeof(h), 0, "HELLO: reserved is 1, must be 0");
+	h.heartbeat_ms = IPC_HEARTBEAT_MAX_MS;
+	assert_int_equal(ipc_check(&h, sizeof(h), 0, NULL, 0), 0);
+	h.heartbeat_ms = IPC_HEARTBEAT_MAX_MS + 1;
+	bad(&h, sizeof(h), 0, "HELLO: heartbeat_ms 3600001 is more than 3600000");
+}
+
+static void test_sync_is_accepted_without_fds_only(void **state)
+{
+	struct ipc_sync m = { .hdr = { IPC_SYNC, sizeof(m) }, .seq = 7 };
+
+	(void)state;
+	assert_int_equal(ipc_check(&m, sizeof(m), 0, NULL, 0), 0);
+	bad(&m, sizeof(m), 1, "SYNC: 1 fds, expected none");
+}
+
+static void test_status_is_checked_exactly(void **state)
+{
+	struct ipc_status m = { .hdr = { IPC_STATUS, sizeof(m) }, .n_vms = 3, .n_vcpus = 12 };
+	char why[128];
+
+	(void)state;
+	assert_int_equal(ipc_check_status(&m, sizeof(m), 0, why, sizeof(why)), 0);
+	assert_int_equal(ipc_check_status(&m, sizeof(m) - 1, 0, why, sizeof(why)), -EBADMSG);
+	assert_int_equal(ipc_check_status(&m, sizeof(m), 1, why, sizeof(why)), -EBADMSG);
+	assert_string_equal(why, "status: 1 fds, expected none");
+	m.reserved = 2;
+	assert_int_equal(ipc_check_status(&m, sizeof(m), 0, why, sizeof(why)), -EBADMSG);
+	m.reserved = 0;
+	m.hdr.type = IPC_HELLO;
+	assert_int_equal(ipc_check_status(&m, sizeof(m), 0, why, sizeof(why)), -EBADMSG);
+	/* and the worker never takes a status for a message of its own */
+	m.hdr.type = IPC_STATUS;
+	assert_int_equal(ipc_check(&m, sizeof(m), 0, NULL, 0), -EBADMSG);
 }
 
 static void test_why_is_cut_to_its_buffer_and_may_be_absent(void **state)
@@ -392,7 +424,9 @@ int main(void)
 		cmocka_unit_test(test_add_vcpus_fd_count_must_equal_n_vcpus),
 		cmocka_unit_test(test_messages_without_fds_refuse_fds),
 		cmocka_unit_test(test_rejected_reason_out_of_range_is_refused),
-		cmocka_unit_test(test_hello_reserved_must_be_0),
+		cmocka_unit_test(test_hello_heartbeat_is_bounded),
+		cmocka_unit_test(test_sync_is_accepted_without_fds_only),
+		cmocka_unit_test(test_status_is_checked_exactly),
 		cmocka_unit_test(test_why_is_cut_to_its_buffer_and_may_be_absent),
 	};
 
