@@ -451,6 +451,7 @@ static void close_if(int fd)
 int helper_run(const struct helper_args *a)
 {
 	struct helper h = { .cfg = a->cfg,
+			    .bpf = a->bpf,
 			    .reg_fd = a->reg_fd,
 			    .http_fd = a->http_fd,
 			    .uid = a->uid,

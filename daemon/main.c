@@ -25,6 +25,7 @@
 #include "listen.h"
 #include "help.h"
 #include "log.h"
+#include "bpfload.h"
 #include "privdrop.h"
 #include "sandbox.h"
 #include "webauth.h"
@@ -214,6 +215,7 @@ static const char *socket_error(int rc)
 static int start(struct config *cfg, const struct options *o)
 {
 	struct helper_args a = { .cfg = cfg, .reg_fd = -1, .http_fd = -1, .socket_dir_fd = -1 };
+	static struct bpf_telemetry bpf; /* lives as long as the helper */
 	char err[256] = "";
 	const char *slash;
 	int rc;
@@ -242,6 +244,16 @@ static int start(struct config *cfg, const struct options *o)
 	slash = strrchr(cfg->socket_path, '/');
 	a.socket_name = slash ? slash + 1 : cfg->socket_path;
 	a.sandbox_selftest = o->sandbox_selftest;
+	/* while CAP_BPF and CAP_PERFMON are still ours: the links outlive them */
+	if ((rc = bpfload_start(&bpf, cfg, err, sizeof(err))) < 0) {
+		if (!strcmp(cfg->bpf, "on")) {
+			log_err("%s; [daemon] bpf = on: not starting", err);
+			unlinkat(a.socket_dir_fd, a.socket_name, 0);
+			return 1;
+		}
+		log_info("exit telemetry off: %s", err);
+	}
+	a.bpf = &bpf;
 	/* everything that needed root is done: keep only what discovery needs */
 	if ((rc = privdrop_helper(a.uid, a.gid, cfg->discovery_enabled)) < 0) {
 		log_err("cannot drop the helper's privileges to %s: %s", cfg->user, strerror(-rc));
@@ -258,7 +270,9 @@ static int start(struct config *cfg, const struct options *o)
 		 cfg->discovery_enabled
 		     ? " with CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH for discovery"
 		     : "");
-	return helper_run(&a);
+	rc = helper_run(&a);
+	bpfload_stop(&bpf);
+	return rc;
 }
 
 int main(int argc, char **argv)
