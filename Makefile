@@ -56,7 +56,7 @@ msg = @printf '  %-6s %s\n' $(1) $(2)
 endif
 
 .DELETE_ON_ERROR:
-.PHONY: all run check bench install clean deps unit integration lint sanitize format fuzz \
+.PHONY: all run check bench bench-bpf install clean deps unit integration lint sanitize format fuzz \
 	fuzz-replay metrics-doc
 
 DAEMON_SRC := $(filter-out daemon/main.c,$(wildcard daemon/*.c)) shim/qemu_name.c
@@ -111,6 +111,14 @@ $(B)/kvmstat-demo-vmm: $(B)/demo/kvmstat-demo-vmm.o $(CLIENT_OBJ)
 $(B)/bench-pread: $(B)/bench/bench-pread.o
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+# The exit telemetry's costs (make bench-bpf): the BPF object and the
+# worker's own reading code.
+$(B)/bench-bpf: $(B)/bench/bench-bpf.o $(DAEMON_OBJ)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
+
+$(B)/bench/bench-bpf.o: $(B)/bpf/kvmexit.skel.h
 
 $(B)/capture-stats-layout: $(B)/tools/capture-stats-layout.o
 	$(call msg,LINK,$@)
@@ -222,6 +230,10 @@ check: deps
 bench: deps
 	$(Q)$(MAKE) --no-print-directory WERROR=1 all
 	$(Q)$(PYTHON) bench/bench.py
+
+bench-bpf: deps
+	$(Q)$(MAKE) --no-print-directory WERROR=1 all $(B)/bench-bpf
+	$(Q)$(PYTHON) bench/bench_bpf.py
 
 format:
 	$(Q)clang-format -i daemon/*.[ch] client/*.[ch] shim/*.[ch] demo/*.c tests/unit/*.[ch] bench/*.c \
