@@ -162,7 +162,7 @@ static int bench_read(unsigned vms, unsigned vcpus)
 {
 	unsigned n = vms * vcpus;
 	size_t len = ((size_t)n * sizeof(struct kx_slot) + 4095) / 4096 * 4096;
-	LIBBPF_OPTS(bpf_map_create_opts, o, .map_flags = BPF_F_MMAPABLE);
+	struct bpf_map_create_opts o = { .sz = sizeof(o), .map_flags = BPF_F_MMAPABLE };
 	int fd =
 	    bpf_map_create(BPF_MAP_TYPE_ARRAY, "bench_slots", 4, sizeof(struct kx_slot), n, &o);
 	int mfd =
