@@ -170,15 +170,16 @@ static int bench_read(unsigned vms, unsigned vcpus)
 	struct vm_meta *metas = calloc(vms, sizeof(*metas));
 	struct source *src = calloc(n, sizeof(*src));
 	struct source **ptr = calloc(n, sizeof(*ptr));
-	struct kx_slot *w;
+	struct kx_slot *w = MAP_FAILED;
 	double t0, tick, scan, readall;
 	struct kx_counts c;
+	int rc = 1;
 
 	if (fd < 0 || mfd < 0 || !metas || !src || !ptr)
-		return 1;
+		goto out;
 	w = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (w == MAP_FAILED)
-		return 1;
+		goto out;
 	for (unsigned i = 0; i < n; i++) {
 		struct kx_slot *s = &w[(i * 7919u) % n]; /* scattered, as the BPF side hashes */
 
@@ -202,13 +203,15 @@ static int bench_read(unsigned vms, unsigned vcpus)
 		ptr[i] = &src[i];
 	}
 	if (bpfview_map(fd, mfd, n, sizeof(struct kx_slot)) < 0)
-		return 1;
+		goto out;
 	t0 = now_s();
 	bpfview_join(ptr, n, true);
 	scan = now_s() - t0;
 	for (unsigned i = 0; i < n; i++)
-		if (!atomic_load(&src[i].bpf_join))
-			return printf("slot read: source %u not joined\n", i), 1;
+		if (!atomic_load(&src[i].bpf_join)) {
+			printf("slot read: source %u not joined\n", i);
+			goto out;
+		}
 	t0 = now_s();
 	for (int r = 0; r < 100; r++)
 		bpfview_join(ptr, n, false);
@@ -224,8 +227,19 @@ static int bench_read(unsigned vms, unsigned vcpus)
 	printf("  first join (scan all slots):      %.3f ms (only when slots are claimed)\n",
 	       scan * 1e3);
 	printf("  read every slot whole (a scrape): %.3f ms\n", readall * 1e3);
+	rc = 0;
+out:
 	bpfview_unmap();
-	return 0;
+	if (w != MAP_FAILED)
+		munmap(w, len);
+	if (fd >= 0)
+		close(fd);
+	if (mfd >= 0)
+		close(mfd);
+	free(metas);
+	free(src);
+	free(ptr);
+	return rc;
 }
 
 int main(int argc, char **argv)
