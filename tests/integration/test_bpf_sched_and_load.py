@@ -103,3 +103,36 @@ def test_schedstat_series_exist_with_bpf_off(daemon_factory, demo_vmm):
     time.sleep(0.6)
     expo = harness.parse_exposition(d.get().text)
     assert len(expo.matching("kvm_vcpu_thread_cpu_seconds_total", vm=vmm.vms[0].name)) == 2
+
+
+def _without_bpf_caps(d):
+    """Start d's kvmstatd without CAP_BPF, CAP_PERFMON (nor CAP_SYS_ADMIN, which implies both)."""
+    setpriv = shutil.which("setpriv")
+    if not setpriv:
+        pytest.skip("setpriv (util-linux) is missing")
+    d.args = [setpriv, "--bounding-set=-bpf,-perfmon,-sys_admin", "--inh-caps=-all"] + d.args
+    return d
+
+
+def test_auto_without_cap_bpf_degrades_with_one_line(daemon_factory, demo_vmm):
+    d = _without_bpf_caps(daemon_factory(start=False))
+    d.start()
+    vmm = demo_vmm(d.socket, vms=1, vcpus=1, name_prefix="nocap-", hz=200)
+    harness.wait_for_vms(d, [vmm.vms[0].name])
+    time.sleep(0.5)
+    expo = harness.parse_exposition(d.get().text)
+    assert expo.value("kvmstatd_bpf_enabled") == 0
+    assert expo.matching("kvm_vcpu_exits_total", vm=vmm.vms[0].name)
+    lines = d.log_lines("exit telemetry")
+    assert len(lines) == 1 and "CAP_BPF" in lines[0], lines
+
+
+def test_on_without_cap_bpf_refuses_to_start_and_says_why(kvmstatd_bin, root, kvm):
+    d = _without_bpf_caps(harness.Daemon({("daemon", "bpf"): "on"}))
+    d.launch()
+    try:
+        assert d.proc.wait(10) == 1
+        assert "bpf = on: not starting" in d.log() and "CAP_BPF" in d.log(), d.log()
+        assert not os.path.exists(d.socket)
+    finally:
+        d.kill_all()
