@@ -48,7 +48,7 @@ struct bpfview_meta {
 };
 int bpfview_meta(struct bpfview_meta *m); /* -ENOENT when not mapped */
 
-/* Pure, for tests: the index of the slot n_slots holds whose ids are these. */
+/* Pure: whether slot (a struct kx_slot) carries these ids, both NUL-terminated inside it. */
 bool bpfview_slot_matches(const void *slot, const char *vm_id, const char *vcpu_id);
 
 #endif
