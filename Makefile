@@ -26,6 +26,14 @@ CC ?= cc
 PYTHON := /usr/bin/python3
 
 PKGS := libmicrohttpd inih libcap-ng zlib libseccomp gnutls libxcrypt libsystemd
+# Exit telemetry (bpf/kvmexit.bpf.c): BPF=0 builds a daemon without it, for
+# a build host whose kernel has no BTF (/sys/kernel/btf/vmlinux).
+BPF ?= 1
+ifeq ($(BPF),1)
+PKGS += libbpf
+endif
+BPFTOOL ?= $(shell command -v bpftool 2>/dev/null || echo /usr/sbin/bpftool)
+CLANG ?= clang
 CFLAGS ?= -O2 -g
 CFLAGS += -std=gnu11 -Wall -Wextra -Wshadow -Wformat=2 -Wstrict-prototypes \
 	-Wmissing-prototypes -fno-strict-aliasing -D_GNU_SOURCE \
@@ -33,6 +41,9 @@ CFLAGS += -std=gnu11 -Wall -Wextra -Wshadow -Wformat=2 -Wstrict-prototypes \
 CFLAGS += $(EXTRA_CFLAGS)
 ifeq ($(WERROR),1)
 CFLAGS += -Werror
+endif
+ifeq ($(BPF),1)
+CFLAGS += -DKVMSTATD_BPF -I$(B)/bpf
 endif
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -47,7 +58,7 @@ msg = @printf '  %-6s %s\n' $(1) $(2)
 endif
 
 .DELETE_ON_ERROR:
-.PHONY: all run check bench install clean deps unit integration lint sanitize format fuzz \
+.PHONY: all run check bench bench-bpf install clean deps unit integration lint sanitize format fuzz \
 	fuzz-replay metrics-doc
 
 DAEMON_SRC := $(filter-out daemon/main.c,$(wildcard daemon/*.c)) shim/qemu_name.c
@@ -74,6 +85,29 @@ $(B)/%.o: %.c $(wildcard daemon/*.h client/*.h shim/*.h)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(CFLAGS) $(PKG_CFLAGS) -c $< -o $@
 
+# vmlinux.h from the build host's kernel BTF; CO-RE relocates the object
+# to the running kernel's layout at load time, so any BTF kernel will do.
+$(B)/bpf/vmlinux.h:
+	$(call msg,GEN,$@)
+	@mkdir -p $(dir $@)
+	@test -r /sys/kernel/btf/vmlinux || { echo "error: /sys/kernel/btf/vmlinux is missing:" \
+		"this kernel has no BTF (CONFIG_DEBUG_INFO_BTF), needed to build the exit" \
+		"telemetry; build without it with 'make BPF=0'" >&2; exit 1; }
+	$(Q)$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $@
+
+$(B)/bpf/kvmexit.bpf.o: bpf/kvmexit.bpf.c daemon/bpf_layout.h $(B)/bpf/vmlinux.h
+	$(call msg,CLANG,$@)
+	$(Q)$(CLANG) -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_x86 -Wall -I$(B)/bpf -Idaemon \
+		-c $< -o $@
+
+$(B)/bpf/kvmexit.skel.h: $(B)/bpf/kvmexit.bpf.o
+	$(call msg,SKEL,$@)
+	$(Q)$(BPFTOOL) gen skeleton $< name kvmexit > $@
+
+ifeq ($(BPF),1)
+$(B)/daemon/bpfload.o: $(B)/bpf/kvmexit.skel.h
+endif
+
 $(B)/kvmstatd: $(B)/daemon/main.o $(DAEMON_OBJ)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
@@ -89,6 +123,14 @@ $(B)/kvmstat-demo-vmm: $(B)/demo/kvmstat-demo-vmm.o $(CLIENT_OBJ)
 $(B)/bench-pread: $(B)/bench/bench-pread.o
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+# The exit telemetry's costs (make bench-bpf): the BPF object and the
+# worker's own reading code.
+$(B)/bench-bpf: $(B)/bench/bench-bpf.o $(DAEMON_OBJ)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
+
+$(B)/bench/bench-bpf.o: $(B)/bpf/kvmexit.skel.h
 
 $(B)/capture-stats-layout: $(B)/tools/capture-stats-layout.o
 	$(call msg,LINK,$@)
@@ -142,7 +184,8 @@ FUZZ_SECONDS ?= 60
 FUZZ_CFLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -std=gnu11 \
 	-D_GNU_SOURCE -DKVMSTATD_VERSION='"$(VERSION)"' -Idaemon -Iclient
 SCHEMA_SRC := daemon/schema.c daemon/metric.c daemon/help.c daemon/escape.c daemon/ring.c \
-	daemon/source.c daemon/snapshot.c daemon/statfilter.c daemon/render.c daemon/buf.c daemon/selfstats.c
+	daemon/source.c daemon/snapshot.c daemon/statfilter.c daemon/render.c daemon/buf.c daemon/selfstats.c \
+	daemon/render_bpf.c daemon/bpfview.c daemon/exit_reasons.c
 # One target per tests/fuzz/fuzz_<t>.c: its daemon sources, libraries, libFuzzer options.
 FUZZ_TARGETS := schema config regmsg ipc webauth
 FUZZ_SRC_schema := $(SCHEMA_SRC)
@@ -200,8 +243,13 @@ bench: deps
 	$(Q)$(MAKE) --no-print-directory WERROR=1 all
 	$(Q)$(PYTHON) bench/bench.py
 
+bench-bpf: deps
+	$(Q)$(MAKE) --no-print-directory WERROR=1 all $(B)/bench-bpf
+	$(Q)$(PYTHON) bench/bench_bpf.py
+
 format:
-	$(Q)clang-format -i daemon/*.[ch] client/*.[ch] shim/*.[ch] demo/*.c tests/unit/*.[ch] bench/*.c
+	$(Q)clang-format -i daemon/*.[ch] client/*.[ch] shim/*.[ch] demo/*.c tests/unit/*.[ch] bench/*.c \
+		bpf/*.bpf.c
 
 install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/kvmstatd \

@@ -122,6 +122,22 @@ static const char *check_vcpu_series(const char *v)
 	return strcmp(v, "per_vcpu") && strcmp(v, "per_vm") ? "must be per_vcpu or per_vm" : NULL;
 }
 
+static const char *set_reasons_include(struct config *cfg, const char *v, char *buf, size_t size)
+{
+	return add_pattern(cfg->reasons_include, v, buf, size);
+}
+
+static const char *set_reasons_exclude(struct config *cfg, const char *v, char *buf, size_t size)
+{
+	return add_pattern(cfg->reasons_exclude, v, buf, size);
+}
+
+static const char *check_bpf(const char *v)
+{
+	return strcmp(v, "auto") && strcmp(v, "on") && strcmp(v, "off") ? "must be auto, on or off"
+									: NULL;
+}
+
 static const char *check_empty_or_absolute(const char *v)
 {
 	return v[0] == '\0' || v[0] == '/' ? NULL : "must be an absolute path (or empty)";
@@ -163,6 +179,8 @@ static const char *set_allow_groups(struct config *cfg, const char *v, char *buf
 static const struct key_def keys[] = {
 	STRC("daemon", "user", user, check_not_empty),
 	BOOL("daemon", "sandbox", sandbox),
+	STRC("daemon", "bpf", bpf, check_bpf),
+	UINT("daemon", "bpf_slots", bpf_slots, 1, 65536),
 	STRC("registration", "socket", socket_path, check_absolute),
 	{ .section = "registration",
 	  .name = "socket_mode",
@@ -193,6 +211,9 @@ static const struct key_def keys[] = {
 	BOOL("metrics", "histograms", histograms),
 	BOOL("metrics", "created", created),
 	UINT("metrics", "max_series", max_series, 0, 100000000),
+	LIST("metrics", "reasons_include", set_reasons_include),
+	LIST("metrics", "reasons_exclude", set_reasons_exclude),
+	UINT("metrics", "reasons_top", reasons_top, 0, 1000),
 	UINT("http", "max_connections_per_ip", max_connections_per_ip, 0, 1024),
 	UINT("http", "threads", threads, 1, 16),
 	UINT("http", "max_headers", max_headers, 1, 1024),
@@ -241,6 +262,8 @@ void config_defaults(struct config *cfg)
 	cfg->discovery_interval_s = 10;
 	cfg->discovery_borrow = true;
 	cfg->sandbox = true;
+	snprintf(cfg->bpf, sizeof(cfg->bpf), "auto");
+	cfg->bpf_slots = 4096;
 	cfg->interval_ms = 1000;
 	cfg->ring_slots = 4;
 	cfg->exit_grace_ms = 30000;

@@ -54,6 +54,8 @@ struct config {
 	unsigned discovery_interval_s; /* 0: no periodic scan */
 	bool discovery_borrow;	       /* VM and vCPU fds too, where the kernel allows */
 	bool sandbox;		       /* the worker's seccomp filter */
+	char bpf[8];		       /* exit telemetry: "auto", "on" or "off" */
+	unsigned bpf_slots;	       /* vCPU threads the BPF maps hold at once */
 	unsigned interval_ms;
 	unsigned ring_slots;
 	unsigned exit_grace_ms;
@@ -67,6 +69,10 @@ struct config {
 	bool histograms;
 	bool created; /* OpenMetrics _created lines */
 	unsigned max_series;
+	/* exit reasons (BPF): ERE on the reason label; top N per VM and family */
+	char reasons_include[CONFIG_PATTERN_MAX];
+	char reasons_exclude[CONFIG_PATTERN_MAX];
+	unsigned reasons_top;		 /* 0: every reason */
 	unsigned max_connections_per_ip; /* 0: no limit */
 	unsigned threads;		 /* HTTP threads (a pool when > 1) */
 	unsigned max_headers;		 /* more request headers: 431 */

@@ -424,6 +424,7 @@ int helper_run(const struct helper_args *a)
 			    .config_path = a->config_path,
 			    .listen_override = a->listen_override,
 			    .ready_pending = true,
+			    .bpf = a->bpf,
 			    .reg_fd = a->reg_fd,
 			    .http_fd = a->http_fd,
 			    .uid = a->uid,

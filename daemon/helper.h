@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+#include "bpfload.h"
 #include "config.h"
 
 /*
@@ -32,8 +33,9 @@ struct helper_args {
 	const char *socket_name;     /* its name in there */
 	uid_t uid;		     /* the service user, the worker's */
 	gid_t gid;
-	bool sandbox_selftest; /* each worker tests its sandbox and logs the result */
-	bool borrow;	       /* discovery may borrow VM and vCPU fds (borrow.h) */
+	bool sandbox_selftest;		 /* each worker tests its sandbox and logs the result */
+	bool borrow;			 /* discovery may borrow VM and vCPU fds (borrow.h) */
+	const struct bpf_telemetry *bpf; /* loaded before the privilege drop, or not enabled */
 };
 
 /*

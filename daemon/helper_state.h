@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "bpfload.h"
 #include "config.h"
 #include "ipc.h"
 #include "policy.h"
@@ -65,7 +66,8 @@ struct hvm {
 struct helper {
 	struct config *cfg; /* replaced in place by a reload (SIGHUP) */
 	const char *config_path;
-	const char *listen_override; /* --listen, or NULL */
+	const char *listen_override;	 /* --listen, or NULL */
+	const struct bpf_telemetry *bpf; /* exit telemetry maps, handed to each worker */
 	int reg_fd, ipc_fd, signal_fd, epoll_fd;
 	int http_fd;	 /* kept for the next worker; never read here */
 	int restart_fd;	 /* timerfd: start a worker again */
@@ -131,6 +133,9 @@ int helper_send_vm(struct helper *h, const struct hvm *vm);
 int helper_send_vcpus(struct helper *h, const struct hvm *vm, unsigned first, uint64_t created_ns);
 void helper_send_rejected(struct helper *h, enum reject_reason reason);
 int helper_send_totals(struct helper *h); /* IPC_HELLO: restarts, refusals, discoveries */
+int helper_send_bpf(struct helper *h);	  /* IPC_BPF_MAPS, when exit telemetry is on */
+/* helper_sched.c: IPC_SCHEDSTAT for vCPUs [first, end) of vm */
+void helper_send_schedstat(struct helper *h, const struct hvm *vm, unsigned first, unsigned end);
 
 /* helper_request.c: the VM table, shared with discovery */
 struct hproc *helper_get_proc(struct helper *h, pid_t pid, uid_t uid, int pidfd);

@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bpf_layout.h"
 #include "clock.h"
 #include "fdpass.h"
 #include "helper_state.h"
@@ -143,6 +144,20 @@ int helper_send_totals(struct helper *h)
 	return fdpass_send(h->ipc_fd, &m, sizeof(m), NULL, 0);
 }
 
+int helper_send_bpf(struct helper *h)
+{
+	struct ipc_bpf_maps m = { .hdr = { IPC_BPF_MAPS, sizeof(m) } };
+	int fds[2];
+
+	if (h->ipc_fd < 0 || !h->bpf || !h->bpf->enabled)
+		return 0;
+	m.n_slots = h->bpf->n_slots;
+	m.slot_size = sizeof(struct kx_slot);
+	fds[0] = h->bpf->slots_fd;
+	fds[1] = h->bpf->meta_fd;
+	return fdpass_send(h->ipc_fd, &m, sizeof(m), fds, 2);
+}
+
 int helper_send_vcpus(struct helper *h, const struct hvm *vm, unsigned first, uint64_t created_ns)
 {
 	struct ipc_add_vcpus m = { .hdr = { IPC_ADD_VCPUS, sizeof(m) } };
@@ -160,6 +175,8 @@ int helper_send_vcpus(struct helper *h, const struct hvm *vm, unsigned first, ui
 	}
 	if (rc < 0)
 		log_err("VM \"%s\": vCPUs not handed to the worker: %s", vm->name, strerror(-rc));
+	else
+		helper_send_schedstat(h, vm, first, vm->n_vcpus);
 	return rc;
 }
 
@@ -188,6 +205,7 @@ int helper_send_vm(struct helper *h, const struct hvm *vm)
 		log_err("VM \"%s\" not handed to the worker: %s", vm->name, strerror(-rc));
 		return rc;
 	}
+	helper_send_schedstat(h, vm, 0, n);
 	return helper_send_vcpus(h, vm, n, vm->created_ns);
 }
 
@@ -262,7 +280,7 @@ int helper_start_worker(struct helper *h, bool planned)
 	}
 	if (epoll_ctl(h->epoll_fd, EPOLL_CTL_ADD, h->ipc_fd, &ev) < 0)
 		return -errno;
-	if (helper_send_totals(h) < 0)
+	if (helper_send_totals(h) < 0 || helper_send_bpf(h) < 0)
 		return 0; /* it died at once: SIGCHLD (or EOF) comes, and a restart */
 	for (size_t i = 0; i < h->n_vms; i++)
 		helper_send_vm(h, h->vms[i]);

@@ -25,6 +25,7 @@ static int bad(char *why, size_t why_size, const char *fmt, ...)
 static const char *const type_name[IPC__END] = {
 	[IPC_ADD_VM] = "ADD_VM",     [IPC_ADD_VCPUS] = "ADD_VCPUS", [IPC_REMOVE_VM] = "REMOVE_VM",
 	[IPC_REJECTED] = "REJECTED", [IPC_HELLO] = "HELLO",	    [IPC_SYNC] = "SYNC",
+	[IPC_BPF_MAPS] = "BPF_MAPS", [IPC_SCHEDSTAT] = "SCHEDSTAT",
 };
 
 static const size_t type_size[IPC__END] = {
@@ -34,6 +35,8 @@ static const size_t type_size[IPC__END] = {
 	[IPC_REJECTED] = sizeof(struct ipc_rejected),
 	[IPC_HELLO] = sizeof(struct ipc_hello),
 	[IPC_SYNC] = sizeof(struct ipc_sync),
+	[IPC_BPF_MAPS] = sizeof(struct ipc_bpf_maps),
+	[IPC_SCHEDSTAT] = sizeof(struct ipc_schedstat),
 };
 
 static int check_add_vm(const struct ipc_add_vm *m, size_t n_fds, char *why, size_t why_size)
@@ -88,6 +91,25 @@ int ipc_check(const void *msg, size_t len, size_t n_fds, char *why, size_t why_s
 			return bad(why, why_size, "REJECTED: reason %u out of range",
 				   m.rejected.reason);
 		break;
+	case IPC_BPF_MAPS:
+		if (m.bpf_maps.n_slots < 1 || m.bpf_maps.n_slots > IPC_MAX_BPF_SLOTS)
+			return bad(why, why_size, "BPF_MAPS: n_slots %u is not 1..%d",
+				   m.bpf_maps.n_slots, IPC_MAX_BPF_SLOTS);
+		if (n_fds != 2)
+			return bad(why, why_size, "BPF_MAPS: %zu fds, expected 2", n_fds);
+		return 0;
+	case IPC_SCHEDSTAT:
+		if (m.schedstat.n < 1 || m.schedstat.n > IPC_MAX_VCPU_FDS)
+			return bad(why, why_size, "SCHEDSTAT: n %u is not 1..%d", m.schedstat.n,
+				   IPC_MAX_VCPU_FDS);
+		if (n_fds != m.schedstat.n)
+			return bad(why, why_size, "SCHEDSTAT: %zu fds, expected n %u", n_fds,
+				   m.schedstat.n);
+		for (uint32_t i = 0; i < m.schedstat.n; i++)
+			if (m.schedstat.vcpu[i] < 0)
+				return bad(why, why_size, "SCHEDSTAT: vcpu %d is negative",
+					   m.schedstat.vcpu[i]);
+		return 0;
 	case IPC_HELLO:
 		if (m.hello.heartbeat_ms > IPC_HEARTBEAT_MAX_MS)
 			return bad(why, why_size, "HELLO: heartbeat_ms %u is more than %u",

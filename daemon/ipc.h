@@ -28,6 +28,8 @@ enum ipc_type {
 	IPC_REJECTED,	/* no fds: a registration the helper refused */
 	IPC_HELLO,	/* no fds: first message to every worker (restarts, totals) */
 	IPC_SYNC,	/* no fds: answer with IPC_STATUS once everything before is done */
+	IPC_BPF_MAPS,	/* fds: the frozen slot map and meta map of the exit telemetry */
+	IPC_SCHEDSTAT,	/* fds: /proc/<pid>/task/<tid>/schedstat of vCPU threads */
 	IPC__END
 };
 
@@ -44,6 +46,7 @@ enum ipc_origin {
 
 #define IPC_MAX_VCPU_FDS KVMSTAT_MAX_FDS_PER_MSG
 #define IPC_HEARTBEAT_MAX_MS 3600000u /* an hour: no watchdog is slower */
+#define IPC_MAX_BPF_SLOTS 65536	      /* [daemon] bpf_slots at most */
 
 struct ipc_hdr {
 	uint32_t type;
@@ -116,6 +119,24 @@ struct ipc_status {
 	uint32_t reserved;
 };
 
+/* Exit telemetry is on: map both read-only (layout: bpf_layout.h). */
+struct ipc_bpf_maps {
+	struct ipc_hdr hdr;
+	uint32_t n_slots;   /* entries of the slot map */
+	uint32_t slot_size; /* sizeof(struct kx_slot) as the helper was built */
+};
+
+/*
+ * The schedstat files of some vCPU threads of a VM, opened by the helper
+ * (the sandboxed worker opens no files): fd i belongs to vcpu[i].
+ */
+struct ipc_schedstat {
+	struct ipc_hdr hdr;
+	uint32_t vm_id;
+	uint32_t n;
+	int32_t vcpu[IPC_MAX_VCPU_FDS];
+};
+
 union ipc_msg {
 	struct ipc_hdr hdr;
 	struct ipc_add_vm add_vm;
@@ -124,6 +145,8 @@ union ipc_msg {
 	struct ipc_rejected rejected;
 	struct ipc_hello hello;
 	struct ipc_sync sync;
+	struct ipc_bpf_maps bpf_maps;
+	struct ipc_schedstat schedstat;
 };
 
 /*

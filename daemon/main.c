@@ -29,6 +29,7 @@
 #include "help.h"
 #include "log.h"
 #include "notify.h"
+#include "bpfload.h"
 #include "privdrop.h"
 #include "sandbox.h"
 #include "webauth.h"
@@ -318,6 +319,8 @@ static int start(struct config *cfg, const struct options *o)
 				 .reg_fd = -1,
 				 .http_fd = -1,
 				 .socket_dir_fd = -1 };
+	static struct bpf_telemetry bpf; /* lives as long as the helper */
+	char err[256] = "";
 	int rc;
 
 	if ((rc = privdrop_lookup(cfg->user, &a.uid, &a.gid)) < 0) {
@@ -339,6 +342,17 @@ static int start(struct config *cfg, const struct options *o)
 		return 1;
 	a.sandbox_selftest = o->sandbox_selftest;
 	a.borrow = probe_borrow(cfg);
+	/* while CAP_BPF and CAP_PERFMON are still ours: the links outlive them */
+	if ((rc = bpfload_start(&bpf, cfg, err, sizeof(err))) < 0) {
+		if (!strcmp(cfg->bpf, "on")) {
+			log_err("%s; [daemon] bpf = on: not starting", err);
+			if (a.socket_dir_fd >= 0)
+				unlinkat(a.socket_dir_fd, a.socket_name, 0);
+			return 1;
+		}
+		log_info("exit telemetry off: %s", err);
+	}
+	a.bpf = &bpf;
 	/* everything that needed root is done: keep only what discovery needs */
 	if (drop_privileges(cfg, &a) < 0)
 		return 1;
@@ -347,7 +361,9 @@ static int start(struct config *cfg, const struct options *o)
 	    a.socket_dir_fd >= 0 ? cfg->socket_path : "systemd's socket", cfg->listen, cfg->user,
 	    cfg->discovery_enabled ? " with CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH for discovery"
 				   : "");
-	return helper_run(&a);
+	rc = helper_run(&a);
+	bpfload_stop(&bpf);
+	return rc;
 }
 
 int main(int argc, char **argv)

@@ -17,6 +17,8 @@ static const struct {
 } restart_only[] = {
 	KEEP("[daemon] user", user),
 	KEEP("[daemon] sandbox", sandbox),
+	KEEP("[daemon] bpf", bpf),
+	KEEP("[daemon] bpf_slots", bpf_slots),
 	KEEP("[registration] socket", socket_path),
 	KEEP("[registration] socket_mode", socket_mode),
 	KEEP("[registration] socket_group", socket_group),

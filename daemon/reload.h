@@ -6,6 +6,7 @@
  * whose state the helper keeps, stay as they were until a restart:
  *
  *   [daemon] user, sandbox           the drop and the filters are done
+ *   [daemon] bpf, bpf_slots          loaded with CAP_BPF, gone after the drop
  *   [registration] socket, socket_mode, socket_group, max_sources
  *                                    the socket exists, the fd limit is fitted
  *   [registration] allow_users, allow_groups, max_sources_per_uid,

@@ -2,6 +2,8 @@
 /* render - see render.h. Hand-rolled appends: snprintf per line costs ~8x. */
 #include "render.h"
 
+#include "render_bpf.h"
+
 #include <errno.h>
 #include <linux/kvm.h>
 #include <stdlib.h>
@@ -227,6 +229,7 @@ static int render_kvm(struct ctx *x)
 	render_info(x->snap, x->om, x->b);
 	for (size_t f = 0; f < x->snap->n_families; f++)
 		render_family(x, &x->snap->families[f]);
+	x->res.series += render_bpf_kvm(x->snap, x->om, x->created, x->b); /* render_bpf.c */
 	return 0;
 }
 
@@ -247,6 +250,7 @@ int render_metrics(const struct snapshot *snap, const struct selfstats *stats,
 
 		selfstats_render(stats, snap ? (unsigned)(snap->n_sources - snap->n_vcpus) : 0,
 				 snap ? (unsigned)snap->n_vcpus : 0, &page, x.om, out);
+		render_bpf_self(x.om, x.created, stats->start_time, out);
 	}
 	if (rc == 0 && x.om)
 		buf_put(out, "# EOF\n", 6);

@@ -48,6 +48,7 @@ struct selfstats {
 	atomic_uint_fast64_t vms_exited;
 	atomic_uint_fast64_t vms_discovered; /* the helper's total */
 	atomic_uint_fast64_t worker_starts;  /* the helper's count; 1 = never restarted */
+	atomic_uint_fast64_t bpf_enabled;    /* 1 once the exit telemetry maps are mapped */
 	double start_time;		     /* unix seconds: this worker's start */
 	double helper_start_time;	     /* unix seconds: the helper's, for its totals */
 };

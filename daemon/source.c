@@ -111,6 +111,7 @@ int source_new(struct source **out, struct vm_meta *vm, struct schema *schema, i
 	if (!s)
 		goto fail;
 	atomic_init(&s->refs, 1);
+	s->sched_fd = -1;
 	s->fd = fd;
 	s->vcpu = vcpu;
 	s->schema = schema;
@@ -148,6 +149,9 @@ void source_close_fd(struct source *s)
 	if (s->fd >= 0)
 		close(s->fd);
 	s->fd = -1;
+	if (s->sched_fd >= 0)
+		close(s->sched_fd);
+	s->sched_fd = -1;
 }
 
 void source_unref(struct source *s)
@@ -155,6 +159,7 @@ void source_unref(struct source *s)
 	if (!s || atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1)
 		return;
 	source_close_fd(s);
+	free(atomic_load_explicit(&s->bpf_last, memory_order_acquire));
 	ring_free(s->ring);
 	schema_unref(s->schema);
 	vm_meta_unref(s->vm);

@@ -56,6 +56,20 @@ struct source {
 	char *labels; /* vm="..." or vm="...",vcpu="N" */
 	size_t labels_len;
 	struct created created; /* the VM's unless told otherwise */
+	char id[SCHEMA_ID_MAX]; /* the kernel's id: "kvm-<tid>" or "kvm-<tid>/vcpu-<n>" */
+	/*
+	 * Exit telemetry (bpfview.c), vCPU sources only. The poller joins the
+	 * source to the BPF slot stamped with its id: bpf_join is 0, or
+	 * (slot seq << 32) | (slot index + 1), and readers trust a slot only
+	 * while its seq still equals the one joined. When the VM goes, the
+	 * poller keeps a copy of the slot in bpf_last for the exit grace.
+	 */
+	atomic_uint_fast64_t bpf_join;
+	_Atomic(void *) bpf_last; /* struct kx_slot *, owned */
+	/* schedstat of the vCPU thread (poller thread only: sched_fd) */
+	int sched_fd;
+	atomic_bool sched_ok;
+	atomic_uint_fast64_t sched_run_ns, sched_delay_ns;
 };
 
 int vm_meta_new(struct vm_meta **out, uint32_t id, pid_t pid, uid_t uid, const char *name,

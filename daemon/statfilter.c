@@ -93,3 +93,27 @@ bool stat_filter_keeps(const struct stat_filter *f, const struct schema_stat *st
 		return false;
 	return !(f->has_exclude && matches(&f->exclude, st));
 }
+
+static bool name_matches(const regex_t *re, const char *family, bool counter)
+{
+	char total[METRIC_NAME_MAX + 8];
+
+	if (!regexec(re, family, 0, NULL, 0))
+		return true;
+	if (!counter)
+		return false;
+	snprintf(total, sizeof(total), "%s_total", family);
+	return !regexec(re, total, 0, NULL, 0);
+}
+
+bool stat_filter_keeps_family(const struct stat_filter *f, const char *family, bool counter,
+			      bool histogram)
+{
+	if (!f)
+		return true;
+	if (f->no_histograms && histogram)
+		return false;
+	if (f->has_include && !name_matches(&f->include, family, counter))
+		return false;
+	return !(f->has_exclude && name_matches(&f->exclude, family, counter));
+}

@@ -36,6 +36,10 @@ void stat_filter_free(struct stat_filter *f);
 /* f may be NULL: every stat is kept. */
 bool stat_filter_keeps(const struct stat_filter *f, const struct schema_stat *st);
 
+/* The same decision for a family that has no schema_stat (exit telemetry). */
+bool stat_filter_keeps_family(const struct stat_filter *f, const char *family, bool counter,
+			      bool histogram);
+
 /* Only check that a pattern compiles: NULL, or a static sentence. */
 const char *stat_filter_check_pattern(const char *pattern);
 

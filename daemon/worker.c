@@ -15,12 +15,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bpfview.h"
 #include "clock.h"
 #include "fdpass.h"
 #include "http.h"
 #include "ipc.h"
 #include "log.h"
 #include "poller.h"
+#include "render_bpf.h"
+#include "schedstat.h"
 #include "snapshot.h"
 
 struct wvm {
@@ -43,6 +46,7 @@ struct worker {
 	struct wvm **vms;
 	size_t n_vms;
 	bool dirty;		 /* sources changed: publish a new snapshot */
+	bool bpf_added;		 /* vCPU sources came: look for their BPF slots */
 	unsigned type_conflicts; /* as last logged */
 	bool stop;
 	struct selfstats stats;
@@ -124,9 +128,34 @@ static void drop_vm_at(struct worker *w, size_t i)
 
 static void sample_vm(struct worker *w, struct wvm *vm, uint64_t now)
 {
-	for (size_t i = 0; i < vm->n_src; i++)
+	for (size_t i = 0; i < vm->n_src; i++) {
 		if (poller_sample(vm->src[i], now) < 0)
 			stat_add(&w->stats.read_errors, 1);
+		schedstat_sample(vm->src[i]);
+	}
+}
+
+/* Join the live vCPU sources with their exit telemetry slots. */
+static void join_bpf(struct worker *w)
+{
+	struct source **live;
+	size_t n = 0;
+
+	if (!bpfview_enabled())
+		return;
+	for (size_t i = 0; i < w->n_vms; i++)
+		n += w->vms[i]->gone ? 0 : w->vms[i]->n_src;
+	live = malloc((n ? n : 1) * sizeof(*live));
+	if (!live)
+		return; /* next tick */
+	n = 0;
+	for (size_t i = 0; i < w->n_vms; i++)
+		for (size_t j = 0; !w->vms[i]->gone && j < w->vms[i]->n_src; j++)
+			if (w->vms[i]->src[j]->vcpu >= 0)
+				live[n++] = w->vms[i]->src[j];
+	bpfview_join(live, n, w->bpf_added);
+	w->bpf_added = false;
+	free(live);
 }
 
 /* The VMM exited or unregistered: last sample, then a grace period. */
@@ -136,6 +165,8 @@ static void retire_vm(struct worker *w, struct wvm *vm, const char *why, const c
 	if (vm->gone)
 		return;
 	sample_vm(w, vm, clock_mono_ns());
+	for (size_t i = 0; i < vm->n_src; i++)
+		bpfview_retire(vm->src[i]); /* its slot may serve another thread soon */
 	vm->gone = true;
 	vm->expires_ns = clock_mono_ns() + (uint64_t)w->cfg->exit_grace_ms * 1000000u;
 	if (vm->pidfd >= 0) {
@@ -164,6 +195,7 @@ static void tick(struct worker *w)
 	for (size_t i = 0; i < w->n_vms; i++)
 		if (!w->vms[i]->gone)
 			sample_vm(w, w->vms[i], t0);
+	join_bpf(w);
 	snapshot_tick(); /* pages rendered before these samples are stale */
 	wall = clock_mono_ns() - t0;
 	cpu = clock_ns(CLOCK_THREAD_CPUTIME_ID) - c0;
@@ -289,6 +321,8 @@ static int add_source(struct worker *w, struct wvm *vm, int fd, enum stat_scope 
 	}
 	if (kernel_id)
 		snprintf(kernel_id, kid_size, "%s", id);
+	snprintf(s->id, sizeof(s->id), "%s", id);
+	w->bpf_added |= vcpu >= 0;
 	vm->src[vm->n_src++] = s;
 	poller_sample(s, clock_mono_ns()); /* a first sample before the next tick */
 	w->dirty = true;
@@ -391,6 +425,36 @@ static int arm_beat(struct worker *w, unsigned ms)
 	return timerfd_settime(w->beat_fd, 0, &its, NULL) < 0 ? -errno : 0;
 }
 
+static int on_bpf_maps(struct worker *w, const struct ipc_bpf_maps *m, const int *fds)
+{
+	int rc = bpfview_map(fds[0], fds[1], m->n_slots, m->slot_size);
+
+	if (rc < 0) /* stats go on without: this is telemetry, not the service */
+		log_err("exit telemetry maps not mapped: %s", strerror(-rc));
+	else
+		log_info("exit telemetry: %u vCPU slots mapped read-only", m->n_slots);
+	stat_set(&w->stats.bpf_enabled, rc == 0);
+	return 0;
+}
+
+/* Give each vCPU source of the VM its thread's schedstat fd. */
+static void on_schedstat(struct worker *w, const struct ipc_schedstat *m, int *fds)
+{
+	struct wvm *vm = find_vm(w, m->vm_id);
+
+	for (uint32_t i = 0; vm && !vm->gone && i < m->n; i++)
+		for (size_t j = 0; j < vm->n_src; j++) {
+			struct source *s = vm->src[j];
+
+			if (s->vcpu == m->vcpu[i] && s->sched_fd < 0) {
+				s->sched_fd = fds[i];
+				fds[i] = -1;
+				schedstat_sample(s);
+				break;
+			}
+		}
+}
+
 static int dispatch(struct worker *w, const union ipc_msg *m, size_t len, int *fds, size_t n_fds)
 {
 	char why[128];
@@ -417,6 +481,11 @@ static int dispatch(struct worker *w, const union ipc_msg *m, size_t len, int *f
 	case IPC_SYNC: /* everything before it is in: VMs loaded, HTTP served */
 		w->sync_seq = m->sync.seq;
 		send_status(w);
+		return 0;
+	case IPC_BPF_MAPS:
+		return on_bpf_maps(w, &m->bpf_maps, fds);
+	case IPC_SCHEDSTAT:
+		on_schedstat(w, &m->schedstat, fds);
 		return 0;
 	default: /* IPC_HELLO: the helper's totals; counters continue across workers */
 		for (int r = 0; r < REJ__COUNT; r++)
@@ -562,6 +631,11 @@ static int setup(struct worker *w, int http_fd)
 		return rc;
 	}
 	w->stats.max_series = w->cfg->max_series;
+	rc = render_bpf_configure(w->cfg, why, sizeof(why));
+	if (rc < 0) {
+		log_err("[metrics]: %s", why);
+		return rc;
+	}
 	w->cache.no_histograms = !w->cfg->histograms;
 
 	sigemptyset(&mask);
@@ -612,6 +686,8 @@ int worker_run(const struct config *cfg, int ipc_fd, int http_fd)
 		rc = publish(&w) < 0 ? -ENOMEM : loop(&w);
 	http_stop(w.http);
 	snapshot_shutdown();
+	bpfview_unmap();
+	render_bpf_configure(NULL, NULL, 0);
 	for (size_t i = 0; i < w.n_vms; i++)
 		free_vm(w.vms[i]);
 	free(w.vms);

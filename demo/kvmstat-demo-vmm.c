@@ -108,6 +108,7 @@ struct opts {
 	const char *prefix;
 	const char *name; /* QEMU-style guest name, or NULL */
 	bool no_register;
+	bool print_exits; /* --print-exits */
 	long register_delay_ms;
 	long wait_seconds;
 	long hz;
@@ -126,6 +127,9 @@ struct vcpu {
 	bool started;
 	int setup_rc;	    /* set by the thread before vm->ready */
 	const char *failed; /* its failed step, if any */
+	/* KVM_RUN returns by exit reason, as this VMM saw them (its thread only;
+	 * read after the join): the oracle of the exit telemetry tests */
+	unsigned long exits_io, exits_hlt, exits_intr, run_errors;
 };
 
 struct vm {
@@ -213,9 +217,13 @@ static bool handle_exit(struct vcpu *v, const char *vm_name)
 
 	switch (v->run->exit_reason) {
 	case KVM_EXIT_IO: /* the guest's out 0x10: nothing to emulate */
+		v->exits_io++;
+		break;
 	case KVM_EXIT_INTR:
+		v->exits_intr++;
 		break;
 	case KVM_EXIT_HLT: /* user mode only: the throttle */
+		v->exits_hlt++;
 		sleep_ns(1000000000L / g.o.hz);
 		break;
 	default:
@@ -234,7 +242,7 @@ static void vcpu_run(struct vcpu *v)
 	while (running && !atomic_load(&stopping)) {
 		if (ioctl(v->fd, KVM_RUN, NULL) == 0)
 			running = handle_exit(v, v->vm->name);
-		else if (errno != EINTR && errno != EAGAIN) {
+		else if (++v->run_errors, errno != EINTR && errno != EAGAIN) {
 			fprintf(stderr, PROG ": %s vcpu %d: KVM_RUN: %m, vCPU stopped\n",
 				v->vm->name, v->index);
 			running = false;
@@ -629,6 +637,7 @@ static void usage(FILE *f)
 		"  --socket PATH      registration socket (default " KVMSTAT_DEFAULT_SOCKET ")\n"
 		"  --name-prefix P    VM i is named P<i> (default \"demo-\")\n"
 		"  --no-register      start the VMs, do not register them\n"
+		"  --print-exits      at the end, print each vCPU's KVM_RUN returns by reason\n"
 		"  --register-delay-ms D  run the VMs D ms unregistered (stats fds open),\n"
 		"                     then register them and print their lines (0..600000,\n"
 		"                     default 0)\n"
@@ -693,6 +702,9 @@ static int parse_opt(int c, const char *arg, struct opts *o)
 	case 'N':
 		o->no_register = true;
 		break;
+	case 'X':
+		o->print_exits = true;
+		break;
 	case 'D':
 		rc = parse_long(arg, 0, 600000, &o->register_delay_ms);
 		break;
@@ -732,6 +744,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 						  { "socket", required_argument, NULL, 's' },
 						  { "name-prefix", required_argument, NULL, 'p' },
 						  { "no-register", no_argument, NULL, 'N' },
+						  { "print-exits", no_argument, NULL, 'X' },
 						  { "register-delay-ms", required_argument, NULL,
 						    'D' },
 						  { "name", required_argument, NULL, 'q' },
@@ -964,16 +977,35 @@ static int register_later(const sigset_t *stop)
 	return 0;
 }
 
+/*
+ * After the vCPU threads are joined: one line per vCPU with this VMM's own
+ * counts of KVM_RUN returns (errors are returns too, e.g. EINTR).
+ */
+static void print_exits(void)
+{
+	for (long i = 0; i < g.n_vms; i++)
+		for (int j = 0; j < g.vms[i].n_vcpus; j++) {
+			const struct vcpu *v = &g.vms[i].vcpus[j];
+
+			printf("EXITS name=%s vcpu=%d io=%lu hlt=%lu intr=%lu errors=%lu\n",
+			       g.vms[i].name, v->index, v->exits_io, v->exits_hlt, v->exits_intr,
+			       v->run_errors);
+		}
+	fflush(stdout);
+}
+
 static void stop_all(void)
 {
 	atomic_store(&stopping, true);
 	for (long i = 0; i < g.n_vms; i++)
 		for (int j = 0; j < g.vms[i].n_vcpus; j++)
 			vcpu_kick(&g.vms[i].vcpus[j]);
-	for (long i = 0; i < g.n_vms; i++) {
+	for (long i = 0; i < g.n_vms; i++)
 		vm_join(&g.vms[i]);
+	if (g.o.print_exits)
+		print_exits();
+	for (long i = 0; i < g.n_vms; i++)
 		vm_teardown(&g.vms[i]);
-	}
 }
 
 static const char *mode_text(void)

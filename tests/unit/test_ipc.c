@@ -217,7 +217,7 @@ static void test_type_out_of_range_is_refused(void **state)
 	(void)state;
 	bad(&h, sizeof(h), 0, "unknown message type 0");
 	h.type = IPC__END;
-	bad(&h, sizeof(h), 0, "unknown message type 7");
+	bad(&h, sizeof(h), 0, "unknown message type 9");
 	h.type = UINT32_MAX;
 	bad(&h, sizeof(h), 0, "unknown message type 4294967295");
 }
@@ -235,6 +235,8 @@ static void test_length_must_be_the_size_of_the_types_struct(void **state)
 		{ IPC_REJECTED, "REJECTED", sizeof(struct ipc_rejected) },
 		{ IPC_HELLO, "HELLO", sizeof(struct ipc_hello) },
 		{ IPC_SYNC, "SYNC", sizeof(struct ipc_sync) },
+		{ IPC_BPF_MAPS, "BPF_MAPS", sizeof(struct ipc_bpf_maps) },
+		{ IPC_SCHEDSTAT, "SCHEDSTAT", sizeof(struct ipc_schedstat) },
 	};
 
 	(void)state;
@@ -390,6 +392,36 @@ static void test_status_is_checked_exactly(void **state)
 	assert_int_equal(ipc_check(&m, sizeof(m), 0, NULL, 0), -EBADMSG);
 }
 
+static void test_bpf_maps_needs_two_fds_and_a_bounded_slot_count(void **state)
+{
+	struct ipc_bpf_maps m = { { IPC_BPF_MAPS, sizeof(m) }, 4096, 2328 };
+
+	(void)state;
+	ok(&m, sizeof(m), 2);
+	bad(&m, sizeof(m), 1, "BPF_MAPS: 1 fds, expected 2");
+	m.n_slots = 0;
+	bad(&m, sizeof(m), 2, "BPF_MAPS: n_slots 0 is not 1..65536");
+	m.n_slots = IPC_MAX_BPF_SLOTS + 1;
+	bad(&m, sizeof(m), 2, "BPF_MAPS: n_slots 65537 is not 1..65536");
+}
+
+static void test_schedstat_fds_match_its_vcpus(void **state)
+{
+	struct ipc_schedstat m = { .hdr = { IPC_SCHEDSTAT, sizeof(m) }, .vm_id = 1, .n = 2 };
+
+	(void)state;
+	m.vcpu[0] = 0;
+	m.vcpu[1] = 3;
+	ok(&m, sizeof(m), 2);
+	bad(&m, sizeof(m), 3, "SCHEDSTAT: 3 fds, expected n 2");
+	m.vcpu[1] = -1;
+	bad(&m, sizeof(m), 2, "SCHEDSTAT: vcpu -1 is negative");
+	m.n = IPC_MAX_VCPU_FDS + 1;
+	bad(&m, sizeof(m), 65, "SCHEDSTAT: n 65 is not 1..64");
+	m.n = 0;
+	bad(&m, sizeof(m), 0, "SCHEDSTAT: n 0 is not 1..64");
+}
+
 static void test_why_is_cut_to_its_buffer_and_may_be_absent(void **state)
 {
 	struct ipc_rejected j = rejected(REJ__COUNT);
@@ -427,6 +459,8 @@ int main(void)
 		cmocka_unit_test(test_hello_heartbeat_is_bounded),
 		cmocka_unit_test(test_sync_is_accepted_without_fds_only),
 		cmocka_unit_test(test_status_is_checked_exactly),
+		cmocka_unit_test(test_bpf_maps_needs_two_fds_and_a_bounded_slot_count),
+		cmocka_unit_test(test_schedstat_fds_match_its_vcpus),
 		cmocka_unit_test(test_why_is_cut_to_its_buffer_and_may_be_absent),
 	};
 
