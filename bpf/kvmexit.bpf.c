@@ -338,6 +338,9 @@ int BPF_PROG(kx_userspace_exit, __u32 reason, int err)
 
 	if (!s)
 		return 0;
+	/* KVM_RUN failed: run->exit_reason is stale, the errno says what happened */
+	if (err < 0)
+		reason = r = err == -4 /* EINTR */ ? KX_UEXIT_RESTART : KX_UEXIT_ERROR;
 	barrier_var(r); /* or the compiler drops the mask the verifier needs */
 	r &= KX_UEXIT_REASONS - 1;
 	s->c.uexit[r]++;

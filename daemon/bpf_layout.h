@@ -22,7 +22,10 @@
 #define KX_SLOTS_DEFAULT 4096
 #define KX_UEXIT_REASONS 64 /* KVM_EXIT_* 0..62 by value; 63 gets every larger one */
 #define KX_UEXIT_OTHER (KX_UEXIT_REASONS - 1)
-#define KX_HW_ENTRIES 16   /* distinct hardware exit reasons per vCPU */
+/* KVM_RUN returned an error (the tracepoint's errno): no KVM_EXIT_* applies */
+#define KX_UEXIT_RESTART (KX_UEXIT_REASONS - 3) /* -EINTR: a signal, the VMM retries */
+#define KX_UEXIT_ERROR (KX_UEXIT_REASONS - 2)	/* any other errno */
+#define KX_HW_ENTRIES 16			/* distinct hardware exit reasons per vCPU */
 #define KX_HIST_ENTRIES 8  /* distinct (kind, reason) round-trip histograms per vCPU */
 #define KX_HIST_BUCKETS 20 /* b < 19: ns of bit length <= KX_HIST_MIN_BITS + b; 19: more */
 #define KX_HIST_MIN_BITS 8 /* the first bucket ends at 2^8 - 1 = 255 ns */

@@ -4,6 +4,8 @@
 
 #include <stdio.h>
 
+#include "bpf_layout.h"
+
 struct code_name {
 	uint32_t code;
 	const char *name;
@@ -52,6 +54,9 @@ static const char *const user_names[] = {
 	[38] = "loongarch_iocsr",
 	[39] = "memory_fault",
 	[40] = "tdx",
+	/* not KVM_EXIT_*: KVM_RUN failed (bpf_layout.h), named as the tracepoint does */
+	[KX_UEXIT_RESTART] = "restart",
+	[KX_UEXIT_ERROR] = "error",
 };
 
 /* VMX basic exit reasons (Intel SDM appendix C; Linux arch/x86/include/uapi/asm/vmx.h, 6.18). */

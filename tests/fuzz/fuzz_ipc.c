@@ -60,6 +60,17 @@ static bool valid(const uint8_t *msg, size_t len, size_t n_fds)
 		       m.hello.heartbeat_ms <= IPC_HEARTBEAT_MAX_MS;
 	case IPC_SYNC:
 		return len == sizeof(m.sync) && n_fds == 0;
+	case IPC_BPF_MAPS:
+		return len == sizeof(m.bpf_maps) && n_fds == 2 && m.bpf_maps.n_slots >= 1 &&
+		       m.bpf_maps.n_slots <= IPC_MAX_BPF_SLOTS;
+	case IPC_SCHEDSTAT:
+		if (len != sizeof(m.schedstat) || m.schedstat.n < 1 ||
+		    m.schedstat.n > IPC_MAX_VCPU_FDS || n_fds != m.schedstat.n)
+			return false;
+		for (uint32_t i = 0; i < m.schedstat.n; i++)
+			if (m.schedstat.vcpu[i] < 0)
+				return false;
+		return true;
 	default:
 		return false;
 	}

@@ -18,6 +18,7 @@
 #include <asm/vmx.h>
 #include <linux/kvm.h>
 
+#include "bpf_layout.h"
 #include "exit_reasons.h"
 
 struct expect {
@@ -204,6 +205,16 @@ static void test_reasons_newer_than_the_headers_are_known(void **state)
 	assert_string_equal(exit_reason_user(40), "tdx");
 }
 
+static void test_a_failed_kvm_run_is_named_as_the_tracepoint_names_it(void **state)
+{
+	(void)state;
+	assert_string_equal(exit_reason_user(KX_UEXIT_RESTART), "restart");
+	assert_string_equal(exit_reason_user(KX_UEXIT_ERROR), "error");
+	/* clear of every KVM_EXIT_* this table knows, and of the catch-all */
+	assert_true(KX_UEXIT_RESTART > 40 && KX_UEXIT_ERROR > 40);
+	assert_true(KX_UEXIT_RESTART < KX_UEXIT_OTHER && KX_UEXIT_ERROR < KX_UEXIT_OTHER);
+}
+
 static void test_unknown_reasons_fall_back_to_their_number(void **state)
 {
 	char buf[EXIT_REASON_NAME_MAX];
@@ -240,6 +251,7 @@ int main(void)
 		cmocka_unit_test(test_every_uapi_kvm_exit_has_its_macros_name),
 		cmocka_unit_test(test_svm_codes_have_the_kernels_names),
 		cmocka_unit_test(test_reasons_newer_than_the_headers_are_known),
+		cmocka_unit_test(test_a_failed_kvm_run_is_named_as_the_tracepoint_names_it),
 		cmocka_unit_test(test_unknown_reasons_fall_back_to_their_number),
 		cmocka_unit_test(test_names_are_label_safe),
 	};
