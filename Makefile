@@ -45,7 +45,7 @@ msg = @printf '  %-6s %s\n' $(1) $(2)
 endif
 
 .DELETE_ON_ERROR:
-.PHONY: all run check bench install clean deps unit integration lint sanitize format fuzz \
+.PHONY: all run check bench bench-smoke install clean deps unit integration lint sanitize format fuzz \
 	fuzz-replay metrics-doc
 
 DAEMON_SRC := $(filter-out daemon/main.c,$(wildcard daemon/*.c)) shim/qemu_name.c
@@ -55,7 +55,7 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 
 all: $(B)/kvmstatd $(B)/kvmstat-demo-vmm $(B)/libkvmstat-client.a $(B)/bench-pread \
-	$(B)/capture-stats-layout $(B)/libkvmstat-preload.so
+	$(B)/bench-static $(B)/bench-debugfs $(B)/capture-stats-layout $(B)/libkvmstat-preload.so
 
 $(B)/%.o: %.c $(wildcard daemon/*.h client/*.h shim/*.h)
 	$(call msg,CC,$<)
@@ -75,6 +75,14 @@ $(B)/kvmstat-demo-vmm: $(B)/demo/kvmstat-demo-vmm.o $(CLIENT_OBJ)
 	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 $(B)/bench-pread: $(B)/bench/bench-pread.o
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(B)/bench-static: $(B)/bench/bench-static.o
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(B)/bench-debugfs: $(B)/bench/bench-debugfs.o
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -183,10 +191,19 @@ check: deps
 	$(Q)$(MAKE) --no-print-directory sanitize fuzz-replay fuzz-smoke
 	$(Q)$(MAKE) --no-print-directory lint
 	$(Q)$(MAKE) --no-print-directory WERROR=1 integration
+	$(Q)$(MAKE) --no-print-directory bench-smoke
 
 bench: deps
 	$(Q)$(MAKE) --no-print-directory WERROR=1 all
 	$(Q)$(PYTHON) bench/bench.py
+
+# Every part of the benchmark once at a tiny size, a few seconds: it still works.
+BENCH_SMOKE_ENV := BENCH_SWEEP=2x2 BENCH_VCPUS=2 BENCH_REPS=1 BENCH_WARM=1 BENCH_QEMU=1 \
+	BENCH_QEMU_SETTLE_S=0 BENCH_INTERVAL_MS=100 BENCH_CPU_SECONDS=1 BENCH_JSON=$(B)/bench-smoke.json
+bench-smoke: all
+	$(Q)$(BENCH_SMOKE_ENV) timeout 120 $(PYTHON) bench/bench.py >$(B)/bench-smoke.log 2>&1 || \
+		{ tail -n 30 $(B)/bench-smoke.log; echo "bench-smoke: FAILED"; exit 1; }
+	@echo "  bench-smoke: ok ($(B)/bench-smoke.log)"
 
 format:
 	$(Q)clang-format -i daemon/*.[ch] client/*.[ch] shim/*.[ch] demo/*.c tests/unit/*.[ch] bench/*.c
