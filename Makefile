@@ -55,7 +55,7 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 
 all: $(B)/kvmstatd $(B)/kvmstat-demo-vmm $(B)/libkvmstat-client.a $(B)/bench-pread \
-	$(B)/bench-static $(B)/bench-debugfs $(B)/capture-stats-layout $(B)/libkvmstat-preload.so
+	$(B)/bench-static $(B)/bench-debugfs $(B)/bench-render $(B)/capture-stats-layout $(B)/libkvmstat-preload.so
 
 $(B)/%.o: %.c $(wildcard daemon/*.h client/*.h shim/*.h)
 	$(call msg,CC,$<)
@@ -81,6 +81,11 @@ $(B)/bench-pread: $(B)/bench/bench-pread.o
 $(B)/bench-static: $(B)/bench/bench-static.o
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+# The renderer alone on the captured layouts: the figure to tune it by.
+$(B)/bench-render: $(B)/bench/bench-render.o $(DAEMON_OBJ)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
 
 $(B)/bench-debugfs: $(B)/bench/bench-debugfs.o
 	$(call msg,LINK,$@)
