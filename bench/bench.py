@@ -90,7 +90,9 @@ class Curl:
     def __init__(self, tmp):
         self.out = os.path.join(tmp, "curl.out")
 
-    def fetch(self, url, gz=False, accept=None, keep=False):
+    def fetch(self, url, gz=False, accept=None, keep=False, tail=False):
+        """(ns, bytes, body): body is the whole body if keep, its last
+        16 KiB decoded if tail (the self-metrics: which tick made the page)."""
         args = ["curl", "-s", "-o", self.out, "-w", "%{time_total} %{size_download} %{http_code}"]
         if gz:
             args += ["-H", "Accept-Encoding: gzip"]  # no --compressed: bytes stay gzip
@@ -101,9 +103,13 @@ class Curl:
         if code != "200":
             raise RuntimeError("%s: HTTP %s" % (url, code))
         body = None
-        if keep:
+        if keep or tail:
             with open(self.out, "rb") as f:
+                if tail:
+                    f.seek(max(0, int(size) - 16384))
                 body = f.read()
+            if tail:
+                body = body.decode("utf-8", "replace")
         return float(t) * 1e9, int(size), body
 
 
@@ -122,10 +128,10 @@ def cpu_ticks(pid):
     return int(fields[11]) + int(fields[12])  # utime + stime
 
 
-def rss_kib(pid):
+def rss_kib(pid, what="VmRSS:"):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(what):
                 return int(line.split()[1])
     return 0
 
@@ -254,6 +260,27 @@ class Floor:
         self.proc.wait()
 
 
+def warm(d, curl, floor, m):
+    """Warm scrapes of this tick's cached pages, each next to the floor. A
+    scrape counts only if the pages around it came from the same tick (the
+    page's kvmstatd_polls_total): a tick landing mid-loop would make it
+    cold. Plain scrapes bracket the gzip ones to prove the same of them."""
+    ns, _, tail = curl.fetch(d.url, tail=True)
+    tick = metric(tail, "kvmstatd_polls_total")
+    for _ in range(WARM):
+        g = curl.fetch(d.url, gz=True)[0]
+        fg = curl.fetch(floor.gz, gz=True)[0]
+        fp = curl.fetch(floor.plain)[0]
+        ns2, _, tail = curl.fetch(d.url, tail=True)
+        if metric(tail, "kvmstatd_polls_total") != tick:
+            return
+        m["warm_plain"].append(ns)
+        m["warm_gzip"].append(g)
+        m["floor_gzip"].append(fg)
+        m["floor_plain"].append(fp)
+        ns = ns2
+
+
 def scrapes(d, curl, tmp):
     """Cold and warm scrapes, plain and gzip, next to the floor; kvmstatd's
     own poll, render and gzip costs over the same ticks."""
@@ -277,11 +304,7 @@ def scrapes(d, curl, tmp):
                 m["gzip_after_render"].append(curl.fetch(d.url, gz=True)[0])
             else:
                 m["cold_gzip"].append(curl.fetch(d.url, gz=True)[0])
-            for _ in range(WARM):
-                m["warm_plain"].append(curl.fetch(d.url)[0])
-                m["floor_plain"].append(curl.fetch(floor.plain)[0])
-                m["warm_gzip"].append(curl.fetch(d.url, gz=True)[0])
-                m["floor_gzip"].append(curl.fetch(floor.gz, gz=True)[0])
+            warm(d, curl, floor, m)
         wait_tick()
         bodies.append(curl.fetch(d.url, keep=True)[2].decode())
     finally:
@@ -316,7 +339,8 @@ def cpu_and_rss(d):
     c1 = cpu_ticks(helper) + cpu_ticks(worker)
     hz = os.sysconf("SC_CLK_TCK")
     return {"cpu_per_s": (c1 - c0) / hz / (time.monotonic() - t0),
-            "rss_helper_kib": rss_kib(helper), "rss_worker_kib": rss_kib(worker)}
+            "rss_helper_kib": rss_kib(helper), "rss_worker_kib": rss_kib(worker),
+            "rss_peak_kib": rss_kib(helper, "VmHWM:") + rss_kib(worker, "VmHWM:")}
 
 
 def fits(n_vms, n_vcpus):

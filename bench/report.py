@@ -75,25 +75,25 @@ def side_by_side(r, q):
 
 def sweep(sizes):
     print("\nsweep: per value (poll) and per sample line (render), kvmstatd's own timing")
-    print("%-10s %6s %8s %8s | %7s %7s | %7s %7s | %7s %7s | %8s %8s | %7s %7s %8s" % (
+    print("%-10s %6s %8s %8s | %7s %7s | %7s %7s | %7s %7s | %8s %8s | %7s %7s %7s %6s" % (
         "size", "fds", "values", "lines", "pread", "cold", "poll", "poll", "render", "gzip",
-        "warm-flr", "cold-flr", "RSS", "limit", "CPU/s"))
-    print("%-10s %6s %8s %8s | %7s %7s | %7s %7s | %7s %7s | %8s %8s | %7s %7s %8s" % (
+        "warm-flr", "cold-flr", "RSS", "peak", "limit", "CPU/s"))
+    print("%-10s %6s %8s %8s | %7s %7s | %7s %7s | %7s %7s | %8s %8s | %7s %7s %7s %6s" % (
         "", "", "", "", "ns/val", "ns/val", "wall", "cpu", "ns/ln", "ns/ln", "x lim",
-        "x lim", "MiB", "MiB", "%"))
+        "x lim", "MiB", "MiB", "MiB", "%"))
     for r in sizes:
         s, v, n = r["scrape"], r["values"], r["scrape"]["series"] or 1
         lim = r["pread_hot_ns"]
         print("%-10s %6d %8d %8d | %7.1f %7.1f | %7.1f %7.1f | %7.1f %7.1f | %8.1f %8.1f | "
-              "%7.1f %7.1f %8.2f" % (
+              "%7.1f %7.1f %7.1f %6.2f" % (
                   size_name(r), r["fds"], v, n, r["pread_hot_ns"] / v, r["pread_cold_ns"] / v,
                   s["poll_wall"] / v, s["poll_cpu"] / v, (s["render_ns"] or 0) / n,
                   (s["compress_ns"] or 0) / n, (s["warm_plain"] - s["floor_plain"]) / lim,
-                  (s["cold_plain"] - s["floor_plain"]) / lim, rss_mib(r), rss_limit_mib(r),
-                  r["cpu_per_s"] * 100))
+                  (s["cold_plain"] - s["floor_plain"]) / lim, rss_mib(r), r["rss_peak_kib"] / 1024,
+                  rss_limit_mib(r), r["cpu_per_s"] * 100))
     print("pread = hot limit; cold = one round per interval; poll = kvmstatd's tick; warm-flr, "
-          "cold-flr = plain scrape minus the transport floor; RSS = helper + worker; "
-          "limit = 20 MiB + 2x raw ring bytes; CPU/s: helper + worker at the poll interval, no scrapes.")
+          "cold-flr = plain scrape minus the transport floor; RSS = helper + worker between scrapes, "
+          "peak = their VmHWM (a page being served counts there); limit = 20 MiB + 2x raw ring bytes; CPU/s: helper + worker at the poll interval, no scrapes.")
 
 
 def rss_mib(r):
@@ -137,9 +137,11 @@ def goals(out):
         ratio = q["qmp_round_ns"] / q["poll_wall_ns"]
         goal("QEMU %dx%d: >= 250x cheaper than QMP query-stats (per poll tick)" % (
             q["guests"], q["vcpus_per_vm"]), ratio >= 250, "%.0fx" % ratio)
-        goal("QEMU %dx%d: zero vCPU exits from kvmstatd" % (q["guests"], q["vcpus_per_vm"]),
-             q["exits_kvmstatd"] == 0, "%d (QMP: %.2f per vCPU per query)" % (
-                 q["exits_kvmstatd"], q["exits_per_vcpu_query"]))
+        # QEMU kicks its own vCPUs now and then: shown, not judged (the demo
+        # VMs above, which never signal their vCPUs, are the judge)
+        rows.append(("info", "QEMU %dx%d: signal_exits with kvmstatd alone / per QMP query" % (
+            q["guests"], q["vcpus_per_vm"]), "%d in %.0f s / %.2f per vCPU" % (
+                q["exits_kvmstatd"], q["exits_kvmstatd_window_s"], q["exits_per_vcpu_query"])))
     if len(sizes) > 1:
         per = [r["scrape"]["poll_wall"] / r["values"] for r in sizes]
         goal("poll ns/value within 2x across the sweep", max(per) <= 2 * min(per),

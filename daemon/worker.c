@@ -3,6 +3,7 @@
 #include "worker.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -132,6 +133,7 @@ static void tick(struct worker *w)
 	stat_add(&w->stats.poll_wall_ns_sum, wall);
 	stat_add(&w->stats.poll_cpu_ns_sum, cpu);
 	stat_add(&w->stats.polls, 1);
+	http_tick(w->http); /* after the timing: page housekeeping, not polling */
 }
 
 static int publish(struct worker *w)
@@ -480,6 +482,13 @@ static int setup(struct worker *w, int http_fd)
 	sigaddset(&mask, SIGHUP);
 	sigaddset(&mask, SIGPIPE);
 	pthread_sigmask(SIG_BLOCK, &mask, NULL); /* before MHD's threads inherit it */
+	/*
+	 * Pages (MBs) and render scratch always in their own mappings, so a
+	 * freed page goes back to the kernel: glibc's dynamic threshold would
+	 * otherwise rise to a page's size after the first free and keep later
+	 * pages in arenas that never shrink (RSS = the largest page ever).
+	 */
+	mallopt(M_MMAP_THRESHOLD, 1 << 20);
 	sigdelset(&mask, SIGPIPE);
 	w->signal_fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 	w->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
