@@ -268,9 +268,10 @@ def warm(d, curl, floor, m):
     ns, _, tail = curl.fetch(d.url, tail=True)
     tick = metric(tail, "kvmstatd_polls_total")
     for _ in range(WARM):
+        # the same order on both servers: a plain scrape, then a gzip one
         g = curl.fetch(d.url, gz=True)[0]
-        fg = curl.fetch(floor.gz, gz=True)[0]
         fp = curl.fetch(floor.plain)[0]
+        fg = curl.fetch(floor.gz, gz=True)[0]
         ns2, _, tail = curl.fetch(d.url, tail=True)
         if metric(tail, "kvmstatd_polls_total") != tick:
             return
@@ -310,6 +311,8 @@ def scrapes(d, curl, tmp):
     finally:
         floor.stop()
     c0, c1 = page_counters(bodies[0]), page_counters(bodies[-1])
+    if os.environ.get("BENCH_DEBUG"):
+        print(json.dumps({k: [round(x / 1e3) for x in v] for k, v in m.items()}), flush=True)
     res = {k: statistics.median(v) for k, v in m.items()}
     res.update(plain_bytes=len(plain), gzip_bytes=len(gz),
                series=metric(bodies[-1], "kvmstatd_series"),
