@@ -39,6 +39,8 @@ struct worker {
 	struct wvm **vms;
 	size_t n_vms;
 	bool dirty;		 /* sources changed: publish a new snapshot */
+	bool poll_dirty;	 /* sources changed or retired: rebuild polls */
+	struct poll_list polls;	 /* what a tick reads: VMs not gone */
 	unsigned type_conflicts; /* as last logged */
 	bool stop;
 	struct selfstats stats;
@@ -84,6 +86,7 @@ static void drop_vm_at(struct worker *w, size_t i)
 	free_vm(w->vms[i]);
 	w->vms[i] = w->vms[--w->n_vms];
 	w->dirty = true;
+	w->poll_dirty = true;
 }
 
 static void sample_vm(struct worker *w, struct wvm *vm, uint64_t now)
@@ -100,6 +103,7 @@ static void retire_vm(struct worker *w, struct wvm *vm, const char *why)
 		return;
 	sample_vm(w, vm, clock_mono_ns());
 	vm->gone = true;
+	w->poll_dirty = true;
 	vm->expires_ns = clock_mono_ns() + (uint64_t)w->cfg->exit_grace_ms * 1000000u;
 	if (vm->pidfd >= 0) {
 		epoll_ctl(w->epoll_fd, EPOLL_CTL_DEL, vm->pidfd, NULL);
@@ -118,13 +122,29 @@ static void expire_vms(struct worker *w, uint64_t now)
 			drop_vm_at(w, i);
 }
 
+/* The flat list of the sources of VMs not gone; false when out of memory. */
+static bool build_polls(struct worker *w)
+{
+	poll_list_clear(&w->polls);
+	for (size_t i = 0; i < w->n_vms; i++)
+		for (size_t j = 0; !w->vms[i]->gone && j < w->vms[i]->n_src; j++)
+			if (poll_list_add(&w->polls, w->vms[i]->src[j]) < 0)
+				return false;
+	w->poll_dirty = false;
+	return true;
+}
+
 static void tick(struct worker *w)
 {
 	uint64_t t0 = clock_mono_ns(), c0 = clock_ns(CLOCK_THREAD_CPUTIME_ID), wall, cpu;
 
-	for (size_t i = 0; i < w->n_vms; i++)
-		if (!w->vms[i]->gone)
-			sample_vm(w, w->vms[i], t0);
+	if (!w->poll_dirty || build_polls(w)) {
+		stat_add(&w->stats.read_errors, poll_list_run(&w->polls, t0));
+	} else { /* no memory for the list: the slow walk still works */
+		for (size_t i = 0; i < w->n_vms; i++)
+			if (!w->vms[i]->gone)
+				sample_vm(w, w->vms[i], t0);
+	}
 	snapshot_tick(); /* pages rendered before these samples are stale */
 	wall = clock_mono_ns() - t0;
 	cpu = clock_ns(CLOCK_THREAD_CPUTIME_ID) - c0;
@@ -254,6 +274,7 @@ static int add_source(struct worker *w, struct wvm *vm, int fd, enum stat_scope 
 	vm->src[vm->n_src++] = s;
 	poller_sample(s, clock_mono_ns()); /* a first sample before the next tick */
 	w->dirty = true;
+	w->poll_dirty = true;
 	return 0;
 }
 
@@ -302,6 +323,7 @@ static int on_add_vm(struct worker *w, const struct ipc_add_vm *m, int *fds, siz
 		goto fail;
 	w->vms[w->n_vms++] = vm;
 	w->dirty = true;
+	w->poll_dirty = true;
 	log_info("vm \"%s\" (pid %d, uid %u, %s): %zu of %zu stats fds accepted", name, (int)m->pid,
 		 (unsigned)m->uid, vm->meta->kernel_id, vm->n_src, n_fds - 1);
 	return 0;
@@ -535,6 +557,7 @@ int worker_run(const struct config *cfg, int ipc_fd, int http_fd)
 		close(w.timer_fd);
 	if (w.epoll_fd >= 0)
 		close(w.epoll_fd);
+	poll_list_free(&w.polls);
 	close(ipc_fd);
 	return rc < 0 ? 1 : 0;
 }
