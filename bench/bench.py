@@ -23,7 +23,8 @@ process), waits until every stats fd is polled, then measures:
                back-to-back rounds ("hot"), and one round per poll interval
                ("cold": caches and clocks as a real tick finds them);
   poll tick    kvmstatd's own wall and CPU time of a tick (self-metrics);
-  render       kvmstatd's own mean time per cold render and per gzip;
+  render       kvmstatd's own mean time per cold render and per gzip, and
+               bench-render: the renderer alone in a loop (hot caches);
   scrape       GET /metrics with curl over loopback: cold (first scrape after
                a tick: renders), warm (served from the tick's cached page),
                plain and gzip; next to the transport floor: the same bytes
@@ -334,6 +335,15 @@ def openmetrics_render(d, curl):
             "series": metric(bodies[-1], "kvmstatd_series")}
 
 
+def render_micro(n_vms, n_vcpus):
+    """bench-render: the renderer alone, same size, captured layouts, hot."""
+    rounds = max(3, min(50, 2000000 // max(n_vms * n_vcpus * 140, 1)))
+    out = subprocess.run([os.path.join(B, "bench-render"), str(n_vms), str(n_vcpus), str(rounds),
+                          os.path.join(ROOT, "tests", "data")], check=True, capture_output=True,
+                         text=True).stdout
+    return json.loads(out)
+
+
 def cpu_and_rss(d):
     helper, worker = d.proc.pid, d.worker()
     t0 = time.monotonic()
@@ -370,6 +380,7 @@ def run_size(n_vms, n_vcpus, peers_too):
         r = {"vms": n_vms, "vcpus_per_vm": n_vcpus, "fds": hot["fds"], "values": hot["values"],
              "pread_hot_ns": hot["ns"], "pread_cold_ns": cold["ns"],
              "ring_bytes": hot["values"] * 8 * RING_SLOTS}
+        r["micro"] = render_micro(n_vms, n_vcpus)
         r["scrape"] = scrapes(d, curl, tmp)
         r["openmetrics"] = openmetrics_render(d, curl)
         r.update(cpu_and_rss(d))
