@@ -58,7 +58,7 @@ msg = @printf '  %-6s %s\n' $(1) $(2)
 endif
 
 .DELETE_ON_ERROR:
-.PHONY: all run check bench bench-bpf install clean deps unit integration lint sanitize format fuzz \
+.PHONY: all run check bench bench-bpf bench-smoke install clean deps unit integration lint sanitize format fuzz \
 	fuzz-replay metrics-doc
 
 DAEMON_SRC := $(filter-out daemon/main.c,$(wildcard daemon/*.c)) shim/qemu_name.c
@@ -70,7 +70,8 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 SYSTEMD_FILES := $(B)/systemd/kvmstatd.service $(B)/systemd/kvmstatd.tmpfiles
 
 all: $(B)/kvmstatd $(B)/kvmstat-demo-vmm $(B)/libkvmstat-client.a $(B)/bench-pread \
-	$(B)/capture-stats-layout $(B)/libkvmstat-preload.so $(SYSTEMD_FILES)
+	$(B)/bench-static $(B)/bench-debugfs $(B)/bench-render $(B)/capture-stats-layout \
+	$(B)/libkvmstat-preload.so $(SYSTEMD_FILES)
 
 # Units with this build's paths (make install PREFIX=... SYSCONFDIR=...).
 SUBST = sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
@@ -131,6 +132,19 @@ $(B)/bench-bpf: $(B)/bench/bench-bpf.o $(DAEMON_OBJ)
 	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
 
 $(B)/bench/bench-bpf.o: $(B)/bpf/kvmexit.skel.h
+
+$(B)/bench-static: $(B)/bench/bench-static.o
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+# The renderer alone on the captured layouts: the figure to tune it by.
+$(B)/bench-render: $(B)/bench/bench-render.o $(DAEMON_OBJ)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
+
+$(B)/bench-debugfs: $(B)/bench/bench-debugfs.o
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 $(B)/capture-stats-layout: $(B)/tools/capture-stats-layout.o
 	$(call msg,LINK,$@)
@@ -238,6 +252,7 @@ check: deps
 	$(Q)$(MAKE) --no-print-directory sanitize fuzz-replay fuzz-smoke
 	$(Q)$(MAKE) --no-print-directory lint
 	$(Q)$(MAKE) --no-print-directory WERROR=1 integration
+	$(Q)$(MAKE) --no-print-directory bench-smoke
 
 bench: deps
 	$(Q)$(MAKE) --no-print-directory WERROR=1 all
@@ -246,6 +261,14 @@ bench: deps
 bench-bpf: deps
 	$(Q)$(MAKE) --no-print-directory WERROR=1 all $(B)/bench-bpf
 	$(Q)$(PYTHON) bench/bench_bpf.py
+
+# Every part of the benchmark once at a tiny size, a few seconds: it still works.
+BENCH_SMOKE_ENV := BENCH_SWEEP=2x2 BENCH_VCPUS=2 BENCH_REPS=1 BENCH_WARM=1 BENCH_QEMU=1 \
+	BENCH_QEMU_SETTLE_S=0 BENCH_INTERVAL_MS=100 BENCH_CPU_SECONDS=1 BENCH_JSON=$(B)/bench-smoke.json
+bench-smoke: all
+	$(Q)$(BENCH_SMOKE_ENV) timeout 120 $(PYTHON) bench/bench.py >$(B)/bench-smoke.log 2>&1 || \
+		{ tail -n 30 $(B)/bench-smoke.log; echo "bench-smoke: FAILED"; exit 1; }
+	@echo "  bench-smoke: ok ($(B)/bench-smoke.log)"
 
 format:
 	$(Q)clang-format -i daemon/*.[ch] client/*.[ch] shim/*.[ch] demo/*.c tests/unit/*.[ch] bench/*.c \

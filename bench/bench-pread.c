@@ -5,11 +5,15 @@
  * reads each header once, then times rounds of preads and prints
  * JSON: {"fds": N, "values": V, "round_ns": [..]}.
  *
- *   bench-pread ROUNDS PAUSE_MS PID FD[,FD...] ...
+ *   bench-pread ROUNDS PAUSE_MS PID FD[,FD...]|all ...
  *
+ * "all" takes every KVM stats fd the process holds (found by the link names
+ * in /proc/PID/fd): a daemon holding 20,000 fds would not fit their numbers
+ * in one argument (the kernel caps one at 128 KiB).
  * PAUSE_MS > 0 sleeps between rounds, as a poller with that interval does
  * (caches and CPU frequency then start cold each round, like a real tick).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <linux/kvm.h>
 #include <stdint.h>
@@ -65,6 +69,51 @@ static int describe(int fd, struct target *t)
 	return 0;
 }
 
+/* Copy fd number s of the process behind pidfd; 1 when it was taken. */
+static int take(int pidfd, int fd_no, struct target *t)
+{
+	int fd = (int)syscall(SYS_pidfd_getfd, pidfd, fd_no, 0);
+
+	if (fd < 0)
+		return 0;
+	if (describe(fd, t) == 0)
+		return 1;
+	close(fd);
+	return 0;
+}
+
+static int is_stats_link(int pid, const char *fd_name)
+{
+	char path[320], link[64];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd/%s", pid, fd_name);
+	n = readlink(path, link, sizeof(link) - 1);
+	if (n < 0)
+		return 0;
+	link[n] = '\0';
+	return !strcmp(link, "anon_inode:kvm-vm-stats") ||
+	       !strncmp(link, "anon_inode:kvm-vcpu-stats", 25);
+}
+
+/* Every stats fd of pid, in /proc's order; returns how many were taken. */
+static size_t take_all(int pid, int pidfd, struct target *t, size_t room)
+{
+	char path[32];
+	struct dirent *e;
+	size_t n = 0;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", pid);
+	d = opendir(path);
+	while (d && n < room && (e = readdir(d)))
+		if (e->d_name[0] != '.' && is_stats_link(pid, e->d_name))
+			n += (size_t)take(pidfd, atoi(e->d_name), &t[n]);
+	if (d)
+		closedir(d);
+	return n;
+}
+
 int main(int argc, char **argv)
 {
 	struct target *t = calloc(65536, sizeof(*t));
@@ -82,17 +131,18 @@ int main(int argc, char **argv)
 	rounds = atoi(argv[1]);
 	pause_ms = atol(argv[2]);
 	for (int a = 3; a + 1 < argc; a += 2) {
-		int pidfd = (int)syscall(SYS_pidfd_open, atoi(argv[a]), 0);
+		int pid = atoi(argv[a]), pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+		size_t first = n;
 
-		for (char *s = strtok(argv[a + 1], ","); s && pidfd >= 0 && n < 65536;
-		     s = strtok(NULL, ",")) {
-			int fd = (int)syscall(SYS_pidfd_getfd, pidfd, atoi(s), 0);
-
-			if (fd >= 0 && describe(fd, &t[n]) == 0) {
-				values += t[n].size / 8;
-				n++;
-			}
-		}
+		if (pidfd >= 0 && !strcmp(argv[a + 1], "all"))
+			n += take_all(pid, pidfd, t + n, 65536 - n);
+		for (char *s = strtok(argv[a + 1], ",");
+		     s && pidfd >= 0 && n < 65536 && strcmp(s, "all"); s = strtok(NULL, ","))
+			n += (size_t)take(pidfd, atoi(s), &t[n]);
+		for (size_t i = first; i < n; i++)
+			values += t[i].size / 8;
+		if (pidfd >= 0)
+			close(pidfd);
 	}
 	printf("{\"fds\": %zu, \"values\": %llu, \"round_ns\": [", n, (unsigned long long)values);
 	for (int r = 0; r < rounds; r++) {

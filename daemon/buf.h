@@ -42,4 +42,15 @@ static inline void buf_putc(struct buf *b, char c)
 
 void buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/*
+ * Readable bytes past the end of a padded string. The renderer copies the
+ * short pieces of a sample line 16 bytes at a time (cheaper than a call to
+ * memcpy per piece), so every piece it copies is allocated with this slack.
+ */
+#define BUF_PAD 16
+
+/* asprintf() into an allocation with BUF_PAD zero bytes past the NUL; *len
+ * gets the length. NULL when out of memory. */
+char *buf_padded_printf(size_t *len, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 #endif

@@ -148,6 +148,12 @@ static enum MHD_Result serve_metrics(struct http_server *srv, struct MHD_Connect
 			  gz);
 }
 
+void http_tick(struct http_server *srv)
+{
+	if (srv)
+		pagecache_drop_stale(srv->pages);
+}
+
 static bool client_cert_ok(const struct http_server *srv, struct MHD_Connection *c)
 {
 	const union MHD_ConnectionInfo *ci =

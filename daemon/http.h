@@ -35,6 +35,9 @@ struct http_config {
 int http_start(struct http_server **out, const struct http_config *cfg);
 void http_stop(struct http_server *srv);
 
+/* A poll tick happened: free the pages it made stale (NULL-safe). */
+void http_tick(struct http_server *srv);
+
 /* True when the Accept header prefers OpenMetrics over the text format. */
 bool http_wants_openmetrics(const char *accept);
 

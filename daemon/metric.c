@@ -134,17 +134,16 @@ int metric_family_name(enum stat_scope scope, const char *desc_name, const struc
 	return n;
 }
 
+/* "00".."99": two digits per division, half the divisions of one at a time. */
+const char metric_digit_pairs[201] = "00010203040506070809101112131415161718192021222324"
+				     "25262728293031323334353637383940414243444546474849"
+				     "50515253545556575859606162636465666768697071727374"
+				     "75767778798081828384858687888990919293949596979899";
+
 int metric_format_u64(uint64_t v, char *out)
 {
-	char tmp[24];
-	int n = 0, i;
+	int n = metric_u64_text(v, out);
 
-	do {
-		tmp[n++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	for (i = 0; i < n; i++)
-		out[i] = tmp[n - 1 - i];
 	out[n] = '\0';
 	return n;
 }

@@ -22,6 +22,12 @@ struct entry {
 	pthread_mutex_t lock; /* held while rendering: the other scrapes wait for it */
 	uint64_t gen;
 	struct page *plain, *gz;
+	/*
+	 * The last plain page's buffer, kept for the next render: writing into
+	 * fresh memory costs a page fault per 4 KiB and the kernel's zeroing,
+	 * several times the rendering itself (62 against 12 ns per line).
+	 */
+	struct buf spare;
 };
 
 struct pagecache {
@@ -81,6 +87,13 @@ int pagecache_new(struct pagecache **out, struct selfstats *stats, const struct 
 
 static void entry_clear(struct entry *e)
 {
+	/* Under e->lock no scrape can take a new reference: refs 1 is ours alone. */
+	if (e->plain && !e->spare.data &&
+	    atomic_load_explicit(&e->plain->refs, memory_order_acquire) == 1) {
+		e->spare = e->plain->body;
+		e->spare.len = 0;
+		e->plain->body = (struct buf){ 0 };
+	}
 	page_unref(e->plain);
 	page_unref(e->gz);
 	e->plain = e->gz = NULL;
@@ -92,12 +105,14 @@ void pagecache_free(struct pagecache *pc)
 		return;
 	for (int i = 0; i < 2; i++) {
 		entry_clear(&pc->e[i]);
+		buf_free(&pc->e[i].spare);
 		pthread_mutex_destroy(&pc->e[i].lock);
 	}
 	free(pc);
 }
 
-static int render_page(struct pagecache *pc, enum render_format fmt, struct page **out)
+static int render_page(struct pagecache *pc, struct entry *e, enum render_format fmt,
+		       struct page **out)
 {
 	struct snapshot *snap = snapshot_acquire();
 	struct render_result res = { 0 };
@@ -107,6 +122,8 @@ static int render_page(struct pagecache *pc, enum render_format fmt, struct page
 
 	if (!p)
 		goto out;
+	p->body = e->spare;
+	e->spare = (struct buf){ 0 };
 	/* one allocation of about the right size instead of doubling through it */
 	buf_reserve(&p->body, atomic_load_explicit(&pc->last_len, memory_order_relaxed) + 65536);
 	rc = render_metrics(snap, pc->stats, fmt, &pc->opts, &p->body, &res);
@@ -142,6 +159,19 @@ static int compress_page(struct pagecache *pc, const struct page *plain, struct 
 	return 0;
 }
 
+void pagecache_drop_stale(struct pagecache *pc)
+{
+	for (int i = 0; pc && i < 2; i++) {
+		struct entry *e = &pc->e[i];
+
+		if (pthread_mutex_trylock(&e->lock) != 0)
+			continue;
+		if (e->plain && e->gen != snapshot_generation())
+			entry_clear(e); /* a client still sending it holds its own reference */
+		pthread_mutex_unlock(&e->lock);
+	}
+}
+
 int pagecache_get(struct pagecache *pc, enum render_format fmt, bool gz, struct page **out)
 {
 	struct entry *e = &pc->e[fmt == FMT_OPENMETRICS_100];
@@ -157,7 +187,7 @@ int pagecache_get(struct pagecache *pc, enum render_format fmt, bool gz, struct 
 	gen = snapshot_generation();
 	if (!e->plain || e->gen != gen) {
 		entry_clear(e);
-		rc = render_page(pc, fmt, &e->plain);
+		rc = render_page(pc, e, fmt, &e->plain);
 		e->gen = gen;
 	}
 	if (rc == 0 && gz && !e->gz)

@@ -34,6 +34,14 @@ void pagecache_free(struct pagecache *pc);
  */
 int pagecache_get(struct pagecache *pc, enum render_format fmt, bool gz, struct page **out);
 
+/*
+ * Drop the pages of past ticks now rather than at the next scrape: with a
+ * scrape every 15 s and a tick every second, a stale page (tens of MB at
+ * thousands of vCPUs) would otherwise sit in memory for most of the time.
+ * Never waits: an entry being rendered is left for the next tick.
+ */
+void pagecache_drop_stale(struct pagecache *pc);
+
 const char *page_data(const struct page *p);
 size_t page_len(const struct page *p);
 struct page *page_ref(struct page *p);

@@ -3,6 +3,7 @@
 #include "poller.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 int poller_sample(struct source *s, uint64_t now_ns)
@@ -23,4 +24,57 @@ int poller_sample(struct source *s, uint64_t now_ns)
 	}
 	ring_commit(s->ring, now_ns);
 	return 0;
+}
+
+void poll_list_clear(struct poll_list *l)
+{
+	l->n = 0;
+}
+
+int poll_list_add(struct poll_list *l, const struct source *s)
+{
+	if (s->fd < 0)
+		return 0;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 64;
+		struct poll_item *p = realloc(l->items, cap * sizeof(*p));
+
+		if (!p)
+			return -ENOMEM;
+		l->items = p;
+		l->cap = cap;
+	}
+	l->items[l->n++] = (struct poll_item){ s->ring, s->fd, s->schema->data_offset,
+					       s->schema->data_words * 8u };
+	return 0;
+}
+
+void poll_list_free(struct poll_list *l)
+{
+	free(l->items);
+	*l = (struct poll_list){ 0 };
+}
+
+unsigned poll_list_run(const struct poll_list *l, uint64_t now_ns)
+{
+	unsigned errors = 0;
+
+	for (size_t i = 0; i < l->n; i++) {
+		const struct poll_item *it = &l->items[i];
+		uint64_t *slot;
+
+		/* while this pread runs: the next ring's slot, and the ring after */
+		if (i + 2 < l->n)
+			__builtin_prefetch(l->items[i + 2].ring, 0);
+		if (i + 1 < l->n)
+			ring_prefetch_write(l->items[i + 1].ring);
+		slot = ring_begin_write(it->ring);
+		if (pread(it->fd, slot, it->bytes, it->offset) == (ssize_t)it->bytes) {
+			ring_commit(it->ring, now_ns);
+		} else {
+			ring_abort(it->ring);
+			errors++;
+		}
+	}
+	return errors;
 }

@@ -16,4 +16,30 @@
 /* 0, or -errno / -EIO (short read); the ring keeps its previous sample. */
 int poller_sample(struct source *s, uint64_t now_ns);
 
+/*
+ * What a tick reads, flat: fd, extent and ring of every polled source in
+ * one array, rebuilt when sources come and go. A tick once a second finds
+ * the caches cold; walking VM -> source -> schema -> ring cost a cache miss
+ * at each step, about as much again as the preads themselves. The list
+ * holds no references: its owner rebuilds it before a source it names is
+ * freed.
+ */
+struct poll_item {
+	struct ring *ring;
+	int fd;
+	uint32_t offset, bytes;
+};
+
+struct poll_list {
+	struct poll_item *items;
+	size_t n, cap;
+};
+
+void poll_list_clear(struct poll_list *l);
+int poll_list_add(struct poll_list *l, const struct source *s); /* 0 or -ENOMEM */
+void poll_list_free(struct poll_list *l);
+
+/* One pread per item into its ring; returns how many failed. */
+unsigned poll_list_run(const struct poll_list *l, uint64_t now_ns);
+
 #endif

@@ -23,6 +23,7 @@ struct ctx {
 	bool om;      /* OpenMetrics, else Prometheus text 0.0.4 */
 	bool created; /* OpenMetrics and not turned off */
 	struct buf *b;
+	size_t room; /* line_room() of the stat being rendered */
 	struct render_result res;
 };
 
@@ -62,81 +63,139 @@ static void free_samples(struct samples *sm)
 	free(sm->have);
 }
 
-static const struct text_piece plain_close = { "} ", 2 };
+/* padded like every piece put_piece() copies */
+static char plain_close_s[BUF_PAD + 3] = "} ";
+static const struct text_piece plain_close = { plain_close_s, 2 };
 
-/* One sample line: open + labels + close + value + newline, one reserve. */
-static void put_line(struct buf *b, const struct text_piece *open, const struct labels *l,
-		     const struct text_piece *close, uint64_t raw, struct metric_scale scale)
+/*
+ * Copy a piece 16 bytes at a time: its source has BUF_PAD readable bytes
+ * past the end (pieces and labels are allocated padded, _created text sits
+ * in a 32-byte array) and the output has room reserved to spare, so a few
+ * whole chunks beat a call to memcpy for these 2..60 byte pieces.
+ */
+static char *put_piece(char *p, const char *s, size_t len)
 {
-	char *p;
+	for (size_t i = 0; i < len; i += 16)
+		memcpy(p + i, s + i, 16);
+	return p + len;
+}
 
-	if (!buf_reserve(b, open->len + l->len + close->len + METRIC_NUM_MAX + 1))
-		return;
-	p = b->data + b->len;
-	memcpy(p, open->s, open->len);
-	p += open->len;
-	memcpy(p, l->s, l->len);
-	p += l->len;
-	memcpy(p, close->s, close->len);
-	p += close->len;
-	p += metric_format_scaled(raw, scale, p);
+/* A value in base units: plain integers (most stats) skip the scaling. */
+static char *put_number(char *p, uint64_t raw, struct metric_scale scale)
+{
+	if (scale.exponent == 0 && !scale.base2)
+		return p + metric_u64_text(raw, p);
+	return p + metric_format_scaled(raw, scale, p);
+}
+
+/*
+ * One sample line: open + labels + close + value + newline, into room
+ * reserved by the caller (put_values reserves once for all of a stat's
+ * lines: a check per line cost more than the copies).
+ */
+static char *put_line(char *p, const struct text_piece *open, const struct labels *l,
+		      const struct text_piece *close, uint64_t raw, struct metric_scale scale)
+{
+	p = put_piece(p, open->s, open->len);
+	p = put_piece(p, l->s, l->len);
+	p = put_piece(p, close->s, close->len);
+	p = put_number(p, raw, scale);
 	*p++ = '\n';
-	b->len = (size_t)(p - b->data);
+	return p;
 }
 
 /* "<family>_created{labels} <seconds>\n" */
-static void put_created(struct buf *b, const struct schema_stat *st, const struct labels *l)
+static char *put_created(char *p, const struct schema_stat *st, const struct labels *l)
 {
-	char *p;
-
-	if (!buf_reserve(b, st->created_open.len + l->len + 1 + l->created->len))
-		return;
-	p = b->data + b->len;
-	memcpy(p, st->created_open.s, st->created_open.len);
-	p += st->created_open.len;
-	memcpy(p, l->s, l->len);
-	p += l->len;
+	p = put_piece(p, st->created_open.s, st->created_open.len);
+	p = put_piece(p, l->s, l->len);
 	*p++ = '}';
-	memcpy(p, l->created->text, l->created->len);
-	b->len = (size_t)(p - b->data) + l->created->len;
+	return put_piece(p, l->created->text, l->created->len);
 }
 
-/* Count the lines of one stat against max_series; false: leave it out. */
-static bool admit(struct ctx *x, const struct schema_stat *st)
+/* Count the lines of one stat against max_series; 0: leave it out. */
+static size_t admit(struct ctx *x, const struct schema_stat *st)
 {
 	size_t n = st->type == MT_HISTOGRAM ? st->size + 1u + (st->sum_index >= 0) : 1u;
 
 	n += x->created && st->type != MT_GAUGE;
 	if (x->o.max_series && x->res.series + n > x->o.max_series) {
 		x->res.dropped += n;
-		return false;
+		return 0;
 	}
 	x->res.series += n;
-	return true;
+	return n;
+}
+
+/*
+ * The longest line of a stat but for its labels: longest open and close
+ * piece (or the _created line's), a number, the newline.
+ */
+static size_t line_room(const struct schema_stat *st)
+{
+	size_t open = st->open[0].len, close = plain_close.len;
+
+	if (st->type == MT_HISTOGRAM) {
+		for (int i = 1; i < 3; i++)
+			open = st->open[i].len > open ? st->open[i].len : open;
+		for (uint32_t i = 0; i < st->size; i++)
+			close = st->le_close[i].len > close ? st->le_close[i].len : close;
+	}
+	if (st->created_open.len > open)
+		open = st->created_open.len;
+	return open + close + METRIC_NUM_MAX + 1 + sizeof(((struct created *)0)->text);
+}
+
+/*
+ * A histogram's buckets and _count. An empty bucket repeats the cumulative
+ * count before it (most of them are empty): its digits are copied from the
+ * line before instead of formatted again.
+ */
+static char *put_buckets(char *p, const struct schema_stat *st, const struct labels *l,
+			 const uint64_t *vals)
+{
+	const struct metric_scale unit = { 0, 0 };
+	const char *prev = NULL;
+	size_t prev_len = 0;
+	uint64_t cum = 0;
+
+	for (uint32_t i = 0; i < st->size; i++) {
+		cum += vals[i];
+		p = put_piece(p, st->open[0].s, st->open[0].len);
+		p = put_piece(p, l->s, l->len);
+		p = put_piece(p, st->le_close[i].s, st->le_close[i].len);
+		/* prev is a line back: more than 32 bytes, so no overlap */
+		if (prev && vals[i] == 0)
+			put_piece(p, prev, prev_len);
+		else
+			prev_len = (size_t)metric_u64_text(cum, p);
+		prev = p;
+		p += prev_len;
+		*p++ = '\n';
+	}
+	return put_line(p, &st->open[1], l, &plain_close, cum, unit);
 }
 
 /* A stat's lines for one label set: vals holds its st->size items. */
 static void put_values(struct ctx *x, const struct schema_stat *st, const struct labels *l,
 		       const uint64_t *vals, uint64_t sum)
 {
-	const struct metric_scale unit = { 0, 0 };
-	uint64_t cum = 0;
+	size_t n = admit(x, st);
+	char *p;
 
-	if (!admit(x, st))
+	if (!n || !buf_reserve(x->b, n * (x->room + l->len)))
 		return;
+	p = x->b->data + x->b->len;
 	if (st->type != MT_HISTOGRAM) {
-		put_line(x->b, &st->open[0], l, &plain_close, vals[0], st->scale);
+		p = put_line(p, &st->open[0], l, &plain_close, vals[0], st->scale);
 	} else {
-		for (uint32_t i = 0; i < st->size; i++) {
-			cum += vals[i];
-			put_line(x->b, &st->open[0], l, &st->le_close[i], cum, unit);
-		}
-		put_line(x->b, &st->open[1], l, &plain_close, cum, unit);
+		p = put_buckets(p, st, l, vals);
 		if (st->sum_index >= 0)
-			put_line(x->b, &st->open[2], l, &plain_close, sum, st->sum_scale);
+			p = put_line(p, &st->open[2], l, &plain_close, sum, st->sum_scale);
 	}
 	if (x->created && st->type != MT_GAUGE)
-		put_created(x->b, st, l);
+		p = put_created(p, st, l);
+	x->b->len = (size_t)(p - x->b->data);
 }
 
 static void render_part_each(struct ctx *x, const struct plan_part *part,
@@ -200,6 +259,7 @@ static void render_family(struct ctx *x, const struct plan_family *f)
 		const struct plan_part *part = &f->parts[p];
 		const struct schema_stat *st = &part->schema->stats[part->stat];
 
+		x->room = line_room(st);
 		if (x->o.vcpu_sum && part->schema->scope == SCOPE_VCPU)
 			render_part_summed(x, part, st);
 		else

@@ -63,6 +63,11 @@ uint64_t *ring_begin_write(struct ring *r)
 	return s->vals;
 }
 
+void ring_prefetch_write(const struct ring *r)
+{
+	__builtin_prefetch(slot_at(r, atomic_load_explicit(&r->count, memory_order_relaxed)), 1);
+}
+
 void ring_commit(struct ring *r, uint64_t timestamp_ns)
 {
 	uint64_t n = atomic_load_explicit(&r->count, memory_order_relaxed);

@@ -23,6 +23,8 @@ void ring_free(struct ring *r);
 uint64_t *ring_begin_write(struct ring *r);
 void ring_commit(struct ring *r, uint64_t timestamp_ns);
 void ring_abort(struct ring *r);
+/* Ask the CPU for the slot the next ring_begin_write() will fill. */
+void ring_prefetch_write(const struct ring *r);
 
 /*
  * Reader side: copy the newest sample (words values) into vals. Returns 0,

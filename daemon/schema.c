@@ -16,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "buf.h"
 #include "help.h"
 
 #define DESC_FIXED 16u /* struct kvm_stats_desc without its name */
@@ -396,16 +397,11 @@ static void free_stat(struct schema_stat *st)
 	free(st->le_close);
 }
 
+/* Padded: the renderer copies pieces in BUF_PAD chunks. */
 static int piece(struct text_piece *p, const char *a, const char *b, const char *c)
 {
-	int n = asprintf(&p->s, "%s%s%s", a, b, c);
-
-	if (n < 0) {
-		p->s = NULL;
-		return -ENOMEM;
-	}
-	p->len = (size_t)n;
-	return 0;
+	p->s = buf_padded_printf(&p->len, "%s%s%s", a, b, c);
+	return p->s ? 0 : -ENOMEM;
 }
 
 static int build_pieces(struct schema_stat *st)

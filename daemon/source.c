@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "buf.h"
 #include "clock.h"
 #include "escape.h"
 #include "metric.h"
@@ -67,8 +68,10 @@ int vm_meta_new(struct vm_meta **out, uint32_t id, pid_t pid, uid_t uid, const c
 	snprintf(vm->kernel_id, sizeof(vm->kernel_id), "%s", kernel_id);
 	snprintf(vm->comm, sizeof(vm->comm), "%s", comm);
 	created_set(&vm->created, clock_ns(CLOCK_REALTIME));
+	/* labels are padded: the renderer copies them in BUF_PAD chunks */
 	if (escape_text(vm->name, true, esc, sizeof(esc)) < 0 ||
-	    asprintf(&vm->label, "vm=\"%s\"", esc) < 0 || !(vm->info_text = make_info(vm))) {
+	    !(vm->label = buf_padded_printf(NULL, "vm=\"%s\"", esc)) ||
+	    !(vm->info_text = make_info(vm))) {
 		vm_meta_unref(vm);
 		return -ENOMEM;
 	}
@@ -118,12 +121,11 @@ int source_new(struct source **out, struct vm_meta *vm, struct schema *schema, i
 	s->vm = vm_meta_ref(vm);
 	s->created = vm->created;
 	if (vcpu < 0)
-		s->labels = strdup(vm->label);
-	else if (asprintf(&s->labels, "%s,vcpu=\"%d\"", vm->label, vcpu) < 0)
-		s->labels = NULL;
+		s->labels = buf_padded_printf(&s->labels_len, "%s", vm->label);
+	else
+		s->labels = buf_padded_printf(&s->labels_len, "%s,vcpu=\"%d\"", vm->label, vcpu);
 	if (!s->labels)
 		goto fail;
-	s->labels_len = strlen(s->labels);
 	rc = ring_new(&s->ring, ring_slots, schema->data_words);
 	if (rc < 0)
 		goto fail;

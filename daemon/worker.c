@@ -3,6 +3,7 @@
 #include "worker.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -47,6 +48,8 @@ struct worker {
 	size_t n_vms;
 	bool dirty;		 /* sources changed: publish a new snapshot */
 	bool bpf_added;		 /* vCPU sources came: look for their BPF slots */
+	bool poll_dirty;	 /* sources changed or retired: rebuild polls */
+	struct poll_list polls;	 /* what a tick reads: VMs not gone */
 	unsigned type_conflicts; /* as last logged */
 	bool stop;
 	struct selfstats stats;
@@ -124,15 +127,23 @@ static void drop_vm_at(struct worker *w, size_t i)
 	free_vm(w->vms[i]);
 	w->vms[i] = w->vms[--w->n_vms];
 	w->dirty = true;
+	w->poll_dirty = true;
 }
 
 static void sample_vm(struct worker *w, struct wvm *vm, uint64_t now)
 {
-	for (size_t i = 0; i < vm->n_src; i++) {
+	for (size_t i = 0; i < vm->n_src; i++)
 		if (poller_sample(vm->src[i], now) < 0)
 			stat_add(&w->stats.read_errors, 1);
-		schedstat_sample(vm->src[i]);
-	}
+}
+
+/* The vCPU threads' schedstat files the helper sent (none: no work). */
+static void sample_schedstat(struct worker *w)
+{
+	for (size_t i = 0; i < w->n_vms; i++)
+		for (size_t j = 0; !w->vms[i]->gone && j < w->vms[i]->n_src; j++)
+			if (w->vms[i]->src[j]->sched_fd >= 0)
+				schedstat_sample(w->vms[i]->src[j]);
 }
 
 /* Join the live vCPU sources with their exit telemetry slots. */
@@ -168,6 +179,7 @@ static void retire_vm(struct worker *w, struct wvm *vm, const char *why, const c
 	for (size_t i = 0; i < vm->n_src; i++)
 		bpfview_retire(vm->src[i]); /* its slot may serve another thread soon */
 	vm->gone = true;
+	w->poll_dirty = true;
 	vm->expires_ns = clock_mono_ns() + (uint64_t)w->cfg->exit_grace_ms * 1000000u;
 	if (vm->pidfd >= 0) {
 		epoll_ctl(w->epoll_fd, EPOLL_CTL_DEL, vm->pidfd, NULL);
@@ -188,13 +200,29 @@ static void expire_vms(struct worker *w, uint64_t now)
 			drop_vm_at(w, i);
 }
 
+/* The flat list of the sources of VMs not gone; false when out of memory. */
+static bool build_polls(struct worker *w)
+{
+	poll_list_clear(&w->polls);
+	for (size_t i = 0; i < w->n_vms; i++)
+		for (size_t j = 0; !w->vms[i]->gone && j < w->vms[i]->n_src; j++)
+			if (poll_list_add(&w->polls, w->vms[i]->src[j]) < 0)
+				return false;
+	w->poll_dirty = false;
+	return true;
+}
+
 static void tick(struct worker *w)
 {
 	uint64_t t0 = clock_mono_ns(), c0 = clock_ns(CLOCK_THREAD_CPUTIME_ID), wall, cpu;
 
-	for (size_t i = 0; i < w->n_vms; i++)
-		if (!w->vms[i]->gone)
-			sample_vm(w, w->vms[i], t0);
+	if (!w->poll_dirty || build_polls(w)) {
+		stat_add(&w->stats.read_errors, poll_list_run(&w->polls, t0));
+	} else { /* no memory for the list: the slow walk still works */
+		for (size_t i = 0; i < w->n_vms; i++)
+			if (!w->vms[i]->gone)
+				sample_vm(w, w->vms[i], t0);
+	}
 	join_bpf(w);
 	snapshot_tick(); /* pages rendered before these samples are stale */
 	wall = clock_mono_ns() - t0;
@@ -204,6 +232,9 @@ static void tick(struct worker *w)
 	stat_add(&w->stats.poll_wall_ns_sum, wall);
 	stat_add(&w->stats.poll_cpu_ns_sum, cpu);
 	stat_add(&w->stats.polls, 1);
+	/* after the timing too: schedstat is /proc text, ~0.6 us a thread, not a stats fd */
+	sample_schedstat(w);
+	http_tick(w->http); /* after the timing: page housekeeping, not polling */
 }
 
 static int publish(struct worker *w)
@@ -326,6 +357,7 @@ static int add_source(struct worker *w, struct wvm *vm, int fd, enum stat_scope 
 	vm->src[vm->n_src++] = s;
 	poller_sample(s, clock_mono_ns()); /* a first sample before the next tick */
 	w->dirty = true;
+	w->poll_dirty = true;
 	return 0;
 }
 
@@ -390,6 +422,7 @@ static int on_add_vm(struct worker *w, const struct ipc_add_vm *m, int *fds, siz
 	log_event(LOG_LVL_INFO, &(struct log_fields){ name, m->pid, "added" },
 		  "vm \"%s\" (pid %d, uid %u, %s): %zu of %zu stats fds accepted", name,
 		  (int)m->pid, (unsigned)m->uid, vm->meta->kernel_id, vm->n_src, n_fds - 1);
+	w->poll_dirty = true;
 	return 0;
 fail:
 	if (vm) {
@@ -644,6 +677,13 @@ static int setup(struct worker *w, int http_fd)
 	sigaddset(&mask, SIGHUP);
 	sigaddset(&mask, SIGPIPE);
 	pthread_sigmask(SIG_BLOCK, &mask, NULL); /* before MHD's threads inherit it */
+	/*
+	 * Pages (MBs) and render scratch always in their own mappings, so a
+	 * freed page goes back to the kernel: glibc's dynamic threshold would
+	 * otherwise rise to a page's size after the first free and keep later
+	 * pages in arenas that never shrink (RSS = the largest page ever).
+	 */
+	mallopt(M_MMAP_THRESHOLD, 1 << 20);
 	sigdelset(&mask, SIGPIPE);
 	w->signal_fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 	w->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
@@ -701,6 +741,7 @@ int worker_run(const struct config *cfg, int ipc_fd, int http_fd)
 		close(w.epoll_fd);
 	if (w.beat_fd >= 0)
 		close(w.beat_fd);
+	poll_list_free(&w.polls);
 	close(ipc_fd);
 	return rc < 0 ? 1 : 0;
 }
