@@ -42,6 +42,9 @@ void helper_send_schedstat(struct helper *h, const struct hvm *vm, unsigned firs
 	struct ipc_schedstat m = { .hdr = { IPC_SCHEDSTAT, sizeof(m) } };
 	int fds[IPC_MAX_VCPU_FDS];
 
+	/* part of the "why is it slow" telemetry: [daemon] bpf = off turns it off too */
+	if (!strcmp(h->cfg->bpf, "off"))
+		return;
 	m.vm_id = vm->id;
 	for (unsigned i = first; i < end && h->ipc_fd >= 0; i++) {
 		int fd = open_schedstat(vm->proc->pid, vm->vcpu_fds[i]);

@@ -343,7 +343,7 @@ def expected_from_qmp(schemas, values, scope, labels):
 def served_for(expo, vm_name):
     """The kvm_vm_*/kvm_vcpu_* samples of one VM in a scrape (no kvm_vm_info)."""
     return {k: v for k, v in expo.samples.items()
-            if k[0].startswith(("kvm_vm_", "kvm_vcpu_")) and k[0] != "kvm_vm_info"
+            if harness.from_stats_fds(k[0])
             and dict(k[1]).get("vm") == vm_name}
 
 

@@ -69,7 +69,7 @@ def traced_exits(inst, tids):
 def test_qemu_userspace_exits_equal_the_kernels_tracepoint(daemon_factory, kvm, trace_instance):
     if qemu.qemu_usable():
         pytest.skip(qemu.qemu_usable())
-    d = daemon_factory()
+    d = daemon_factory(harness.BPF_ON)
     if harness.parse_exposition(d.get().text).value("kvmstatd_bpf_enabled") != 1:
         pytest.skip("exit telemetry did not load here: %s"
                     % " / ".join(d.log_lines("exit telemetry")) or "no reason logged")

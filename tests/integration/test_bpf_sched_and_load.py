@@ -18,7 +18,7 @@ import harness
 
 @pytest.fixture
 def bpf_daemon(daemon_factory, kvm):
-    d = daemon_factory()
+    d = daemon_factory(harness.BPF_ON)
     if harness.parse_exposition(d.get().text).value("kvmstatd_bpf_enabled") != 1:
         pytest.skip("exit telemetry did not load here: %s"
                     % " / ".join(d.log_lines("exit telemetry")))
@@ -96,13 +96,18 @@ def test_run_delay_rises_when_a_hog_shares_the_vcpus_cpu(bpf_daemon, demo_vmm):
     assert busy > 2 * quiet and busy > 0.005, (quiet, busy)
 
 
-def test_schedstat_series_exist_with_bpf_off(daemon_factory, demo_vmm):
-    d = daemon_factory({("daemon", "bpf"): "off"})
-    vmm = demo_vmm(d.socket, vms=1, vcpus=2, name_prefix="schedoff-", hz=200)
-    harness.wait_for_vms(d, [vmm.vms[0].name])
-    time.sleep(0.6)
-    expo = harness.parse_exposition(d.get().text)
-    assert len(expo.matching("kvm_vcpu_thread_cpu_seconds_total", vm=vmm.vms[0].name)) == 2
+def test_schedstat_series_exist_without_bpf_and_go_with_bpf_off(daemon_factory, demo_vmm):
+    """auto without CAP_BPF still reads schedstat (no BPF needed); bpf = off
+    turns the whole "why is it slow" telemetry off, schedstat included."""
+    for bpf, want in (("off", 0), ("auto", 2)):
+        d = _without_bpf_caps(daemon_factory({("daemon", "bpf"): bpf}, start=False)).start()
+        vmm = demo_vmm(d.socket, vms=1, vcpus=2, name_prefix="sched%s-" % bpf, hz=200)
+        harness.wait_for_vms(d, [vmm.vms[0].name])
+        time.sleep(0.6)
+        expo = harness.parse_exposition(d.get().text)
+        assert expo.value("kvmstatd_bpf_enabled") == 0
+        assert len(expo.matching("kvm_vcpu_thread_cpu_seconds_total",
+                                 vm=vmm.vms[0].name)) == want, bpf
 
 
 def _without_bpf_caps(d):
@@ -115,7 +120,7 @@ def _without_bpf_caps(d):
 
 
 def test_auto_without_cap_bpf_degrades_with_one_line(daemon_factory, demo_vmm):
-    d = _without_bpf_caps(daemon_factory(start=False))
+    d = _without_bpf_caps(daemon_factory(harness.BPF_ON, start=False))
     d.start()
     vmm = demo_vmm(d.socket, vms=1, vcpus=1, name_prefix="nocap-", hz=200)
     harness.wait_for_vms(d, [vmm.vms[0].name])

@@ -75,8 +75,7 @@ def discovered_infos(expo):
 
 def series_of(expo, name):
     return {k: v for k, v in expo.samples.items()
-            if k[0].startswith(("kvm_vm_", "kvm_vcpu_")) and dict(k[1]).get("vm") == name
-            and k[0] != "kvm_vm_info"}
+            if harness.from_stats_fds(k[0]) and dict(k[1]).get("vm") == name}
 
 
 def _tids(pid):

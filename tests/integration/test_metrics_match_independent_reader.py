@@ -17,9 +17,7 @@ from harness import SETTLE
 
 
 def _kvm_series(expo):
-    return {k: v for k, v in expo.samples.items()
-            if (k[0].startswith("kvm_vm_") or k[0].startswith("kvm_vcpu_"))
-            and k[0] != "kvm_vm_info"}
+    return {k: v for k, v in expo.samples.items() if harness.from_stats_fds(k[0])}
 
 
 def _fmt(key):
