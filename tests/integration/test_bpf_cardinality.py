@@ -10,7 +10,9 @@ import harness
 
 
 def _start(daemon_factory, overrides):
-    d = daemon_factory(dict(harness.BPF_ON, **overrides) if overrides else harness.BPF_ON)
+    ov = dict(harness.BPF_ON)
+    ov.update(overrides or {})
+    d = daemon_factory(ov)
     if harness.parse_exposition(d.get().text).value("kvmstatd_bpf_enabled") != 1:
         pytest.skip("exit telemetry did not load here")
     return d
