@@ -298,21 +298,13 @@ static struct hvm *only_vm(struct helper *h, pid_t pid, const struct candidates 
 	return vm && vm->origin != ORIGIN_REGISTERED ? vm : NULL;
 }
 
-static bool has_vcpu(const struct hvm *vm, int vcpu)
-{
-	for (unsigned j = 0; j < vm->n_vcpus; j++)
-		if (vm->vcpus[j] == vcpu)
-			return true;
-	return false;
-}
-
 /* One more vCPU stats fd (ours; closed here) for vm, if there is room. */
 static bool add_vcpu(struct helper *h, struct hvm *vm, int fd, int vcpu)
 {
 	char why[KVMSTAT_REASON_MAX];
 	bool added = false;
 
-	if (!has_vcpu(vm, vcpu) &&
+	if (helper_vcpu_slot(vm, vcpu) < 0 &&
 	    helper_room(h, vm->proc, vm, 1, 1, vm->proc->uid, why, sizeof(why)) == 0) {
 		added = helper_add_vcpu(vm, vcpu, fd) == 0;
 		if (added)
@@ -343,7 +335,7 @@ static unsigned take_vcpus(struct helper *h, struct hvm *vm, int pidfd, const st
 	for (size_t i = 0; i < c->n_vcpu_fd; i++) {
 		int fd;
 
-		if (has_vcpu(vm, c->vcpu_fd_idx[i]))
+		if (helper_vcpu_slot(vm, c->vcpu_fd_idx[i]) >= 0)
 			continue;
 		fd = take_borrowed(pidfd, pid, c->vcpu_fd[i], FD_VCPU_STATS, &res);
 		if (fd >= 0)

@@ -94,7 +94,7 @@ struct hvm *helper_vm_by_file(struct helper *h, int stats_fd)
 	return NULL;
 }
 
-static int vcpu_slot(const struct hvm *vm, int vcpu)
+int helper_vcpu_slot(const struct hvm *vm, int vcpu)
 {
 	for (unsigned j = 0; j < vm->n_vcpus; j++)
 		if (vm->vcpus[j] == vcpu)
@@ -141,7 +141,7 @@ static int check_vcpus(struct conn *c, const struct hvm *vm, const int *fds, siz
 			if (idx[j] == res.vcpu)
 				return deny(v, -EEXIST, REJ_DUPLICATE, "vCPU %d sent twice",
 					    res.vcpu);
-		slot = vm ? vcpu_slot(vm, res.vcpu) : -1;
+		slot = vm ? helper_vcpu_slot(vm, res.vcpu) : -1;
 		/* discovery may have found it first: the same file is no error then */
 		known[i] = slot >= 0 && vm->origin == ORIGIN_DISCOVERED &&
 			   same_file(fds[i], vm->vcpu_fds[slot]);

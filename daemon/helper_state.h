@@ -141,6 +141,8 @@ void helper_send_schedstat(struct helper *h, const struct hvm *vm, unsigned firs
 struct hproc *helper_get_proc(struct helper *h, pid_t pid, uid_t uid, int pidfd);
 struct hvm *helper_new_vm(struct helper *h, struct hproc *p, int stats_fd);
 int helper_add_vcpu(struct hvm *vm, int vcpu, int fd);
+/* Where vm keeps vCPU index vcpu (its vcpus[] slot), or -1. */
+int helper_vcpu_slot(const struct hvm *vm, int vcpu);
 void helper_drop_vm(struct helper *h, struct hvm *vm);
 struct hvm *helper_vm_by_file(struct helper *h, int stats_fd);
 bool helper_name_taken(struct helper *h, const char *name);

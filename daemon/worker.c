@@ -142,8 +142,7 @@ static void sample_schedstat(struct worker *w)
 {
 	for (size_t i = 0; i < w->n_vms; i++)
 		for (size_t j = 0; !w->vms[i]->gone && j < w->vms[i]->n_src; j++)
-			if (w->vms[i]->src[j]->sched_fd >= 0)
-				schedstat_sample(w->vms[i]->src[j]);
+			schedstat_sample(w->vms[i]->src[j]); /* no fd: returns at once */
 }
 
 /* Join the live vCPU sources with their exit telemetry slots. */

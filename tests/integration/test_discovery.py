@@ -367,21 +367,18 @@ def test_a_vmm_that_registered_once_is_left_to_register_its_own_vms(daemon_facto
             assert not infos_of_pid(e, os.getpid()), infos_of_pid(e, os.getpid())
 
 
-KVM_CREATE_VM, KVM_GET_STATS_FD = 0xAE01, 0xAECE
-
-
 def kernel_lends_stats_fds():
     """Our own answer, not the daemon's: does a forked child get a stats fd
     (or EACCES) for its parent's VM, or EIO as on a stock kernel?"""
     import errno
     import fcntl
     kvm = os.open("/dev/kvm", os.O_RDWR | os.O_CLOEXEC)
-    vm = fcntl.ioctl(kvm, KVM_CREATE_VM, 0)
+    vm = fcntl.ioctl(kvm, statsfd.KVM_CREATE_VM, 0)
     try:
         pid = os.fork()
         if pid == 0:
             try:
-                fcntl.ioctl(vm, KVM_GET_STATS_FD, 0)
+                fcntl.ioctl(vm, statsfd.KVM_GET_STATS_FD, 0)
                 os._exit(0)
             except OSError as e:
                 os._exit(1 if e.errno == errno.EACCES else 2 if e.errno == errno.EIO else 3)
