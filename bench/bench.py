@@ -277,13 +277,13 @@ def warm(d, curl, floor, m):
         g = curl.fetch(d.url, gz=True)[0]
         fp = curl.fetch(floor.plain)[0]
         fg = curl.fetch(floor.gz, gz=True)[0]
+        m["floor_gzip"].append(fg)
+        m["floor_plain"].append(fp)
         ns2, _, tail = curl.fetch(d.url, tail=True)
         if metric(tail, "kvmstatd_polls_total") != tick:
             return
         m["warm_plain"].append(ns)
         m["warm_gzip"].append(g)
-        m["floor_gzip"].append(fg)
-        m["floor_plain"].append(fp)
         ns = ns2
 
 
@@ -318,7 +318,8 @@ def scrapes(d, curl, tmp):
     c0, c1 = page_counters(bodies[0]), page_counters(bodies[-1])
     if os.environ.get("BENCH_DEBUG"):
         print(json.dumps({k: [round(x / 1e3) for x in v] for k, v in m.items()}), flush=True)
-    res = {k: statistics.median(v) for k, v in m.items()}
+    # a page that takes longer than a tick to fetch leaves no warm scrape
+    res = {k: statistics.median(v) if v else None for k, v in m.items()}
     res.update(plain_bytes=len(plain), gzip_bytes=len(gz),
                series=metric(bodies[-1], "kvmstatd_series"),
                render_ns=mean_cost(c0, c1, "render"), compress_ns=mean_cost(c0, c1, "compress"),
@@ -468,16 +469,15 @@ def main():
         print("bench: %d VMs x %d vCPUs ..." % (v, c), flush=True)
         try:
             out["sizes"].append(run_size(v, c, i == 0))
-        except RuntimeError as e:  # one size failing keeps the others' figures
-            note = "%dx%d: %s" % (v, c, e)
+            write_json(out)  # a later size failing keeps these figures
+        except Exception as e:  # one size failing keeps the others' figures
+            note = "%dx%d failed: %s: %s" % (v, c, type(e).__name__, e)
             print("bench: " + note, flush=True)
             out["notes"].append(note)
     if n_qemu > 0:
         print("bench: %d QEMU guests x %d vCPUs (QMP query-stats) ..." % (n_qemu, vcpus), flush=True)
         out["qemu"] = run_qemu(n_qemu, vcpus)
-    path = os.environ.get("BENCH_JSON", os.path.join(B, "bench.json"))
-    with open(path, "w") as f:
-        json.dump(out, f, indent=1)
+    path = write_json(out)
     import report
     if out["sizes"]:
         report.print_all(out)
@@ -485,6 +485,13 @@ def main():
         print("note: " + n)
     print("\nwrote %s" % os.path.relpath(path, ROOT))
     return 0
+
+
+def write_json(out):
+    path = os.environ.get("BENCH_JSON", os.path.join(B, "bench.json"))
+    with open(path, "w") as f:
+        json.dump(out, f, indent=1)
+    return path
 
 
 def machine():
