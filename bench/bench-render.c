@@ -98,7 +98,7 @@ static uint64_t median_render(struct snapshot *snap, struct selfstats *st, enum 
 			      int rounds, struct buf *b, size_t *lines)
 {
 	uint64_t *t = calloc((size_t)rounds, sizeof(*t)), m;
-	struct render_result res;
+	struct render_result res = { 0 };
 
 	for (int r = 0; r < rounds; r++) {
 		uint64_t t0 = now_ns();

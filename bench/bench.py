@@ -371,6 +371,7 @@ def fits(n_vms, n_vcpus):
 def run_size(n_vms, n_vcpus, peers_too):
     tmp = tempfile.mkdtemp(prefix="kvmstatd-bench-")
     curl = Curl(tmp)
+    micro = render_micro(n_vms, n_vcpus)  # before the VMs load the host
     d = Daemon(tmp)
     procs = []
     try:
@@ -385,7 +386,7 @@ def run_size(n_vms, n_vcpus, peers_too):
         r = {"vms": n_vms, "vcpus_per_vm": n_vcpus, "fds": hot["fds"], "values": hot["values"],
              "pread_hot_ns": hot["ns"], "pread_cold_ns": cold["ns"],
              "ring_bytes": hot["values"] * 8 * RING_SLOTS}
-        r["micro"] = render_micro(n_vms, n_vcpus)
+        r["micro"] = micro
         r["scrape"] = scrapes(d, curl, tmp)
         r["openmetrics"] = openmetrics_render(d, curl)
         r.update(cpu_and_rss(d))
