@@ -53,10 +53,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 B = os.path.join(ROOT, "build")
 VMS_PER_VMM = 500
 RING_SLOTS = 4  # kvmstatd's default [poll] ring_slots
-# worker fds beside the stats fds: one pidfd per VM, plus std streams, epoll,
-# timerfd, signalfd, the helper socket, HTTP listener and MHD's threads
+# worker fds beside the stats fds: one pidfd per VM, and what the helper
+# keeps aside for the worker's own fds (CONFIG_FD_RESERVE in daemon/config.h)
 WORKER_FDS_PER_VM = 1
-WORKER_FDS_FIXED = 64
+WORKER_FDS_FIXED = 256
 
 
 def env_int(name, default):
@@ -159,8 +159,10 @@ class Daemon:
                     "max_sources_per_uid = 20000\nrate_limit = 0\n[discovery]\nenabled = no\n"
                     "[poll]\ninterval_ms = %d\n[http]\nlisten = 127.0.0.1:%d\n"
                     % (self.sock, INTERVAL_MS, self.port))
-        self.proc = subprocess.Popen([os.path.join(B, "kvmstatd"), "--config", cfg],
-                                     stderr=subprocess.DEVNULL)
+        self.log = os.path.join(tmp, name + ".log")
+        with open(self.log, "w") as log:
+            self.proc = subprocess.Popen([os.path.join(B, "kvmstatd"), "--config", cfg],
+                                         stderr=log)
         deadline = time.time() + 10
         while not os.path.exists(self.sock) and time.time() < deadline:
             time.sleep(0.05)
@@ -176,7 +178,9 @@ class Daemon:
                     metric(text, 'kvmstatd_sources{kind="vcpu"}') == want_vcpu):
                 return text
             time.sleep(0.2)
-        raise RuntimeError("sources never reached %d VMs / %d vCPUs" % (want_vm, want_vcpu))
+        raise RuntimeError("sources never reached %d VMs / %d vCPUs (%s / %s)" % (
+            want_vm, want_vcpu, metric(text, 'kvmstatd_sources{kind="vm"}'),
+            metric(text, 'kvmstatd_sources{kind="vcpu"}')))
 
     def stop(self):
         self.proc.send_signal(signal.SIGTERM)
@@ -273,13 +277,13 @@ def warm(d, curl, floor, m):
         g = curl.fetch(d.url, gz=True)[0]
         fp = curl.fetch(floor.plain)[0]
         fg = curl.fetch(floor.gz, gz=True)[0]
+        m["floor_gzip"].append(fg)
+        m["floor_plain"].append(fp)
         ns2, _, tail = curl.fetch(d.url, tail=True)
         if metric(tail, "kvmstatd_polls_total") != tick:
             return
         m["warm_plain"].append(ns)
         m["warm_gzip"].append(g)
-        m["floor_gzip"].append(fg)
-        m["floor_plain"].append(fp)
         ns = ns2
 
 
@@ -314,7 +318,8 @@ def scrapes(d, curl, tmp):
     c0, c1 = page_counters(bodies[0]), page_counters(bodies[-1])
     if os.environ.get("BENCH_DEBUG"):
         print(json.dumps({k: [round(x / 1e3) for x in v] for k, v in m.items()}), flush=True)
-    res = {k: statistics.median(v) for k, v in m.items()}
+    # a page that takes longer than a tick to fetch leaves no warm scrape
+    res = {k: statistics.median(v) if v else None for k, v in m.items()}
     res.update(plain_bytes=len(plain), gzip_bytes=len(gz),
                series=metric(bodies[-1], "kvmstatd_series"),
                render_ns=mean_cost(c0, c1, "render"), compress_ns=mean_cost(c0, c1, "compress"),
@@ -366,6 +371,7 @@ def fits(n_vms, n_vcpus):
 def run_size(n_vms, n_vcpus, peers_too):
     tmp = tempfile.mkdtemp(prefix="kvmstatd-bench-")
     curl = Curl(tmp)
+    micro = render_micro(n_vms, n_vcpus)  # before the VMs load the host
     d = Daemon(tmp)
     procs = []
     try:
@@ -380,7 +386,7 @@ def run_size(n_vms, n_vcpus, peers_too):
         r = {"vms": n_vms, "vcpus_per_vm": n_vcpus, "fds": hot["fds"], "values": hot["values"],
              "pread_hot_ns": hot["ns"], "pread_cold_ns": cold["ns"],
              "ring_bytes": hot["values"] * 8 * RING_SLOTS}
-        r["micro"] = render_micro(n_vms, n_vcpus)
+        r["micro"] = micro
         r["scrape"] = scrapes(d, curl, tmp)
         r["openmetrics"] = openmetrics_render(d, curl)
         r.update(cpu_and_rss(d))
@@ -454,7 +460,7 @@ def main():
     for i, (v, c) in enumerate(sweep):
         fit, hard = fits(v, c)
         if fit < v:
-            note = ("%dx%d needs %d worker fds (%d stats fds + a pidfd per VM + ~%d of its own); "
+            note = ("%dx%d needs %d worker fds (%d stats fds + a pidfd per VM + %d of its own); "
                     "the hard RLIMIT_NOFILE is %d: ran %dx%d instead" %
                     (v, c, v * (c + 1 + WORKER_FDS_PER_VM) + WORKER_FDS_FIXED, v * (c + 1),
                      WORKER_FDS_FIXED, hard, fit, c))
@@ -462,17 +468,31 @@ def main():
             out["notes"].append(note)
             v = fit
         print("bench: %d VMs x %d vCPUs ..." % (v, c), flush=True)
-        out["sizes"].append(run_size(v, c, i == 0))
+        try:
+            out["sizes"].append(run_size(v, c, i == 0))
+            write_json(out)  # a later size failing keeps these figures
+        except Exception as e:  # one size failing keeps the others' figures
+            note = "%dx%d failed: %s: %s" % (v, c, type(e).__name__, e)
+            print("bench: " + note, flush=True)
+            out["notes"].append(note)
     if n_qemu > 0:
         print("bench: %d QEMU guests x %d vCPUs (QMP query-stats) ..." % (n_qemu, vcpus), flush=True)
         out["qemu"] = run_qemu(n_qemu, vcpus)
+    path = write_json(out)
     import report
-    report.print_all(out)
+    if out["sizes"]:
+        report.print_all(out)
+    for n in out["notes"] if not out["sizes"] else []:
+        print("note: " + n)
+    print("\nwrote %s" % os.path.relpath(path, ROOT))
+    return 0
+
+
+def write_json(out):
     path = os.environ.get("BENCH_JSON", os.path.join(B, "bench.json"))
     with open(path, "w") as f:
         json.dump(out, f, indent=1)
-    print("\nwrote %s" % os.path.relpath(path, ROOT))
-    return 0
+    return path
 
 
 def machine():

@@ -3,8 +3,28 @@
 #include "buf.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
+
+#define HUGE_PAGE (2u << 20)
+
+/*
+ * A buffer of several MB (a page for thousands of vCPUs) is written once
+ * per render from fresh memory: in 2 MiB transparent huge pages that is a
+ * fault per 2 MiB instead of per 4 KiB (tens of thousands of faults at
+ * 1,600 VMs). Only the aligned interior can be huge; a refusal (THP off)
+ * changes nothing but speed.
+ */
+static void advise_huge(char *p, size_t len)
+{
+	uintptr_t start = ((uintptr_t)p + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1);
+	uintptr_t end = ((uintptr_t)p + len) & ~(uintptr_t)(HUGE_PAGE - 1);
+
+	if (end > start)
+		madvise((void *)start, end - start, MADV_HUGEPAGE);
+}
 
 bool buf_reserve(struct buf *b, size_t extra)
 {
@@ -24,6 +44,8 @@ bool buf_reserve(struct buf *b, size_t extra)
 	}
 	b->data = p;
 	b->cap = cap;
+	if (cap >= 2 * HUGE_PAGE)
+		advise_huge(p, cap);
 	return true;
 }
 

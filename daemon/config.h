@@ -87,7 +87,13 @@ struct config {
 	/* [basic_auth_users]: none means no authentication */
 	struct config_auth_user auth_users[CONFIG_AUTH_USERS_MAX];
 	unsigned n_auth_users;
+	/* not a key: fds the worker may hold (RLIMIT_NOFILE after start-up); 0: unknown */
+	unsigned long fd_limit;
 };
+
+/* fds the worker keeps for itself beside sources and pidfds: HTTP
+ * connections, registrations, its own */
+#define CONFIG_FD_RESERVE 256u
 
 void config_defaults(struct config *cfg);
 

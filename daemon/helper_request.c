@@ -172,6 +172,13 @@ static int check_counts(struct helper *h, const struct hproc *p, const struct hv
 		return deny(v, -ENOSPC, REJ_LIMIT,
 			    "%u stats fds held already, some in their exit grace (max_sources %u)",
 			    h->n_sources, cfg->max_sources);
+	/* the worker's fds: sources, a pidfd per VM (live or in grace), its own */
+	if (cfg->fd_limit && (unsigned long)h->n_sources + n_fds + h->n_vms + h->n_retiring + !vm +
+				     CONFIG_FD_RESERVE >
+				 cfg->fd_limit)
+		return deny(v, -ENOSPC, REJ_LIMIT,
+			    "%u stats fds and %zu VMs held already: the fd limit is %lu",
+			    h->n_sources, h->n_vms + h->n_retiring, cfg->fd_limit);
 	return 0;
 }
 
