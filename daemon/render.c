@@ -17,7 +17,7 @@
  * order, and small enough (64 bytes a source) to stay in the L2 cache.
  */
 struct row {
-	const uint64_t *v; /* its newest values; NULL: no sample yet */
+	const uint64_t *v;  /* its newest values; NULL: no sample yet */
 	const char *labels; /* in the arena */
 	size_t labels_len;
 	const struct created *created;
