@@ -5,7 +5,14 @@
  * reads each header once, then times rounds of preads and prints
  * JSON: {"fds": N, "values": V, "round_ns": [..]}.
  *
- *   bench-pread ROUNDS PAUSE_MS PID FD[,FD...]|all ...
+ *   bench-pread [-k] ROUNDS PAUSE_MS PID FD[,FD...]|all ...
+ *
+ * -k: every fd's data lands in a place of its own (one arena, fd after fd)
+ * instead of one buffer all preads share. A poller keeps what it read, so
+ * its reads cannot all hit one cache-hot buffer: at thousands of fds the
+ * values kept are megabytes, and the kernel's copy writes to memory that
+ * is not in the caches. That is the limit for a poller that keeps one
+ * sample per fd; without -k, the system calls alone.
  *
  * "all" takes every KVM stats fd the process holds (found by the link names
  * in /proc/PID/fd): a daemon holding 20,000 fds would not fit their numbers
@@ -16,6 +23,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <linux/kvm.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -121,11 +129,15 @@ int main(int argc, char **argv)
 	size_t n = 0;
 	int rounds;
 	long pause_ms;
-	char *buf = malloc(1 << 20);
+	char *buf = malloc(1 << 20), *arena = NULL;
+	size_t *dest = calloc(65536, sizeof(*dest)), bytes = 0;
+	bool keep = argc > 1 && !strcmp(argv[1], "-k");
 
-	if (argc < 5 || !t || !buf) {
+	if (keep)
+		argc--, argv++;
+	if (argc < 5 || !t || !buf || !dest) {
 		fprintf(stderr,
-			"usage: bench-pread ROUNDS PAUSE_MS PID FD[,FD...] [PID FD,...]...\n");
+			"usage: bench-pread [-k] ROUNDS PAUSE_MS PID FD[,FD...] [PID FD,...]...\n");
 		return 2;
 	}
 	rounds = atoi(argv[1]);
@@ -144,6 +156,12 @@ int main(int argc, char **argv)
 		if (pidfd >= 0)
 			close(pidfd);
 	}
+	for (size_t i = 0; i < n; i++, bytes += t[i - 1].size)
+		dest[i] = keep ? bytes : 0;
+	if (keep && !(arena = malloc(bytes ? bytes : 1)))
+		return 2;
+	if (keep)
+		memset(arena, 0, bytes); /* faulted in now, not in the first round */
 	printf("{\"fds\": %zu, \"values\": %llu, \"round_ns\": [", n, (unsigned long long)values);
 	for (int r = 0; r < rounds; r++) {
 		struct timespec pause = { pause_ms / 1000, (pause_ms % 1000) * 1000000L };
@@ -154,7 +172,8 @@ int main(int argc, char **argv)
 		t0 = now_ns();
 
 		for (size_t i = 0; i < n; i++)
-			if (pread(t[i].fd, buf, t[i].size, t[i].offset) != (ssize_t)t[i].size)
+			if (pread(t[i].fd, (keep ? arena : buf) + dest[i], t[i].size,
+				  t[i].offset) != (ssize_t)t[i].size)
 				return 1;
 		printf("%s%llu", r ? ", " : "", (unsigned long long)(now_ns() - t0));
 	}

@@ -227,9 +227,10 @@ def stop_procs(procs):
             p.kill()
 
 
-def pread_limit(pid, rounds, pause_ms=0):
-    out = subprocess.run([os.path.join(B, "bench-pread"), str(rounds), str(pause_ms), str(pid),
-                          "all"], check=True, capture_output=True, text=True).stdout
+def pread_limit(pid, rounds, pause_ms=0, keep=False):
+    out = subprocess.run([os.path.join(B, "bench-pread")] + (["-k"] if keep else []) +
+                         [str(rounds), str(pause_ms), str(pid), "all"],
+                         check=True, capture_output=True, text=True).stdout
     r = json.loads(out)
     return {"ns": statistics.median(r["round_ns"]), "fds": r["fds"], "values": r["values"]}
 
@@ -386,8 +387,10 @@ def run_size(n_vms, n_vcpus, peers_too):
         w = d.worker()
         hot = pread_limit(w, 200)
         cold = pread_limit(w, REPS, INTERVAL_MS)
+        kept = pread_limit(w, REPS, INTERVAL_MS, keep=True)
         r = {"vms": n_vms, "vcpus_per_vm": n_vcpus, "fds": hot["fds"], "values": hot["values"],
              "pread_hot_ns": hot["ns"], "pread_cold_ns": cold["ns"],
+             "pread_kept_ns": kept["ns"],
              "ring_bytes": hot["values"] * 8 * RING_SLOTS}
         r["micro"] = micro
         r["scrape"] = scrapes(d, curl, tmp)
