@@ -33,19 +33,8 @@ struct samples {
 struct ctx {
 	const struct snapshot *snap;
 	struct samples sm;
-	struct render_opts o;
-	bool om;      /* OpenMetrics, else Prometheus text 0.0.4 */
-	bool created; /* OpenMetrics and not turned off */
-	struct buf *b;
+	struct render_page pg;
 	size_t room; /* line_room() of the stat being rendered */
-	struct render_result res;
-};
-
-/* One series' label set and the _created value that goes with it. */
-struct labels {
-	const char *s;
-	size_t len;
-	const struct created *created;
 };
 
 static int collect(const struct snapshot *snap, struct samples *sm)
@@ -112,7 +101,7 @@ static char *put_number(char *p, uint64_t raw, struct metric_scale scale)
  * reserved by the caller (put_values reserves once for all of a stat's
  * lines: a check per line cost more than the copies).
  */
-static char *put_line(char *p, const struct text_piece *open, const struct labels *l,
+static char *put_line(char *p, const struct text_piece *open, const struct render_labels *l,
 		      const struct text_piece *close, uint64_t raw, struct metric_scale scale)
 {
 	p = put_piece(p, open->s, open->len);
@@ -124,7 +113,7 @@ static char *put_line(char *p, const struct text_piece *open, const struct label
 }
 
 /* "<family>_created{labels} <seconds>\n" */
-static char *put_created(char *p, const struct schema_stat *st, const struct labels *l)
+static char *put_created(char *p, const struct schema_stat *st, const struct render_labels *l)
 {
 	p = put_piece(p, st->created_open.s, st->created_open.len);
 	p = put_piece(p, l->s, l->len);
@@ -132,18 +121,33 @@ static char *put_created(char *p, const struct schema_stat *st, const struct lab
 	return put_piece(p, l->created->text, l->created->len);
 }
 
+bool render_admit(struct render_page *pg, size_t lines)
+{
+	if (pg->o.max_series && pg->res.series + lines > pg->o.max_series) {
+		pg->res.dropped += lines;
+		return false;
+	}
+	pg->res.series += lines;
+	return true;
+}
+
+struct render_labels render_source_labels(const struct source *s)
+{
+	return (struct render_labels){ s->labels, s->labels_len, &s->created };
+}
+
+struct render_labels render_vm_labels(const struct vm_meta *vm)
+{
+	return (struct render_labels){ vm->label, strlen(vm->label), &vm->created };
+}
+
 /* Count the lines of one stat against max_series; 0: leave it out. */
 static size_t admit(struct ctx *x, const struct schema_stat *st)
 {
 	size_t n = st->type == MT_HISTOGRAM ? st->size + 1u + (st->sum_index >= 0) : 1u;
 
-	n += x->created && st->type != MT_GAUGE;
-	if (x->o.max_series && x->res.series + n > x->o.max_series) {
-		x->res.dropped += n;
-		return 0;
-	}
-	x->res.series += n;
-	return n;
+	n += x->pg.created && st->type != MT_GAUGE;
+	return render_admit(&x->pg, n) ? n : 0;
 }
 
 /*
@@ -170,7 +174,7 @@ static size_t line_room(const struct schema_stat *st)
  * count before it (most of them are empty): its digits are copied from the
  * line before instead of formatted again.
  */
-static char *put_buckets(char *p, const struct schema_stat *st, const struct labels *l,
+static char *put_buckets(char *p, const struct schema_stat *st, const struct render_labels *l,
 			 const uint64_t *vals)
 {
 	const struct metric_scale unit = { 0, 0 };
@@ -196,15 +200,15 @@ static char *put_buckets(char *p, const struct schema_stat *st, const struct lab
 }
 
 /* A stat's lines for one label set: vals holds its st->size items. */
-static void put_values(struct ctx *x, const struct schema_stat *st, const struct labels *l,
+static void put_values(struct ctx *x, const struct schema_stat *st, const struct render_labels *l,
 		       const uint64_t *vals, uint64_t sum)
 {
 	size_t n = admit(x, st);
 	char *p;
 
-	if (!n || !buf_reserve(x->b, n * (x->room + l->len)))
+	if (!n || !buf_reserve(x->pg.b, n * (x->room + l->len)))
 		return;
-	p = x->b->data + x->b->len;
+	p = x->pg.b->data + x->pg.b->len;
 	if (st->type != MT_HISTOGRAM) {
 		p = put_line(p, &st->open[0], l, &plain_close, vals[0], st->scale);
 	} else {
@@ -212,9 +216,9 @@ static void put_values(struct ctx *x, const struct schema_stat *st, const struct
 		if (st->sum_index >= 0)
 			p = put_line(p, &st->open[2], l, &plain_close, sum, st->sum_scale);
 	}
-	if (x->created && st->type != MT_GAUGE)
+	if (x->pg.created && st->type != MT_GAUGE)
 		p = put_created(p, st, l);
-	x->b->len = (size_t)(p - x->b->data);
+	x->pg.b->len = (size_t)(p - x->pg.b->data);
 }
 
 /* How many sources ahead a pass prefetches the values it will read. */
@@ -227,7 +231,7 @@ static void render_part_each(struct ctx *x, const struct plan_part *part,
 	size_t end = part->first + part->count;
 
 	for (size_t i = part->first; i < end; i++) {
-		struct labels l = { rows[i].labels, rows[i].labels_len, rows[i].created };
+		struct render_labels l = { rows[i].labels, rows[i].labels_len, rows[i].created };
 
 		/* one word a source, a source's data apart: no stride a prefetcher sees */
 		if (i + PREFETCH_AHEAD < end && rows[i + PREFETCH_AHEAD].v)
@@ -262,7 +266,7 @@ static void render_part_summed(struct ctx *x, const struct plan_part *part,
 
 	while (i < end) {
 		const struct vm_meta *vm = x->snap->sources[i]->vm;
-		struct labels l = { vm->label, strlen(vm->label), &vm->created };
+		struct render_labels l = render_vm_labels(vm);
 		bool any = false;
 
 		memset(acc, 0, st->size * sizeof(acc[0]));
@@ -280,13 +284,13 @@ static void render_part_summed(struct ctx *x, const struct plan_part *part,
 
 static void render_family(struct ctx *x, const struct plan_family *f)
 {
-	buf_puts(x->b, x->om ? f->head->head_om : f->head->head_text);
+	buf_puts(x->pg.b, x->pg.om ? f->head->head_om : f->head->head_text);
 	for (size_t p = 0; p < f->n_parts; p++) {
 		const struct plan_part *part = &f->parts[p];
 		const struct schema_stat *st = &part->schema->stats[part->stat];
 
 		x->room = line_room(st);
-		if (x->o.vcpu_sum && part->schema->scope == SCOPE_VCPU)
+		if (x->pg.o.vcpu_sum && part->schema->scope == SCOPE_VCPU)
 			render_part_summed(x, part, st);
 		else
 			render_part_each(x, part, st);
@@ -312,10 +316,10 @@ static int render_kvm(struct ctx *x)
 
 	if (rc < 0)
 		return rc;
-	render_info(x->snap, x->om, x->b);
+	render_info(x->snap, x->pg.om, x->pg.b);
 	for (size_t f = 0; f < x->snap->n_families; f++)
 		render_family(x, &x->snap->families[f]);
-	x->res.series += render_bpf_kvm(x->snap, x->om, x->created, x->b); /* render_bpf.c */
+	render_bpf_kvm(x->snap, &x->pg); /* render_bpf.c */
 	return 0;
 }
 
@@ -323,27 +327,27 @@ int render_metrics(const struct snapshot *snap, const struct selfstats *stats,
 		   enum render_format fmt, const struct render_opts *opts, struct buf *out,
 		   struct render_result *res)
 {
-	struct ctx x = { .snap = snap, .om = fmt == FMT_OPENMETRICS_100, .b = out };
+	struct ctx x = { .snap = snap, .pg = { .om = fmt == FMT_OPENMETRICS_100, .b = out } };
 	int rc = 0;
 
 	if (opts)
-		x.o = *opts;
-	x.created = x.om && !x.o.no_created;
+		x.pg.o = *opts;
+	x.pg.created = x.pg.om && !x.pg.o.no_created;
 	if (snap && snap->n_vms)
 		rc = render_kvm(&x);
 	if (rc == 0 && stats) {
-		struct page_counts page = { x.res.series, x.res.dropped, x.created };
+		struct page_counts page = { x.pg.res.series, x.pg.res.dropped, x.pg.created };
 
 		selfstats_render(stats, snap ? (unsigned)(snap->n_sources - snap->n_vcpus) : 0,
-				 snap ? (unsigned)snap->n_vcpus : 0, &page, x.om, out);
-		render_bpf_self(x.om, x.created, stats->start_time, out);
+				 snap ? (unsigned)snap->n_vcpus : 0, &page, x.pg.om, out);
+		render_bpf_self(x.pg.om, x.pg.created, stats->start_time, out);
 	}
-	if (rc == 0 && x.om)
+	if (rc == 0 && x.pg.om)
 		buf_put(out, "# EOF\n", 6);
 	if (rc == 0 && out->failed)
 		rc = -ENOMEM;
 	free_samples(&x.sm);
 	if (res)
-		*res = x.res;
+		*res = x.pg.res;
 	return rc;
 }

@@ -33,9 +33,10 @@ struct render_opts {
 	bool vcpu_sum;
 	bool no_created; /* leave out OpenMetrics _created lines */
 	/*
-	 * Most KVM sample lines per page (0: no cap). A stat whose lines would
-	 * pass it is left out whole (never half a histogram), in page order,
-	 * so the same series are left out while the VMs stay the same.
+	 * Most KVM sample lines per page (0: no cap), exit telemetry's
+	 * included. A series whose lines would pass it is left out whole
+	 * (never half a histogram), in page order, so the same series are
+	 * left out while the VMs stay the same.
 	 */
 	size_t max_series;
 };
@@ -44,6 +45,38 @@ struct render_result {
 	size_t series;	/* KVM sample lines written (kvm_vm_info and kvmstatd_* not counted) */
 	size_t dropped; /* sample lines left out by max_series */
 };
+
+/*
+ * A page being rendered. render_bpf.c writes the exit telemetry's
+ * families into the same page, under the same options and cap.
+ */
+struct render_page {
+	struct render_opts o;
+	bool om;      /* OpenMetrics, else Prometheus text 0.0.4 */
+	bool created; /* OpenMetrics and not turned off */
+	struct buf *b;
+	struct render_result res;
+};
+
+/*
+ * Count one series' sample lines (its _created line included) against
+ * max_series: true to write them, false to leave the series out (its
+ * lines then count as dropped).
+ */
+bool render_admit(struct render_page *pg, size_t lines);
+
+/* One series' label set and the _created value that goes with it. */
+struct render_labels {
+	const char *s;
+	size_t len;
+	const struct created *created;
+};
+
+/* A source's own labels (vm, and vcpu for a vCPU). */
+struct render_labels render_source_labels(const struct source *s);
+
+/* The labels of vCPU series summed per VM (vcpu_series = per_vm): vm only. */
+struct render_labels render_vm_labels(const struct vm_meta *vm);
 
 /*
  * snap may be NULL (nothing registered yet); stats may be NULL (no

@@ -104,14 +104,18 @@ fail:
 	return rc;
 }
 
-/* One reason of one vCPU in one family. */
+/* One series of a family: a reason of one vCPU, or of a VM's vCPUs summed. */
 struct item {
-	uint64_t key; /* ranks and merges: reason, with isa or kind above bit 32 */
+	uint64_t key; /* ranks and merges: reason, with isa or kind in bits 32..47 */
 	uint64_t count;
-	const struct kx_hist *hist; /* F_HIST */
-	char kind[12];		    /* F_HIST: "hardware" / "userspace" */
+	uint64_t sum_ns;		  /* F_HIST */
+	uint64_t bucket[KX_HIST_BUCKETS]; /* F_HIST, not cumulative */
+	char kind[12];			  /* F_HIST: "hardware" / "userspace" */
 	char reason[EXIT_REASON_NAME_MAX];
 };
+
+/* reason="other" (per kind for histograms): above every key a slot gives */
+#define OTHER_KEY (~0ull - 1)
 
 /* What one vCPU's slot holds for a family; n_items clamped to the layout. */
 struct vcpu_part {
@@ -130,7 +134,8 @@ struct vcpu_part {
 			struct kx_hist e[KX_HIST_ENTRIES];
 		} hist;
 	} u;
-	struct item items[KX_UEXIT_REASONS + KX_HW_ENTRIES];
+	/* every reason, then (after cut()) the kept ones and their "other" */
+	struct item items[KX_UEXIT_REASONS + KX_HW_ENTRIES + 2];
 	size_t n_items;
 	uint64_t other; /* counted but not named (overflow, reasons >= 63) */
 };
@@ -152,7 +157,8 @@ static void add_item(struct vcpu_part *p, uint64_t key, uint64_t count, const ch
 		return;
 	it->key = key;
 	it->count = count;
-	it->hist = NULL;
+	it->sum_ns = 0;
+	memset(it->bucket, 0, sizeof(it->bucket));
 	it->kind[0] = '\0';
 	p->n_items++;
 }
@@ -191,7 +197,7 @@ static int read_hw(const struct source *s, struct vcpu_part *p)
 	for (uint32_t i = 0; i < p->u.hw.n && i < KX_HW_ENTRIES; i++) {
 		const struct kx_hw *e = &p->u.hw.e[i];
 
-		add_item(p, (uint64_t)e->isa << 32 | e->reason, e->count,
+		add_item(p, (uint64_t)(e->isa & 0xff) << 32 | e->reason, e->count,
 			 exit_reason_hw(e->isa, e->reason), e->reason);
 	}
 	return 0;
@@ -220,8 +226,11 @@ static int read_hist(const struct source *s, struct vcpu_part *p)
 					      : exit_reason_hw(isa, e->reason),
 			 e->reason);
 		if (p->n_items > before) {
-			p->items[before].hist = e;
-			snprintf(p->items[before].kind, sizeof(p->items[before].kind), "%s",
+			struct item *it = &p->items[before];
+
+			it->sum_ns = e->sum_ns;
+			memcpy(it->bucket, e->bucket, sizeof(it->bucket));
+			snprintf(it->kind, sizeof(it->kind), "%s",
 				 kind == KX_KIND_USER ? "userspace" : "hardware");
 		}
 	}
@@ -290,24 +299,115 @@ static bool rank_keeps(const struct ranking *r, uint64_t key)
 	return false;
 }
 
-struct out {
-	struct buf *b;
-	bool om, created;
-	size_t lines;
+/* A VM's series summed over its vCPUs (vcpu_series = per_vm). */
+struct vm_sum {
+	struct item items[MAX_KEYS + 2]; /* the last two: room for the "other"s */
+	size_t n;
 };
 
-static void put_labels(struct out *o, const struct source *s, const struct item *it)
+/* Per render: one vCPU's part, one VM's ranking and sums. */
+struct scratch {
+	struct vcpu_part p;
+	struct ranking r;
+	struct vm_sum acc;
+};
+
+/* Counts, histogram buckets and sums of src added to dst. */
+static void add_into(struct item *dst, const struct item *src)
 {
-	buf_putc(o->b, '{');
-	buf_put(o->b, s->labels, s->labels_len);
-	if (it->kind[0]) {
-		buf_puts(o->b, ",kind=\"");
-		buf_puts(o->b, it->kind);
-		buf_putc(o->b, '"');
+	dst->count += src->count;
+	dst->sum_ns += src->sum_ns;
+	for (unsigned b = 0; b < KX_HIST_BUCKETS; b++)
+		dst->bucket[b] += src->bucket[b];
+}
+
+/* The reason="other" item of a family (k: 1 for userspace round trips). */
+static void other_item(struct item *it, enum fam_kind fk, int k)
+{
+	memset(it, 0, sizeof(*it));
+	it->key = OTHER_KEY + (uint64_t)k;
+	snprintf(it->reason, sizeof(it->reason), "other");
+	if (fk == F_HIST)
+		snprintf(it->kind, sizeof(it->kind), "%s", k ? "userspace" : "hardware");
+}
+
+static int other_kind(enum fam_kind fk, const struct item *it)
+{
+	return fk == F_HIST && it->kind[0] == 'u';
+}
+
+/*
+ * Keep the reasons r ranks; sum the rest (and what the slot counted but
+ * did not name) into reason="other" items at the end: a counter's only
+ * when not 0, a histogram's (one per kind) when any reason went into it.
+ */
+static void cut(enum fam_kind fk, struct vcpu_part *p, const struct ranking *r)
+{
+	struct item other[2];
+	bool cut_any[2] = { false, false };
+	size_t n = 0;
+
+	other_item(&other[0], fk, 0);
+	other_item(&other[1], fk, 1);
+	other[0].count = fk == F_HIST ? 0 : p->other;
+	for (size_t i = 0; i < p->n_items; i++) {
+		const struct item *it = &p->items[i];
+		int k = other_kind(fk, it);
+
+		if (rank_keeps(r, it->key)) {
+			p->items[n++] = *it;
+			continue;
+		}
+		add_into(&other[k], it);
+		cut_any[k] = true;
 	}
-	buf_puts(o->b, ",reason=\"");
-	buf_puts(o->b, it->reason);
-	buf_putc(o->b, '"');
+	for (int k = 0; k < 2; k++)
+		if (fk == F_HIST ? cut_any[k] : other[k].count != 0)
+			p->items[n++] = other[k];
+	p->n_items = n;
+}
+
+static struct item *find(struct vm_sum *acc, uint64_t key)
+{
+	for (size_t i = 0; i < acc->n; i++)
+		if (acc->items[i].key == key)
+			return &acc->items[i];
+	return NULL;
+}
+
+/* Add one vCPU's series into its VM's, by key; new reasons past MAX_KEYS into "other". */
+static void merge(enum fam_kind fk, struct vm_sum *acc, const struct vcpu_part *p)
+{
+	for (size_t i = 0; i < p->n_items; i++) {
+		const struct item *it = &p->items[i];
+		struct item *dst = find(acc, it->key);
+		struct item o;
+
+		if (!dst && it->key < OTHER_KEY && acc->n >= MAX_KEYS) {
+			other_item(&o, fk, other_kind(fk, it));
+			add_into(&o, it);
+			it = &o;
+			dst = find(acc, o.key);
+		}
+		if (dst)
+			add_into(dst, it);
+		else
+			acc->items[acc->n++] = *it;
+	}
+}
+
+static void put_labels(struct render_page *pg, const struct render_labels *l, const struct item *it)
+{
+	buf_putc(pg->b, '{');
+	buf_put(pg->b, l->s, l->len);
+	if (it->kind[0]) {
+		buf_puts(pg->b, ",kind=\"");
+		buf_puts(pg->b, it->kind);
+		buf_putc(pg->b, '"');
+	}
+	buf_puts(pg->b, ",reason=\"");
+	buf_puts(pg->b, it->reason);
+	buf_putc(pg->b, '"');
 }
 
 static void put_u64(struct buf *b, uint64_t v)
@@ -317,233 +417,250 @@ static void put_u64(struct buf *b, uint64_t v)
 	buf_put(b, num, (size_t)metric_format_u64(v, num));
 }
 
-static void put_created(struct out *o, const char *name, const struct source *s,
+static void put_created(struct render_page *pg, const char *name, const struct render_labels *l,
 			const struct item *it)
 {
-	if (!o->created)
+	if (!pg->created)
 		return;
-	buf_puts(o->b, name);
-	buf_puts(o->b, "_created");
-	put_labels(o, s, it);
-	buf_putc(o->b, '}');
-	buf_put(o->b, s->created.text, s->created.len);
-	o->lines++;
+	buf_puts(pg->b, name);
+	buf_puts(pg->b, "_created");
+	put_labels(pg, l, it);
+	buf_putc(pg->b, '}');
+	buf_put(pg->b, l->created->text, l->created->len);
 }
 
-static void put_counter(struct out *o, const struct fam *f, const struct source *s,
+static void put_counter(struct render_page *pg, const struct fam *f, const struct render_labels *l,
 			const struct item *it)
 {
-	buf_puts(o->b, f->name);
-	buf_puts(o->b, "_total");
-	put_labels(o, s, it);
-	buf_puts(o->b, "} ");
-	put_u64(o->b, it->count);
-	buf_putc(o->b, '\n');
-	o->lines++;
-	put_created(o, f->name, s, it);
+	if (!render_admit(pg, 1u + pg->created))
+		return;
+	buf_puts(pg->b, f->name);
+	buf_puts(pg->b, "_total");
+	put_labels(pg, l, it);
+	buf_puts(pg->b, "} ");
+	put_u64(pg->b, it->count);
+	buf_putc(pg->b, '\n');
+	put_created(pg, f->name, l, it);
 }
 
-static void put_hist(struct out *o, const struct fam *f, const struct source *s,
-		     const struct item *it, const __u64 *bucket, uint64_t sum_ns)
+static void put_hist(struct render_page *pg, const struct fam *f, const struct render_labels *l,
+		     const struct item *it)
 {
 	const struct metric_scale ns = { 0, -9 };
 	char num[METRIC_NUM_MAX] = "";
 	uint64_t cum = 0;
 
-	for (unsigned b = 0; b < KX_HIST_BUCKETS; b++) {
-		cum += bucket[b];
-		buf_puts(o->b, f->name);
-		buf_puts(o->b, "_bucket");
-		put_labels(o, s, it);
-		buf_puts(o->b, ",le=\"");
-		buf_puts(o->b, C.le[b]);
-		buf_puts(o->b, "\"} ");
-		put_u64(o->b, cum);
-		buf_putc(o->b, '\n');
-	}
-	buf_puts(o->b, f->name);
-	buf_puts(o->b, "_count");
-	put_labels(o, s, it);
-	buf_puts(o->b, "} ");
-	put_u64(o->b, cum);
-	buf_putc(o->b, '\n');
-	buf_puts(o->b, f->name);
-	buf_puts(o->b, "_sum");
-	put_labels(o, s, it);
-	buf_puts(o->b, "} ");
-	buf_put(o->b, num, (size_t)metric_format_scaled(sum_ns, ns, num));
-	buf_putc(o->b, '\n');
-	o->lines += KX_HIST_BUCKETS + 2;
-	put_created(o, f->name, s, it);
-}
-
-/* Everything the top-N cut left out of one vCPU, per kind for histograms. */
-struct rest {
-	uint64_t count;
-	__u64 bucket[2][KX_HIST_BUCKETS];
-	uint64_t sum_ns[2];
-	bool any[2];
-};
-
-static void emit_vcpu(struct out *o, const struct fam *f, const struct source *s,
-		      struct vcpu_part *p, const struct ranking *r)
-{
-	struct rest rest;
-	struct item other = { .reason = "other" };
-
-	memset(&rest, 0, sizeof(rest));
-	rest.count = p->other;
-	for (size_t i = 0; i < p->n_items; i++) {
-		const struct item *it = &p->items[i];
-
-		if (rank_keeps(r, it->key)) {
-			if (f->kind == F_HIST)
-				put_hist(o, f, s, it, it->hist->bucket, it->hist->sum_ns);
-			else
-				put_counter(o, f, s, it);
-			continue;
-		}
-		if (f->kind != F_HIST) {
-			rest.count += it->count;
-			continue;
-		}
-		int k = it->kind[0] == 'u';
-
-		rest.any[k] = true;
-		rest.sum_ns[k] += it->hist->sum_ns;
-		for (unsigned b = 0; b < KX_HIST_BUCKETS; b++)
-			rest.bucket[k][b] += it->hist->bucket[b];
-	}
-	if (f->kind != F_HIST) {
-		other.count = rest.count;
-		if (rest.count)
-			put_counter(o, f, s, &other);
+	if (!render_admit(pg, KX_HIST_BUCKETS + 2u + pg->created))
 		return;
+	for (unsigned b = 0; b < KX_HIST_BUCKETS; b++) {
+		cum += it->bucket[b];
+		buf_puts(pg->b, f->name);
+		buf_puts(pg->b, "_bucket");
+		put_labels(pg, l, it);
+		buf_puts(pg->b, ",le=\"");
+		buf_puts(pg->b, C.le[b]);
+		buf_puts(pg->b, "\"} ");
+		put_u64(pg->b, cum);
+		buf_putc(pg->b, '\n');
 	}
-	for (int k = 0; k < 2; k++) {
-		if (!rest.any[k])
-			continue;
-		snprintf(other.kind, sizeof(other.kind), "%s", k ? "userspace" : "hardware");
-		put_hist(o, f, s, &other, rest.bucket[k], rest.sum_ns[k]);
+	buf_puts(pg->b, f->name);
+	buf_puts(pg->b, "_count");
+	put_labels(pg, l, it);
+	buf_puts(pg->b, "} ");
+	put_u64(pg->b, cum);
+	buf_putc(pg->b, '\n');
+	buf_puts(pg->b, f->name);
+	buf_puts(pg->b, "_sum");
+	put_labels(pg, l, it);
+	buf_puts(pg->b, "} ");
+	buf_put(pg->b, num, (size_t)metric_format_scaled(it->sum_ns, ns, num));
+	buf_putc(pg->b, '\n');
+	put_created(pg, f->name, l, it);
+}
+
+static void put_items(struct render_page *pg, const struct fam *f, const struct render_labels *l,
+		      const struct item *items, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (f->kind == F_HIST)
+			put_hist(pg, f, l, &items[i]);
+		else
+			put_counter(pg, f, l, &items[i]);
 	}
 }
 
-static void head(struct out *o, const struct fam *f)
+static void head(struct render_page *pg, const struct fam *f)
 {
 	const char *type = f->kind == F_HIST ? "histogram" : "counter";
 	const char *total = f->kind == F_HIST ? "" : "_total";
 
-	if (o->om)
-		buf_printf(o->b, "# TYPE %s %s\n%s%s%s# HELP %s %s\n", f->name, type,
+	if (pg->om)
+		buf_printf(pg->b, "# TYPE %s %s\n%s%s%s# HELP %s %s\n", f->name, type,
 			   f->kind == F_HIST ? "# UNIT " : "", f->kind == F_HIST ? f->name : "",
 			   f->kind == F_HIST ? " seconds\n" : "", f->name, f->help);
 	else
-		buf_printf(o->b, "# HELP %s%s %s\n# TYPE %s%s %s\n", f->name, total, f->help,
+		buf_printf(pg->b, "# HELP %s%s %s\n# TYPE %s%s %s\n", f->name, total, f->help,
 			   f->name, total, type);
 }
 
-/* One VM's vCPUs: sources[first, end) of the snapshot. */
-static void render_vm(struct out *o, const struct fam *f, struct source *const *src, size_t n,
-		      struct vcpu_part *p)
+/* One VM's vCPUs src[0, n): per vCPU, or summed per VM. */
+static void render_vm(struct render_page *pg, const struct fam *f, struct source *const *src,
+		      size_t n, struct scratch *sc)
 {
-	struct ranking *r = calloc(1, sizeof(*r));
+	struct vcpu_part *p = &sc->p;
+	struct render_labels l;
 
-	if (!r)
-		return;
-	r->all = C.top == 0;
-	if (!r->all) {
+	memset(&sc->r, 0, sizeof(sc->r));
+	sc->r.all = C.top == 0;
+	if (!sc->r.all) {
 		for (size_t i = 0; i < n; i++)
 			if (read_part(src[i], f->kind, p) == 0)
 				for (size_t j = 0; j < p->n_items; j++)
-					rank_add(r, p->items[j].key, p->items[j].count);
-		rank_cut(r, C.top);
+					rank_add(&sc->r, p->items[j].key, p->items[j].count);
+		rank_cut(&sc->r, C.top);
 	}
-	for (size_t i = 0; i < n; i++)
-		if (read_part(src[i], f->kind, p) == 0)
-			emit_vcpu(o, f, src[i], p, r);
-	free(r);
-}
-
-static void render_fam(struct out *o, const struct fam *f, const struct snapshot *snap,
-		       struct vcpu_part *p)
-{
-	size_t i = 0;
-
-	head(o, f);
-	while (i < snap->n_sources) {
-		size_t j = i;
-
-		if (snap->sources[i]->vcpu < 0) {
-			i++;
+	sc->acc.n = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (read_part(src[i], f->kind, p) < 0)
+			continue;
+		cut(f->kind, p, &sc->r);
+		if (pg->o.vcpu_sum) {
+			merge(f->kind, &sc->acc, p);
 			continue;
 		}
-		while (j < snap->n_sources && snap->sources[j]->vm == snap->sources[i]->vm &&
-		       snap->sources[j]->vcpu >= 0)
-			j++;
-		render_vm(o, f, snap->sources + i, j - i, p);
-		i = j;
+		l = render_source_labels(src[i]);
+		put_items(pg, f, &l, p->items, p->n_items);
+	}
+	if (pg->o.vcpu_sum) {
+		l = render_vm_labels(src[0]->vm);
+		put_items(pg, f, &l, sc->acc.items, sc->acc.n);
 	}
 }
 
-static void render_sched(struct out *o, const struct snapshot *snap, bool delay)
+/* The end of the run of one VM's vCPU sources that starts at i (i: none). */
+static size_t vcpu_run_end(const struct snapshot *snap, size_t i)
 {
-	const struct metric_scale ns = { 0, -9 };
-	const char *name = delay ? "kvm_vcpu_run_delay_seconds" : "kvm_vcpu_thread_cpu_seconds";
+	size_t j = i;
+
+	while (j < snap->n_sources && snap->sources[j]->vcpu >= 0 &&
+	       snap->sources[j]->vm == snap->sources[i]->vm)
+		j++;
+	return j;
+}
+
+static void render_fam(struct render_page *pg, const struct fam *f, const struct snapshot *snap,
+		       struct scratch *sc)
+{
+	size_t j;
+
+	head(pg, f);
+	for (size_t i = 0; i<snap->n_sources; i = j> i ? j : i + 1) {
+		j = vcpu_run_end(snap, i);
+		if (j > i)
+			render_vm(pg, f, snap->sources + i, j - i, sc);
+	}
+}
+
+static void sched_head(struct render_page *pg, const char *name, bool delay)
+{
+	if (pg->om)
+		buf_printf(pg->b, "# TYPE %s counter\n# UNIT %s seconds\n# HELP %s ", name, name,
+			   name);
+	else
+		buf_printf(pg->b, "# HELP %s_total ", name);
+	buf_puts(pg->b, delay ? "Time the vCPU thread waited on a run queue for a CPU "
+				"(schedstat run delay)."
+			      : "CPU time of the vCPU thread, guest and host side (schedstat).");
+	if (!pg->om)
+		buf_printf(pg->b, "\n# TYPE %s_total counter", name);
+	buf_putc(pg->b, '\n');
+}
+
+static void put_sched(struct render_page *pg, const char *name, const struct render_labels *l,
+		      uint64_t ns)
+{
+	const struct metric_scale scale = { 0, -9 };
 	char num[METRIC_NUM_MAX] = "";
+
+	if (!render_admit(pg, 1u + pg->created))
+		return;
+	buf_puts(pg->b, name);
+	buf_puts(pg->b, "_total{");
+	buf_put(pg->b, l->s, l->len);
+	buf_puts(pg->b, "} ");
+	buf_put(pg->b, num, (size_t)metric_format_scaled(ns, scale, num));
+	buf_putc(pg->b, '\n');
+	if (pg->created) {
+		buf_puts(pg->b, name);
+		buf_puts(pg->b, "_created{");
+		buf_put(pg->b, l->s, l->len);
+		buf_putc(pg->b, '}');
+		buf_put(pg->b, l->created->text, l->created->len);
+	}
+}
+
+/* One VM's vCPUs src[0, n): per vCPU, or summed per VM. */
+static void sched_vm(struct render_page *pg, const char *name, bool delay,
+		     struct source *const *src, size_t n)
+{
+	struct render_labels l;
+	uint64_t sum = 0;
+	bool any = false;
+
+	for (size_t i = 0; i < n; i++) {
+		const struct source *s = src[i];
+		uint64_t ns;
+
+		if (!atomic_load_explicit(&s->sched_ok, memory_order_acquire))
+			continue;
+		ns = atomic_load_explicit(delay ? &s->sched_delay_ns : &s->sched_run_ns,
+					  memory_order_relaxed);
+		sum += ns;
+		any = true;
+		if (!pg->o.vcpu_sum) {
+			l = render_source_labels(s);
+			put_sched(pg, name, &l, ns);
+		}
+	}
+	if (any && pg->o.vcpu_sum) {
+		l = render_vm_labels(src[0]->vm);
+		put_sched(pg, name, &l, sum);
+	}
+}
+
+static void render_sched(struct render_page *pg, const struct snapshot *snap, bool delay)
+{
+	const char *name = delay ? "kvm_vcpu_run_delay_seconds" : "kvm_vcpu_thread_cpu_seconds";
+	size_t j;
 
 	if (!stat_filter_keeps_family(&C.families, name, true, false))
 		return;
-	if (o->om)
-		buf_printf(o->b, "# TYPE %s counter\n# UNIT %s seconds\n# HELP %s ", name, name,
-			   name);
-	else
-		buf_printf(o->b, "# HELP %s_total ", name);
-	buf_puts(o->b, delay ? "Time the vCPU thread waited on a run queue for a CPU "
-			       "(schedstat run delay)."
-			     : "CPU time of the vCPU thread, guest and host side (schedstat).");
-	if (!o->om)
-		buf_printf(o->b, "\n# TYPE %s_total counter", name);
-	buf_putc(o->b, '\n');
-	for (size_t i = 0; i < snap->n_sources; i++) {
-		const struct source *s = snap->sources[i];
-
-		if (s->vcpu < 0 || !atomic_load_explicit(&s->sched_ok, memory_order_acquire))
-			continue;
-		buf_printf(o->b, "%s_total{%s} ", name, s->labels);
-		buf_put(o->b, num,
-			(size_t)metric_format_scaled(
-			    atomic_load_explicit(delay ? &s->sched_delay_ns : &s->sched_run_ns,
-						 memory_order_relaxed),
-			    ns, num));
-		buf_putc(o->b, '\n');
-		o->lines++;
-		if (o->created) {
-			buf_printf(o->b, "%s_created{%s}", name, s->labels);
-			buf_put(o->b, s->created.text, s->created.len);
-		}
+	sched_head(pg, name, delay);
+	for (size_t i = 0; i<snap->n_sources; i = j> i ? j : i + 1) {
+		j = vcpu_run_end(snap, i);
+		if (j > i)
+			sched_vm(pg, name, delay, snap->sources + i, j - i);
 	}
 }
 
-size_t render_bpf_kvm(const struct snapshot *snap, bool om, bool created, struct buf *b)
+void render_bpf_kvm(const struct snapshot *snap, struct render_page *pg)
 {
-	struct out o = { .b = b, .om = om, .created = created };
-	struct vcpu_part *p;
+	struct scratch *sc;
 
 	if (!snap || !C.ready)
-		return 0;
-	render_sched(&o, snap, true);
-	render_sched(&o, snap, false);
+		return;
+	render_sched(pg, snap, true);
+	render_sched(pg, snap, false);
 	if (!bpfview_enabled())
-		return o.lines;
-	p = malloc(sizeof(*p));
-	if (!p)
-		return o.lines;
+		return;
+	sc = malloc(sizeof(*sc));
+	if (!sc)
+		return;
 	for (size_t f = 0; f < sizeof(fams) / sizeof(fams[0]); f++)
 		if (stat_filter_keeps_family(&C.families, fams[f].name, fams[f].kind != F_HIST,
 					     fams[f].kind == F_HIST))
-			render_fam(&o, &fams[f], snap, p);
-	free(p);
-	return o.lines;
+			render_fam(pg, &fams[f], snap, sc);
+	free(sc);
 }
 
 void render_bpf_self(bool om, bool created, double created_s, struct buf *b)

@@ -19,13 +19,19 @@
 
 #include "buf.h"
 #include "config.h"
+#include "render.h"
 #include "snapshot.h"
 
 /* Compile the [metrics] filters (cfg NULL: free them). 0 or -EINVAL + why. */
 int render_bpf_configure(const struct config *cfg, char *why, size_t why_size);
 
-/* The KVM-side families; returns the sample lines written. */
-size_t render_bpf_kvm(const struct snapshot *snap, bool om, bool created, struct buf *b);
+/*
+ * The KVM-side families, into pg after the KVM stats' families and under
+ * the same render_opts: vcpu_sum sums each VM's vCPUs (by reason; the
+ * histograms bucket by bucket) into one series without the vcpu label,
+ * and every series' lines are counted against max_series (render_admit).
+ */
+void render_bpf_kvm(const struct snapshot *snap, struct render_page *pg);
 
 /* kvmstatd_bpf_*: created_s is the worker's start (OpenMetrics _created). */
 void render_bpf_self(bool om, bool created, double created_s, struct buf *b);

@@ -161,10 +161,11 @@ static void render_pages(const struct selfstats *st, const struct page_counts *p
 	seconds_counter(b, om, "kvmstatd_compress_duration_seconds",
 			"Time spent compressing pages, summed.", stat_get(&st->compress_ns_sum),
 			t0);
-	gauge(b, om, "kvmstatd_series", NULL, "KVM sample lines in this page.",
-	      (double)page->series);
+	gauge(b, om, "kvmstatd_series", NULL,
+	      "KVM sample lines in this page, exit telemetry included.", (double)page->series);
 	gauge(b, om, "kvmstatd_series_limit", NULL,
-	      "The [metrics] max_series cap on KVM sample lines per page (0: none).",
+	      "The [metrics] max_series cap on KVM sample lines per page, exit telemetry "
+	      "included (0: none).",
 	      (double)st->max_series);
 	counter(b, om, "kvmstatd_series_dropped",
 		"KVM sample lines left out of pages because of max_series, summed over renders.",
