@@ -173,31 +173,6 @@ static char *render(const struct snapshot *snap, const struct selfstats *st, enu
 	return s;
 }
 
-static bool has_line(const char *out, const char *line)
-{
-	size_t n = strlen(line);
-
-	for (const char *p = out; (p = strstr(p, line)); p++)
-		if ((p == out || p[-1] == '\n') && p[n] == '\n')
-			return true;
-	return false;
-}
-
-static void assert_line(const char *out, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void assert_line(const char *out, const char *fmt, ...)
-{
-	char line[1024];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	if (!has_line(out, line))
-		fail_msg("line not found: %s", line);
-}
-
 /* ---- the structural check -------------------------------------------------- */
 
 struct family_seen {
@@ -352,18 +327,18 @@ static void test_counter_gauge_and_boolean_lines_are_exact(void **state)
 	struct world *w = *state;
 	char *out = render(w->snap, NULL, FMT_TEXT_004);
 
-	assert_line(out, "kvm_vm_remote_tlb_flush_total{" WEIRD_LABEL "} 1");
-	assert_line(out, "kvm_vm_mmu_unsync{" WEIRD_LABEL "} 9");
-	assert_line(out, "kvm_vm_max_mmu_rmap_size{" WEIRD_LABEL "} 15");
-	assert_line(out, "kvm_vm_max_mmu_page_hash_collisions{" WEIRD_LABEL "} 14");
-	assert_line(out, "kvm_vm_remote_tlb_flush_total{vm=\"plain\"} 7");
-	assert_line(out, "kvm_vcpu_exits_total{" WEIRD_LABEL ",vcpu=\"0\"} 123456789");
-	assert_line(out, "kvm_vcpu_exits_total{" WEIRD_LABEL ",vcpu=\"1\"} 5");
-	assert_line(out, "kvm_vcpu_exits_total{vm=\"plain\",vcpu=\"0\"} 11");
-	assert_line(out, "kvm_vcpu_blocking{" WEIRD_LABEL ",vcpu=\"1\"} 1");
-	assert_line(out, "kvm_vcpu_blocking{" WEIRD_LABEL ",vcpu=\"0\"} 0");
+	tu_assert_line(out, "kvm_vm_remote_tlb_flush_total{" WEIRD_LABEL "} 1");
+	tu_assert_line(out, "kvm_vm_mmu_unsync{" WEIRD_LABEL "} 9");
+	tu_assert_line(out, "kvm_vm_max_mmu_rmap_size{" WEIRD_LABEL "} 15");
+	tu_assert_line(out, "kvm_vm_max_mmu_page_hash_collisions{" WEIRD_LABEL "} 14");
+	tu_assert_line(out, "kvm_vm_remote_tlb_flush_total{vm=\"plain\"} 7");
+	tu_assert_line(out, "kvm_vcpu_exits_total{" WEIRD_LABEL ",vcpu=\"0\"} 123456789");
+	tu_assert_line(out, "kvm_vcpu_exits_total{" WEIRD_LABEL ",vcpu=\"1\"} 5");
+	tu_assert_line(out, "kvm_vcpu_exits_total{vm=\"plain\",vcpu=\"0\"} 11");
+	tu_assert_line(out, "kvm_vcpu_blocking{" WEIRD_LABEL ",vcpu=\"1\"} 1");
+	tu_assert_line(out, "kvm_vcpu_blocking{" WEIRD_LABEL ",vcpu=\"0\"} 0");
 	/* the captured sample's own values come through */
-	assert_line(out, "kvm_vcpu_halt_exits_total{" WEIRD_LABEL ",vcpu=\"0\"} 1");
+	tu_assert_line(out, "kvm_vcpu_halt_exits_total{" WEIRD_LABEL ",vcpu=\"0\"} 1");
 	free(out);
 }
 
@@ -373,18 +348,18 @@ static void test_histogram_buckets_are_cumulative_with_exact_le_and_sum(void **s
 	char *out = render(w->snap, NULL, FMT_TEXT_004);
 	const char *series = "kvm_vcpu_halt_wait_seconds_bucket{" WEIRD_LABEL ",vcpu=\"0\",le=";
 
-	assert_line(out, "%s\"0\"} 1", series);
-	assert_line(out, "%s\"0.000000001\"} 3", series);
-	assert_line(out, "%s\"0.000000003\"} 6", series);
-	assert_line(out, "%s\"0.000000007\"} 6", series);
-	assert_line(out, "%s\"1.073741823\"} 6", series);
-	assert_line(out, "%s\"+Inf\"} 10", series);
-	assert_line(out, "kvm_vcpu_halt_wait_seconds_count{" WEIRD_LABEL ",vcpu=\"0\"} 10");
-	assert_line(out, "kvm_vcpu_halt_wait_seconds_sum{" WEIRD_LABEL ",vcpu=\"0\"} 1.5");
+	tu_assert_line(out, "%s\"0\"} 1", series);
+	tu_assert_line(out, "%s\"0.000000001\"} 3", series);
+	tu_assert_line(out, "%s\"0.000000003\"} 6", series);
+	tu_assert_line(out, "%s\"0.000000007\"} 6", series);
+	tu_assert_line(out, "%s\"1.073741823\"} 6", series);
+	tu_assert_line(out, "%s\"+Inf\"} 10", series);
+	tu_assert_line(out, "kvm_vcpu_halt_wait_seconds_count{" WEIRD_LABEL ",vcpu=\"0\"} 10");
+	tu_assert_line(out, "kvm_vcpu_halt_wait_seconds_sum{" WEIRD_LABEL ",vcpu=\"0\"} 1.5");
 	assert_int_equal(tu_count(out, series), 32);
 	/* the _ns twin is the _sum, not a counter of its own */
 	assert_null(strstr(out, "kvm_vcpu_halt_wait_seconds_total"));
-	assert_line(out, "kvm_vcpu_halt_wait_seconds_sum{vm=\"plain\",vcpu=\"0\"} 0");
+	tu_assert_line(out, "kvm_vcpu_halt_wait_seconds_sum{vm=\"plain\",vcpu=\"0\"} 0");
 	free(out);
 }
 
@@ -421,12 +396,12 @@ static void test_openmetrics_headers_units_info_and_eof(void **state)
 	assert_non_null(strstr(out, "# TYPE kvm_vcpu_halt_wait_seconds histogram\n"
 				    "# UNIT kvm_vcpu_halt_wait_seconds seconds\n"
 				    "# HELP kvm_vcpu_halt_wait_seconds "));
-	assert_line(out, "kvm_vcpu_exits_total{" WEIRD_LABEL ",vcpu=\"0\"} 123456789");
-	assert_line(out, "kvm_vcpu_halt_wait_seconds_sum{" WEIRD_LABEL ",vcpu=\"0\"} 1.5");
+	tu_assert_line(out, "kvm_vcpu_exits_total{" WEIRD_LABEL ",vcpu=\"0\"} 123456789");
+	tu_assert_line(out, "kvm_vcpu_halt_wait_seconds_sum{" WEIRD_LABEL ",vcpu=\"0\"} 1.5");
 	assert_non_null(strstr(out, "# TYPE kvm_vm info\n"));
 	assert_null(strstr(out, "# TYPE kvm_vm_info"));
-	assert_line(out, "kvm_vm_info{" WEIRD_LABEL ",kernel_id=\"kvm-4242\",vmm_pid=\"4242\","
-			 "vmm_comm=\"qemu-system-x86\",source=\"registered\"} 1");
+	tu_assert_line(out, "kvm_vm_info{" WEIRD_LABEL ",kernel_id=\"kvm-4242\",vmm_pid=\"4242\","
+			    "vmm_comm=\"qemu-system-x86\",source=\"registered\"} 1");
 	assert_int_equal(tu_count(out, "# EOF"), 1);
 	assert_true(strlen(out) > 6 && !strcmp(out + strlen(out) - 6, "# EOF\n"));
 	check_structure(out, true);
@@ -439,10 +414,10 @@ static void test_text_format_has_kvm_vm_info_as_a_gauge(void **state)
 	char *out = render(w->snap, NULL, FMT_TEXT_004);
 
 	assert_non_null(strstr(out, "# TYPE kvm_vm_info gauge\n"));
-	assert_line(out, "kvm_vm_info{" WEIRD_LABEL ",kernel_id=\"kvm-4242\",vmm_pid=\"4242\","
-			 "vmm_comm=\"qemu-system-x86\",source=\"registered\"} 1");
-	assert_line(out, "kvm_vm_info{vm=\"plain\",kernel_id=\"kvm-5151\",vmm_pid=\"5151\","
-			 "vmm_comm=\"vmm\",source=\"registered\"} 1");
+	tu_assert_line(out, "kvm_vm_info{" WEIRD_LABEL ",kernel_id=\"kvm-4242\",vmm_pid=\"4242\","
+			    "vmm_comm=\"qemu-system-x86\",source=\"registered\"} 1");
+	tu_assert_line(out, "kvm_vm_info{vm=\"plain\",kernel_id=\"kvm-5151\",vmm_pid=\"5151\","
+			    "vmm_comm=\"vmm\",source=\"registered\"} 1");
 	free(out);
 }
 
@@ -476,16 +451,16 @@ static void test_selfstats_lines_are_present(void **state)
 	char *text = render(w->snap, &w->stats, FMT_TEXT_004);
 	char *om = render(w->snap, &w->stats, FMT_OPENMETRICS_100);
 
-	assert_line(text, "kvmstatd_sources{kind=\"vm\"} 2");
-	assert_line(text, "kvmstatd_sources{kind=\"vcpu\"} 4");
-	assert_line(text, "kvmstatd_polls_total 42");
-	assert_line(text, "kvmstatd_registrations_rejected_total{reason=\"bad_fd\"} 3");
-	assert_line(text, "kvmstatd_build_info{version=\"" KVMSTATD_VERSION "\"} 1");
+	tu_assert_line(text, "kvmstatd_sources{kind=\"vm\"} 2");
+	tu_assert_line(text, "kvmstatd_sources{kind=\"vcpu\"} 4");
+	tu_assert_line(text, "kvmstatd_polls_total 42");
+	tu_assert_line(text, "kvmstatd_registrations_rejected_total{reason=\"bad_fd\"} 3");
+	tu_assert_line(text, "kvmstatd_build_info{version=\"" KVMSTATD_VERSION "\"} 1");
 	assert_non_null(strstr(text, "# TYPE kvmstatd_polls_total counter\n"));
-	assert_line(om, "kvmstatd_polls_total 42");
+	tu_assert_line(om, "kvmstatd_polls_total 42");
 	assert_non_null(strstr(om, "# TYPE kvmstatd_polls counter\n"));
 	assert_non_null(strstr(om, "# TYPE kvmstatd_build info\n"));
-	assert_line(om, "kvmstatd_start_time_seconds 1700000000");
+	tu_assert_line(om, "kvmstatd_start_time_seconds 1700000000");
 	free(text);
 	free(om);
 }
@@ -504,7 +479,7 @@ static void test_nothing_registered_renders_only_selfstats(void **state)
 	assert_string_equal(out, "# EOF\n");
 	free(out);
 	out = render(NULL, &st, FMT_TEXT_004);
-	assert_line(out, "kvmstatd_sources{kind=\"vm\"} 0");
+	tu_assert_line(out, "kvmstatd_sources{kind=\"vm\"} 0");
 	assert_null(strstr(out, "kvm_vm_info"));
 	check_structure(out, false);
 	free(out);
@@ -549,7 +524,7 @@ static void test_family_with_a_conflicting_type_is_rendered_once(void **state)
 	out = render(snap, NULL, FMT_TEXT_004);
 	check_structure(out, false);
 	assert_int_equal(tu_count(out, "# TYPE kvm_vcpu_exits"), 1);
-	assert_line(out, "kvm_vcpu_halt_exits_total{vm=\"plain\",vcpu=\"5\"} 4");
+	tu_assert_line(out, "kvm_vcpu_halt_exits_total{vm=\"plain\",vcpu=\"5\"} 4");
 	free(out);
 	out = render(snap, NULL, FMT_OPENMETRICS_100);
 	check_structure(out, true);

@@ -227,36 +227,10 @@ static char *render(const struct world *w, enum render_format fmt, const struct 
 	return s;
 }
 
-static bool has_line(const char *out, const char *line)
-{
-	size_t n = strlen(line);
-
-	for (const char *p = out; (p = strstr(p, line)); p++)
-		if ((p == out || p[-1] == '\n') && p[n] == '\n')
-			return true;
-	return false;
-}
-
-#define assert_line(out, line)                                                                     \
-	do {                                                                                       \
-		if (!has_line(out, line))                                                          \
-			fail_msg("line not found: %s", line);                                      \
-	} while (0)
-
-/* Lines starting with prefix. */
-static size_t lines_starting(const char *out, const char *prefix)
-{
-	size_t n = 0, l = strlen(prefix);
-
-	for (const char *p = out; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : p)
-		n += !strncmp(p, prefix, l);
-	return n;
-}
-
 /* Sample lines render_result counts: kvm_*, but kvm_vm_info. */
 static size_t kvm_sample_lines(const char *out)
 {
-	return lines_starting(out, "kvm_") - lines_starting(out, "kvm_vm_info{");
+	return tu_lines_starting(out, "kvm_") - tu_lines_starting(out, "kvm_vm_info{");
 }
 
 /* ---- vcpu_series = per_vm ----------------------------------------------------- */
@@ -268,10 +242,10 @@ static void test_per_vcpu_keeps_the_vcpu_label_on_every_bpf_series(void **state)
 
 	configure("");
 	out = render(w, FMT_TEXT_004, NULL, NULL, false);
-	assert_line(out, UX "{vm=\"a\",vcpu=\"0\",reason=\"io\"} 5");
-	assert_line(out, UX "{vm=\"a\",vcpu=\"1\",reason=\"io\"} 7");
-	assert_line(out, DELAY "{vm=\"a\",vcpu=\"1\"} 0.5");
-	assert_int_equal(lines_starting(out, RT "_count{"), 3);
+	tu_assert_line(out, UX "{vm=\"a\",vcpu=\"0\",reason=\"io\"} 5");
+	tu_assert_line(out, UX "{vm=\"a\",vcpu=\"1\",reason=\"io\"} 7");
+	tu_assert_line(out, DELAY "{vm=\"a\",vcpu=\"1\"} 0.5");
+	assert_int_equal(tu_lines_starting(out, RT "_count{"), 3);
 	free(out);
 }
 
@@ -283,16 +257,16 @@ static void test_per_vm_sums_exit_counters_by_reason_without_the_vcpu_label(void
 
 	configure("");
 	out = render(w, FMT_TEXT_004, &o, NULL, false);
-	assert_line(out, UX "{vm=\"a\",reason=\"io\"} 12");
-	assert_line(out, UX "{vm=\"a\",reason=\"hlt\"} 3");
-	assert_line(out, UX "{vm=\"a\",reason=\"mmio\"} 1");
-	assert_line(out, UX "{vm=\"b\",reason=\"io\"} 11");
-	assert_line(out, HW "{vm=\"a\",reason=\"io_instruction\"} 10");
-	assert_line(out, HW "{vm=\"a\",reason=\"ept_violation\"} 2");
-	assert_int_equal(lines_starting(out, UX "{"), 4);
-	assert_int_equal(lines_starting(out, HW "{"), 2);
+	tu_assert_line(out, UX "{vm=\"a\",reason=\"io\"} 12");
+	tu_assert_line(out, UX "{vm=\"a\",reason=\"hlt\"} 3");
+	tu_assert_line(out, UX "{vm=\"a\",reason=\"mmio\"} 1");
+	tu_assert_line(out, UX "{vm=\"b\",reason=\"io\"} 11");
+	tu_assert_line(out, HW "{vm=\"a\",reason=\"io_instruction\"} 10");
+	tu_assert_line(out, HW "{vm=\"a\",reason=\"ept_violation\"} 2");
+	assert_int_equal(tu_lines_starting(out, UX "{"), 4);
+	assert_int_equal(tu_lines_starting(out, HW "{"), 2);
 	/* the KVM stats' per-VM sums: the same label set */
-	assert_line(out, "kvm_vcpu_exits_total{vm=\"a\"} 84");
+	tu_assert_line(out, "kvm_vcpu_exits_total{vm=\"a\"} 84");
 	assert_null(strstr(out, "vcpu=\""));
 	free(out);
 }
@@ -306,21 +280,22 @@ static void test_per_vm_sums_round_trip_histograms_bucket_by_bucket(void **state
 	configure("");
 	out = render(w, FMT_TEXT_004, &o, NULL, false);
 	/* buckets {0: 1+2, 3: 2, 5: 1}, cumulative; le = 2^(8+b) - 1 ns */
-	assert_line(out,
-		    RT "_bucket{vm=\"a\",kind=\"userspace\",reason=\"io\",le=\"0.000000255\"} 3");
-	assert_line(out,
-		    RT "_bucket{vm=\"a\",kind=\"userspace\",reason=\"io\",le=\"0.000001023\"} 3");
-	assert_line(out,
-		    RT "_bucket{vm=\"a\",kind=\"userspace\",reason=\"io\",le=\"0.000002047\"} 5");
-	assert_line(out,
-		    RT "_bucket{vm=\"a\",kind=\"userspace\",reason=\"io\",le=\"0.000008191\"} 6");
-	assert_line(out, RT "_bucket{vm=\"a\",kind=\"userspace\",reason=\"io\",le=\"+Inf\"} 6");
-	assert_line(out, RT "_count{vm=\"a\",kind=\"userspace\",reason=\"io\"} 6");
-	assert_line(out, RT "_sum{vm=\"a\",kind=\"userspace\",reason=\"io\"} 0.000003");
-	assert_line(out, RT "_count{vm=\"a\",kind=\"hardware\",reason=\"io_instruction\"} 4");
-	assert_line(out, RT "_sum{vm=\"a\",kind=\"hardware\",reason=\"io_instruction\"} 0.0000004");
-	assert_int_equal(lines_starting(out, RT "_bucket{"), 2 * KX_HIST_BUCKETS);
-	assert_int_equal(lines_starting(out, RT "_count{"), 2);
+	tu_assert_line(out, RT
+		       "_bucket{vm=\"a\",kind=\"userspace\",reason=\"io\",le=\"0.000000255\"} 3");
+	tu_assert_line(out, RT
+		       "_bucket{vm=\"a\",kind=\"userspace\",reason=\"io\",le=\"0.000001023\"} 3");
+	tu_assert_line(out, RT
+		       "_bucket{vm=\"a\",kind=\"userspace\",reason=\"io\",le=\"0.000002047\"} 5");
+	tu_assert_line(out, RT
+		       "_bucket{vm=\"a\",kind=\"userspace\",reason=\"io\",le=\"0.000008191\"} 6");
+	tu_assert_line(out, RT "_bucket{vm=\"a\",kind=\"userspace\",reason=\"io\",le=\"+Inf\"} 6");
+	tu_assert_line(out, RT "_count{vm=\"a\",kind=\"userspace\",reason=\"io\"} 6");
+	tu_assert_line(out, RT "_sum{vm=\"a\",kind=\"userspace\",reason=\"io\"} 0.000003");
+	tu_assert_line(out, RT "_count{vm=\"a\",kind=\"hardware\",reason=\"io_instruction\"} 4");
+	tu_assert_line(out,
+		       RT "_sum{vm=\"a\",kind=\"hardware\",reason=\"io_instruction\"} 0.0000004");
+	assert_int_equal(tu_lines_starting(out, RT "_bucket{"), 2 * KX_HIST_BUCKETS);
+	assert_int_equal(tu_lines_starting(out, RT "_count{"), 2);
 	free(out);
 }
 
@@ -332,12 +307,13 @@ static void test_per_vm_sums_schedstat_and_uses_the_vms_created(void **state)
 
 	configure("");
 	out = render(w, FMT_OPENMETRICS_100, &o, NULL, false);
-	assert_line(out, DELAY "{vm=\"a\"} 1.5");
-	assert_line(out, DELAY "{vm=\"b\"} 0.25");
-	assert_line(out, "kvm_vcpu_thread_cpu_seconds_total{vm=\"a\"} 3");
-	assert_line(out, "kvm_vcpu_run_delay_seconds_created{vm=\"a\"} 1700000000.123");
-	assert_line(out, UX "{vm=\"a\",reason=\"io\"} 12");
-	assert_line(out, "kvm_vcpu_userspace_exits_created{vm=\"a\",reason=\"io\"} 1700000000.123");
+	tu_assert_line(out, DELAY "{vm=\"a\"} 1.5");
+	tu_assert_line(out, DELAY "{vm=\"b\"} 0.25");
+	tu_assert_line(out, "kvm_vcpu_thread_cpu_seconds_total{vm=\"a\"} 3");
+	tu_assert_line(out, "kvm_vcpu_run_delay_seconds_created{vm=\"a\"} 1700000000.123");
+	tu_assert_line(out, UX "{vm=\"a\",reason=\"io\"} 12");
+	tu_assert_line(out,
+		       "kvm_vcpu_userspace_exits_created{vm=\"a\",reason=\"io\"} 1700000000.123");
 	free(out);
 }
 
@@ -349,13 +325,13 @@ static void test_per_vm_with_reasons_top_sums_the_cut_reasons_into_other(void **
 
 	configure("reasons_top = 1");
 	out = render(w, FMT_TEXT_004, &o, NULL, false);
-	assert_line(out, UX "{vm=\"a\",reason=\"io\"} 12");
-	assert_line(out, UX "{vm=\"a\",reason=\"other\"} 4");
-	assert_line(out, HW "{vm=\"a\",reason=\"io_instruction\"} 10");
-	assert_line(out, HW "{vm=\"a\",reason=\"other\"} 2");
-	assert_int_equal(lines_starting(out, UX "{vm=\"a\""), 2);
-	assert_line(out, RT "_count{vm=\"a\",kind=\"userspace\",reason=\"io\"} 6");
-	assert_line(out, RT "_count{vm=\"a\",kind=\"hardware\",reason=\"other\"} 4");
+	tu_assert_line(out, UX "{vm=\"a\",reason=\"io\"} 12");
+	tu_assert_line(out, UX "{vm=\"a\",reason=\"other\"} 4");
+	tu_assert_line(out, HW "{vm=\"a\",reason=\"io_instruction\"} 10");
+	tu_assert_line(out, HW "{vm=\"a\",reason=\"other\"} 2");
+	assert_int_equal(tu_lines_starting(out, UX "{vm=\"a\""), 2);
+	tu_assert_line(out, RT "_count{vm=\"a\",kind=\"userspace\",reason=\"io\"} 6");
+	tu_assert_line(out, RT "_count{vm=\"a\",kind=\"hardware\",reason=\"other\"} 4");
 	free(out);
 }
 
@@ -364,12 +340,12 @@ static void test_per_vm_with_reasons_top_sums_the_cut_reasons_into_other(void **
 /* Every round-trip histogram series in out is whole: buckets, _count, _sum (, _created). */
 static void assert_whole_histograms(const char *out, bool om)
 {
-	size_t series = lines_starting(out, RT "_count{");
+	size_t series = tu_lines_starting(out, RT "_count{");
 
-	assert_int_equal(lines_starting(out, RT "_bucket{"), series * KX_HIST_BUCKETS);
-	assert_int_equal(lines_starting(out, RT "_sum{"), series);
+	assert_int_equal(tu_lines_starting(out, RT "_bucket{"), series * KX_HIST_BUCKETS);
+	assert_int_equal(tu_lines_starting(out, RT "_sum{"), series);
 	if (om)
-		assert_int_equal(lines_starting(out, RT "_created{"), series);
+		assert_int_equal(tu_lines_starting(out, RT "_created{"), series);
 }
 
 static void check_caps(const struct world *w, enum render_format fmt, bool vcpu_sum)
@@ -419,18 +395,13 @@ static void test_max_series_drops_bpf_lines_into_the_self_metric(void **state)
 	w->stats.max_series = 3;
 	out = render(w, FMT_TEXT_004, &o, &res, true);
 	assert_int_equal(res.series, 3);
-	assert_int_equal(lines_starting(out, "kvm_vcpu_exits_total{"), 3);
-	assert_int_equal(lines_starting(out, UX "{") + lines_starting(out, DELAY "{") +
-			     lines_starting(out, RT "_count{"),
+	assert_int_equal(tu_lines_starting(out, "kvm_vcpu_exits_total{"), 3);
+	assert_int_equal(tu_lines_starting(out, UX "{") + tu_lines_starting(out, DELAY "{") +
+			     tu_lines_starting(out, RT "_count{"),
 			 0);
 	assert_true(res.dropped > 0);
-	assert_line(out, "kvmstatd_series 3");
-	{
-		char line[64];
-
-		snprintf(line, sizeof(line), "kvmstatd_series_dropped_total %zu", res.dropped);
-		assert_line(out, line);
-	}
+	tu_assert_line(out, "kvmstatd_series 3");
+	tu_assert_line(out, "kvmstatd_series_dropped_total %zu", res.dropped);
 	free(out);
 }
 
@@ -458,12 +429,12 @@ static void test_exclude_names_bpf_families_by_their_exported_name(void **state)
 
 	configure("exclude = " RT "|" DELAY "|kvm_vcpu_exits_by_reason");
 	out = render(w, FMT_TEXT_004, NULL, NULL, false);
-	assert_int_equal(lines_starting(out, RT), 0);
-	assert_int_equal(lines_starting(out, DELAY), 0);
-	assert_int_equal(lines_starting(out, HW), 0);
+	assert_int_equal(tu_lines_starting(out, RT), 0);
+	assert_int_equal(tu_lines_starting(out, DELAY), 0);
+	assert_int_equal(tu_lines_starting(out, HW), 0);
 	assert_null(strstr(out, "# HELP " HW));
-	assert_int_equal(lines_starting(out, UX "{"), 5);
-	assert_int_equal(lines_starting(out, "kvm_vcpu_thread_cpu_seconds_total{"), 3);
+	assert_int_equal(tu_lines_starting(out, UX "{"), 5);
+	assert_int_equal(tu_lines_starting(out, "kvm_vcpu_thread_cpu_seconds_total{"), 3);
 	free(out);
 }
 
@@ -474,11 +445,11 @@ static void test_include_keeps_only_the_named_bpf_families(void **state)
 
 	configure("include = " UX "|kvm_vcpu_run_delay_seconds");
 	out = render(w, FMT_TEXT_004, NULL, NULL, false);
-	assert_int_equal(lines_starting(out, UX "{"), 5);
-	assert_int_equal(lines_starting(out, DELAY "{"), 3);
-	assert_int_equal(lines_starting(out, RT), 0);
-	assert_int_equal(lines_starting(out, HW), 0);
-	assert_int_equal(lines_starting(out, "kvm_vcpu_thread_cpu_seconds"), 0);
+	assert_int_equal(tu_lines_starting(out, UX "{"), 5);
+	assert_int_equal(tu_lines_starting(out, DELAY "{"), 3);
+	assert_int_equal(tu_lines_starting(out, RT), 0);
+	assert_int_equal(tu_lines_starting(out, HW), 0);
+	assert_int_equal(tu_lines_starting(out, "kvm_vcpu_thread_cpu_seconds"), 0);
 	free(out);
 }
 
@@ -490,8 +461,8 @@ static void test_histograms_no_leaves_out_the_round_trip_histograms(void **state
 	configure("histograms = no");
 	out = render(w, FMT_OPENMETRICS_100, NULL, NULL, false);
 	assert_null(strstr(out, RT));
-	assert_int_equal(lines_starting(out, UX "{"), 5);
-	assert_int_equal(lines_starting(out, HW "{"), 3);
+	assert_int_equal(tu_lines_starting(out, UX "{"), 5);
+	assert_int_equal(tu_lines_starting(out, HW "{"), 3);
 	free(out);
 }
 

@@ -199,53 +199,11 @@ static char *render_opts(const struct snapshot *snap, const struct selfstats *st
 	return s;
 }
 
-static bool has_line(const char *out, const char *line)
-{
-	size_t n = strlen(line);
-
-	for (const char *p = out; (p = strstr(p, line)); p++)
-		if ((p == out || p[-1] == '\n') && p[n] == '\n')
-			return true;
-	return false;
-}
-
-static void assert_line(const char *out, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void assert_line(const char *out, const char *fmt, ...)
-{
-	char line[1024];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	if (!has_line(out, line))
-		fail_msg("line not found: %s", line);
-}
-
-/* Number of lines that start with prefix. */
-static size_t lines_starting(const char *out, const char *prefix)
-{
-	size_t n = 0, l = strlen(prefix);
-
-	for (const char *p = out; *p;) {
-		const char *nl = strchr(p, '\n');
-
-		if (!strncmp(p, prefix, l))
-			n++;
-		if (!nl)
-			break;
-		p = nl + 1;
-	}
-	return n;
-}
-
 /* KVM sample lines: kvm_vm_* and kvm_vcpu_* samples, kvm_vm_info not counted. */
 static size_t kvm_sample_lines(const char *out)
 {
-	return lines_starting(out, "kvm_vm_") + lines_starting(out, "kvm_vcpu_") -
-	       lines_starting(out, "kvm_vm_info{");
+	return tu_lines_starting(out, "kvm_vm_") + tu_lines_starting(out, "kvm_vcpu_") -
+	       tu_lines_starting(out, "kvm_vm_info{");
 }
 
 /* The value of the sample line that starts with "name " (no labels), or fails. */
@@ -270,18 +228,18 @@ static void test_per_vm_sums_counters_across_vcpus_and_drops_the_vcpu_label(void
 	char *text = render_opts(w->snap, NULL, FMT_TEXT_004, &o, NULL);
 	char *om = render_opts(w->snap, NULL, FMT_OPENMETRICS_100, &o, NULL);
 
-	assert_line(text, "kvm_vcpu_exits_total{vm=\"a\"} 23");
-	assert_line(text, "kvm_vcpu_exits_total{vm=\"b\"} 13");
-	assert_line(om, "kvm_vcpu_exits_total{vm=\"a\"} 23");
-	assert_int_equal(lines_starting(text, "kvm_vcpu_exits_total{"), 2);
+	tu_assert_line(text, "kvm_vcpu_exits_total{vm=\"a\"} 23");
+	tu_assert_line(text, "kvm_vcpu_exits_total{vm=\"b\"} 13");
+	tu_assert_line(om, "kvm_vcpu_exits_total{vm=\"a\"} 23");
+	assert_int_equal(tu_lines_starting(text, "kvm_vcpu_exits_total{"), 2);
 	/* a boolean gauge adds up too: how many vCPUs were blocking */
-	assert_line(text, "kvm_vcpu_blocking{vm=\"a\"} 2");
+	tu_assert_line(text, "kvm_vcpu_blocking{vm=\"a\"} 2");
 	/* no series has a vcpu label, in either format */
 	assert_null(strstr(text, "vcpu=\""));
 	assert_null(strstr(om, "vcpu=\""));
 	/* the VM's own stats are not touched */
-	assert_line(text, "kvm_vm_remote_tlb_flush_total{vm=\"a\"} 1");
-	assert_line(text, "kvm_vm_remote_tlb_flush_total{vm=\"b\"} 7");
+	tu_assert_line(text, "kvm_vm_remote_tlb_flush_total{vm=\"a\"} 1");
+	tu_assert_line(text, "kvm_vm_remote_tlb_flush_total{vm=\"b\"} 7");
 	free(text);
 	free(om);
 }
@@ -291,11 +249,11 @@ static void test_per_vcpu_is_the_default_and_keeps_one_series_per_vcpu(void **st
 	struct world *w = *state;
 	char *text = render_opts(w->snap, NULL, FMT_TEXT_004, NULL, NULL);
 
-	assert_line(text, "kvm_vcpu_exits_total{vm=\"a\",vcpu=\"0\"} 5");
-	assert_line(text, "kvm_vcpu_exits_total{vm=\"a\",vcpu=\"1\"} 7");
-	assert_line(text, "kvm_vcpu_exits_total{vm=\"a\",vcpu=\"2\"} 11");
-	assert_line(text, "kvm_vcpu_exits_total{vm=\"b\",vcpu=\"0\"} 13");
-	assert_int_equal(lines_starting(text, "kvm_vcpu_exits_total{"), 4);
+	tu_assert_line(text, "kvm_vcpu_exits_total{vm=\"a\",vcpu=\"0\"} 5");
+	tu_assert_line(text, "kvm_vcpu_exits_total{vm=\"a\",vcpu=\"1\"} 7");
+	tu_assert_line(text, "kvm_vcpu_exits_total{vm=\"a\",vcpu=\"2\"} 11");
+	tu_assert_line(text, "kvm_vcpu_exits_total{vm=\"b\",vcpu=\"0\"} 13");
+	assert_int_equal(tu_lines_starting(text, "kvm_vcpu_exits_total{"), 4);
 	free(text);
 }
 
@@ -309,15 +267,15 @@ static void test_per_vm_sums_histogram_buckets_and_sum_bucket_by_bucket_cumulati
 	double last = -1;
 
 	/* per bucket: {0: 1, 1: 2+3, 5: 4, 31: 1}, cumulative */
-	assert_line(out, "%s\"0\"} 1", a);
-	assert_line(out, "%s\"0.000000001\"} 6", a);
-	assert_line(out, "%s\"0.000000003\"} 6", a);
-	assert_line(out, "%s\"0.000000015\"} 6", a);
-	assert_line(out, "%s\"0.000000031\"} 10", a);
-	assert_line(out, "%s\"1.073741823\"} 10", a);
-	assert_line(out, "%s\"+Inf\"} 11", a);
-	assert_line(out, HIST "_count{vm=\"a\"} 11");
-	assert_line(out, HIST "_sum{vm=\"a\"} 1.75");
+	tu_assert_line(out, "%s\"0\"} 1", a);
+	tu_assert_line(out, "%s\"0.000000001\"} 6", a);
+	tu_assert_line(out, "%s\"0.000000003\"} 6", a);
+	tu_assert_line(out, "%s\"0.000000015\"} 6", a);
+	tu_assert_line(out, "%s\"0.000000031\"} 10", a);
+	tu_assert_line(out, "%s\"1.073741823\"} 10", a);
+	tu_assert_line(out, "%s\"+Inf\"} 11", a);
+	tu_assert_line(out, HIST "_count{vm=\"a\"} 11");
+	tu_assert_line(out, HIST "_sum{vm=\"a\"} 1.75");
 	assert_int_equal(tu_count(out, a), 32);
 	/* never decreasing, bucket after bucket */
 	for (p = out; (p = strstr(p, a)); p++) {
@@ -327,8 +285,8 @@ static void test_per_vm_sums_histogram_buckets_and_sum_bucket_by_bucket_cumulati
 		last = v;
 	}
 	/* VM b: its only vCPU's zeros */
-	assert_line(out, HIST "_bucket{vm=\"b\",le=\"+Inf\"} 0");
-	assert_line(out, HIST "_sum{vm=\"b\"} 0");
+	tu_assert_line(out, HIST "_bucket{vm=\"b\",le=\"+Inf\"} 0");
+	tu_assert_line(out, HIST "_sum{vm=\"b\"} 0");
 	free(out);
 }
 
@@ -340,12 +298,12 @@ static void test_per_vm_takes_the_max_of_a_peak_stat_and_sums_the_rest(void **st
 	char *each = render_opts(w->snap, NULL, FMT_TEXT_004, NULL, NULL);
 
 	/* vCPU peaks 3, 9, 4: the VM's peak is 9, not 16 */
-	assert_line(sum, "kvm_vcpu_max_latency{vm=\"p\"} 9");
-	assert_line(sum, "kvm_vcpu_events_total{vm=\"p\"} 6");
-	assert_line(sum, "kvm_vcpu_level{vm=\"p\"} 6");
-	assert_line(each, "kvm_vcpu_max_latency{vm=\"p\",vcpu=\"0\"} 3");
-	assert_line(each, "kvm_vcpu_max_latency{vm=\"p\",vcpu=\"1\"} 9");
-	assert_line(each, "kvm_vcpu_max_latency{vm=\"p\",vcpu=\"2\"} 4");
+	tu_assert_line(sum, "kvm_vcpu_max_latency{vm=\"p\"} 9");
+	tu_assert_line(sum, "kvm_vcpu_events_total{vm=\"p\"} 6");
+	tu_assert_line(sum, "kvm_vcpu_level{vm=\"p\"} 6");
+	tu_assert_line(each, "kvm_vcpu_max_latency{vm=\"p\",vcpu=\"0\"} 3");
+	tu_assert_line(each, "kvm_vcpu_max_latency{vm=\"p\",vcpu=\"1\"} 9");
+	tu_assert_line(each, "kvm_vcpu_max_latency{vm=\"p\",vcpu=\"2\"} 4");
 	free(sum);
 	free(each);
 }
@@ -364,8 +322,8 @@ static void test_per_vm_leaves_out_a_vm_whose_vcpus_have_no_sample(void **state)
 	assert_int_equal(source_new(&srcs[1], vm, schema_ref(w->vcpu_schema), -1, 1, 4), 0);
 	assert_int_equal(snapshot_build(&snap, &vm, 1, srcs, 2, NULL), 0);
 	out = render_opts(snap, NULL, FMT_OPENMETRICS_100, &o, NULL);
-	assert_line(out, "kvm_vm_info{vm=\"idle\",kernel_id=\"kvm-99\",vmm_pid=\"99\","
-			 "vmm_comm=\"vmm\",source=\"registered\"} 1");
+	tu_assert_line(out, "kvm_vm_info{vm=\"idle\",kernel_id=\"kvm-99\",vmm_pid=\"99\","
+			    "vmm_comm=\"vmm\",source=\"registered\"} 1");
 	assert_int_equal(kvm_sample_lines(out), 0);
 	free(out);
 	snapshot_unref(snap);
@@ -677,7 +635,7 @@ static void test_created_follows_every_counter_and_histogram_in_openmetrics(void
 			 samples_ending(summed, "_total") + samples_ending(summed, "_count"));
 	assert_int_equal(samples_ending(out, HIST "_created"), 4);
 	assert_int_equal(samples_ending(summed, HIST "_created"), 2);
-	assert_int_equal(lines_starting(out, "kvm_vcpu_events_created{"), 3);
+	assert_int_equal(tu_lines_starting(out, "kvm_vcpu_events_created{"), 3);
 	free(out);
 	free(summed);
 }
@@ -687,10 +645,10 @@ static void test_created_is_the_vms_time_with_millisecond_precision(void **state
 	struct world *w = *state;
 	char *out = render_opts(w->snap, NULL, FMT_OPENMETRICS_100, NULL, NULL);
 
-	assert_line(out, "kvm_vcpu_exits_created{vm=\"a\",vcpu=\"0\"} 1700000000.123");
-	assert_line(out, "kvm_vcpu_exits_created{vm=\"b\",vcpu=\"0\"} 1600000000.005");
-	assert_line(out, "kvm_vm_remote_tlb_flush_created{vm=\"a\"} 1700000000.123");
-	assert_line(out, HIST "_created{vm=\"a\",vcpu=\"2\"} 1700000000.123");
+	tu_assert_line(out, "kvm_vcpu_exits_created{vm=\"a\",vcpu=\"0\"} 1700000000.123");
+	tu_assert_line(out, "kvm_vcpu_exits_created{vm=\"b\",vcpu=\"0\"} 1600000000.005");
+	tu_assert_line(out, "kvm_vm_remote_tlb_flush_created{vm=\"a\"} 1700000000.123");
+	tu_assert_line(out, HIST "_created{vm=\"a\",vcpu=\"2\"} 1700000000.123");
 	/* right after the histogram's _sum */
 	assert_non_null(strstr(out, HIST "_sum{vm=\"a\",vcpu=\"2\"} 0.25\n" HIST
 					 "_created{vm=\"a\",vcpu=\"2\"} 1700000000.123\n"));
@@ -723,11 +681,11 @@ static void test_created_of_a_vcpu_added_later_is_its_own_and_per_vm_uses_the_vm
 	assert_int_equal(w->src[3]->vcpu, 2);
 	each = render_opts(w->snap, NULL, FMT_OPENMETRICS_100, NULL, NULL);
 	out = render_opts(w->snap, NULL, FMT_OPENMETRICS_100, &sum, NULL);
-	assert_line(each, "kvm_vcpu_exits_created{vm=\"a\",vcpu=\"2\"} 1800000000.000");
-	assert_line(each, "kvm_vcpu_exits_created{vm=\"a\",vcpu=\"1\"} 1700000000.123");
+	tu_assert_line(each, "kvm_vcpu_exits_created{vm=\"a\",vcpu=\"2\"} 1800000000.000");
+	tu_assert_line(each, "kvm_vcpu_exits_created{vm=\"a\",vcpu=\"1\"} 1700000000.123");
 	/* the sum started when the VM's first counters did: the earliest */
-	assert_line(out, "kvm_vcpu_exits_created{vm=\"a\"} 1700000000.123");
-	assert_line(out, HIST "_created{vm=\"a\"} 1700000000.123");
+	tu_assert_line(out, "kvm_vcpu_exits_created{vm=\"a\"} 1700000000.123");
+	tu_assert_line(out, HIST "_created{vm=\"a\"} 1700000000.123");
 	free(each);
 	free(out);
 }
@@ -765,8 +723,8 @@ static void test_created_no_removes_the_kvm_created_lines(void **state)
 	assert_int_equal(samples_ending(out, "_created"), 0);
 	assert_int_equal(samples_ending(summed, "_created"), 0);
 	/* and nothing else changes */
-	assert_line(out, "kvm_vcpu_exits_total{vm=\"a\",vcpu=\"0\"} 5");
-	assert_line(out, HIST "_sum{vm=\"a\",vcpu=\"0\"} 1");
+	tu_assert_line(out, "kvm_vcpu_exits_total{vm=\"a\",vcpu=\"0\"} 5");
+	tu_assert_line(out, HIST "_sum{vm=\"a\",vcpu=\"0\"} 1");
 	assert_true(strlen(out) >= 6 && !strcmp(out + strlen(out) - 6, "# EOF\n"));
 	free(out);
 	free(summed);
@@ -777,18 +735,18 @@ static void test_selfstats_counters_carry_the_worker_or_the_helper_start(void **
 	struct world *w = *state;
 	char *out = render_opts(w->snap, &w->stats, FMT_OPENMETRICS_100, NULL, NULL);
 
-	assert_line(out, "kvmstatd_polls_created 1700000000.000");
-	assert_line(out, "kvmstatd_renders_created 1700000000.000");
-	assert_line(out, "kvmstatd_compressions_created 1700000000.000");
-	assert_line(out, "kvmstatd_scrapes_created 1700000000.000");
-	assert_line(out, "kvmstatd_series_dropped_created 1700000000.000");
-	assert_line(out, "kvmstatd_render_duration_seconds_created 1700000000.000");
-	assert_line(out, "kvmstatd_stats_skipped_created{reason=\"unknown\"} 1700000000.000");
+	tu_assert_line(out, "kvmstatd_polls_created 1700000000.000");
+	tu_assert_line(out, "kvmstatd_renders_created 1700000000.000");
+	tu_assert_line(out, "kvmstatd_compressions_created 1700000000.000");
+	tu_assert_line(out, "kvmstatd_scrapes_created 1700000000.000");
+	tu_assert_line(out, "kvmstatd_series_dropped_created 1700000000.000");
+	tu_assert_line(out, "kvmstatd_render_duration_seconds_created 1700000000.000");
+	tu_assert_line(out, "kvmstatd_stats_skipped_created{reason=\"unknown\"} 1700000000.000");
 	/* the totals the helper hands to each new worker started with the helper */
-	assert_line(out, "kvmstatd_vms_discovered_created 1600000000.500");
-	assert_line(out, "kvmstatd_worker_restarts_created 1600000000.500");
-	assert_line(out, "kvmstatd_registrations_rejected_created{reason=\"bad_fd\"} "
-			 "1600000000.500");
+	tu_assert_line(out, "kvmstatd_vms_discovered_created 1600000000.500");
+	tu_assert_line(out, "kvmstatd_worker_restarts_created 1600000000.500");
+	tu_assert_line(out, "kvmstatd_registrations_rejected_created{reason=\"bad_fd\"} "
+			    "1600000000.500");
 	free(out);
 }
 

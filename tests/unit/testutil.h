@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <linux/kvm.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -203,6 +204,43 @@ static inline size_t tu_count(const char *hay, const char *needle)
 
 	for (const char *p = hay; l && (p = strstr(p, needle)); p += l)
 		n++;
+	return n;
+}
+
+/* Is line a whole line of out? */
+static inline bool tu_has_line(const char *out, const char *line)
+{
+	size_t n = strlen(line);
+
+	for (const char *p = out; (p = strstr(p, line)); p++)
+		if ((p == out || p[-1] == '\n') && p[n] == '\n')
+			return true;
+	return false;
+}
+
+/* Fail the test unless the printf-formatted line is a whole line of out. */
+static inline void tu_assert_line(const char *out, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static inline void tu_assert_line(const char *out, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (!tu_has_line(out, line))
+		fail_msg("line not found: %s", line);
+}
+
+/* Number of lines of out that start with prefix. */
+static inline size_t tu_lines_starting(const char *out, const char *prefix)
+{
+	size_t n = 0, l = strlen(prefix);
+
+	for (const char *p = out; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : p)
+		n += !strncmp(p, prefix, l);
 	return n;
 }
 
