@@ -17,10 +17,8 @@
  * order, and small enough (64 bytes a source) to stay in the L2 cache.
  */
 struct row {
-	const uint64_t *v;  /* its newest values; NULL: no sample yet */
-	const char *labels; /* in the arena */
-	size_t labels_len;
-	const struct created *created;
+	const uint64_t *v;	/* its newest values; NULL: no sample yet */
+	struct render_labels l; /* the text in the arena */
 };
 
 struct samples {
@@ -57,7 +55,7 @@ static int collect(const struct snapshot *snap, struct samples *sm)
 
 		memcpy(sm->arena + chars, src->labels, src->labels_len);
 		sm->rows[i] = (struct row){ ring_read_latest(src->ring, v, &ts) == 0 ? v : NULL,
-					    sm->arena + chars, src->labels_len, &src->created };
+					    { sm->arena + chars, src->labels_len, &src->created } };
 		words += src->schema->data_words;
 		chars += src->labels_len;
 	}
@@ -231,13 +229,11 @@ static void render_part_each(struct ctx *x, const struct plan_part *part,
 	size_t end = part->first + part->count;
 
 	for (size_t i = part->first; i < end; i++) {
-		struct render_labels l = { rows[i].labels, rows[i].labels_len, rows[i].created };
-
 		/* one word a source, a source's data apart: no stride a prefetcher sees */
 		if (i + PREFETCH_AHEAD < end && rows[i + PREFETCH_AHEAD].v)
 			__builtin_prefetch(rows[i + PREFETCH_AHEAD].v + st->index);
 		if (rows[i].v)
-			put_values(x, st, &l, rows[i].v + st->index,
+			put_values(x, st, &rows[i].l, rows[i].v + st->index,
 				   st->sum_index >= 0 ? rows[i].v[st->sum_index] : 0);
 	}
 }

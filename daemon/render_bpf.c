@@ -537,28 +537,31 @@ static void render_vm(struct render_page *pg, const struct fam *f, struct source
 	}
 }
 
-/* The end of the run of one VM's vCPU sources that starts at i (i: none). */
-static size_t vcpu_run_end(const struct snapshot *snap, size_t i)
+/*
+ * The next run of one VM's vCPU sources at or after *start: true with
+ * [*start, *end), false when there is none.
+ */
+static bool next_vcpu_run(const struct snapshot *snap, size_t *start, size_t *end)
 {
-	size_t j = i;
+	size_t i = *start, j;
 
+	while (i < snap->n_sources && snap->sources[i]->vcpu < 0)
+		i++;
+	j = i;
 	while (j < snap->n_sources && snap->sources[j]->vcpu >= 0 &&
 	       snap->sources[j]->vm == snap->sources[i]->vm)
 		j++;
-	return j;
+	*start = i;
+	*end = j;
+	return j > i;
 }
 
 static void render_fam(struct render_page *pg, const struct fam *f, const struct snapshot *snap,
 		       struct scratch *sc)
 {
-	size_t j;
-
 	head(pg, f);
-	for (size_t i = 0; i<snap->n_sources; i = j> i ? j : i + 1) {
-		j = vcpu_run_end(snap, i);
-		if (j > i)
-			render_vm(pg, f, snap->sources + i, j - i, sc);
-	}
+	for (size_t i = 0, j; next_vcpu_run(snap, &i, &j); i = j)
+		render_vm(pg, f, snap->sources + i, j - i, sc);
 }
 
 static void sched_head(struct render_page *pg, const char *name, bool delay)
@@ -631,16 +634,12 @@ static void sched_vm(struct render_page *pg, const char *name, bool delay,
 static void render_sched(struct render_page *pg, const struct snapshot *snap, bool delay)
 {
 	const char *name = delay ? "kvm_vcpu_run_delay_seconds" : "kvm_vcpu_thread_cpu_seconds";
-	size_t j;
 
 	if (!stat_filter_keeps_family(&C.families, name, true, false))
 		return;
 	sched_head(pg, name, delay);
-	for (size_t i = 0; i<snap->n_sources; i = j> i ? j : i + 1) {
-		j = vcpu_run_end(snap, i);
-		if (j > i)
-			sched_vm(pg, name, delay, snap->sources + i, j - i);
-	}
+	for (size_t i = 0, j; next_vcpu_run(snap, &i, &j); i = j)
+		sched_vm(pg, name, delay, snap->sources + i, j - i);
 }
 
 void render_bpf_kvm(const struct snapshot *snap, struct render_page *pg)
