@@ -130,12 +130,12 @@ int main(int argc, char **argv)
 	int rounds;
 	long pause_ms;
 	char *buf = malloc(1 << 20), *arena = NULL;
-	size_t *dest = calloc(65536, sizeof(*dest)), bytes = 0;
+	size_t bytes = 0;
 	bool keep = argc > 1 && !strcmp(argv[1], "-k");
 
 	if (keep)
 		argc--, argv++;
-	if (argc < 5 || !t || !buf || !dest) {
+	if (argc < 5 || !t || !buf) {
 		fprintf(stderr,
 			"usage: bench-pread [-k] ROUNDS PAUSE_MS PID FD[,FD...] [PID FD,...]...\n");
 		return 2;
@@ -156,8 +156,8 @@ int main(int argc, char **argv)
 		if (pidfd >= 0)
 			close(pidfd);
 	}
-	for (size_t i = 0; i < n; i++, bytes += t[i - 1].size)
-		dest[i] = keep ? bytes : 0;
+	for (size_t i = 0; i < n; i++)
+		bytes += t[i].size;
 	if (keep && !(arena = malloc(bytes ? bytes : 1)))
 		return 2;
 	if (keep)
@@ -165,15 +165,14 @@ int main(int argc, char **argv)
 	printf("{\"fds\": %zu, \"values\": %llu, \"round_ns\": [", n, (unsigned long long)values);
 	for (int r = 0; r < rounds; r++) {
 		struct timespec pause = { pause_ms / 1000, (pause_ms % 1000) * 1000000L };
+		char *to = keep ? arena : buf; /* with -k: fd after fd */
 		uint64_t t0;
 
 		if (pause_ms > 0)
 			nanosleep(&pause, NULL);
 		t0 = now_ns();
-
-		for (size_t i = 0; i < n; i++)
-			if (pread(t[i].fd, (keep ? arena : buf) + dest[i], t[i].size,
-				  t[i].offset) != (ssize_t)t[i].size)
+		for (size_t i = 0; i < n; to += keep ? t[i].size : 0, i++)
+			if (pread(t[i].fd, to, t[i].size, t[i].offset) != (ssize_t)t[i].size)
 				return 1;
 		printf("%s%llu", r ? ", " : "", (unsigned long long)(now_ns() - t0));
 	}
