@@ -222,6 +222,9 @@ $(B)/tests/%: tests/unit/%.c $(DAEMON_OBJ)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(CFLAGS) $(INC_ALL) $(PKG_CFLAGS) -Itests/unit -o $@ $^ $(PKG_LIBS) -lcmocka $(LDLIBS)
 
+# The client library under a fake ioctl() interposer, as inside the shim.
+$(B)/tests/test_client_ioctl: $(CLIENT_OBJ)
+
 deps:
 	$(Q)scripts/install-deps.sh
 
