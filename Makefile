@@ -258,6 +258,8 @@ FUZZ_CFLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=
 SCHEMA_SRC := daemon/worker/schema.c daemon/common/statsid.c daemon/exposition/metric.c \
 	daemon/exposition/help.c util/escape.c daemon/worker/ring.c daemon/worker/source.c \
 	daemon/worker/snapshot.c daemon/worker/statfilter.c daemon/common/pattern.c daemon/exposition/render.c \
+	daemon/exposition/render_page.c daemon/exposition/render_stats.c \
+	daemon/exposition/render_schedstat.c \
 	daemon/common/buf.c daemon/exposition/selfstats.c daemon/common/reject.c \
 	daemon/exposition/render_bpf.c daemon/worker/bpfview.c daemon/exposition/exit_reasons.c
 # One target per tests/fuzz/fuzz_<t>.c: its daemon sources, libraries, libFuzzer options.

@@ -37,7 +37,7 @@ struct entry {
 
 struct pagecache {
 	struct selfstats *stats;
-	struct render_opts opts;
+	const struct render_config *rc;
 	atomic_size_t last_len; /* the previous page's size: the next one's first reservation */
 	struct entry e[2];
 };
@@ -75,15 +75,14 @@ static struct page *page_new(void)
 	return p;
 }
 
-int pagecache_new(struct pagecache **out, struct selfstats *stats, const struct render_opts *ro)
+int pagecache_new(struct pagecache **out, struct selfstats *stats, const struct render_config *rc)
 {
 	struct pagecache *pc = calloc(1, sizeof(*pc));
 
 	if (!pc)
 		return -ENOMEM;
 	pc->stats = stats;
-	if (ro)
-		pc->opts = *ro;
+	pc->rc = rc;
 	for (int i = 0; i < 2; i++)
 		pthread_mutex_init(&pc->e[i].lock, NULL);
 	*out = pc;
@@ -131,7 +130,7 @@ static int render_page(struct pagecache *pc, struct entry *e, enum render_format
 	e->spare = (struct buf){ 0 };
 	/* one allocation of about the right size instead of doubling through it */
 	buf_reserve(&p->body, atomic_load_explicit(&pc->last_len, memory_order_relaxed) + 65536);
-	rc = render_metrics(snap, pc->stats, fmt, &pc->opts, &p->body, &res);
+	rc = render_metrics(snap, pc->stats, fmt, pc->rc, &p->body, &res);
 	if (rc < 0)
 		goto out;
 	atomic_store_explicit(&pc->last_len, p->body.len, memory_order_relaxed);

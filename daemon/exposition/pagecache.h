@@ -25,7 +25,8 @@
 struct page;
 struct pagecache;
 
-int pagecache_new(struct pagecache **out, struct selfstats *stats, const struct render_opts *ro);
+/* rc: borrowed, must outlive the cache (NULL: render_metrics' defaults). */
+int pagecache_new(struct pagecache **out, struct selfstats *stats, const struct render_config *rc);
 void pagecache_free(struct pagecache *pc);
 
 /*

@@ -357,13 +357,15 @@ static void test_nothing_published_renders_the_selfstats_page(void **state)
 static void test_the_caches_options_shape_the_page_and_drops_add_up(void **state)
 {
 	struct world *w = *state;
-	const struct render_opts o = { .vcpu_sum = true, .no_created = true, .max_series = 20 };
+	const struct render_config rc = {
+		.opts = { .vcpu_sum = true, .no_created = true, .max_series = 20 },
+	};
 	struct pagecache *pc = NULL;
 	struct page *p = NULL;
 	uint64_t dropped;
 	char *s;
 
-	assert_int_equal(pagecache_new(&pc, &w->stats, &o), 0);
+	assert_int_equal(pagecache_new(&pc, &w->stats, &rc), 0);
 	assert_int_equal(pagecache_get(pc, FMT_OPENMETRICS_100, false, &p), 0);
 	s = text_of(p);
 	assert_null(strstr(s, "vcpu=\""));
