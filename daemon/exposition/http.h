@@ -31,6 +31,7 @@ struct http_config {
 	int listen_fd;
 	const struct config *cfg; /* [http], [basic_auth_users] */
 	struct selfstats *stats;
+	struct snapshot_pub *snapshots;	    /* what the poller publishes */
 	const struct render_config *render; /* [metrics]: how pages are shaped */
 	const struct webtls *tls;	    /* [web] TLS identity; NULL or off: plain HTTP */
 };

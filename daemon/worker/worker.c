@@ -53,6 +53,7 @@ struct worker {
 	unsigned type_conflicts; /* as last logged */
 	bool stop;
 	struct selfstats stats;
+	struct snapshot_pub snaps; /* the current snapshot, for HTTP's page cache */
 	struct http_server *http;
 	const struct webtls *tls;  /* the helper's, loaded before the privilege drop; NULL: none */
 	struct stat_filter filter; /* [metrics] include/exclude/histograms: snapshots and pages */
@@ -227,7 +228,7 @@ static void tick(struct worker *w)
 				sample_vm(w, w->vms[i], t0);
 	}
 	join_bpf(w);
-	snapshot_tick(); /* pages rendered before these samples are stale */
+	snapshot_tick(&w->snaps); /* pages rendered before these samples are stale */
 	wall = clock_mono_ns() - t0;
 	cpu = clock_ns(CLOCK_THREAD_CPUTIME_ID) - c0;
 	stat_set(&w->stats.poll_wall_ns_last, wall);
@@ -265,7 +266,7 @@ static int publish(struct worker *w)
 			log_warn("%u stats left out: their family exists with another type or unit",
 				 snap->type_conflicts);
 		w->type_conflicts = snap->type_conflicts;
-		snapshot_publish(snap);
+		snapshot_publish(&w->snaps, snap);
 		schema_cache_trim(&w->cache);
 		w->dirty = false;
 	}
@@ -677,6 +678,7 @@ static int setup(struct worker *w, int http_fd)
 		.listen_fd = http_fd,
 		.cfg = w->cfg,
 		.stats = &w->stats,
+		.snapshots = &w->snaps,
 		.render = &w->render,
 		.tls = w->tls,
 	};
@@ -740,6 +742,7 @@ int worker_run(const struct config *cfg, const struct webtls *tls, int ipc_fd, i
 	struct timespec now;
 	int rc;
 
+	snapshot_pub_init(&w.snaps);
 	clock_gettime(CLOCK_REALTIME, &now);
 	w.stats.start_time = (double)now.tv_sec + (double)now.tv_nsec / 1e9;
 	rc = setup(&w, http_fd);
@@ -748,7 +751,7 @@ int worker_run(const struct config *cfg, const struct webtls *tls, int ipc_fd, i
 	else
 		rc = publish(&w) < 0 ? -ENOMEM : loop(&w);
 	http_stop(w.http);
-	snapshot_shutdown();
+	snapshot_pub_fini(&w.snaps);
 	bpfview_free(w.bpf); /* no scrape left: HTTP has stopped */
 	render_bpf_fini(&w.render_bpf);
 	for (size_t i = 0; i < w.n_vms; i++)
