@@ -664,7 +664,7 @@ static int setup_render(struct worker *w, char *why, size_t why_size)
 			  .no_created = !w->cfg->created,
 			  .max_series = w->cfg->max_series },
 		.filter = &w->filter,
-		.schedstat = true,
+		.schedstat = config_schedstat(w->cfg),
 		.bpf = &w->render_bpf,
 		.view = w->bpf,
 	};

@@ -471,6 +471,32 @@ static void test_include_keeps_only_the_named_bpf_families(void **state)
 	free(out);
 }
 
+/* ---- the schedstat switch ([daemon] bpf = off) ---------------------------------------- */
+
+static void test_schedstat_off_leaves_out_its_families_and_nothing_else(void **state)
+{
+	const struct world *w = *state;
+	const struct render_config off = {
+		.filter = &filter, .schedstat = false, .bpf = &rb, .view = view
+	};
+	struct buf b = { 0 };
+	char *out, *on;
+
+	configure("");
+	on = render(w, FMT_TEXT_004, NULL, NULL, false);
+	assert_int_equal(render_metrics(w->snap, NULL, FMT_TEXT_004, &off, &b, NULL), 0);
+	out = strndup(b.data, b.len);
+	assert_non_null(out);
+	assert_null(strstr(out, "kvm_vcpu_run_delay_seconds"));
+	assert_null(strstr(out, "kvm_vcpu_thread_cpu_seconds"));
+	assert_int_equal(tu_lines_starting(out, UX "{"), tu_lines_starting(on, UX "{"));
+	assert_int_equal(tu_lines_starting(out, RT "_count{"), tu_lines_starting(on, RT "_count{"));
+	assert_int_equal(tu_lines_starting(on, DELAY "{"), 3);
+	buf_free(&b);
+	free(out);
+	free(on);
+}
+
 static void test_histograms_no_leaves_out_the_round_trip_histograms(void **state)
 {
 	const struct world *w = *state;
@@ -499,6 +525,7 @@ int main(void)
 		T(test_exclude_names_bpf_families_by_their_exported_name),
 		T(test_include_keeps_only_the_named_bpf_families),
 		T(test_histograms_no_leaves_out_the_round_trip_histograms),
+		T(test_schedstat_off_leaves_out_its_families_and_nothing_else),
 	};
 #undef T
 	return cmocka_run_group_tests(tests, map_slots, unmap_slots);
