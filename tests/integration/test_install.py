@@ -29,7 +29,8 @@ EXPECTED = {
     "usr/lib/tmpfiles.d/kvmstatd.conf",
 }
 # the README's figure; a change to the unit that raises it fails here
-EXPOSURE_MAX = 3.1
+# (3.1 before CAP_SYS_ADMIN joined the bounding set for module BTF)
+EXPOSURE_MAX = 3.3
 
 
 @pytest.fixture(scope="module")
