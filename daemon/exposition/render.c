@@ -4,6 +4,7 @@
 
 #include <errno.h>
 
+#include "render_bpf.h"
 #include "render_schedstat.h"
 #include "render_stats.h"
 

@@ -19,11 +19,13 @@
 #include <stddef.h>
 
 #include "buf.h"
-#include "render_bpf.h"
 #include "render_page.h"
 #include "selfstats.h"
 #include "snapshot.h"
 #include "statfilter.h"
+
+struct bpfview;	   /* bpfview.h */
+struct render_bpf; /* render_bpf.h */
 
 /*
  * What shapes every page, decided once from the configuration by its

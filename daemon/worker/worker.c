@@ -24,6 +24,7 @@
 #include "log.h"
 #include "poller.h"
 #include "render.h"
+#include "render_bpf.h"
 #include "schedstat.h"
 #include "snapshot.h"
 
