@@ -35,7 +35,7 @@ static const struct fam {
 };
 
 /* Where a render reads the telemetry from and how it filters reasons. */
-struct src {
+struct bpf_in {
 	const struct render_bpf *rb;
 	const struct bpfview *view;
 };
@@ -133,7 +133,7 @@ static bool reason_allowed(const struct render_bpf *rb, const char *name)
 	return !(rb->has_exc && !regexec(&rb->exc, name, 0, NULL, 0));
 }
 
-static void add_item(const struct src *in, struct vcpu_part *p, uint64_t key, uint64_t count,
+static void add_item(const struct bpf_in *in, struct vcpu_part *p, uint64_t key, uint64_t count,
 		     const char *known, uint32_t reason)
 {
 	struct item *it = &p->items[p->n_items];
@@ -149,7 +149,7 @@ static void add_item(const struct src *in, struct vcpu_part *p, uint64_t key, ui
 	p->n_items++;
 }
 
-static int read_user(const struct src *in, const struct source *s, struct vcpu_part *p)
+static int read_user(const struct bpf_in *in, const struct source *s, struct vcpu_part *p)
 {
 	int rc = bpfview_read(in->view, s, offsetof(struct kx_counts, uexit_mask), sizeof(uint64_t),
 			      &p->u.user.mask);
@@ -168,7 +168,7 @@ static int read_user(const struct src *in, const struct source *s, struct vcpu_p
 	return rc;
 }
 
-static int read_hw(const struct src *in, const struct source *s, struct vcpu_part *p)
+static int read_hw(const struct bpf_in *in, const struct source *s, struct vcpu_part *p)
 {
 	int rc = bpfview_read(in->view, s, offsetof(struct kx_counts, n_hw), sizeof(uint32_t),
 			      &p->u.hw.n);
@@ -191,7 +191,7 @@ static int read_hw(const struct src *in, const struct source *s, struct vcpu_par
 	return 0;
 }
 
-static int read_hist(const struct src *in, const struct source *s, struct vcpu_part *p)
+static int read_hist(const struct bpf_in *in, const struct source *s, struct vcpu_part *p)
 {
 	int rc = bpfview_read(in->view, s, offsetof(struct kx_counts, n_hist), sizeof(uint32_t),
 			      &p->u.hist.n);
@@ -225,7 +225,7 @@ static int read_hist(const struct src *in, const struct source *s, struct vcpu_p
 	return rc;
 }
 
-static int read_part(const struct src *in, const struct source *s, enum fam_kind k,
+static int read_part(const struct bpf_in *in, const struct source *s, enum fam_kind k,
 		     struct vcpu_part *p)
 {
 	p->n_items = 0;
@@ -493,7 +493,7 @@ static void head(struct render_page *pg, const struct fam *f)
 }
 
 /* One VM's vCPUs src[0, n): per vCPU, or summed per VM. */
-static void render_vm(struct render_page *pg, const struct src *in, const struct fam *f,
+static void render_vm(struct render_page *pg, const struct bpf_in *in, const struct fam *f,
 		      struct source *const *src, size_t n, struct scratch *sc)
 {
 	struct vcpu_part *p = &sc->p;
@@ -526,7 +526,7 @@ static void render_vm(struct render_page *pg, const struct src *in, const struct
 	}
 }
 
-static void render_fam(struct render_page *pg, const struct src *in, const struct fam *f,
+static void render_fam(struct render_page *pg, const struct bpf_in *in, const struct fam *f,
 		       const struct snapshot *snap, struct scratch *sc)
 {
 	head(pg, f);
@@ -538,7 +538,7 @@ void render_bpf_kvm(const struct render_bpf *rb, const struct bpfview *view,
 		    const struct stat_filter *filter, const struct snapshot *snap,
 		    struct render_page *pg)
 {
-	const struct src in = { rb, view };
+	const struct bpf_in in = { rb, view };
 	struct scratch *sc;
 
 	if (!bpfview_enabled(view))

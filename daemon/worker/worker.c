@@ -658,8 +658,11 @@ static int setup_render(struct worker *w, char *why, size_t why_size)
 
 	if (rc == 0)
 		rc = render_bpf_init(&w->render_bpf, w->cfg, why, why_size);
-	if (rc == 0 && (rc = bpfview_new(&w->bpf)) < 0)
-		snprintf(why, why_size, "%s", strerror(-rc));
+	if (rc == 0) {
+		rc = bpfview_new(&w->bpf);
+		if (rc < 0)
+			snprintf(why, why_size, "exit telemetry view: %s", strerror(-rc));
+	}
 	w->render = (struct render_config){
 		.opts = { .vcpu_sum = !strcmp(w->cfg->vcpu_series, "per_vm"),
 			  .no_created = !w->cfg->created,
