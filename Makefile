@@ -60,7 +60,7 @@ endif
 
 .DELETE_ON_ERROR:
 .PHONY: all run check bench bench-bpf bench-smoke install clean deps unit integration lint sanitize format fuzz \
-	layout-check \
+	layout-check state-check \
 	fuzz-replay metrics-doc
 
 # Which process runs a file is the folder it is in (README "Layout"), and
@@ -329,8 +329,14 @@ layout-check:
 	$(Q)env $(foreach d,$(LAYOUT_DIRS),INC_$(d)="$(INC_$(d))") scripts/layout-check.sh \
 		"$(CC)" "$(CFLAGS) $(PKG_CFLAGS)" $(LAYOUT_PROBES)
 
+# No hidden state in the worker and its HTTP side (scripts/state-check.sh):
+# every mutable object they define is passed in a context instead.
+STATE_OBJ := $(filter $(B)/daemon/worker/% $(B)/daemon/exposition/%,$(DAEMON_OBJ))
+state-check: $(STATE_OBJ)
+	$(Q)scripts/state-check.sh $(STATE_OBJ)
+
 check: deps
-	$(Q)$(MAKE) --no-print-directory WERROR=1 all unit layout-check
+	$(Q)$(MAKE) --no-print-directory WERROR=1 all unit layout-check state-check
 	$(Q)$(MAKE) --no-print-directory sanitize fuzz-replay fuzz-smoke
 	$(Q)$(MAKE) --no-print-directory lint
 	$(Q)$(MAKE) --no-print-directory WERROR=1 integration
