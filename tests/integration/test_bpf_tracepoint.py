@@ -107,7 +107,7 @@ def vcpu_threads(vm):
     with harness.fd_copies(vm) as fds:
         for fd in fds[1:]:
             s = statsfd.StatsFd(fd)
-            out[s.id_pid()] = str(s.vcpu_index())
+            out[s.id_pid] = str(s.vcpu_index)
     return out
 
 
