@@ -1,38 +1,43 @@
 #!/bin/bash
 # make kernel-check: the kernel series in kernel-patches/, tested for real.
 #
-# For the series (KERNEL_SERIES, default kernel-patches/kvm-stats-observer):
+# For every series (KERNEL_SERIES: folders, default every kernel-patches/*/
+# with a BASE file; all must name the same base):
 #   1. installs what it needs (Debian packages, the exact linux-source
 #      version named in the series' BASE file);
 #   2. runs checkpatch.pl --strict on every patch (only the missing
 #      Signed-off-by is allowed: it is the submitter's to add);
 #   3. unpacks the base once (cached under build/kernel/);
 #   4. builds a tinyconfig + KVM kernel (KVM, kvm-amd, kvm-intel as modules,
-#      so modpost checks the module link) from the unpatched tree;
-#   5. applies the series (git apply --check, then git apply) and builds the
-#      same kernel again;
-#   6. compile-checks KVM built in (x86_64_defconfig + KVM, AMD and Intel,
-#      -Werror) on the patched tree;
-#   7. boots both kernels under QEMU TCG with an SVM CPU (kvm-amd works
+#      so modpost checks the module link) from the unpatched tree, once;
+#   5. applies each series alone (git apply --check, then git apply) and
+#      builds the same kernel again, one per series;
+#   6. compile-checks the series with KVM built in (x86_64_defconfig + KVM,
+#      AMD and Intel, -Werror), the directories named by `compile-check:`
+#      in its BASE;
+#   7. boots the kernels under QEMU TCG with an SVM CPU (kvm-amd works
 #      there with shadow paging) and a busybox initramfs holding the static
-#      test program tests/kernel/kvm-stats-observer.c, and compares the
-#      KCHECK lines it prints on the serial console with what each kernel
-#      must show (the tables below).
+#      test programs of tests/kernel/, and compares the KCHECK lines they
+#      print on the serial console with what each kernel must show (the
+#      tables below). The unpatched kernel runs every series' tests in one
+#      boot; a patched kernel runs those of its series (kcheck.tests= on
+#      the kernel command line tells scripts/kernel/init which).
 # Every step has a timeout; any failure stops with a message and exit 1.
 #
 # Caching: build outputs stay in build/kernel/ (KERNEL_BUILD_DIR). A kernel
 # image is rebuilt only when its inputs change: the base tarball, the config
-# fragment, the series (for the patched one). KERNEL_CHECK_REBUILD=1 forces
+# fragment, the series (for a patched one). KERNEL_CHECK_REBUILD=1 forces
 # the builds (incrementally; `rm -rf build/kernel` for a cold run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
-SERIES=${KERNEL_SERIES:-kernel-patches/kvm-stats-observer}
+SERIES_LIST=${KERNEL_SERIES:-$(find kernel-patches -mindepth 2 -maxdepth 2 -name BASE -printf '%h\n' |
+	sort)}
 KB=${KERNEL_BUILD_DIR:-$ROOT/build/kernel}
 JOBS=${KERNEL_JOBS:-2}
 BUILD_TIMEOUT=${KERNEL_BUILD_TIMEOUT:-1200}	# seconds, per build step
-BOOT_TIMEOUT=${KERNEL_BOOT_TIMEOUT:-120}	# seconds, per boot
+BOOT_TIMEOUT=${KERNEL_BOOT_TIMEOUT:-180}	# seconds, per boot
 REBUILD=${KERNEL_CHECK_REBUILD:-0}
 SRC=$KB/src
 T0=$(date +%s)
@@ -66,19 +71,37 @@ flock -w 600 9 || fail "another kernel-check holds $KB/.lock"
 
 # ---- 1. the base and the tools -------------------------------------------------
 
-[ -f "$SERIES/BASE" ] || fail "$SERIES/BASE is missing"
-SERIES=$(cd "$SERIES" && pwd)
-field() { sed -n "s/^$1: *//p" "$SERIES/BASE"; }
-PKG=$(field package)
-PKG_VERSION=$(field version)
-TARBALL=$(field tarball)
-TARBALL_SHA=$(field sha256)
-KVERSION=$(field kernelversion)
+# field SERIES KEY: a field of the series' BASE file.
+field() { sed -n "s/^$2: *//p" "$1/BASE"; }
+# patches_of SERIES: its patches, in order.
+patches_of() { find "$1" -maxdepth 1 -name '[0-9][0-9][0-9][0-9]-*.patch' | sort; }
+# series_sum SERIES: a checksum over its patches.
+series_sum() { patches_of "$1" | tr '\n' '\0' | xargs -0 cat | sha256sum | cut -d' ' -f1; }
+# name_of SERIES: the folder's name, as a shell word (kvm-stats-observer ->
+# kvm_stats_observer) for the EXPECT_* tables.
+name_of() { basename "$1" | tr -- '-' '_'; }
+
+ALL_SERIES=()
+for s in $SERIES_LIST; do
+	[ -f "$s/BASE" ] || fail "$s/BASE is missing"
+	ALL_SERIES+=("$(cd "$s" && pwd)")
+done
+[ "${#ALL_SERIES[@]}" -gt 0 ] || fail "no series found"
+SERIES=${ALL_SERIES[0]}
+PKG=$(field "$SERIES" package)
+PKG_VERSION=$(field "$SERIES" version)
+TARBALL=$(field "$SERIES" tarball)
+TARBALL_SHA=$(field "$SERIES" sha256)
+KVERSION=$(field "$SERIES" kernelversion)
 if [ -z "$PKG" ] || [ -z "$PKG_VERSION" ] || [ -z "$TARBALL" ] || [ -z "$TARBALL_SHA" ]; then
 	fail "$SERIES/BASE lacks package, version, tarball or sha256"
 fi
-mapfile -t PATCHES < <(find "$SERIES" -maxdepth 1 -name '[0-9][0-9][0-9][0-9]-*.patch' | sort)
-[ "${#PATCHES[@]}" -gt 0 ] || fail "no patches in $SERIES"
+for s in "${ALL_SERIES[@]}"; do
+	# One source tree serves every series: they must share the base.
+	[ "$(field "$s" sha256)" = "$TARBALL_SHA" ] ||
+		fail "$s/BASE names another base than $SERIES/BASE"
+	[ -n "$(patches_of "$s")" ] || fail "no patches in $s"
+done
 
 TOOLS="gcc make perl bc flex bison cpio xz-utils busybox-static libelf-dev libssl-dev kmod
 qemu-system-x86 git util-linux"
@@ -146,7 +169,7 @@ have=$(make -s -C "$SRC" kernelversion 2>/dev/null)
 
 # ---- 3. checkpatch -------------------------------------------------------------
 
-for p in "${PATCHES[@]}"; do
+for p in $(for s in "${ALL_SERIES[@]}"; do patches_of "$s"; done); do
 	out=$(cd "$SRC" && timeout 120 ./scripts/checkpatch.pl --strict --ignore MISSING_SIGN_OFF \
 		--summary-file "$p" 2>&1) || {
 		echo "$out" >&2
@@ -157,20 +180,21 @@ for p in "${PATCHES[@]}"; do
 	*) echo "$out" >&2; fail "checkpatch.pl --strict: unexpected output for $p" ;;
 	esac
 	out=$(printf '%s\n' "$out" | sed -n 's/.*total: //p')
-	say "checkpatch --strict: $(basename "$p"): $out"
+	say "checkpatch --strict: $(basename "$(dirname "$p")")/$(basename "$p"): $out"
 done
 
 # ---- 4./5. the test kernels ----------------------------------------------------
 
 TINY_FRAGMENT=$ROOT/scripts/kernel/tiny-kvm.config
 DEF_FRAGMENT=$ROOT/scripts/kernel/defconfig-kvm.config
-SERIES_SUM=$(cat "${PATCHES[@]}" | sha256sum | cut -d' ' -f1)
 TINY_SUM=$(sha256sum <"$TINY_FRAGMENT" | cut -d' ' -f1)
 DEF_SUM=$(sha256sum <"$DEF_FRAGMENT" | cut -d' ' -f1)
 
+# apply_series SERIES: onto the pristine tree.
 apply_series() {
-	local p
-	for p in "${PATCHES[@]}"; do
+	local p patches
+	mapfile -t patches < <(patches_of "$1")
+	for p in "${patches[@]}"; do
 		gapply --check "$p" 2>"$KB/apply.log" || {
 			cat "$KB/apply.log" >&2
 			fail "git apply --check: $p does not apply to $PKG $PKG_VERSION"
@@ -182,7 +206,7 @@ apply_series() {
 		mkdir -p "$KB/applied"
 		cp "$p" "$KB/applied/"
 	done
-	say "applied ${#PATCHES[@]} patches with git apply --check, git apply"
+	say "$(basename "$1"): applied ${#patches[@]} patches with git apply --check, git apply"
 }
 
 # config OUT BASE_TARGET FRAGMENT: (re)configure when the fragment changed.
@@ -234,29 +258,39 @@ build_tiny() {
 }
 
 UNPATCHED_STAMP="$TARBALL_SHA $TINY_SUM unpatched"
-PATCHED_STAMP="$TARBALL_SHA $TINY_SUM $SERIES_SUM"
 
 # The tree is pristine here (make_pristine above).
 build_tiny unpatched "$UNPATCHED_STAMP"
 
-# The tree is pristine: every run checks that the series applies.
-apply_series
-build_tiny patched "$PATCHED_STAMP"
-
-# ---- 6. compile check: KVM built in, defconfig ---------------------------------
-
-DEF_STAMP="$TARBALL_SHA $DEF_SUM $SERIES_SUM"
-if [ "$REBUILD" != 1 ] && [ "$(cat "$KB/stamp-defconfig" 2>/dev/null)" = "$DEF_STAMP" ]; then
-	say "compile check (x86_64_defconfig, KVM built in): up to date"
-else
+# compile_check SERIES: KVM built in, defconfig, on the patched tree.
+compile_check() {
+	local s=$1 name stamp targets t
+	name=$(basename "$s")
+	targets=$(field "$s" compile-check)
+	stamp="$TARBALL_SHA $DEF_SUM $(series_sum "$s") $targets"
+	if [ "$REBUILD" != 1 ] && [ "$(cat "$KB/stamp-defconfig-$name" 2>/dev/null)" = "$stamp" ]; then
+		say "$name: compile check (x86_64_defconfig, KVM built in): up to date"
+		return
+	fi
 	configure "$KB/out-def" x86_64_defconfig "$DEF_FRAGMENT"
 	t=$(date +%s)
-	say "compile check: x86_64_defconfig + KVM=y, KVM_AMD=y, KVM_INTEL=y, -Werror"
+	say "$name: compile check: x86_64_defconfig + KVM=y, KVM_AMD=y, KVM_INTEL=y, -Werror:" \
+		"${targets:-arch/x86/kvm/}"
+	# shellcheck disable=SC2086 # targets: a list of make targets
 	run "$KB/defconfig.build.log" "$BUILD_TIMEOUT" make -C "$SRC" O="$KB/out-def" -j"$JOBS" \
-		KCFLAGS=-Werror arch/x86/kvm/ kernel/ptrace.o
-	echo "$DEF_STAMP" >"$KB/stamp-defconfig"
-	say "compile check passed in $(($(date +%s) - t))s"
-fi
+		KCFLAGS=-Werror ${targets:-arch/x86/kvm/}
+	echo "$stamp" >"$KB/stamp-defconfig-$name"
+	say "$name: compile check passed in $(($(date +%s) - t))s"
+}
+
+# Each series alone on the pristine tree: every run checks that it applies.
+for s in "${ALL_SERIES[@]}"; do
+	make_pristine
+	apply_series "$s"
+	build_tiny "$(basename "$s")" \
+		"$TARBALL_SHA $TINY_SUM $(series_sum "$s")"
+	compile_check "$s"
+done
 
 # ---- 7. boot and compare -------------------------------------------------------
 
@@ -266,6 +300,8 @@ run "$KB/initramfs/gcc.log" 120 gcc -static -O2 -Wall -Wextra -Werror -o \
 # kvmstatd's own side: the helper's daemon/helper/borrow.c against the same kernel
 run "$KB/initramfs/gcc.log" 120 gcc -static -O2 -Wall -Wextra -Werror -Idaemon/helper -o \
 	"$KB/initramfs/kvmstatd-borrow" tests/kernel/kvmstatd-borrow.c daemon/helper/borrow.c
+run "$KB/initramfs/gcc.log" 120 gcc -static -O2 -Wall -Wextra -Werror -o \
+	"$KB/initramfs/guest-callchains" tests/kernel/guest-callchains.c -pthread
 BUSYBOX=/bin/busybox	# from busybox-static
 # The guest gets the host's TSC under TCG: tell it the frequency rather than
 # let it calibrate against the PIT, which fails on a busy host.
@@ -288,6 +324,7 @@ initramfs() {
 		echo "file /init $ROOT/scripts/kernel/init 755 0 0"
 		echo "file /bin/kvm-stats-observer $KB/initramfs/kvm-stats-observer 755 0 0"
 		echo "file /bin/kvmstatd-borrow $KB/initramfs/kvmstatd-borrow 755 0 0"
+		echo "file /bin/guest-callchains $KB/initramfs/guest-callchains 755 0 0"
 		(cd "$root" && find lib -type d | sort | sed 's|.*|dir /& 755 0 0|')
 		(cd "$root" && find lib -type f | sort | sed "s|.*|file /& $root/& 644 0 0|")
 	} >"$list"
@@ -308,7 +345,7 @@ after_exit_vm_stats=EIO
 kvmstatd_borrowed_fds_kept=no"
 # Unpatched: a borrowed fd answers EIO, a running vCPU blocks even its VMM.
 # shellcheck disable=SC2034 # read through ${!expect}
-EXPECT_unpatched="$COMMON
+EXPECT_unpatched_kvm_stats_observer="$COMMON
 observer_vm_stats=EIO
 observer_vcpu_stats=EIO
 nobody_vm_stats=EIO
@@ -326,7 +363,7 @@ kvmstatd_borrow_vcpu=EIO"
 # capabilities, the same uid may read a dumpable VMM's stats, not a
 # non-dumpable one's: the ptrace rules, as for /proc/<pid>/ files.
 # shellcheck disable=SC2034 # read through ${!expect}
-EXPECT_patched="$COMMON
+EXPECT_patched_kvm_stats_observer="$COMMON
 observer_vm_stats=ok
 observer_vcpu_stats=ok
 observer_vm_stats_rdonly=yes
@@ -346,15 +383,44 @@ kvmstatd_borrow_vm_id=vmm
 kvmstatd_borrow_vcpu=ok
 kvmstatd_borrow_vcpu_id=vmm"
 
+# guest-callchains (tests/kernel/guest-callchains.c): per scenario, the
+# most common callchain of the guest samples ("GK" PERF_CONTEXT_GUEST_KERNEL,
+# "K"/"U" the host's markers, "ip" the sample's IP, then return addresses
+# by the function they return into), shared by at least 90 % of them; the
+# guest keeps running undisturbed, and the walk sets no accessed bit.
+# gc_expect SCENARIO=CHAIN...
+gc_expect() {
+	local pair
+	for pair; do
+		printf '%s\n' "${pair%%=*}_guest_samples=yes" "${pair%%=*}_chain=${pair#*=}" \
+			"${pair%%=*}_chain_share=ge90" "${pair%%=*}_ip_in_loop=yes" \
+			"${pair%%=*}_guest_undisturbed=yes"
+	done
+	echo "walk_ptes_accessed=no"
+}
+# Unpatched: a guest sample's callchain has the host's markers and no frame.
+# shellcheck disable=SC2034 # read through ${!expect}
+EXPECT_unpatched_guest_callchains=$(gc_expect good64=K,U good32=K,U cycle=K,U unmapped=K,U \
+	noslot=K,U garbage=K,U)
+# Patched: the guest marker, the IP, then main <- a <- b <- c's callers in
+# 64-bit and 32-bit mode; hostile chains end where they stop being sane:
+# after one turn of the cycle, before the unmapped or memslot-less record,
+# at once for a non-canonical misaligned frame pointer.
+# shellcheck disable=SC2034 # read through ${!expect}
+EXPECT_patched_guest_callchains=$(gc_expect good64=GK,ip,b,a,main good32=GK,ip,b32,a32,main32 \
+	cycle=GK,ip,r1,r2 unmapped=GK,ip,r3 noslot=GK,ip,r4 garbage=GK,ip)
+
+# boot NAME TESTS EXPECTED: boot the kernel in $KB/NAME, run TESTS (programs
+# of the initramfs) and compare their KCHECK lines with EXPECTED.
 boot() {
-	local name=$1 log=$KB/$1/serial.log expect got rc=0 t bad
+	local name=$1 tests=$2 expected=$3 log=$KB/$1/serial.log got rc=0 t bad
 	initramfs "$name"
 	rm -f "$log"
 	t=$(date +%s)
 	timeout --kill-after=5 "$BOOT_TIMEOUT" qemu-system-x86_64 -accel tcg -cpu qemu64,+svm \
 		-m 256 -smp 1 -nodefaults -no-reboot -display none -monitor none \
 		-serial "file:$log" -kernel "$KB/$name/bzImage" -initrd "$KB/$name/initramfs.cpio" \
-		-append "console=ttyS0 loglevel=5 panic=-1 tsc_early_khz=$TSC_KHZ" \
+		-append "console=ttyS0 loglevel=5 panic=-1 tsc_early_khz=$TSC_KHZ kcheck.tests=$tests" \
 		>"$KB/$name/qemu.log" 2>&1 || rc=$?
 	[ -f "$log" ] || fail "$name: QEMU wrote no console log (see $KB/$name/qemu.log)"
 	if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
@@ -375,9 +441,8 @@ boot() {
 		fail "$name: the test did not finish (log: $log)"
 	}
 	grep -qx 'KCHECK-EXIT 0' "$log.txt" || fail "$name: the test program failed (log: $log)"
-	expect="EXPECT_$name"
-	got=$(sed -n 's/^KCHECK \([a-z_]*=.*\)$/\1/p' "$log.txt" | sort)
-	bad=$(diff <(printf '%s\n' "${!expect}" | sort) <(printf '%s\n' "$got") |
+	got=$(sed -n 's/^KCHECK \([a-z0-9_]*=.*\)$/\1/p' "$log.txt" | sort)
+	bad=$(diff <(printf '%s\n' "$expected" | sed '/^$/d' | sort) <(printf '%s\n' "$got") |
 		sed -n 's/^< /    expected: /p; s/^> /    observed: /p' || true)
 	if [ -n "$bad" ]; then
 		echo "$bad" >&2
@@ -386,6 +451,22 @@ boot() {
 	printf '%s\n' "$got" | sed 's/^/    ok  /'
 }
 
-boot unpatched
-boot patched
-say "PASSED: ${#PATCHES[@]} patches of $SERIES on $PKG $PKG_VERSION ($(elapsed))"
+# The unpatched kernel runs every series' tests at once; each patched one
+# runs its own.
+tests=""
+expected=""
+for s in "${ALL_SERIES[@]}"; do
+	v=EXPECT_unpatched_$(name_of "$s")
+	[ -n "${!v-}" ] || fail "$0 has no $v"
+	[ -n "$(field "$s" tests)" ] || fail "$s/BASE names no tests"
+	tests="$tests${tests:+,}$(field "$s" tests | tr ' ' ',')"
+	expected="$expected${!v}"$'\n'
+done
+boot unpatched "$tests" "$expected"
+for s in "${ALL_SERIES[@]}"; do
+	v=EXPECT_patched_$(name_of "$s")
+	[ -n "${!v-}" ] || fail "$0 has no $v"
+	boot "$(basename "$s")" "$(field "$s" tests | tr ' ' ',')" "${!v}"
+done
+say "PASSED: ${#ALL_SERIES[@]} series ($(for s in "${ALL_SERIES[@]}"; do basename "$s"; done |
+	paste -sd' ')) on $PKG $PKG_VERSION ($(elapsed))"
