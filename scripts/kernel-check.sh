@@ -5,8 +5,9 @@
 # with a BASE file; all must name the same base):
 #   1. installs what it needs (Debian packages, the exact linux-source
 #      version named in the series' BASE file);
-#   2. runs checkpatch.pl --strict on every patch (only the missing
-#      Signed-off-by is allowed: it is the submitter's to add);
+#   2. runs checkpatch.pl --strict on every patch, NNNN-*.patch but 0000-*
+#      (a cover letter); only the missing Signed-off-by is allowed: it is
+#      the submitter's to add;
 #   3. unpacks the base once (cached under build/kernel/);
 #   4. builds a tinyconfig + KVM kernel (KVM, kvm-amd, kvm-intel as modules,
 #      so modpost checks the module link) from the unpatched tree, once;
@@ -74,7 +75,7 @@ flock -w 600 9 || fail "another kernel-check holds $KB/.lock"
 # field SERIES KEY: a field of the series' BASE file.
 field() { sed -n "s/^$2: *//p" "$1/BASE"; }
 # patches_of SERIES: its patches, in order.
-patches_of() { find "$1" -maxdepth 1 -name '[0-9][0-9][0-9][0-9]-*.patch' | sort; }
+patches_of() { find "$1" -maxdepth 1 -name '[0-9][0-9][0-9][0-9]-*.patch' ! -name '0000-*' | sort; }
 # series_sum SERIES: a checksum over its patches.
 series_sum() { patches_of "$1" | tr '\n' '\0' | xargs -0 cat | sha256sum | cut -d' ' -f1; }
 # name_of SERIES: the folder's name, as a shell word (kvm-stats-observer ->
