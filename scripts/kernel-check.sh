@@ -13,16 +13,16 @@
 #      so modpost checks the module link) from the unpatched tree, once;
 #   5. applies each series alone (git apply --check, then git apply) and
 #      builds the same kernel again, one per series;
-#   6. compile-checks the series with KVM built in (x86_64_defconfig + KVM,
-#      AMD and Intel, -Werror), the directories named by `compile-check:`
-#      in its BASE;
-#   7. boots the kernels under QEMU TCG with an SVM CPU (kvm-amd works
+#   6. boots the kernels under QEMU TCG with an SVM CPU (kvm-amd works
 #      there with shadow paging) and a busybox initramfs holding the static
 #      test programs of tests/kernel/, and compares the KCHECK lines they
 #      print on the serial console with what each kernel must show (the
 #      tables below). The unpatched kernel runs every series' tests in one
 #      boot; a patched kernel runs those of its series (kcheck.tests= on
-#      the kernel command line tells scripts/kernel/init which).
+#      the kernel command line tells scripts/kernel/init which);
+#   7. compile-checks each series with KVM built in (x86_64_defconfig + KVM,
+#      AMD and Intel, -Werror), the targets named by `compile-check:` in its
+#      BASE.
 # Every step has a timeout; any failure stops with a message and exit 1.
 #
 # Caching: build outputs stay in build/kernel/ (KERNEL_BUILD_DIR). A kernel
@@ -288,12 +288,10 @@ compile_check() {
 for s in "${ALL_SERIES[@]}"; do
 	make_pristine
 	apply_series "$s"
-	build_tiny "$(basename "$s")" \
-		"$TARBALL_SHA $TINY_SUM $(series_sum "$s")"
-	compile_check "$s"
+	build_tiny "$(basename "$s")" "$TARBALL_SHA $TINY_SUM $(series_sum "$s")"
 done
 
-# ---- 7. boot and compare -------------------------------------------------------
+# ---- 6. boot and compare -------------------------------------------------------
 
 mkdir -p "$KB/initramfs"
 run "$KB/initramfs/gcc.log" 120 gcc -static -O2 -Wall -Wextra -Werror -o \
@@ -468,6 +466,15 @@ for s in "${ALL_SERIES[@]}"; do
 	v=EXPECT_patched_$(name_of "$s")
 	[ -n "${!v-}" ] || fail "$0 has no $v"
 	boot "$(basename "$s")" "$(field "$s" tests | tr ' ' ',')" "${!v}"
+done
+
+# ---- 7. compile check of each series, KVM built in (after the boots: they
+# tell more, sooner) ------------------------------------------------------
+
+for s in "${ALL_SERIES[@]}"; do
+	make_pristine
+	apply_series "$s"
+	compile_check "$s"
 done
 say "PASSED: ${#ALL_SERIES[@]} series ($(for s in "${ALL_SERIES[@]}"; do basename "$s"; done |
 	paste -sd' ')) on $PKG $PKG_VERSION ($(elapsed))"
