@@ -7,8 +7,9 @@ missing build is a broken build. Tests that need a usable /dev/kvm skip with
 
 Run: /usr/bin/python3 -m pytest tests/integration
 KVMSTATD_BUILD_DIR=DIR runs it against the binaries in DIR instead of build/.
-KVMSTATD_NO_SKIP=1 (set by .ci/run) turns every skip for want of KVM or
-root into a failure: CI cannot pass by skipping. At the end, one line says
+Tests marked `lab` run only in the lab guest (LAB_GUEST=1).
+KVMSTATD_NO_SKIP=1 (set by .ci/run) turns every skip for want of KVM, root
+or the lab into a failure: CI cannot pass by skipping. At the end, one line says
 where the KVM tests ran (host, or the lab guest of tests/lab/) and how
 they ended.
 Modules: statsfd.py is the independent stats-fd reader (the oracle) and the
@@ -59,6 +60,15 @@ def demo_vmm_bin():
 
 SKIP_NEEDS_ROOT = "needs root: "
 SKIP_NO_KVM = "no usable /dev/kvm: "
+SKIP_NEEDS_LAB = "runs only in the lab guest: "
+
+
+def pytest_runtest_setup(item):
+    """Tests marked `lab` change the machine (make install, units) or need
+    systemd as PID 1: only in the lab guest (tests/lab/), which sets
+    LAB_GUEST=1. tests/lab/integration runs them there on every machine."""
+    if item.get_closest_marker("lab") and os.environ.get("LAB_GUEST") != "1":
+        pytest.skip(SKIP_NEEDS_LAB + "it changes the machine or needs systemd as PID 1")
 
 
 @pytest.fixture(scope="session")
@@ -132,13 +142,13 @@ def _skip_reason(report):
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
-    """Under KVMSTATD_NO_SKIP, a skip for want of KVM or root fails."""
+    """Under KVMSTATD_NO_SKIP, a skip for want of KVM, root or the lab fails."""
     outcome = yield
     report = outcome.get_result()
     if not (report.skipped and _no_skip()):
         return
     reason = _skip_reason(report)
-    if any(s in reason for s in (SKIP_NO_KVM, SKIP_NEEDS_ROOT)):
+    if any(s in reason for s in (SKIP_NO_KVM, SKIP_NEEDS_ROOT, SKIP_NEEDS_LAB)):
         report.outcome = "failed"
         report.longrepr = ("KVMSTATD_NO_SKIP is set, so this skip fails: %s\n"
                            "(make check runs such tests in the lab: tests/lab/README.md)" % reason)
@@ -150,6 +160,8 @@ def _needs_kvm(item):
 
 def pytest_terminal_summary(terminalreporter):
     """One line: where the KVM tests ran and how they ended."""
+    if terminalreporter.config.option.collectonly:
+        return
     counts = {}
     for outcome in ("passed", "failed", "error", "skipped"):
         for report in terminalreporter.stats.get(outcome, []):
