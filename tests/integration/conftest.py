@@ -160,7 +160,7 @@ def _needs_kvm(item):
 
 def pytest_terminal_summary(terminalreporter):
     """One line: where the KVM tests ran and how they ended."""
-    if terminalreporter.config.option.collectonly:
+    if terminalreporter.config.option.collectonly or not terminalreporter.config._kvm_items:
         return
     counts = {}
     for outcome in ("passed", "failed", "error", "skipped"):
