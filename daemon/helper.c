@@ -35,8 +35,6 @@
 #define SO_PEERPIDFD 77
 #endif
 
-#define HELPER_MAX_CONNS 256
-#define HELPER_MAX_CONNS_PER_UID 16	       /* one uid cannot hold every connection */
 #define HELPER_IDLE_NS (60ull * 1000000000ull) /* a silent connection is closed */
 
 static int stale_socket(const char *path)
@@ -246,11 +244,66 @@ static void sweep(struct helper *h)
 		h->accept_paused = false;
 }
 
+/* A peer turned away at accept: closed at once, counted, logged (limited). */
+static void refuse_peer(struct helper *h, int fd, const struct ucred *cred,
+			enum reject_reason reason, const char *why)
+{
+	close(fd);
+	helper_send_rejected(h, reason);
+	helper_log_refusal(h, cred->pid, cred->uid, reason, why);
+}
+
+/*
+ * Who may hold a connection is decided here, before the peer can send a
+ * byte: a uid outside allow_users/allow_groups never holds one, and the
+ * policy bounds the connections per uid (with a reserve for root's), so
+ * that a few uids cannot take every connection.
+ */
+static void admit_peer(struct helper *h, int fd)
+{
+	struct ucred cred = { .pid = 0, .uid = (uid_t)-1, .gid = (gid_t)-1 };
+	socklen_t len = sizeof(cred);
+	char why[KVMSTAT_REASON_MAX];
+	struct conn *c = calloc(1, sizeof(*c));
+
+	if (!c || getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
+		refuse_peer(h, fd, &cred, REJ_LIMIT, "no memory or no peer credentials");
+		goto free_conn;
+	}
+	len = sizeof(c->groups);
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, c->groups, &len) == 0)
+		c->n_groups = len / sizeof(gid_t);
+	if (policy_admit(h->policy, cred.uid, cred.gid, c->groups, c->n_groups, why, sizeof(why)) <
+	    0) {
+		refuse_peer(h, fd, &cred, REJ_NOT_ALLOWED, why);
+		goto free_conn;
+	}
+	if (policy_admit_conn(h->policy, cred.uid, conns_of(h, cred.uid), (unsigned)h->n_conns, why,
+			      sizeof(why)) < 0) {
+		refuse_peer(h, fd, &cred, REJ_LIMIT, why);
+		goto free_conn;
+	}
+	c->tag = TAG_CONN;
+	c->fd = fd;
+	c->last_ns = clock_mono_ns();
+	c->pid = cred.pid;
+	c->uid = cred.uid;
+	c->gid = cred.gid;
+	c->pidfd = peer_pidfd(fd, cred.pid);
+	if (c->pidfd < 0 || epoll_add(h, fd, c) < 0) {
+		if (c->pidfd >= 0)
+			close(c->pidfd);
+		refuse_peer(h, fd, &cred, REJ_LIMIT, "no pidfd for it");
+		goto free_conn;
+	}
+	h->conns[h->n_conns++] = c;
+	c = NULL;
+free_conn:
+	free(c);
+}
+
 static void on_accept(struct helper *h)
 {
-	struct ucred cred;
-	socklen_t len = sizeof(cred);
-	struct conn *c;
 	int fd = accept4(h->reg_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 
 	if (fd < 0 && (errno == EMFILE || errno == ENFILE)) {
@@ -259,49 +312,8 @@ static void on_accept(struct helper *h)
 		epoll_ctl(h->epoll_fd, EPOLL_CTL_DEL, h->reg_fd, NULL);
 		h->accept_paused = true;
 	}
-	if (fd < 0)
-		return;
-	if (h->n_conns >= HELPER_MAX_CONNS ||
-	    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
-		log_warn("registration connection refused: %s", h->n_conns >= HELPER_MAX_CONNS
-								    ? "too many connections"
-								    : "no peer credentials");
-		close(fd);
-		return;
-	}
-	if (conns_of(h, cred.uid) >= HELPER_MAX_CONNS_PER_UID) {
-		/* counted and logged like a refusal, but no reply: nothing was asked */
-		helper_send_rejected(h, REJ_LIMIT);
-		log_warn("registration connection from pid %d (uid %u) refused: %d connections "
-			 "of that uid are open",
-			 (int)cred.pid, (unsigned)cred.uid, HELPER_MAX_CONNS_PER_UID);
-		close(fd);
-		return;
-	}
-	c = calloc(1, sizeof(*c));
-	if (!c) {
-		close(fd);
-		return;
-	}
-	c->tag = TAG_CONN;
-	c->fd = fd;
-	c->last_ns = clock_mono_ns();
-	c->pid = cred.pid;
-	c->uid = cred.uid;
-	c->gid = cred.gid;
-	len = sizeof(c->groups);
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, c->groups, &len) == 0)
-		c->n_groups = len / sizeof(gid_t);
-	c->pidfd = peer_pidfd(fd, cred.pid);
-	if (c->pidfd < 0 || epoll_add(h, fd, c) < 0) {
-		log_warn("registration connection from pid %d refused: no pidfd", (int)cred.pid);
-		if (c->pidfd >= 0)
-			close(c->pidfd);
-		close(fd);
-		free(c);
-		return;
-	}
-	h->conns[h->n_conns++] = c;
+	if (fd >= 0)
+		admit_peer(h, fd);
 }
 
 static void on_conn(struct helper *h, struct conn *c)
@@ -368,6 +380,7 @@ static int setup(struct helper *h)
 	fdpass_set_closer(closer_close);
 	if ((rc = policy_new(&h->policy, h->cfg)) < 0)
 		return rc;
+	loglimit_init(&h->refusal_log);
 	if ((rc = epoll_add(h, h->reg_fd, &h->tag_reg)) < 0 ||
 	    (rc = epoll_add(h, h->signal_fd, &h->tag_signal)) < 0 ||
 	    (rc = epoll_add(h, h->restart_fd, &h->tag_restart)) < 0 ||

@@ -586,30 +586,21 @@ static int do_unregister(struct helper *h, struct conn *c, const struct regmsg *
 
 /*
  * Every refusal is logged, but a hostile peer must not flood the journal:
- * at most 20 lines at once and 10 a second after that (a token bucket),
- * with a count of those left out. Every refusal is counted regardless.
+ * h->refusal_log lets a burst through, then a few a second, with a count
+ * of those left out. Every refusal is counted regardless.
  */
-static void log_refusal(const struct conn *c, const struct verdict *v)
+void helper_log_refusal(struct helper *h, pid_t pid, uid_t uid, enum reject_reason reason,
+			const char *why)
 {
-	static uint64_t tokens = 20, last_ns;
-	static unsigned quiet;
-	uint64_t now = clock_mono_ns(), add = (now - last_ns) / 100000000ull;
+	unsigned left_out;
 
-	if (add) {
-		tokens = tokens + add > 20 ? 20 : tokens + add;
-		last_ns = now;
-	}
-	if (tokens == 0) {
-		quiet++;
+	if (!loglimit_take(&h->refusal_log, clock_mono_ns(), &left_out))
 		return;
-	}
-	tokens--;
-	if (quiet)
-		log_warn("%u more refusals not logged (too many)", quiet);
-	quiet = 0;
-	log_event(LOG_LVL_WARN, &(struct log_fields){ NULL, c->pid, reject_reason_name(v->reason) },
-		  "registration from pid %d (uid %u) refused (%s): %s", (int)c->pid,
-		  (unsigned)c->uid, reject_reason_name(v->reason), v->why);
+	if (left_out)
+		log_warn("%u more refusals not logged (too many)", left_out);
+	log_event(LOG_LVL_WARN, &(struct log_fields){ NULL, pid, reject_reason_name(reason) },
+		  "registration from pid %d (uid %u) refused (%s): %s", (int)pid, (unsigned)uid,
+		  reject_reason_name(reason), why);
 }
 
 static void answer(struct helper *h, struct conn *c, uint32_t seq, const struct verdict *v)
@@ -621,7 +612,7 @@ static void answer(struct helper *h, struct conn *c, uint32_t seq, const struct 
 	r.body.accepted = v->accepted;
 	snprintf(r.body.reason, sizeof(r.body.reason), "%s", v->status ? v->why : "ok");
 	if (v->status) {
-		log_refusal(c, v);
+		helper_log_refusal(h, c->pid, c->uid, v->reason, v->why);
 		helper_send_rejected(h, v->reason);
 	}
 	/* a peer that left without reading its answer is no error of ours */
@@ -664,6 +655,16 @@ static void decide(struct helper *h, struct conn *c, const char *buf, int len, i
 		do_unregister(h, c, m, v);
 }
 
+/*
+ * recvmsg's 0 is a hang-up only when no fd came with it: a datagram of no
+ * bytes carrying fds is a request (refused as shorter than a header), and
+ * its fds must be closed like any other's.
+ */
+static bool hung_up(int len, size_t n_fds)
+{
+	return (len == 0 && n_fds == 0) || len == -ECONNRESET;
+}
+
 int helper_serve_request(struct helper *h, struct conn *c)
 {
 	int fds[KVMSTAT_MAX_FDS_PER_MSG];
@@ -676,8 +677,8 @@ int helper_serve_request(struct helper *h, struct conn *c)
 	len = fdpass_recv(c->fd, buf, sizeof(buf), fds, KVMSTAT_MAX_FDS_PER_MSG, &n);
 	if (len == -EAGAIN)
 		return 0;
-	if (len == 0 || len == -ECONNRESET)
-		return -1; /* the peer hung up */
+	if (hung_up(len, n))
+		return -1;
 	decide(h, c, buf, len, fds, n, &m, &v);
 	/* we keep copies of what we accepted: the received fds go either way */
 	fdpass_close_all(fds, n);
