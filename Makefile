@@ -201,17 +201,22 @@ SCHEMA_SRC := daemon/schema.c daemon/metric.c daemon/help.c daemon/escape.c daem
 	daemon/source.c daemon/snapshot.c daemon/statfilter.c daemon/render.c daemon/buf.c daemon/selfstats.c \
 	daemon/render_bpf.c daemon/bpfview.c daemon/exit_reasons.c
 # One target per tests/fuzz/fuzz_<t>.c: its daemon sources, libraries, libFuzzer options.
-FUZZ_TARGETS := schema config regmsg ipc webauth
+FUZZ_TARGETS := schema config regmsg ipc webauth regsock
 FUZZ_SRC_schema := $(SCHEMA_SRC)
 FUZZ_SRC_config := daemon/config.c daemon/statfilter.c
 FUZZ_SRC_regmsg := daemon/regmsg.c daemon/escape.c
 FUZZ_SRC_ipc := daemon/ipc.c
 FUZZ_SRC_webauth := daemon/authheader.c
+# the helper's request path from recvmsg on; fdcheck's schema_id_parse needs the schema code
+FUZZ_SRC_regsock := daemon/helper_request.c daemon/fdpass.c daemon/fdcheck.c daemon/regmsg.c \
+	daemon/policy.c daemon/log.c daemon/journal.c daemon/loglimit.c daemon/procfs.c \
+	daemon/schema.c daemon/metric.c daemon/help.c daemon/escape.c daemon/buf.c daemon/selfstats.c
 FUZZ_LIBS_config := -linih
 FUZZ_OPTS_schema := -max_len=8192
 FUZZ_OPTS_regmsg := -max_len=256
 FUZZ_OPTS_ipc := -max_len=256
 FUZZ_OPTS_webauth := -max_len=1024
+FUZZ_OPTS_regsock := -max_len=1024
 FUZZ_DEPS := $(wildcard daemon/*.[ch] client/*.h) tests/fuzz/run_corpus.c
 FUZZ_RUN := $(FUZZ_TARGETS:%=fuzz-run-%)
 FUZZ_SMOKE_SECONDS ?= 10

@@ -444,6 +444,7 @@ int helper_run(const struct helper_args *a)
 			    .gid = a->gid,
 			    .sandbox_selftest = a->sandbox_selftest,
 			    .borrow = a->borrow,
+			    .check_fd = fdcheck_stats_fd,
 			    .ipc_fd = -1,
 			    .signal_fd = -1,
 			    .epoll_fd = -1,

@@ -121,15 +121,15 @@ static void bound_by_thread(pid_t tid, uint64_t *created)
  * that discovery found has this vCPU already, from the very same file:
  * accepted, but no new source. Otherwise a vCPU sent twice is an error.
  */
-static int check_vcpus(struct conn *c, const struct hvm *vm, const int *fds, size_t n, int *idx,
-		       bool *known, uint64_t *created, struct verdict *v)
+static int check_vcpus(struct helper *h, struct conn *c, const struct hvm *vm, const int *fds,
+		       size_t n, int *idx, bool *known, uint64_t *created, struct verdict *v)
 {
 	struct fdcheck_result res;
 
 	for (size_t i = 0; i < n; i++) {
 		int slot;
 
-		if (fdcheck_stats_fd(fds[i], FD_VCPU_STATS, &res) < 0)
+		if (h->check_fd(fds[i], FD_VCPU_STATS, &res) < 0)
 			return deny(v, -EBADF, REJ_BAD_FD, "fd %zu: %s", i, res.why);
 		if (!fdcheck_is_thread_of(res.id_pid, c->pid))
 			return deny(v, -EPERM, REJ_NOT_OWNER,
@@ -376,7 +376,7 @@ static int adopt(struct helper *h, struct conn *c, struct hvm *vm, const struct 
 	if (vm->has_handle || vm->proc->pid != c->pid)
 		return deny(v, -EEXIST, REJ_DUPLICATE, "this VM stats fd is registered as \"%s\"",
 			    vm->name);
-	if (check_vcpus(c, vm, fds + 1, n - 1, idx, known, &created, v) < 0 ||
+	if (check_vcpus(h, c, vm, fds + 1, n - 1, idx, known, &created, v) < 0 ||
 	    check_counts(h, vm->proc, vm, (size_t)count_new(known, n - 1),
 			 (size_t)count_new(known, n - 1), v) < 0 ||
 	    charge(h, vm->proc->uid, (size_t)count_new(known, n - 1), v) < 0)
@@ -401,11 +401,12 @@ static bool has_discovered_vms(struct helper *h, pid_t pid)
 	return false;
 }
 
-static int check_vm_fd(struct conn *c, int fd, uint64_t *created, struct verdict *v)
+static int check_vm_fd(struct helper *h, struct conn *c, int fd, uint64_t *created,
+		       struct verdict *v)
 {
 	struct fdcheck_result res;
 
-	if (fdcheck_stats_fd(fd, FD_VM_STATS, &res) < 0)
+	if (h->check_fd(fd, FD_VM_STATS, &res) < 0)
 		return deny(v, -EBADF, REJ_BAD_FD, "fd 0: %s", res.why);
 	if (!fdcheck_is_thread_of(res.id_pid, c->pid))
 		return deny(v, -EPERM, REJ_NOT_OWNER, "VM created by tid %d, not by pid %d",
@@ -432,7 +433,7 @@ static int do_register(struct helper *h, struct conn *c, const struct regmsg *b,
 			    (unsigned long long)b->vm_handle);
 	drop_borrowed(h, c->pid);
 	if (has_discovered_vms(h, c->pid)) { /* maybe one of those: look first */
-		if (check_vm_fd(c, fds[0], &created, v) < 0)
+		if (check_vm_fd(h, c, fds[0], &created, v) < 0)
 			return v->status;
 		if ((vm = helper_vm_by_file(h, fds[0])))
 			return adopt(h, c, vm, b, fds, n, v);
@@ -441,8 +442,8 @@ static int do_register(struct helper *h, struct conn *c, const struct regmsg *b,
 	if (pick_name(h, c, b, name, sizeof(name), v) < 0 ||
 	    check_counts(h, find_proc(h, c->pid), NULL, n - 1, n, v) < 0)
 		return v->status;
-	if (check_vm_fd(c, fds[0], &created, v) < 0 ||
-	    check_vcpus(c, NULL, fds + 1, n - 1, idx, known, &created, v) < 0)
+	if (check_vm_fd(h, c, fds[0], &created, v) < 0 ||
+	    check_vcpus(h, c, NULL, fds + 1, n - 1, idx, known, &created, v) < 0)
 		return v->status;
 	if ((vm = helper_vm_by_file(h, fds[0])))
 		return deny(v, -EEXIST, REJ_DUPLICATE, "this VM stats fd is registered as \"%s\"",
@@ -489,7 +490,7 @@ static int do_add_vcpus(struct helper *h, struct conn *c, const struct regmsg *b
 		return deny(v, -ENOENT, REJ_UNKNOWN_VM, "no VM with handle %llu",
 			    (unsigned long long)b->vm_handle);
 	if (check_counts(h, vm->proc, vm, n, n, v) < 0 || /* cheap, before any pread */
-	    check_vcpus(c, vm, fds, n, idx, known, &created, v) < 0)
+	    check_vcpus(h, c, vm, fds, n, idx, known, &created, v) < 0)
 		return v->status;
 	n_new = (size_t)count_new(known, n);
 	if (charge(h, vm->proc->uid, n_new, v) < 0)

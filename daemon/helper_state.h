@@ -13,6 +13,7 @@
 
 #include "bpfload.h"
 #include "config.h"
+#include "fdcheck.h"
 #include "ipc.h"
 #include "loglimit.h"
 #include "policy.h"
@@ -93,6 +94,9 @@ struct helper {
 	unsigned heartbeat_ms;
 	uint32_t status_vms, status_vcpus; /* as systemd last heard */
 	struct policy *policy;
+	/* fdcheck_stats_fd: what a registered fd must pass (a fuzzer may
+	 * stand in for the kernel here) */
+	int (*check_fd)(int fd, enum fd_kind kind, struct fdcheck_result *res);
 	struct loglimit refusal_log; /* refusals' log lines (a peer may make many) */
 	bool accept_paused;	     /* out of fds: the listening socket is out of epoll */
 	char tag_reg, tag_signal, tag_ipc, tag_restart, tag_discover;
