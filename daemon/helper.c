@@ -36,6 +36,7 @@
 #endif
 
 #define HELPER_IDLE_NS (60ull * 1000000000ull) /* a silent connection is closed */
+#define HELPER_DRAIN_MAX 64 /* datagrams a refused peer queued, dropped before the close */
 
 static int stale_socket(const char *path)
 {
@@ -244,10 +245,37 @@ static void sweep(struct helper *h)
 		h->accept_paused = false;
 }
 
-/* A peer turned away at accept: closed at once, counted, logged (limited). */
-static void refuse_peer(struct helper *h, int fd, const struct ucred *cred,
-			enum reject_reason reason, const char *why)
+/*
+ * A peer turned away at accept: counted, logged (limited), told why and
+ * closed at once. Reading is shut first, so that nothing more can arrive,
+ * and what came already is dropped (its fds closed): closing a socket with
+ * unread data would reset the peer before it reads the answer. The answer
+ * has seq 0: the peer may not have asked anything yet.
+ */
+static void drain(int fd)
 {
+	int fds[KVMSTAT_MAX_FDS_PER_MSG];
+	char buf[16];
+	size_t n;
+
+	for (int i = 0; i < HELPER_DRAIN_MAX; i++) {
+		/* any datagram, too long or carrying too much, is taken and dropped */
+		int len = fdpass_recv(fd, buf, sizeof(buf), fds, KVMSTAT_MAX_FDS_PER_MSG, &n);
+
+		fdpass_close_all(fds, n);
+		if (len == 0 && n == 0) /* read side shut: nothing more */
+			break;
+		if (len < 0 && len != -EMSGSIZE && len != -E2BIG && len != -EBADMSG)
+			break;
+	}
+}
+
+static void refuse_peer(struct helper *h, int fd, const struct ucred *cred,
+			enum reject_reason reason, int status, const char *why)
+{
+	shutdown(fd, SHUT_RD);
+	drain(fd);
+	helper_send_reply(fd, 0, status, 0, why);
 	close(fd);
 	helper_send_rejected(h, reason);
 	helper_log_refusal(h, cred->pid, cred->uid, reason, why);
@@ -267,7 +295,7 @@ static void admit_peer(struct helper *h, int fd)
 	struct conn *c = calloc(1, sizeof(*c));
 
 	if (!c || getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
-		refuse_peer(h, fd, &cred, REJ_LIMIT, "no memory or no peer credentials");
+		refuse_peer(h, fd, &cred, REJ_LIMIT, -ENOMEM, "no memory or no peer credentials");
 		goto free_conn;
 	}
 	len = sizeof(c->groups);
@@ -275,12 +303,12 @@ static void admit_peer(struct helper *h, int fd)
 		c->n_groups = len / sizeof(gid_t);
 	if (policy_admit(h->policy, cred.uid, cred.gid, c->groups, c->n_groups, why, sizeof(why)) <
 	    0) {
-		refuse_peer(h, fd, &cred, REJ_NOT_ALLOWED, why);
+		refuse_peer(h, fd, &cred, REJ_NOT_ALLOWED, -EPERM, why);
 		goto free_conn;
 	}
 	if (policy_admit_conn(h->policy, cred.uid, conns_of(h, cred.uid), (unsigned)h->n_conns, why,
 			      sizeof(why)) < 0) {
-		refuse_peer(h, fd, &cred, REJ_LIMIT, why);
+		refuse_peer(h, fd, &cred, REJ_LIMIT, -ENOSPC, why);
 		goto free_conn;
 	}
 	c->tag = TAG_CONN;
@@ -293,7 +321,7 @@ static void admit_peer(struct helper *h, int fd)
 	if (c->pidfd < 0 || epoll_add(h, fd, c) < 0) {
 		if (c->pidfd >= 0)
 			close(c->pidfd);
-		refuse_peer(h, fd, &cred, REJ_LIMIT, "no pidfd for it");
+		refuse_peer(h, fd, &cred, REJ_LIMIT, -ENOMEM, "no pidfd for it");
 		goto free_conn;
 	}
 	h->conns[h->n_conns++] = c;

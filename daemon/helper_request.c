@@ -604,20 +604,25 @@ void helper_log_refusal(struct helper *h, pid_t pid, uid_t uid, enum reject_reas
 		  reject_reason_name(reason), why);
 }
 
-static void answer(struct helper *h, struct conn *c, uint32_t seq, const struct verdict *v)
+void helper_send_reply(int fd, uint32_t seq, int status, unsigned accepted, const char *why)
 {
 	struct kvmstat_msg_reply r = { .hdr = { KVMSTAT_PROTO_MAGIC, KVMSTAT_PROTO_VERSION,
 						KVMSTAT_MSG_REPLY, sizeof(r), seq } };
 
-	r.body.status = v->status;
-	r.body.accepted = v->accepted;
-	snprintf(r.body.reason, sizeof(r.body.reason), "%s", v->status ? v->why : "ok");
+	r.body.status = status;
+	r.body.accepted = accepted;
+	snprintf(r.body.reason, sizeof(r.body.reason), "%s", status ? why : "ok");
+	/* a peer that left without reading its answer is no error of ours */
+	send(fd, &r, sizeof(r), MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+static void answer(struct helper *h, struct conn *c, uint32_t seq, const struct verdict *v)
+{
 	if (v->status) {
 		helper_log_refusal(h, c->pid, c->uid, v->reason, v->why);
 		helper_send_rejected(h, v->reason);
 	}
-	/* a peer that left without reading its answer is no error of ours */
-	send(c->fd, &r, sizeof(r), MSG_NOSIGNAL | MSG_DONTWAIT);
+	helper_send_reply(c->fd, seq, v->status, v->accepted, v->why);
 }
 
 /* Who may ask, and how often: before anything the request carries is read. */

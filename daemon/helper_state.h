@@ -169,6 +169,9 @@ void helper_schedule_discovery(struct helper *h, unsigned delay_ms);
  */
 int helper_serve_request(struct helper *h, struct conn *c);
 
+/* One reply (kvmstat_proto.h) on fd, without blocking; why: a refusal's. */
+void helper_send_reply(int fd, uint32_t seq, int status, unsigned accepted, const char *why);
+
 /* Log a refusal of peer pid/uid, at most as often as h->refusal_log lets. */
 void helper_log_refusal(struct helper *h, pid_t pid, uid_t uid, enum reject_reason reason,
 			const char *why);

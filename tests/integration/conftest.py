@@ -7,6 +7,8 @@ missing build is a broken build. Tests that need a usable /dev/kvm skip with
 
 Run: /usr/bin/python3 -m pytest tests/integration
 KVMSTATD_BUILD_DIR=DIR runs it against the binaries in DIR instead of build/.
+Every test ends with the fds of the daemons it used back at their baseline
+(_no_fd_leaks here, Daemon.stop in harness.py).
 Modules: statsfd.py is the independent stats-fd reader (the oracle) and the
 raw registration client; harness.py starts and checks the processes.
 """
@@ -40,6 +42,18 @@ def _require_binary(path):
         pytest.fail("%s is missing or not executable: build it first (make, or make check)"
                     % os.path.relpath(path, harness.REPO), pytrace=False)
     return path
+
+
+@pytest.fixture(autouse=True)
+def _no_fd_leaks():
+    """After every test, a daemon that outlives it (a module's) holds no
+    more fds than when it was ready (harness.Daemon.assert_fds_at_baseline);
+    the daemons a test made itself are checked as they stop."""
+    before = list(harness.LIVE_DAEMONS)
+    yield
+    for d in before:
+        if d in harness.LIVE_DAEMONS:
+            d.assert_fds_at_baseline()
 
 
 @pytest.fixture(scope="session")

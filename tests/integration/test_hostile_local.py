@@ -317,6 +317,8 @@ def test_file_name_cannot_forge_a_log_line(daemon_factory):
 
 # ------------------------------------------------ item 8: connections
 
+# Opens n connections, asks each the same (seq 9) and keeps those the
+# helper answered; a connection turned away gets a refusal of seq 0.
 _HOLD = r"""
 import os, socket, struct, sys
 path, n = sys.argv[1], int(sys.argv[2])
@@ -328,10 +330,13 @@ for _ in range(n):
     s.connect(path)
     try:
         s.send(req)
+    except BrokenPipeError:
+        pass
+    try:
         r = s.recv(4096)
-    except (BrokenPipeError, ConnectionResetError):
+    except ConnectionResetError:
         r = b""
-    if r:
+    if len(r) >= 16 and struct.unpack_from("=I", r, 12)[0] == 9:
         answered += 1
         held.append(s)
     else:
@@ -352,19 +357,21 @@ def test_uid_outside_allow_users_is_closed_at_accept(daemon_factory):
     d = daemon_for_others(daemon_factory, {("registration", "allow_users"): "root"})
     before = rejected(d, "not_allowed")
     code = (r"""
-import socket, sys
+import socket, struct, sys
 s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
 s.settimeout(5)
 s.connect(sys.argv[1])
 try:
-    print("closed" if s.recv(1) == b"" else "data")
-except ConnectionResetError:
-    print("closed")
+    r = s.recv(4096)      # without asking anything
+    seq, status = struct.unpack_from("=Ii", r, 12)
+    print("reply", seq, status, "closed" if s.recv(4096) == b"" else "open")
 except socket.timeout:
     print("still open")
 """)
     out = run_as(harness.worker_user().pw_uid, code, d.socket)
-    assert out.stdout.strip() == "closed", (out.stdout, out.stderr)
+    # told why (seq 0: it asked nothing), then closed
+    assert out.stdout.split() == ["reply", "0", str(-errno.EPERM), "closed"], (out.stdout,
+                                                                            out.stderr)
     wait_rejected(d, "not_allowed", before + 1)
     d.wait_log(r"registration from pid \d+ \(uid %d\) refused \(not_allowed\): uid %d is not "
                r"in allow_users/allow_groups" % ((harness.worker_user().pw_uid,) * 2))
