@@ -55,12 +55,12 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 enum {
-	F_PASSCRED = 1 << 0,   /* the receiver asks for credentials */
-	F_SEND_CREDS = 1 << 1, /* the sender adds SCM_CREDENTIALS */
+	F_PASSCRED = 1 << 0,	/* the receiver asks for credentials */
+	F_SEND_CREDS = 1 << 1,	/* the sender adds SCM_CREDENTIALS */
 	F_NOT_ALLOWED = 1 << 2, /* allow_users leaves our uid out */
-	F_HANG_UP = 1 << 3,    /* the sender closes before the helper reads */
-	F_FAKE_KVM = 1 << 4,   /* eventfds pass for stats fds */
-	F_FIX_HEADER = 1 << 5, /* magic, version and length made right */
+	F_HANG_UP = 1 << 3,	/* the sender closes before the helper reads */
+	F_FAKE_KVM = 1 << 4,	/* eventfds pass for stats fds */
+	F_FIX_HEADER = 1 << 5,	/* magic, version and length made right */
 	F_WATCH_FAILS = 1 << 6, /* helper_watch_proc fails (out of epoll room) */
 };
 
@@ -339,7 +339,9 @@ static void set_limits(struct config *cfg, uint8_t limits)
 
 static void serve(const struct input *in, struct config *cfg)
 {
-	struct helper h = { .cfg = cfg, .ipc_fd = -1, .next_vm_id = 1, .check_fd = fdcheck_stats_fd };
+	struct helper h = {
+		.cfg = cfg, .ipc_fd = -1, .next_vm_id = 1, .check_fd = fdcheck_stats_fd
+	};
 	struct conn c = { .tag = TAG_CONN, .pid = getpid(), .uid = getuid(), .gid = getgid() };
 	int sv[2];
 
