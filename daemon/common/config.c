@@ -21,7 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "statfilter.h"
+#include "pattern.h"
 
 enum key_kind { KEY_STR, KEY_UINT, KEY_OCTAL, KEY_BOOL, KEY_LIST };
 
@@ -91,6 +91,7 @@ static const char *check_listen(const char *v)
 static const char *add_pattern(char *field, const char *v, char *buf, size_t size)
 {
 	size_t have = strlen(field), len = strlen(v);
+	char why_buf[128];
 	const char *why;
 
 	if (!len)
@@ -99,7 +100,7 @@ static const char *add_pattern(char *field, const char *v, char *buf, size_t siz
 		snprintf(buf, size, "patterns longer than %d bytes in all", CONFIG_PATTERN_MAX - 1);
 		return buf;
 	}
-	if ((why = stat_filter_check_pattern(v))) {
+	if ((why = pattern_check(v, why_buf))) {
 		snprintf(buf, size, "\"%.64s\" is not an extended regular expression: %s", v, why);
 		return buf;
 	}

@@ -17,7 +17,7 @@
 #include "ipc.h"
 #include "loglimit.h"
 #include "policy.h"
-#include "selfstats.h"
+#include "reject.h"
 #include "kvmstat_proto.h"
 
 enum helper_tag { TAG_CONN = 1, TAG_PROC };
