@@ -108,7 +108,7 @@ static bool reorders_line(uint32_t cp)
  * rep; its length, or 0 when the bytes pass as they are. */
 static size_t log_escape_of(const unsigned char *s, size_t sl, char rep[16])
 {
-	static const char named[] = { ['\n'] = 'n', ['\r'] = 'r', ['\t'] = 't', [0x1b] = 'e' };
+	static const char named[0x20] = { ['\n'] = 'n', ['\r'] = 'r', ['\t'] = 't', [0x1b] = 'e' };
 	uint32_t cp = sl ? code_point(s, sl) : 0;
 
 	if (sl == 0) /* not UTF-8 */

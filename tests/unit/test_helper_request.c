@@ -91,7 +91,7 @@ static int teardown(void **state)
 /* n eventfds sent with data (len bytes) in one datagram; ours closed after. */
 static void send_with_fds(int sock, const void *data, size_t len, size_t n)
 {
-	int fds[FDPASS_MAX_FDS];
+	int fds[FDPASS_MAX_FDS] = { 0 };
 
 	for (size_t i = 0; i < n; i++)
 		fds[i] = eventfd(0, EFD_CLOEXEC);
