@@ -245,13 +245,7 @@ static void sweep(struct helper *h)
 		h->accept_paused = false;
 }
 
-/*
- * A peer turned away at accept: counted, logged (limited), told why and
- * closed at once. Reading is shut first, so that nothing more can arrive,
- * and what came already is dropped (its fds closed): closing a socket with
- * unread data would reset the peer before it reads the answer. The answer
- * has seq 0: the peer may not have asked anything yet.
- */
+/* Drop what a refused peer queued, closing the fds it sent. */
 static void drain(int fd)
 {
 	int fds[KVMSTAT_MAX_FDS_PER_MSG];
@@ -270,6 +264,13 @@ static void drain(int fd)
 	}
 }
 
+/*
+ * A peer turned away at accept: counted, logged (limited), told why and
+ * closed at once. Reading is shut first, so that nothing more can arrive,
+ * and what came already is dropped (its fds closed): closing a socket with
+ * unread data would reset the peer before it reads the answer. The answer
+ * has seq 0: the peer may not have asked anything yet.
+ */
 static void refuse_peer(struct helper *h, int fd, const struct ucred *cred,
 			enum reject_reason reason, int status, const char *why)
 {
