@@ -69,7 +69,7 @@ def daemon_for_others(daemon_factory, overrides=None):
 class FdZoo:
     """One fd of every kind a hostile VMM might attach: pipe ends, an
     eventfd, a memfd, a socket, /dev/null, a directory, an unlinked file,
-    an epoll fd, a pidfd; n copies of them in turn."""
+    a /proc file, a pidfd; take(n) hands them out in turn."""
 
     def __init__(self):
         r, w = os.pipe()
