@@ -267,7 +267,7 @@ FUZZ_SRC_webauth := daemon/exposition/authheader.c
 # the helper's request path from recvmsg on (its other files stubbed in the target)
 FUZZ_SRC_regsock := daemon/helper/helper_request.c daemon/channel/fdpass.c daemon/helper/fdcheck.c \
 	daemon/helper/regmsg.c daemon/helper/policy.c daemon/common/log.c daemon/common/journal.c \
-	daemon/helper/loglimit.c daemon/helper/procfs.c daemon/common/statsid.c daemon/common/reject.c \
+	daemon/common/logbudget.c daemon/helper/procfs.c daemon/common/statsid.c daemon/common/reject.c \
 	util/escape.c
 FUZZ_LIBS_config := -linih
 FUZZ_OPTS_schema := -max_len=8192

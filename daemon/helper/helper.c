@@ -36,6 +36,8 @@
 #endif
 
 #define HELPER_IDLE_NS (60ull * 1000000000ull) /* a silent connection is closed */
+#define HELPER_REFUSAL_BURST 20		       /* refusal lines logged at once ... */
+#define HELPER_REFUSALS_PER_S 10	       /* ... and a second after that */
 #define HELPER_DRAIN_MAX 64 /* datagrams a refused peer queued, dropped before the close */
 
 static int stale_socket(const char *path)
@@ -409,7 +411,8 @@ static int setup(struct helper *h)
 	fdpass_set_closer(closer_close);
 	if ((rc = policy_new(&h->policy, h->cfg)) < 0)
 		return rc;
-	loglimit_init(&h->refusal_log);
+	logbudget_init(&h->refusal_log, HELPER_REFUSAL_BURST, HELPER_REFUSALS_PER_S,
+		       clock_mono_ns());
 	if ((rc = epoll_add(h, h->reg_fd, &h->tag_reg)) < 0 ||
 	    (rc = epoll_add(h, h->signal_fd, &h->tag_signal)) < 0 ||
 	    (rc = epoll_add(h, h->restart_fd, &h->tag_restart)) < 0 ||

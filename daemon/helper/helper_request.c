@@ -593,12 +593,12 @@ static int do_unregister(struct helper *h, struct conn *c, const struct regmsg *
 void helper_log_refusal(struct helper *h, pid_t pid, uid_t uid, enum reject_reason reason,
 			const char *why)
 {
-	unsigned left_out;
+	uint64_t left_out;
 
-	if (!loglimit_take(&h->refusal_log, clock_mono_ns(), &left_out))
+	if (!logbudget_take(&h->refusal_log, clock_mono_ns(), &left_out))
 		return;
 	if (left_out)
-		log_warn("%u more refusals not logged (too many)", left_out);
+		log_warn("%llu more refusals not logged (too many)", (unsigned long long)left_out);
 	log_event(LOG_LVL_WARN, &(struct log_fields){ NULL, pid, reject_reason_name(reason) },
 		  "registration from pid %d (uid %u) refused (%s): %s", (int)pid, (unsigned)uid,
 		  reject_reason_name(reason), why);

@@ -15,7 +15,7 @@
 #include "config.h"
 #include "fdcheck.h"
 #include "ipc.h"
-#include "loglimit.h"
+#include "logbudget.h"
 #include "policy.h"
 #include "reject.h"
 #include "kvmstat_proto.h"
@@ -97,8 +97,8 @@ struct helper {
 	/* fdcheck_stats_fd: what a registered fd must pass (a fuzzer may
 	 * stand in for the kernel here) */
 	int (*check_fd)(int fd, enum fd_kind kind, struct fdcheck_result *res);
-	struct loglimit refusal_log; /* refusals' log lines (a peer may make many) */
-	bool accept_paused;	     /* out of fds: the listening socket is out of epoll */
+	struct logbudget refusal_log; /* refusals' log lines (a peer may make many) */
+	bool accept_paused;	      /* out of fds: the listening socket is out of epoll */
 	char tag_reg, tag_signal, tag_ipc, tag_restart, tag_discover;
 	struct conn *conns[POLICY_MAX_CONNS];
 	size_t n_conns;

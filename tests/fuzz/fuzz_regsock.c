@@ -352,7 +352,7 @@ static void serve(const struct input *in, struct config *cfg)
 	if (in->flags & F_FAKE_KVM)
 		h.check_fd = fake_check;
 	watch_fails = in->flags & F_WATCH_FAILS;
-	loglimit_init(&h.refusal_log);
+	logbudget_init(&h.refusal_log, 20, 10, 0);
 	if (policy_new(&h.policy, cfg) < 0)
 		abort();
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)

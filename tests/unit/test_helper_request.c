@@ -61,7 +61,7 @@ static int setup(void **state)
 			       .discover_fd = -1,
 			       .next_vm_id = 1,
 			       .check_fd = fdcheck_stats_fd };
-	loglimit_init(&f.h.refusal_log);
+	logbudget_init(&f.h.refusal_log, 20, 10, 0);
 	assert_int_equal(policy_new(&f.h.policy, &f.cfg), 0);
 	assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
 	f.c = (struct conn){ .tag = TAG_CONN,
