@@ -276,6 +276,28 @@ static void test_list_keys_add_up_when_repeated(void **state)
 	assert_string_equal(c.reasons_exclude, "g|h");
 }
 
+static void test_schedstat_follows_the_bpf_key_and_only_off_stops_it(void **state)
+{
+	static const struct {
+		const char *text;
+		bool on;
+	} cases[] = {
+		{ "", true },
+		{ "[daemon]\nbpf = auto\n", true },
+		{ "[daemon]\nbpf = on\n", true },
+		{ "[daemon]\nbpf = off\n", false },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct config c;
+
+		config_defaults(&c);
+		assert_ok(cases[i].text, &c);
+		assert_int_equal(config_schedstat(&c), cases[i].on);
+	}
+}
+
 static void test_semicolon_inside_a_value_is_kept(void **state)
 {
 	struct config c;
@@ -1103,6 +1125,7 @@ int main(void)
 		cmocka_unit_test(test_list_keys_add_up_when_repeated),
 		cmocka_unit_test(test_config_that_is_not_a_regular_file_is_refused),
 		cmocka_unit_test(test_config_larger_than_the_bound_or_with_nul_is_refused),
+		cmocka_unit_test(test_schedstat_follows_the_bpf_key_and_only_off_stops_it),
 		cmocka_unit_test(test_semicolon_inside_a_value_is_kept),
 		cmocka_unit_test(test_unknown_key_names_line_and_key),
 		cmocka_unit_test(test_out_of_range_names_line_key_and_allowed_range),
