@@ -28,7 +28,8 @@
  * 90 % of the guest samples have exactly that chain; then whether the guest
  * kept running undisturbed (its counter moved, KVM_RUN ended only by our
  * signal) and whether page table entries only the sampler's walk could
- * touch still have their accessed bits clear. Lines: "KCHECK key=value",
+ * touch still have their accessed bits clear. Last, a rough figure (KINFO)
+ * of what a callchain costs per guest sample. Lines: "KCHECK key=value",
  * "KINFO ..." for figures, "KCHECK-DONE" at the end.
  */
 #define _GNU_SOURCE
@@ -354,7 +355,7 @@ static void *vcpu_thread(void *arg)
 	return NULL;
 }
 
-static long perf_open(pid_t tid)
+static long perf_open(pid_t tid, int callchain, uint64_t period_ns)
 {
 	struct perf_event_attr a;
 
@@ -362,8 +363,10 @@ static long perf_open(pid_t tid)
 	a.size = sizeof(a);
 	a.type = PERF_TYPE_SOFTWARE;
 	a.config = PERF_COUNT_SW_CPU_CLOCK;
-	a.sample_period = 1000000;	/* 1 ms of the thread's CPU time */
-	a.sample_type = PERF_SAMPLE_IP | PERF_SAMPLE_TID | PERF_SAMPLE_CALLCHAIN;
+	a.sample_period = period_ns;	/* of the thread's CPU time */
+	a.sample_type = PERF_SAMPLE_IP | PERF_SAMPLE_TID;
+	if (callchain)
+		a.sample_type |= PERF_SAMPLE_CALLCHAIN;
 	a.disabled = 1;
 	return syscall(SYS_perf_event_open, &a, tid, -1, -1, PERF_FLAG_FD_CLOEXEC);
 }
@@ -460,11 +463,6 @@ static int read_ring(struct vm *v, const struct scenario *sc, void *ring, struct
 
 			memcpy(&ip, p, 8);
 			p += 8 + 8;		/* ip, pid/tid */
-			memcpy(&nr, p, 8);
-			p += 8;
-			if (nr > (h.size - (uint64_t)(p - rec)) / 8)
-				continue;
-			ips = (const uint64_t *)p;
 			if (mode != PERF_RECORD_MISC_GUEST_KERNEL) {
 				(*host)++;
 				continue;
@@ -472,6 +470,13 @@ static int read_ring(struct vm *v, const struct scenario *sc, void *ring, struct
 			guest++;
 			if (ip >= sc->spin_lo && ip < sc->spin_hi)
 				(*in_spin)++;
+			if (!t)			/* no callchain asked for */
+				continue;
+			memcpy(&nr, p, 8);
+			p += 8;
+			if (nr > (h.size - (uint64_t)(p - rec)) / 8)
+				continue;
+			ips = (const uint64_t *)p;
 			chain_string(v, ip, ips, nr, chain, sizeof(chain));
 			tally_add(t, chain);
 		}
@@ -488,25 +493,36 @@ static void sleep_ms(int ms)
 		;
 }
 
-static void run_scenario(struct vm *v, const struct scenario *sc)
+/* What one sampling run saw. */
+struct run {
+	int guest, host, in_spin;	/* samples */
+	uint64_t progress;		/* guest counter increments */
+	uint64_t thread_ns;		/* the vCPU thread's CPU time, sampled */
+	int err;			/* errno of KVM_RUN: EINTR is ours */
+	unsigned int exit_reason;
+};
+
+/*
+ * Run the scenario's guest on a new vCPU thread and sample that thread for
+ * ms milliseconds; t (if not NULL) gets the callchains.
+ */
+static void sample_run(struct vm *v, const struct scenario *sc, struct tally *t,
+		       uint64_t period_ns, int ms, struct run *out)
 {
 	struct runner r = { .vm = v, .sc = sc };
-	static struct tally t;
-	uint64_t before, after;
-	int guest, host = 0, in_spin = 0, best = 0, i, fd;
-	char key[64];
+	uint64_t before;
 	pthread_t th;
 	void *ring;
 	long pfd;
+	int fd;
 
-	memset(&t, 0, sizeof(t));
+	memset(out, 0, sizeof(*out));
 	set_mode(v, sc);
-	before = get64(v, sc->counter);
 	if (pthread_create(&th, NULL, vcpu_thread, &r))
 		die("pthread_create");
 	while (!r.started)
 		sleep_ms(1);
-	pfd = perf_open(r.tid);
+	pfd = perf_open(r.tid, t != NULL, period_ns);
 	if (pfd < 0)
 		die("perf_event_open");
 	fd = (int)pfd;
@@ -514,19 +530,66 @@ static void run_scenario(struct vm *v, const struct scenario *sc)
 	if (ring == MAP_FAILED)
 		die("mmap perf ring");
 	sleep_ms(50);			/* let the guest reach its innermost loop */
+	before = get64(v, sc->counter);
 	ioctl(fd, PERF_EVENT_IOC_ENABLE, 0);
-	sleep_ms(SAMPLE_MS);
+	sleep_ms(ms);
 	ioctl(fd, PERF_EVENT_IOC_DISABLE, 0);
-	after = get64(v, sc->counter);
+	out->progress = get64(v, sc->counter) - before;
+	if (read(fd, &out->thread_ns, sizeof(out->thread_ns)) != sizeof(out->thread_ns))
+		out->thread_ns = 0;
 	pthread_kill(th, SIGUSR1);
 	pthread_join(th, NULL);
+	out->err = r.err;
+	out->exit_reason = r.exit_reason;
+	out->guest = read_ring(v, sc, ring, t, &out->host, &out->in_spin);
+	munmap(ring, (RING_PAGES + 1) * 4096UL);
+	close(fd);
+}
 
-	guest = read_ring(v, sc, ring, &t, &host, &in_spin);
+/*
+ * The cost of a guest callchain: sample the spinning guest at 10 kHz with
+ * and without PERF_SAMPLE_CALLCHAIN; the guest's progress per nanosecond
+ * of its thread's CPU time, without callchains, prices the time the
+ * callchains took. A rough figure under TCG (and next to nothing on the
+ * unpatched kernel, whose callchains are empty): KINFO only.
+ */
+static void measure_cost(struct vm *v, const struct scenario *sc)
+{
+	static struct tally t;
+	struct run with, without;
+	double ns_per_step, extra;
+
+	memset(&t, 0, sizeof(t));
+	sample_run(v, sc, NULL, 100000, 400, &without);
+	sample_run(v, sc, &t, 100000, 400, &with);
+	if (!without.progress || !with.guest || !without.thread_ns) {
+		kinfo("%s: cost: no figure (no progress or no samples)", sc->key);
+		return;
+	}
+	ns_per_step = (double)without.thread_ns / (double)without.progress;
+	extra = ((double)with.thread_ns - ns_per_step * (double)with.progress) / with.guest;
+	kinfo("%s: cost: %.1f us of vCPU thread time per guest sample for its callchain "
+	      "(%d and %d guest samples at 10 kHz; TCG, rough)", sc->key, extra / 1000.0,
+	      with.guest, without.guest);
+}
+
+static void run_scenario(struct vm *v, const struct scenario *sc)
+{
+	static struct tally t;
+	int guest, host, in_spin, best = 0, i;
+	struct run run;
+	char key[64];
+
+	memset(&t, 0, sizeof(t));
+	sample_run(v, sc, &t, 1000000, SAMPLE_MS, &run);
+	guest = run.guest;
+	host = run.host;
+	in_spin = run.in_spin;
 	for (i = 1; i < t.n; i++)
 		if (t.count[i] > t.count[best])
 			best = i;
 	kinfo("%s: %d guest samples (%d in the innermost loop), %d host samples, counter +%llu",
-	      sc->key, guest, in_spin, host, (unsigned long long)(after - before));
+	      sc->key, guest, in_spin, host, (unsigned long long)run.progress);
 	for (i = 0; i < t.n; i++)
 		kinfo("%s:   %5d  %s", sc->key, t.count[i], t.chain[i]);
 
@@ -540,12 +603,10 @@ static void run_scenario(struct vm *v, const struct scenario *sc)
 	kcheck(key, "%s", guest && in_spin * 10 >= guest * 9 ? "yes" : "no");
 	/* Undisturbed: it kept counting, and only our signal ended KVM_RUN. */
 	snprintf(key, sizeof(key), "%s_guest_undisturbed", sc->key);
-	kcheck(key, "%s", after > before && r.err == EINTR ? "yes" : "no");
-	if (r.err != EINTR)
-		kinfo("%s: KVM_RUN ended with errno %d, exit reason %u", sc->key, r.err,
-		      r.exit_reason);
-	munmap(ring, (RING_PAGES + 1) * 4096UL);
-	close(fd);
+	kcheck(key, "%s", run.progress && run.err == EINTR ? "yes" : "no");
+	if (run.err != EINTR)
+		kinfo("%s: KVM_RUN ended with errno %d, exit reason %u", sc->key, run.err,
+		      run.exit_reason);
 }
 
 int main(void)
@@ -593,6 +654,7 @@ int main(void)
 
 	for (i = 0; i < (int)(sizeof(sc) / sizeof(sc[0])); i++)
 		run_scenario(&v, &sc[i]);
+	measure_cost(&v, &sc[0]);
 
 	/*
 	 * The guest never touches guest virtual 0x200000-0x3fffff; only the
