@@ -37,7 +37,7 @@ SERIES_LIST=${KERNEL_SERIES:-$(find kernel-patches -mindepth 2 -maxdepth 2 -name
 	sort)}
 KB=${KERNEL_BUILD_DIR:-$ROOT/build/kernel}
 JOBS=${KERNEL_JOBS:-2}
-BUILD_TIMEOUT=${KERNEL_BUILD_TIMEOUT:-1200}	# seconds, per build step
+BUILD_TIMEOUT=${KERNEL_BUILD_TIMEOUT:-2400}	# seconds, per build step (a cold tinyconfig build took over 1200 s on two busy cores)
 BOOT_TIMEOUT=${KERNEL_BOOT_TIMEOUT:-180}	# seconds, per boot
 REBUILD=${KERNEL_CHECK_REBUILD:-0}
 SRC=$KB/src
