@@ -331,6 +331,22 @@ static void set_mode(struct vm *v, const struct scenario *sc)
 		die("KVM_SET_REGS");
 }
 
+/* Long mode, PAE and PSE need the CPUID bits that announce them. */
+static void set_cpuid(struct vm *v)
+{
+	struct kvm_cpuid2 *c;
+
+	c = calloc(1, sizeof(*c) + 256 * sizeof(c->entries[0]));
+	if (!c)
+		die("calloc");
+	c->nent = 256;
+	if (ioctl(v->kvm, KVM_GET_SUPPORTED_CPUID, c) < 0)
+		die("KVM_GET_SUPPORTED_CPUID");
+	if (ioctl(v->vcpu, KVM_SET_CPUID2, c) < 0)
+		die("KVM_SET_CPUID2");
+	free(c);
+}
+
 static void on_signal(int sig)
 {
 	(void)sig;
@@ -651,6 +667,7 @@ int main(void)
 	v.run = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED, v.vcpu, 0);
 	if (v.run == MAP_FAILED)
 		die("mmap kvm_run");
+	set_cpuid(&v);
 
 	for (i = 0; i < (int)(sizeof(sc) / sizeof(sc[0])); i++)
 		run_scenario(&v, &sc[i]);
