@@ -256,13 +256,14 @@ SCHEMA_SRC := daemon/worker/schema.c daemon/common/statsid.c daemon/exposition/m
 	daemon/exposition/help.c util/escape.c daemon/worker/ring.c daemon/worker/source.c \
 	daemon/worker/snapshot.c daemon/worker/statfilter.c daemon/common/pattern.c daemon/exposition/render.c \
 	daemon/common/buf.c daemon/exposition/selfstats.c daemon/common/reject.c \
-	daemon/exposition/render_bpf.c daemon/worker/bpfview.c daemon/exposition/exit_reasons.c
+	daemon/exposition/render_bpf.c daemon/worker/bpfview.c daemon/exposition/exit_reasons.c \
+	daemon/common/reason.c
 # One target per tests/fuzz/fuzz_<t>.c: its daemon sources, libraries, libFuzzer options.
 FUZZ_TARGETS := schema config regmsg ipc webauth
 FUZZ_SRC_schema := $(SCHEMA_SRC)
-FUZZ_SRC_config := daemon/common/config.c daemon/common/pattern.c
-FUZZ_SRC_regmsg := daemon/helper/regmsg.c util/escape.c
-FUZZ_SRC_ipc := daemon/channel/ipc.c
+FUZZ_SRC_config := daemon/common/config.c daemon/common/pattern.c daemon/common/reason.c
+FUZZ_SRC_regmsg := daemon/helper/regmsg.c util/escape.c daemon/common/reason.c
+FUZZ_SRC_ipc := daemon/channel/ipc.c daemon/common/reason.c
 FUZZ_SRC_webauth := daemon/exposition/authheader.c
 FUZZ_LIBS_config := -linih
 FUZZ_OPTS_schema := -max_len=8192

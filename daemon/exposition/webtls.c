@@ -4,7 +4,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
@@ -16,6 +15,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "reason.h"
 
 static struct webtls loaded;
 static int tls_on;
@@ -109,19 +109,6 @@ static int parse_key(const struct webtls *t)
 	return rc < 0 ? rc : 0;
 }
 
-static int fail(char *err, size_t size, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int fail(char *err, size_t size, int rc, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, size, fmt, ap);
-	va_end(ap);
-	return rc;
-}
-
 static int read_all(const struct config *cfg, char *err, size_t size)
 {
 	static const char *const key_names[] = { "tls_cert_file", "tls_key_file",
@@ -135,8 +122,8 @@ static int read_all(const struct config *cfg, char *err, size_t size)
 			continue;
 		rc = read_pem(paths[i], dst[i]);
 		if (rc < 0)
-			fail(err, size, rc, "[web] %s %s: %s", key_names[i], paths[i],
-			     read_error(rc));
+			reason_set(err, size, rc, "[web] %s %s: %s", key_names[i], paths[i],
+				   read_error(rc));
 	}
 	return rc;
 }
@@ -146,21 +133,22 @@ static int check_all(const struct config *cfg, char *err, size_t size)
 	int rc = parse_certs(loaded.cert_pem, cfg->tls_cert_file);
 
 	if (rc < 0)
-		return fail(err, size, -EINVAL, "[web] tls_cert_file %s: no PEM certificate: %s",
-			    cfg->tls_cert_file, gnutls_strerror(rc));
+		return reason_set(err, size, -EINVAL,
+				  "[web] tls_cert_file %s: no PEM certificate: %s",
+				  cfg->tls_cert_file, gnutls_strerror(rc));
 	rc = parse_key(&loaded);
 	if (rc == GNUTLS_E_CERTIFICATE_KEY_MISMATCH)
-		return fail(err, size, -EINVAL,
-			    "[web] tls_key_file %s: not the key of the certificate in %s",
-			    cfg->tls_key_file, cfg->tls_cert_file);
+		return reason_set(err, size, -EINVAL,
+				  "[web] tls_key_file %s: not the key of the certificate in %s",
+				  cfg->tls_key_file, cfg->tls_cert_file);
 	if (rc < 0)
-		return fail(err, size, -EINVAL,
-			    "[web] tls_key_file %s: no unencrypted PEM private key: %s",
-			    cfg->tls_key_file, gnutls_strerror(rc));
+		return reason_set(err, size, -EINVAL,
+				  "[web] tls_key_file %s: no unencrypted PEM private key: %s",
+				  cfg->tls_key_file, gnutls_strerror(rc));
 	if (loaded.ca_pem && (rc = parse_certs(loaded.ca_pem, cfg->tls_client_ca_file)) < 0)
-		return fail(err, size, -EINVAL,
-			    "[web] tls_client_ca_file %s: no PEM certificate: %s",
-			    cfg->tls_client_ca_file, gnutls_strerror(rc));
+		return reason_set(err, size, -EINVAL,
+				  "[web] tls_client_ca_file %s: no PEM certificate: %s",
+				  cfg->tls_client_ca_file, gnutls_strerror(rc));
 	return 0;
 }
 

@@ -25,6 +25,7 @@
 #include "clock.h"
 #include "log.h"
 #include "procfs.h"
+#include "reason.h"
 #include "regmsg.h"
 #include "reject.h"
 
@@ -48,7 +49,7 @@ static int deny(struct verdict *v, int status, enum reject_reason reason, const 
 	v->status = status;
 	v->reason = reason;
 	va_start(ap, fmt);
-	vsnprintf(v->why, sizeof(v->why), fmt, ap);
+	reason_vset(v->why, sizeof(v->why), status, fmt, ap);
 	va_end(ap);
 	return status;
 }
