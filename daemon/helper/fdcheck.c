@@ -16,11 +16,7 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
-static dev_t anon_dev;
-static ino_t anon_ino;
-static int anon_known;
-
-int fdcheck_init(void)
+int fdcheck_init(struct fdcheck *fc)
 {
 	struct stat st;
 	int fd = eventfd(0, EFD_CLOEXEC), rc = 0;
@@ -30,9 +26,8 @@ int fdcheck_init(void)
 	if (fstat(fd, &st) < 0)
 		rc = -errno;
 	else {
-		anon_dev = st.st_dev;
-		anon_ino = st.st_ino;
-		anon_known = 1;
+		fc->anon_dev = st.st_dev;
+		fc->anon_ino = st.st_ino;
 	}
 	close(fd);
 	return rc;
@@ -67,7 +62,7 @@ static int check_link(int fd, enum fd_kind kind, struct fdcheck_result *res)
 }
 
 /* Steps 2-4: the file system, the inode, the access mode. */
-static int check_inode(int fd, struct fdcheck_result *res)
+static int check_inode(const struct fdcheck *fc, int fd, struct fdcheck_result *res)
 {
 	struct statfs sfs;
 	struct stat st;
@@ -75,7 +70,7 @@ static int check_inode(int fd, struct fdcheck_result *res)
 
 	if (fstatfs(fd, &sfs) < 0 || sfs.f_type != ANON_INODE_FS_MAGIC)
 		return reason_set(res->why, sizeof(res->why), -EBADF, "not on anon_inodefs");
-	if (fstat(fd, &st) < 0 || !anon_known || st.st_dev != anon_dev || st.st_ino != anon_ino)
+	if (fstat(fd, &st) < 0 || st.st_dev != fc->anon_dev || st.st_ino != fc->anon_ino)
 		return reason_set(res->why, sizeof(res->why), -EBADF,
 				  "not the kernel's anonymous inode");
 	fl = fcntl(fd, F_GETFL);
@@ -109,7 +104,8 @@ static int check_header(int fd, enum fd_kind kind, struct fdcheck_result *res)
 	return 0;
 }
 
-int fdcheck_stats_fd(int fd, enum fd_kind kind, struct fdcheck_result *res)
+int fdcheck_stats_fd(const struct fdcheck *fc, int fd, enum fd_kind kind,
+		     struct fdcheck_result *res)
 {
 	int rc;
 
@@ -118,7 +114,7 @@ int fdcheck_stats_fd(int fd, enum fd_kind kind, struct fdcheck_result *res)
 	res->vcpu = -1;
 	rc = check_link(fd, kind, res);
 	if (rc == 0)
-		rc = check_inode(fd, res);
+		rc = check_inode(fc, fd, res);
 	if (rc == 0)
 		rc = check_header(fd, kind, res);
 	return rc;

@@ -1,6 +1,11 @@
 /* SPDX-License-Identifier: MIT */
-/* helper - see helper.h. Requests: helper_request.c; this file: sockets,
- * peers, processes and the event loop. */
+/*
+ * helper - see helper.h. This file: the registration socket, peers, and
+ * the event loop. The loop owns the effects: registration
+ * (helper_request.c) and discovery (discover.c) decide and change the VM
+ * table (vmtable.c); the loop then watches the new processes, tells the
+ * worker (helper_worker_update), counts refusals and schedules scans.
+ */
 #include "helper.h"
 
 #include <errno.h>
@@ -304,10 +309,60 @@ static void on_accept(struct helper *h)
 	h->conns[h->n_conns++] = c;
 }
 
+static void schedule_discovery(struct helper *h, unsigned delay_ms)
+{
+	struct itimerspec its = { 0 }, cur;
+
+	if (!h->cfg->discovery_enabled || h->discover_fd < 0)
+		return;
+	if (delay_ms == 0) /* soon, but after this batch of events: a burst is one scan */
+		delay_ms = 100;
+	if (timerfd_gettime(h->discover_fd, &cur) == 0 &&
+	    (cur.it_value.tv_sec || cur.it_value.tv_nsec) &&
+	    (uint64_t)cur.it_value.tv_sec * 1000u + (uint64_t)cur.it_value.tv_nsec / 1000000u <=
+		delay_ms)
+		return; /* a scan comes sooner anyway */
+	its.it_value.tv_sec = delay_ms / 1000;
+	its.it_value.tv_nsec = (long)(delay_ms % 1000) * 1000000L;
+	timerfd_settime(h->discover_fd, 0, &its, NULL);
+}
+
+/*
+ * Do what the VM table marked: watch the new processes' pidfds, and tell
+ * the worker. A process we cannot watch would never be released: it is
+ * forgotten at once, as if it had exited.
+ */
+static void apply(struct helper *h)
+{
+	for (size_t i = h->vt.n_procs; i-- > 0;) {
+		struct hproc *p = h->vt.procs[i];
+
+		if (p->watched)
+			continue;
+		if (epoll_add(h, p->pidfd, p) == 0) {
+			p->watched = true;
+			continue;
+		}
+		log_err("cannot watch VMM pid %d (%s): its %u VMs are released", (int)p->pid,
+			strerror(errno), p->n_vms);
+		vmtable_forget_proc(&h->vt, p);
+	}
+	helper_worker_update(h);
+}
+
 static void on_conn(struct helper *h, struct conn *c)
 {
+	struct verdict v;
+	int rc;
+
 	c->last_ns = clock_mono_ns();
-	if (helper_serve_request(h, c) < 0)
+	rc = helper_serve_request(&h->reg, c, &v);
+	apply(h);
+	if (v.answered && v.status)
+		helper_send_rejected(h, v.reason);
+	if (v.scan_soon)
+		schedule_discovery(h, 0); /* its other VMs, if it holds some */
+	if (rc < 0)
 		close_conn(h, c);
 }
 
@@ -316,13 +371,39 @@ static void on_proc_exit(struct helper *h, struct hproc *p)
 	log_event(LOG_LVL_INFO, &(struct log_fields){ NULL, p->pid, "vmm_exited" },
 		  "VMM pid %d exited: %u VMs released", (int)p->pid, p->n_vms);
 	epoll_ctl(h->epoll_fd, EPOLL_CTL_DEL, p->pidfd, NULL);
-	helper_forget_proc(h, p);
-	helper_schedule_discovery(h, 0);
+	vmtable_forget_proc(&h->vt, p);
+	schedule_discovery(h, 0);
 }
 
-int helper_watch_proc(struct helper *h, struct hproc *p)
+/* A scan of /proc; every process but ourselves, the worker and the VMMs
+ * connected to us (they register their own VMs). */
+static void on_discover_timer(struct helper *h)
 {
-	return epoll_add(h, p->pidfd, p);
+	pid_t skip[2 + HELPER_MAX_CONNS];
+	struct scan_counts n = { 0 };
+	uint64_t t0 = clock_mono_ns(), expirations;
+	size_t n_skip = 0;
+
+	if (read(h->discover_fd, &expirations, sizeof(expirations)) < 0 && errno != EAGAIN)
+		log_debug("discovery timer: %s", strerror(errno));
+	skip[n_skip++] = getpid();
+	skip[n_skip++] = h->worker;
+	for (size_t i = 0; i < h->n_conns; i++)
+		skip[n_skip++] = h->conns[i]->pid;
+	discover_scan(&h->disc, skip, n_skip, &n);
+	apply(h);
+	if (n.vms) {
+		h->discovered += n.vms;
+		helper_send_totals(h);
+	}
+	log_debug("discovery: %u processes scanned in %.1f ms: %u new VMs, %u new vCPUs", n.procs,
+		  (double)(clock_mono_ns() - t0) / 1e6, n.vms, n.vcpus);
+	if (!h->scanned) { /* the start-up scan: READY=1 once the worker has its VMs */
+		h->scanned = true;
+		helper_sync(h);
+	}
+	if (h->cfg->discovery_interval_s)
+		schedule_discovery(h, h->cfg->discovery_interval_s * 1000u);
 }
 
 static bool on_signal(struct helper *h)
@@ -345,7 +426,7 @@ static bool on_signal(struct helper *h)
 	return h->worker_died;
 }
 
-static int setup(struct helper *h)
+static int setup(struct helper *h, bool borrow)
 {
 	sigset_t mask;
 	int rc;
@@ -368,6 +449,15 @@ static int setup(struct helper *h)
 	fdpass_set_closer(closer_close);
 	if ((rc = policy_new(&h->policy, h->cfg)) < 0)
 		return rc;
+	if ((rc = fdcheck_init(&h->fdcheck)) < 0) {
+		log_err("cannot make an eventfd to recognise anonymous inodes: %s", strerror(-rc));
+		return rc;
+	}
+	sysops_init(&h->ops, &h->fdcheck);
+	vmtable_init(&h->vt, h->cfg, h->policy, &h->ops);
+	registrar_init(&h->reg, &h->vt);
+	if ((rc = discovery_init(&h->disc, &h->vt, borrow)) < 0)
+		return rc;
 	if ((rc = epoll_add(h, h->reg_fd, &h->tag_reg)) < 0 ||
 	    (rc = epoll_add(h, h->signal_fd, &h->tag_signal)) < 0 ||
 	    (rc = epoll_add(h, h->restart_fd, &h->tag_restart)) < 0 ||
@@ -376,7 +466,7 @@ static int setup(struct helper *h)
 	if ((rc = helper_start_worker(h, false)) < 0)
 		return rc;
 	h->scanned = !h->cfg->discovery_enabled; /* else READY=1 waits for the first scan */
-	helper_schedule_discovery(h, 0);
+	schedule_discovery(h, 0);
 	return 0;
 }
 
@@ -387,25 +477,45 @@ static bool channel_readable(const struct helper *h)
 	return h->ipc_fd >= 0 && poll(&p, 1, 0) == 1;
 }
 
+/* The worker's messages: false once its channel has reached its end. */
+static bool on_worker_channel(struct helper *h)
+{
+	struct ipc_status m;
+	int rc = -EAGAIN;
+
+	/* a bounded batch: a worker that floods us must not starve the rest */
+	for (int i = 0; i < 64 && (rc = helper_worker_recv(h, &m)) == 1; i++)
+		helper_worker_status(h, &m);
+	return rc != 0;
+}
+
+/*
+ * The worker's channel has reached its end: the worker is gone, unless a
+ * Ctrl-C to the process group stopped it before us (the signal is read
+ * first then); an event left in this batch for a channel closed by
+ * SIGCHLD is stale. True: stop.
+ */
+static bool on_worker_end(struct helper *h)
+{
+	bool stop = on_signal(h);
+
+	if (!stop && channel_readable(h))
+		helper_worker_gone(h, "closed its channel");
+	return stop || h->worker_died;
+}
+
 static void dispatch(struct helper *h, void *p, bool *stop)
 {
 	if (p == &h->tag_reg)
 		on_accept(h);
 	else if (p == &h->tag_signal)
 		*stop = on_signal(h);
-	else if (p == &h->tag_ipc) {
-		/* the worker's messages, or its end: unless a Ctrl-C to the
-		 * process group stopped it before us (the signal is read
-		 * first then); an event left in this batch for a channel
-		 * closed by SIGCHLD is stale */
-		if (helper_on_worker_channel(h) == 0 && !(*stop = on_signal(h)) &&
-		    channel_readable(h))
-			helper_worker_gone(h, "closed its channel");
-		*stop = *stop || h->worker_died;
-	} else if (p == &h->tag_restart)
+	else if (p == &h->tag_ipc)
+		*stop = !on_worker_channel(h) ? on_worker_end(h) : h->worker_died;
+	else if (p == &h->tag_restart)
 		helper_on_restart_timer(h);
 	else if (p == &h->tag_discover)
-		helper_discover(h);
+		on_discover_timer(h);
 	else if (*(enum helper_tag *)p == TAG_CONN)
 		on_conn(h, p);
 	else
@@ -430,13 +540,11 @@ int helper_run(const struct helper_args *a)
 			    .uid = a->uid,
 			    .gid = a->gid,
 			    .sandbox_selftest = a->sandbox_selftest,
-			    .borrow = a->borrow,
 			    .ipc_fd = -1,
 			    .signal_fd = -1,
 			    .epoll_fd = -1,
 			    .restart_fd = -1,
 			    .discover_fd = -1,
-			    .next_vm_id = 1,
 			    .start_unix_ns = clock_ns(CLOCK_REALTIME) };
 	struct epoll_event ev[16];
 	bool stop = false;
@@ -448,7 +556,7 @@ int helper_run(const struct helper_args *a)
 		h.heartbeat_ms = wd_ms / 4 < 50			    ? 50
 				 : wd_ms / 4 > IPC_HEARTBEAT_MAX_MS ? IPC_HEARTBEAT_MAX_MS
 								    : (unsigned)(wd_ms / 4);
-	rc = setup(&h);
+	rc = setup(&h, a->borrow);
 
 	if (rc < 0)
 		log_err("start-up failed: %s", strerror(-rc));
@@ -463,7 +571,8 @@ int helper_run(const struct helper_args *a)
 	helper_stop_worker(&h);
 	while (h.n_conns)
 		close_conn(&h, h.conns[0]);
-	helper_forget_all(&h);
+	vmtable_fini(&h.vt);
+	discovery_fini(&h.disc);
 	policy_free(h.policy);
 	/* in a directory of root's (systemd's RuntimeDirectory=, say) the
 	 * unprivileged helper cannot; the next start replaces a stale socket */

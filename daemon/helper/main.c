@@ -24,7 +24,6 @@
 #include "activation.h"
 #include "borrow.h"
 #include "config.h"
-#include "fdcheck.h"
 #include "helper.h"
 #include "listen.h"
 #include "help.h"
@@ -334,10 +333,6 @@ static int start(struct config *cfg, const struct options *o)
 		return 1;
 	}
 	fit_fd_limit(cfg);
-	if ((rc = fdcheck_init()) < 0) {
-		log_err("cannot make an eventfd to recognise anonymous inodes: %s", strerror(-rc));
-		return 1;
-	}
 	/* connected now: later the helper may no longer reach the socket's path */
 	if ((rc = notify_open()) < 0)
 		log_warn("NOTIFY_SOCKET: %s: the service manager will not hear from us",
