@@ -324,6 +324,7 @@ void registration_decide(struct registrar *r, const struct conn *c, const void *
 	int rc;
 
 	memset(m, 0, sizeof(*m));
+	*v = (struct verdict){ 0 };
 	/* parsing is pure and cheap: first, so that a policy refusal echoes seq */
 	rc = len < 0 ? regmsg_recv_failed(len, m, why, sizeof(why))
 		     : regmsg_parse(buf, (size_t)len, n, m, why, sizeof(why));

@@ -98,6 +98,14 @@ static int borrow_fd(void *ctx, int pidfd, int their_fd)
 	return borrow_stats_fd(pidfd, their_fd);
 }
 
+static int copy_fd(void *ctx, int fd)
+{
+	int copy = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+
+	(void)ctx;
+	return copy < 0 ? -errno : copy;
+}
+
 static uint64_t mono_ns(void *ctx)
 {
 	(void)ctx;
@@ -122,6 +130,7 @@ void sysops_init(struct sysops *ops, struct fdcheck *fc)
 				.pidfd_open = pidfd_open,
 				.take_fd = take_fd,
 				.borrow_fd = borrow_fd,
+				.copy_fd = copy_fd,
 				.mono_ns = mono_ns,
 				.real_ns = real_ns };
 }

@@ -3,7 +3,7 @@
  * sysops - everything the helper's decisions ask the system: is this fd a
  * stats fd (fdcheck), is this tid a thread of that pid, what /proc says
  * about a process, is their fd the same open file as ours (kcmp), a copy
- * of a VMM's fd (pidfd_getfd, borrow), the clock.
+ * of a VMM's fd (pidfd_getfd, borrow) or of our own, the clock.
  *
  * The VM table, registration and discovery reach the system only through
  * this struct: sysops_init() fills it with the real calls, and unit tests
@@ -43,6 +43,8 @@ struct sysops {
 	int (*take_fd)(void *ctx, int pidfd, int their_fd);
 	/* borrow_stats_fd: a stats fd made from their VM or vCPU fd, or -errno */
 	int (*borrow_fd)(void *ctx, int pidfd, int their_fd);
+	/* our own copy of an fd we hold (F_DUPFD_CLOEXEC): a new fd or -errno */
+	int (*copy_fd)(void *ctx, int fd);
 	/* CLOCK_MONOTONIC and CLOCK_REALTIME, ns */
 	uint64_t (*mono_ns)(void *ctx);
 	uint64_t (*real_ns)(void *ctx);

@@ -3,7 +3,6 @@
 #include "vmtable.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -174,15 +173,15 @@ static void refund(struct vmtable *t, uid_t uid, size_t n_fds)
 }
 
 /* Our copies of fds[0..n) into out, all or none: 0 or -errno. */
-static int copy_fds(const int *fds, size_t n, int *out)
+static int copy_fds(const struct vmtable *t, const int *fds, size_t n, int *out)
 {
 	int rc = 0;
 	size_t i;
 
 	for (i = 0; i < n && rc == 0; i++) {
-		out[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 3);
+		out[i] = t->ops->copy_fd(t->ops->ctx, fds[i]);
 		if (out[i] < 0)
-			rc = -errno;
+			rc = out[i];
 	}
 	if (rc < 0)
 		for (size_t j = 0; j + 1 < i; j++)
@@ -215,7 +214,7 @@ int vmtable_add_vcpus(struct vmtable *t, struct hvm *vm, const int *vcpus, const
 		return rc;
 	rc = grow_vcpus(vm, n);
 	if (rc == 0)
-		rc = copy_fds(fds, n, vm->vcpu_fds + vm->n_vcpus);
+		rc = copy_fds(t, fds, n, vm->vcpu_fds + vm->n_vcpus);
 	if (rc < 0) {
 		refund(t, vm->proc->uid, n);
 		return reason_set(why, why_size, rc, "%zu vCPUs not taken: %s", n, strerror(-rc));
@@ -246,7 +245,7 @@ static struct hproc *new_proc(struct vmtable *t, pid_t pid, uid_t uid, int pidfd
 	if (nv)
 		t->procs = nv;
 	if (p)
-		p->pidfd = fcntl(pidfd, F_DUPFD_CLOEXEC, 3);
+		p->pidfd = t->ops->copy_fd(t->ops->ctx, pidfd);
 	if (p && p->pidfd < 0) {
 		free(p);
 		p = NULL;
@@ -273,7 +272,7 @@ static void free_vm(struct hvm *vm)
 }
 
 /* A VM with copies of the stats fd and every vCPU fd, in no table yet. */
-static int make_vm(const struct vt_new_vm *n, struct hvm **out)
+static int make_vm(const struct vmtable *t, const struct vt_new_vm *n, struct hvm **out)
 {
 	struct hvm *vm = calloc(1, sizeof(*vm));
 	int rc = vm ? 0 : -ENOMEM;
@@ -283,9 +282,9 @@ static int make_vm(const struct vt_new_vm *n, struct hvm **out)
 		rc = grow_vcpus(vm, n->n_vcpus ? n->n_vcpus : 1);
 	}
 	if (rc == 0)
-		rc = copy_fds(&n->stats_fd, 1, &vm->stats_fd);
+		rc = copy_fds(t, &n->stats_fd, 1, &vm->stats_fd);
 	if (rc == 0)
-		rc = copy_fds(n->vcpu_fds, n->n_vcpus, vm->vcpu_fds);
+		rc = copy_fds(t, n->vcpu_fds, n->n_vcpus, vm->vcpu_fds);
 	if (rc == 0) {
 		memcpy(vm->vcpus, n->vcpus, n->n_vcpus * sizeof(*vm->vcpus));
 		vm->n_vcpus = (unsigned)n->n_vcpus;
@@ -311,7 +310,7 @@ int vmtable_add_vm(struct vmtable *t, const struct vt_new_vm *n, struct hvm **ou
 		t->vms = nv;
 	if (nv && !p)
 		p = made = new_proc(t, n->pid, n->uid, n->pidfd);
-	rc = !nv || !p ? -ENOMEM : make_vm(n, &vm);
+	rc = !nv || !p ? -ENOMEM : make_vm(t, n, &vm);
 	if (rc < 0) {
 		if (made)
 			vmtable_forget_proc(t, made);
