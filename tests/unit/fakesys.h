@@ -46,7 +46,8 @@ struct fake_link {
 struct fake_proc_file {
 	pid_t pid;
 	char file[16];
-	char text[256];
+	char text[256]; /* may hold NULs (cmdline) */
+	size_t len;
 };
 
 struct fakesys {
@@ -108,8 +109,13 @@ static inline ssize_t fake_proc_read(void *ctx, pid_t pid, const char *file, cha
 	struct fakesys *f = fake_of(ctx);
 
 	for (size_t i = 0; i < f->n_proc; i++)
-		if (f->proc[i].pid == pid && !strcmp(f->proc[i].file, file))
-			return snprintf(buf, size, "%s", f->proc[i].text);
+		if (f->proc[i].pid == pid && !strcmp(f->proc[i].file, file)) {
+			size_t n = f->proc[i].len < size - 1 ? f->proc[i].len : size - 1;
+
+			memcpy(buf, f->proc[i].text, n);
+			buf[n] = '\0';
+			return (ssize_t)n;
+		}
 	if (!strcmp(file, "comm"))
 		return snprintf(buf, size, "fake-vmm\n");
 	return -ENOENT;
@@ -245,13 +251,23 @@ static inline void fake_holds(struct fakesys *f, pid_t pid, int fd, const char *
 	}
 }
 
+/* /proc/<pid>/<file> holds len bytes of text (NULs included). */
+static inline void fake_proc_bytes(struct fakesys *f, pid_t pid, const char *file, const char *text,
+				   size_t len)
+{
+	struct fake_proc_file *p = &f->proc[f->n_proc];
+
+	if (f->n_proc < sizeof(f->proc) / sizeof(f->proc[0]) && len <= sizeof(p->text)) {
+		*p = (struct fake_proc_file){ .pid = pid, .len = len };
+		snprintf(p->file, sizeof(p->file), "%s", file);
+		memcpy(p->text, text, len);
+		f->n_proc++;
+	}
+}
+
 static inline void fake_proc(struct fakesys *f, pid_t pid, const char *file, const char *text)
 {
-	if (f->n_proc < sizeof(f->proc) / sizeof(f->proc[0])) {
-		f->proc[f->n_proc] = (struct fake_proc_file){ .pid = pid };
-		snprintf(f->proc[f->n_proc].file, sizeof(f->proc[0].file), "%s", file);
-		snprintf(f->proc[f->n_proc++].text, sizeof(f->proc[0].text), "%s", text);
-	}
+	fake_proc_bytes(f, pid, file, text, strlen(text));
 }
 
 /* /proc/<pid>/status of a process running as uid/gid. */
@@ -259,8 +275,9 @@ static inline void fake_creds(struct fakesys *f, pid_t pid, uid_t uid, gid_t gid
 {
 	char text[160];
 
-	snprintf(text, sizeof(text), "Name:\tvmm\nUid:\t%u\t%u\t%u\t%u\nGid:\t%u\t%u\t%u\t%u\nGroups:\n",
-		 uid, uid, uid, uid, gid, gid, gid, gid);
+	snprintf(text, sizeof(text),
+		 "Name:\tvmm\nUid:\t%u\t%u\t%u\t%u\nGid:\t%u\t%u\t%u\t%u\nGroups:\n", uid, uid, uid,
+		 uid, gid, gid, gid, gid);
 	fake_proc(f, pid, "status", text);
 }
 

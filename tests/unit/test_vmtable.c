@@ -18,6 +18,7 @@
 #include "config.h"
 #include "fakesys.h"
 #include "helper_request.h"
+#include "log.h"
 #include "policy.h"
 #include "vmtable.h"
 
@@ -102,8 +103,8 @@ static int add_vcpus(struct world *w, uint64_t handle, const int *fds, size_t n,
 
 static int unreg(struct world *w, uint64_t handle, struct verdict *v)
 {
-	struct kvmstat_msg_unregister_vm m = { .hdr = hdr(w, KVMSTAT_MSG_UNREGISTER_VM,
-							  sizeof(m)) };
+	struct kvmstat_msg_unregister_vm m = { .hdr =
+						   hdr(w, KVMSTAT_MSG_UNREGISTER_VM, sizeof(m)) };
 	struct regmsg msg;
 
 	m.body.vm_handle = handle;
@@ -405,13 +406,13 @@ static void test_wanted_name_falls_back_when_not_strict(void **state)
 
 	(void)state;
 	register_vm(w, 1, "guest", 0);
-	assert_int_equal(vmtable_name(&w->vt, "guest", false, OTHER, 6, name, sizeof(name), why,
-				      sizeof(why)),
-			 0);
+	assert_int_equal(
+	    vmtable_name(&w->vt, "guest", false, OTHER, 6, name, sizeof(name), why, sizeof(why)),
+	    0);
 	assert_string_equal(name, "kvm-5000");
-	assert_int_equal(vmtable_name(&w->vt, "guest", true, OTHER, 6, name, sizeof(name), why,
-				      sizeof(why)),
-			 -EEXIST);
+	assert_int_equal(
+	    vmtable_name(&w->vt, "guest", true, OTHER, 6, name, sizeof(name), why, sizeof(why)),
+	    -EEXIST);
 	world_free(w);
 }
 
@@ -726,8 +727,7 @@ int main(void)
 		cmocka_unit_test(test_max_vcpus_per_vm_counts_those_held),
 		cmocka_unit_test(
 		    test_uid_budget_is_taken_after_the_checks_and_refunded_after_the_grace),
-		cmocka_unit_test(
-		    test_vms_of_an_exited_vmm_hold_max_sources_until_their_grace_ends),
+		cmocka_unit_test(test_vms_of_an_exited_vmm_hold_max_sources_until_their_grace_ends),
 		cmocka_unit_test(test_unregistration_is_told_to_a_worker_that_knew_the_vm),
 		cmocka_unit_test(test_a_new_worker_learns_every_vm_again),
 		cmocka_unit_test(test_uid_not_allowed_is_refused_before_its_fds_are_looked_at),
@@ -738,5 +738,6 @@ int main(void)
 		cmocka_unit_test(test_adoption_that_cannot_take_its_vcpus_changes_nothing),
 	};
 
+	log_set_level(LOG_LVL_ERR);
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
