@@ -60,7 +60,7 @@ endif
 
 .DELETE_ON_ERROR:
 .PHONY: all run check bench bench-bpf bench-smoke install clean deps unit integration lint sanitize format fuzz \
-	layout-check \
+	layout-check coverage \
 	fuzz-replay metrics-doc
 
 # Which process runs a file is the folder it is in (README "Layout"), and
@@ -247,6 +247,17 @@ metrics-doc: $(B)/kvmstatd
 SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 sanitize:
 	$(Q)$(MAKE) --no-print-directory B=build/asan WERROR=1 EXTRA_CFLAGS="$(SAN_FLAGS)" unit
+
+# Line coverage of the privileged helper (daemon/helper/) by the unit
+# tests: gcc --coverage at -O0 in build/coverage, then gcov per file.
+COV_B := build/coverage
+coverage:
+	@mkdir -p $(COV_B)
+	$(Q)find $(COV_B) -name '*.gcda' -delete
+	$(Q)$(MAKE) --no-print-directory B=$(COV_B) WERROR=1 EXTRA_CFLAGS="-O0 --coverage" unit \
+		$(COV_B)/daemon/helper/main.o \
+		>$(COV_B)/unit.log 2>&1 || { tail -n 30 $(COV_B)/unit.log; echo "coverage: unit tests FAILED"; exit 1; }
+	$(Q)scripts/coverage.sh $(COV_B) daemon/helper
 
 # Fuzzers (clang + libFuzzer): make fuzz FUZZ_SECONDS=300
 FUZZ_SECONDS ?= 60
