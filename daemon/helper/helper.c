@@ -480,7 +480,7 @@ static bool channel_readable(const struct helper *h)
 /* The worker's messages: false once its channel has reached its end. */
 static bool on_worker_channel(struct helper *h)
 {
-	struct ipc_status m;
+	struct ipc_status m = { 0 };
 	int rc = -EAGAIN;
 
 	/* a bounded batch: a worker that floods us must not starve the rest */
