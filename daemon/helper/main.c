@@ -31,6 +31,7 @@
 #include "notify.h"
 #include "bpfload.h"
 #include "privdrop.h"
+#include "regsocket.h"
 #include "sandbox.h"
 #include "webauth.h"
 #include "webtls.h"
@@ -284,7 +285,7 @@ static int open_sockets(struct config *cfg, struct helper_args *a)
 				 path, cfg->socket_path);
 		return 0;
 	}
-	rc = helper_open_socket(cfg, a->uid, &a->reg_fd, &a->socket_dir_fd);
+	rc = regsocket_open(cfg, a->uid, &a->reg_fd, &a->socket_dir_fd);
 	if (rc < 0) {
 		log_err("registration socket %s: %s", cfg->socket_path, socket_error(rc));
 		goto fail;
