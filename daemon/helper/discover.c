@@ -77,8 +77,7 @@ static int take_copy(const struct sysops *ops, int pidfd, pid_t pid, int their_f
 	if (fd < 0 && borrowed)
 		log_debug("discovery: pid %d fd %d: no stats fd from it: %s", (int)pid, their_fd,
 			  strerror(-fd));
-	if (fd >= 0 && (ops->check_fd(ops->ctx, fd, kind, res) < 0 ||
-			!ops->is_thread_of(ops->ctx, res->id_pid, pid))) {
+	if (fd >= 0 && sysops_check_owned(ops, fd, kind, pid, res) < 0) {
 		close(fd);
 		fd = -1;
 	}

@@ -52,12 +52,11 @@ static int check_vm_fd(const struct sysops *ops, const struct conn *c, int fd, u
 		       struct verdict *v)
 {
 	struct fdcheck_result res;
+	int rc = sysops_check_owned(ops, fd, FD_VM_STATS, c->pid, &res);
 
-	if (ops->check_fd(ops->ctx, fd, FD_VM_STATS, &res) < 0)
-		return deny(v, -EBADF, REJ_BAD_FD, "fd 0: %s", res.why);
-	if (!ops->is_thread_of(ops->ctx, res.id_pid, c->pid))
-		return deny(v, -EPERM, REJ_NOT_OWNER, "VM created by tid %d, not by pid %d",
-			    (int)res.id_pid, (int)c->pid);
+	if (rc < 0)
+		return deny(v, rc, rc == -EBADF ? REJ_BAD_FD : REJ_NOT_OWNER, "%s%s",
+			    rc == -EBADF ? "fd 0: " : "VM ", res.why);
 	bound_by_thread(ops, res.id_pid, created);
 	return 0;
 }
@@ -84,14 +83,12 @@ static int check_vcpus(struct registrar *r, const struct conn *c, const struct h
 
 	out->n = 0;
 	for (size_t i = 0; i < n; i++) {
+		int rc = sysops_check_owned(ops, fds[i], FD_VCPU_STATS, c->pid, &res);
 		bool known;
 
-		if (ops->check_fd(ops->ctx, fds[i], FD_VCPU_STATS, &res) < 0)
-			return deny(v, -EBADF, REJ_BAD_FD, "fd %zu: %s", i, res.why);
-		if (!ops->is_thread_of(ops->ctx, res.id_pid, c->pid))
-			return deny(v, -EPERM, REJ_NOT_OWNER,
-				    "fd %zu: vCPU created by tid %d, not by pid %d", i,
-				    (int)res.id_pid, (int)c->pid);
+		if (rc < 0)
+			return deny(v, rc, rc == -EBADF ? REJ_BAD_FD : REJ_NOT_OWNER,
+				    "fd %zu: %s%s", i, rc == -EBADF ? "" : "vCPU ", res.why);
 		seen[i] = res.vcpu;
 		bound_by_thread(ops, res.id_pid, created);
 		for (size_t j = 0; j < i; j++)

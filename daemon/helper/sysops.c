@@ -16,6 +16,7 @@
 #include "borrow.h"
 #include "clock.h"
 #include "procfs.h"
+#include "reason.h"
 
 static int check_fd(void *ctx, int fd, enum fd_kind kind, struct fdcheck_result *res)
 {
@@ -116,6 +117,17 @@ static uint64_t real_ns(void *ctx)
 {
 	(void)ctx;
 	return clock_ns(CLOCK_REALTIME);
+}
+
+int sysops_check_owned(const struct sysops *ops, int fd, enum fd_kind kind, pid_t pid,
+		       struct fdcheck_result *res)
+{
+	int rc = ops->check_fd(ops->ctx, fd, kind, res);
+
+	if (rc == 0 && !ops->is_thread_of(ops->ctx, res->id_pid, pid))
+		rc = reason_set(res->why, sizeof(res->why), -EPERM,
+				"created by tid %d, not by pid %d", (int)res->id_pid, (int)pid);
+	return rc;
 }
 
 void sysops_init(struct sysops *ops, struct fdcheck *fc)

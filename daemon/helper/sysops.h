@@ -50,6 +50,15 @@ struct sysops {
 	uint64_t (*real_ns)(void *ctx);
 };
 
+/*
+ * The check registration and discovery both make of an untrusted fd: a
+ * stats fd of kind (else -EBADF) whose id names a thread of process pid,
+ * its creator (else -EPERM); why in res->why, the id's tid and the vCPU
+ * index in res.
+ */
+int sysops_check_owned(const struct sysops *ops, int fd, enum fd_kind kind, pid_t pid,
+		       struct fdcheck_result *res);
+
 /* The real calls; fc (fdcheck_init'd) must outlive ops. */
 void sysops_init(struct sysops *ops, struct fdcheck *fc);
 
