@@ -217,7 +217,8 @@ int vmtable_add_vcpus(struct vmtable *t, struct hvm *vm, const int *vcpus, const
 		rc = copy_fds(t, fds, n, vm->vcpu_fds + vm->n_vcpus);
 	if (rc < 0) {
 		refund(t, vm->proc->uid, n);
-		return reason_set(why, why_size, rc, "%zu vCPUs not taken: %s", n, strerror(-rc));
+		return reason_set(why, why_size, -ENOMEM, "%zu vCPUs not taken: %s", n,
+				  strerror(-rc));
 	}
 	memcpy(vm->vcpus + vm->n_vcpus, vcpus, n * sizeof(*vcpus));
 	if (vm->n_told == vm->n_vcpus || created_ns < vm->news_created_ns)
@@ -315,7 +316,7 @@ int vmtable_add_vm(struct vmtable *t, const struct vt_new_vm *n, struct hvm **ou
 		if (made)
 			vmtable_forget_proc(t, made);
 		refund(t, uid, n_fds);
-		return reason_set(why, why_size, rc, "out of memory or descriptors: %s",
+		return reason_set(why, why_size, -ENOMEM, "out of memory or descriptors: %s",
 				  strerror(-rc));
 	}
 	vm->id = t->next_vm_id++;

@@ -152,8 +152,8 @@ int vmtable_room(struct vmtable *t, const struct hproc *p, const struct hvm *vm,
 
 /*
  * Add a VM with its vCPUs: room, the uid's budget, the copies of every fd;
- * all of it, or nothing. 0 with *out, or -ENOSPC (a limit), -ENOMEM,
- * -EMFILE (out of memory or fds) with why.
+ * all of it, or nothing. 0 with *out, or -ENOSPC (a limit) or -ENOMEM
+ * (out of memory or fds) with why.
  */
 int vmtable_add_vm(struct vmtable *t, const struct vt_new_vm *n, struct hvm **out, char *why,
 		   size_t why_size);

@@ -191,7 +191,7 @@ static void test_vcpus_that_cannot_all_be_taken_leave_no_trace(void **state)
 	fds[1] = vcpu_fd(w, VMM + 3, 2);
 	fds[2] = vcpu_fd(w, VMM + 4, 3);
 	w->f.copies_left = 2; /* the third copy fails: out of descriptors */
-	assert_int_equal(add_vcpus(w, 1, fds, 3, &v), -EMFILE);
+	assert_int_equal(add_vcpus(w, 1, fds, 3, &v), -ENOMEM);
 	assert_int_equal(v.reason, REJ_LIMIT);
 	assert_int_equal(v.accepted, 0);
 	assert_int_equal(vm->n_vcpus, 1);
@@ -217,7 +217,7 @@ static void test_vm_that_cannot_be_copied_whole_is_refused_without_a_trace(void 
 	fds[1] = vcpu_fd(w, VMM + 1, 0);
 	fds[2] = vcpu_fd(w, VMM + 2, 1);
 	w->f.copies_left = 3; /* the pidfd, the VM, one vCPU: the last vCPU fails */
-	assert_int_equal(reg(w, 1, "x", fds, 3, &v), -EMFILE);
+	assert_int_equal(reg(w, 1, "x", fds, 3, &v), -ENOMEM);
 	assert_int_equal(v.accepted, 0);
 	assert_int_equal(w->vt.n_vms, 0);
 	assert_int_equal(w->vt.n_procs, 0);
@@ -696,7 +696,7 @@ static void test_adoption_that_cannot_take_its_vcpus_changes_nothing(void **stat
 	fds[2] = vcpu_fd(w, VMM + 2, 1);
 	vm = discovered(w, fds[0], fds[1]);
 	w->f.copies_left = 0;
-	assert_int_equal(reg(w, 5, "", fds, 3, &v), -EMFILE);
+	assert_int_equal(reg(w, 5, "", fds, 3, &v), -ENOMEM);
 	assert_false(vm->has_handle); /* still discovery's */
 	assert_false(vm->proc->registers);
 	assert_int_equal(vm->n_vcpus, 1);
