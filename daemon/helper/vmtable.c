@@ -202,9 +202,28 @@ static int grow_vcpus(struct hvm *vm, size_t n)
 	return nf ? 0 : -ENOMEM;
 }
 
+/*
+ * vcpus[0..n) into vm with our copies of fds[0..n), all or none: the one
+ * place a vCPU joins a VM. 0 or -errno.
+ */
+static int put_vcpus(const struct vmtable *t, struct hvm *vm, const int *vcpus, const int *fds,
+		     size_t n)
+{
+	int rc = n ? grow_vcpus(vm, n) : 0;
+
+	if (rc == 0)
+		rc = copy_fds(t, fds, n, vm->vcpu_fds + vm->n_vcpus);
+	if (rc == 0 && n) {
+		memcpy(vm->vcpus + vm->n_vcpus, vcpus, n * sizeof(*vcpus));
+		vm->n_vcpus += (unsigned)n;
+	}
+	return rc;
+}
+
 int vmtable_add_vcpus(struct vmtable *t, struct hvm *vm, const int *vcpus, const int *fds, size_t n,
 		      uint64_t created_ns, char *why, size_t why_size)
 {
+	bool news = vm->n_told < vm->n_vcpus;
 	int rc;
 
 	if (n == 0)
@@ -212,18 +231,14 @@ int vmtable_add_vcpus(struct vmtable *t, struct hvm *vm, const int *vcpus, const
 	rc = reserve(t, vm->proc, vm, vm->proc->uid, n, n, why, why_size);
 	if (rc < 0)
 		return rc;
-	rc = grow_vcpus(vm, n);
-	if (rc == 0)
-		rc = copy_fds(t, fds, n, vm->vcpu_fds + vm->n_vcpus);
+	rc = put_vcpus(t, vm, vcpus, fds, n);
 	if (rc < 0) {
 		refund(t, vm->proc->uid, n);
 		return reason_set(why, why_size, -ENOMEM, "%zu vCPUs not taken: %s", n,
 				  strerror(-rc));
 	}
-	memcpy(vm->vcpus + vm->n_vcpus, vcpus, n * sizeof(*vcpus));
-	if (vm->n_told == vm->n_vcpus || created_ns < vm->news_created_ns)
+	if (!news || created_ns < vm->news_created_ns)
 		vm->news_created_ns = created_ns; /* the earliest of the news */
-	vm->n_vcpus += (unsigned)n;
 	t->n_sources += (unsigned)n;
 	return 0;
 }
@@ -276,20 +291,11 @@ static void free_vm(struct hvm *vm)
 static int make_vm(const struct vmtable *t, const struct vt_new_vm *n, struct hvm **out)
 {
 	struct hvm *vm = calloc(1, sizeof(*vm));
-	int rc = vm ? 0 : -ENOMEM;
+	int rc = vm ? copy_fds(t, &n->stats_fd, 1, &vm->stats_fd) : -ENOMEM;
 
-	if (vm) {
-		vm->stats_fd = -1;
-		rc = grow_vcpus(vm, n->n_vcpus ? n->n_vcpus : 1);
-	}
 	if (rc == 0)
-		rc = copy_fds(t, &n->stats_fd, 1, &vm->stats_fd);
-	if (rc == 0)
-		rc = copy_fds(t, n->vcpu_fds, n->n_vcpus, vm->vcpu_fds);
-	if (rc == 0) {
-		memcpy(vm->vcpus, n->vcpus, n->n_vcpus * sizeof(*vm->vcpus));
-		vm->n_vcpus = (unsigned)n->n_vcpus;
-	} else if (vm)
+		rc = put_vcpus(t, vm, n->vcpus, n->vcpu_fds, n->n_vcpus);
+	if (rc < 0 && vm)
 		free_vm(vm);
 	*out = rc == 0 ? vm : NULL;
 	return rc;
