@@ -60,7 +60,7 @@ endif
 
 .DELETE_ON_ERROR:
 .PHONY: all run check bench bench-bpf bench-smoke install clean deps unit integration lint sanitize format fuzz \
-	layout-check coverage \
+	layout-check coverage cycles \
 	fuzz-replay metrics-doc
 
 # Which process runs a file is the folder it is in (README "Layout"), and
@@ -247,6 +247,11 @@ metrics-doc: $(B)/kvmstatd
 SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 sanitize:
 	$(Q)$(MAKE) --no-print-directory B=build/asan WERROR=1 EXTRA_CFLAGS="$(SAN_FLAGS)" unit
+
+# Import cycles between the daemon's files, from their objects' symbols
+# (a module calls down, never back up): lists each, fails if there is one.
+cycles: $(DAEMON_OBJ) $(B)/daemon/helper/main.o
+	$(Q)$(PYTHON) scripts/import-cycles.py $^
 
 # Line coverage of the privileged helper (daemon/helper/) by the unit
 # tests: gcc --coverage at -O0 in build/coverage, then gcov per file.
