@@ -90,8 +90,8 @@ static void test_proc_files_of_our_own_process_read(void **state)
 	uint64_t start = 0, now = w->ops.real_ns(w->ops.ctx);
 	char comm[32];
 
-	assert_true(w->ops.proc_read(w->ops.ctx, getpid(), "comm", comm, sizeof(comm)) > 0);
-	assert_string_equal(comm, "test_sysops\n");
+	assert_true(w->ops.proc_read(w->ops.ctx, getpid(), "comm", comm, sizeof(comm)) > 1);
+	assert_non_null(strchr(comm, '\n')); /* (test_sysops, or a valgrind's name) */
 	assert_int_equal(w->ops.start_time_ns(w->ops.ctx, getpid(), &start), 0);
 	assert_true(start > 0 && start <= now);
 	assert_true(w->ops.proc_read(w->ops.ctx, -1, "comm", comm, sizeof(comm)) < 0);
@@ -143,6 +143,10 @@ static void test_pidfd_getfd_takes_a_copy_of_their_fd(void **state)
 	int theirs = memfd_create("theirs", MFD_CLOEXEC);
 	int pidfd = w->ops.pidfd_open(w->ops.ctx, getpid()), copy;
 
+	if (pidfd == -ENOSYS) { /* under valgrind */
+		close(theirs);
+		skip();
+	}
 	assert_true(pidfd >= 0);
 	copy = w->ops.take_fd(w->ops.ctx, pidfd, theirs);
 	assert_true(copy >= 0);
