@@ -163,6 +163,37 @@ static void drop_borrowed(struct vmtable *t, pid_t pid)
 	}
 }
 
+/* The VM of fds[0] with the new vCPUs nv, named name, joins the table. */
+static int add_registered(struct registrar *r, const struct conn *c, const struct regmsg *m,
+			  const char *name, int vm_fd, const struct new_vcpus *nv, uint64_t created,
+			  struct verdict *v)
+{
+	struct vt_new_vm n = { .pid = c->pid,
+			       .uid = c->uid,
+			       .pidfd = c->pidfd,
+			       .stats_fd = vm_fd,
+			       .origin = ORIGIN_REGISTERED,
+			       .name = name,
+			       .has_handle = true,
+			       .handle = m->vm_handle,
+			       .borrowed_fd = -1,
+			       .created_ns = created,
+			       .vcpus = nv->idx,
+			       .vcpu_fds = nv->fds,
+			       .n_vcpus = nv->n };
+	char why[sizeof(v->why)];
+	struct hvm *vm;
+	int rc = vmtable_add_vm(r->vt, &n, &vm, why, sizeof(why));
+
+	if (rc < 0)
+		return deny(v, rc, REJ_LIMIT, "%s", why);
+	vm->proc->registers = true;
+	log_event(LOG_LVL_INFO, &(struct log_fields){ name, c->pid, "registered" },
+		  "pid %d (uid %u) registered VM \"%s\" with %u vCPUs", (int)c->pid,
+		  (unsigned)c->uid, name, vm->n_vcpus);
+	return 0;
+}
+
 static int do_register(struct registrar *r, const struct conn *c, const struct regmsg *m,
 		       const int *fds, size_t n, struct verdict *v)
 {
@@ -171,7 +202,6 @@ static int do_register(struct registrar *r, const struct conn *c, const struct r
 	char name[sizeof(((struct hvm *)0)->name)], why[sizeof(v->why)];
 	struct new_vcpus nv;
 	struct hvm *vm;
-	int rc;
 
 	if (vmtable_by_handle(t, c->pid, m->vm_handle))
 		return deny(v, -EEXIST, REJ_DUPLICATE, "handle %llu is registered already",
@@ -195,28 +225,9 @@ static int do_register(struct registrar *r, const struct conn *c, const struct r
 	if ((vm = vmtable_by_file(t, 0, fds[0], 0)))
 		return deny(v, -EEXIST, REJ_DUPLICATE, "this VM stats fd is registered as \"%s\"",
 			    vm->name);
-	rc = vmtable_add_vm(t,
-			    &(struct vt_new_vm){ .pid = c->pid,
-						 .uid = c->uid,
-						 .pidfd = c->pidfd,
-						 .stats_fd = fds[0],
-						 .origin = ORIGIN_REGISTERED,
-						 .name = name,
-						 .has_handle = true,
-						 .handle = m->vm_handle,
-						 .borrowed_fd = -1,
-						 .created_ns = created,
-						 .vcpus = nv.idx,
-						 .vcpu_fds = nv.fds,
-						 .n_vcpus = nv.n },
-			    &vm, why, sizeof(why));
-	if (rc < 0)
-		return deny(v, rc, REJ_LIMIT, "%s", why);
-	vm->proc->registers = true;
+	if (add_registered(r, c, m, name, fds[0], &nv, created, v) < 0)
+		return v->status;
 	v->accepted = (unsigned)n;
-	log_event(LOG_LVL_INFO, &(struct log_fields){ name, c->pid, "registered" },
-		  "pid %d (uid %u) registered VM \"%s\" with %u vCPUs", (int)c->pid,
-		  (unsigned)c->uid, name, vm->n_vcpus);
 	return 0;
 }
 
