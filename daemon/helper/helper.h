@@ -16,6 +16,8 @@
 #include "bpfload.h"
 #include "config.h"
 
+struct webtls; /* the worker side's (webtls.h); the helper only hands it on */
+
 struct helper_args {
 	struct config *cfg;	     /* a reload (SIGHUP) replaces it in place */
 	const char *config_path;     /* read again on SIGHUP */
@@ -28,6 +30,7 @@ struct helper_args {
 	bool sandbox_selftest;		 /* each worker tests its sandbox and logs the result */
 	bool borrow;			 /* discovery may borrow VM and vCPU fds (borrow.h) */
 	const struct bpf_telemetry *bpf; /* loaded before the privilege drop, or not enabled */
+	const struct webtls *tls;	 /* [web] TLS, read before the drop; each worker's HTTP */
 };
 
 /*

@@ -25,11 +25,14 @@
 #include "sysops.h"
 #include "vmtable.h"
 
+struct webtls; /* the worker side's (webtls.h); the helper only hands it on */
+
 struct helper {
 	struct config *cfg; /* replaced in place by a reload (SIGHUP) */
 	const char *config_path;
 	const char *listen_override;	 /* --listen, or NULL */
 	const struct bpf_telemetry *bpf; /* exit telemetry maps, handed to each worker */
+	const struct webtls *tls; /* [web] TLS identity, handed to each worker (NULL: none) */
 	int reg_fd, ipc_fd, signal_fd, epoll_fd;
 	int http_fd;	 /* kept for the next worker; never read here */
 	int restart_fd;	 /* timerfd: start a worker again */
