@@ -14,6 +14,8 @@
 
 /* the longest request and one byte more: fdpass_recv reports longer ones */
 #define REQUEST_BUF (sizeof(struct kvmstat_msg_register_vm) + 1)
+#define REFUSAL_BURST 20  /* refusal lines logged at once ... */
+#define REFUSALS_PER_S 10 /* ... and a second after that */
 
 static int deny(struct verdict *v, int status, enum reject_reason reason, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -31,7 +33,8 @@ static int deny(struct verdict *v, int status, enum reject_reason reason, const 
 
 void registrar_init(struct registrar *r, struct vmtable *vt)
 {
-	*r = (struct registrar){ .vt = vt, .log = { .tokens = 20 } };
+	*r = (struct registrar){ .vt = vt };
+	logbudget_init(&r->log, REFUSAL_BURST, REFUSALS_PER_S, vt->ops->mono_ns(vt->ops->ctx));
 }
 
 /*
@@ -268,45 +271,41 @@ static int do_unregister(struct registrar *r, const struct conn *c, const struct
 
 /*
  * Every refusal is logged, but a hostile peer must not flood the journal:
- * at most 20 lines at once and 10 a second after that (a token bucket),
- * with a count of those left out. Every refusal is counted regardless.
+ * r->log lets a burst through, then a few a second, with a count of those
+ * left out. Every refusal is counted regardless.
  */
-static void log_refusal(struct registrar *r, const struct conn *c, const struct verdict *v)
+void helper_log_refusal(struct registrar *r, pid_t pid, uid_t uid, enum reject_reason reason,
+			const char *why)
 {
-	struct refusal_log *l = &r->log;
-	uint64_t now = r->vt->ops->mono_ns(r->vt->ops->ctx),
-		 add = (now - l->last_ns) / 100000000ull;
+	uint64_t left_out;
 
-	if (add) {
-		l->tokens = l->tokens + add > 20 ? 20 : l->tokens + add;
-		l->last_ns = now;
-	}
-	if (l->tokens == 0) {
-		l->quiet++;
+	if (!logbudget_take(&r->log, r->vt->ops->mono_ns(r->vt->ops->ctx), &left_out))
 		return;
-	}
-	l->tokens--;
-	if (l->quiet)
-		log_warn("%u more refusals not logged (too many)", l->quiet);
-	l->quiet = 0;
-	log_event(LOG_LVL_WARN, &(struct log_fields){ NULL, c->pid, reject_reason_name(v->reason) },
-		  "registration from pid %d (uid %u) refused (%s): %s", (int)c->pid,
-		  (unsigned)c->uid, reject_reason_name(v->reason), v->why);
+	if (left_out)
+		log_warn("%llu more refusals not logged (too many)", (unsigned long long)left_out);
+	log_event(LOG_LVL_WARN, &(struct log_fields){ NULL, pid, reject_reason_name(reason) },
+		  "registration from pid %d (uid %u) refused (%s): %s", (int)pid, (unsigned)uid,
+		  reject_reason_name(reason), why);
+}
+
+void helper_send_reply(int fd, uint32_t seq, int status, unsigned accepted, const char *why)
+{
+	struct kvmstat_msg_reply r = { .hdr = { KVMSTAT_PROTO_MAGIC, KVMSTAT_PROTO_VERSION,
+						KVMSTAT_MSG_REPLY, sizeof(r), seq } };
+
+	r.body.status = status;
+	r.body.accepted = accepted;
+	snprintf(r.body.reason, sizeof(r.body.reason), "%s", status ? why : "ok");
+	/* a peer that left without reading its answer is no error of ours */
+	send(fd, &r, sizeof(r), MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 
 static void answer(struct registrar *r, const struct conn *c, uint32_t seq, struct verdict *v)
 {
-	struct kvmstat_msg_reply reply = { .hdr = { KVMSTAT_PROTO_MAGIC, KVMSTAT_PROTO_VERSION,
-						    KVMSTAT_MSG_REPLY, sizeof(reply), seq } };
-
-	reply.body.status = v->status;
-	reply.body.accepted = v->accepted;
-	snprintf(reply.body.reason, sizeof(reply.body.reason), "%s", v->status ? v->why : "ok");
 	if (v->status)
-		log_refusal(r, c, v);
+		helper_log_refusal(r, c->pid, c->uid, v->reason, v->why);
 	v->answered = true;
-	/* a peer that left without reading its answer is no error of ours */
-	send(c->fd, &reply, sizeof(reply), MSG_NOSIGNAL | MSG_DONTWAIT);
+	helper_send_reply(c->fd, seq, v->status, v->accepted, v->why);
 }
 
 /* Who may ask, and how often: before anything the request carries is read. */
@@ -349,6 +348,16 @@ void registration_decide(struct registrar *r, const struct conn *c, const void *
 	v->scan_soon = v->status == 0 && m->type == KVMSTAT_MSG_REGISTER_VM;
 }
 
+/*
+ * recvmsg's 0 is a hang-up only when no fd came with it: a datagram of no
+ * bytes carrying fds is a request (refused as shorter than a header), and
+ * its fds must be closed like any other's.
+ */
+static bool hung_up(int len, size_t n_fds)
+{
+	return (len == 0 && n_fds == 0) || len == -ECONNRESET;
+}
+
 int helper_serve_request(struct registrar *r, struct conn *c, struct verdict *v)
 {
 	int fds[KVMSTAT_MAX_FDS_PER_MSG];
@@ -361,8 +370,8 @@ int helper_serve_request(struct registrar *r, struct conn *c, struct verdict *v)
 	len = fdpass_recv(c->fd, buf, sizeof(buf), fds, KVMSTAT_MAX_FDS_PER_MSG, &n);
 	if (len == -EAGAIN)
 		return 0;
-	if (len == 0 || len == -ECONNRESET)
-		return -1; /* the peer hung up */
+	if (hung_up(len, n))
+		return -1;
 	registration_decide(r, c, buf, len, fds, n, &m, v);
 	/* we keep copies of what we accepted: the received fds go either way */
 	fdpass_close_all(fds, n);

@@ -18,6 +18,7 @@
 #include <sys/types.h>
 
 #include "kvmstat_proto.h"
+#include "logbudget.h"
 #include "regmsg.h"
 #include "reject.h"
 #include "vmtable.h"
@@ -35,18 +36,9 @@ struct conn {
 	uint64_t last_ns; /* last request (or the accept): idle ones are closed */
 };
 
-/*
- * Refusals are logged at most 20 at once and 10 a second after that (a
- * token bucket), with a count of those left out.
- */
-struct refusal_log {
-	uint64_t tokens, last_ns;
-	unsigned quiet;
-};
-
 struct registrar {
-	struct vmtable *vt; /* its policy says who may register, and how often */
-	struct refusal_log log;
+	struct vmtable *vt;   /* its policy says who may register, and how often */
+	struct logbudget log; /* refusals' log lines (a peer may make many) */
 };
 
 struct verdict {
@@ -72,8 +64,17 @@ void registration_decide(struct registrar *r, const struct conn *c, const void *
 /*
  * Read one request from c, decide it and answer it. < 0: close the
  * connection (the peer hung up, or is not heard twice); v says what was
- * decided when v->answered.
+ * decided when v->answered. Every fd the datagram carried is closed before
+ * it returns, whatever the verdict (a datagram of no bytes with fds is a
+ * refused request, not a hang-up).
  */
 int helper_serve_request(struct registrar *r, struct conn *c, struct verdict *v);
+
+/* One reply (kvmstat_proto.h) on fd, without blocking; why: a refusal's. */
+void helper_send_reply(int fd, uint32_t seq, int status, unsigned accepted, const char *why);
+
+/* Log a refusal of peer pid/uid, at most as often as r->log lets. */
+void helper_log_refusal(struct registrar *r, pid_t pid, uid_t uid, enum reject_reason reason,
+			const char *why);
 
 #endif

@@ -58,9 +58,9 @@ struct helper {
 	struct policy *policy;
 	bool accept_paused; /* out of fds: the listening socket is out of epoll */
 	char tag_reg, tag_signal, tag_ipc, tag_restart, tag_discover;
-	struct conn *conns[256];
+	struct conn *conns[POLICY_MAX_CONNS];
 	size_t n_conns;
-	struct fdcheck fdcheck; /* behind ops, which unit tests replace */
+	struct fdcheck fdcheck; /* behind ops, which unit tests and fuzzers replace */
 	struct sysops ops;
 	struct vmtable vt;     /* processes, VMs, vCPUs, charges, grace */
 	struct registrar reg;  /* decides registration requests */

@@ -211,7 +211,7 @@ static int put_vcpus(const struct vmtable *t, struct hvm *vm, const int *vcpus, 
 {
 	int rc = n ? grow_vcpus(vm, n) : 0;
 
-	if (rc == 0)
+	if (rc == 0 && n)
 		rc = copy_fds(t, fds, n, vm->vcpu_fds + vm->n_vcpus);
 	if (rc == 0 && n) {
 		memcpy(vm->vcpus + vm->n_vcpus, vcpus, n * sizeof(*vcpus));
