@@ -253,7 +253,8 @@ sanitize:
 	$(Q)$(MAKE) --no-print-directory B=build/asan WERROR=1 EXTRA_CFLAGS="$(SAN_FLAGS)" unit
 
 # Import cycles between the daemon's files, from their objects' symbols
-# (a module calls down, never back up): lists each, fails if there is one.
+# (a module calls down, never back up): lists each, fails if there is one
+# (in make check).
 cycles: $(DAEMON_OBJ) $(B)/daemon/helper/main.o
 	$(Q)$(PYTHON) scripts/import-cycles.py $^
 
@@ -363,7 +364,7 @@ state-check: $(STATE_OBJ)
 	$(Q)scripts/state-check.sh $(STATE_OBJ)
 
 check: deps
-	$(Q)$(MAKE) --no-print-directory WERROR=1 all unit layout-check state-check
+	$(Q)$(MAKE) --no-print-directory WERROR=1 all unit layout-check state-check cycles
 	$(Q)$(MAKE) --no-print-directory sanitize fuzz-replay fuzz-smoke
 	$(Q)$(MAKE) --no-print-directory lint
 	$(Q)$(MAKE) --no-print-directory WERROR=1 integration
