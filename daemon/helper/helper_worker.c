@@ -199,7 +199,8 @@ static int send_vm(struct helper *h, const struct hvm *vm)
 	snprintf(m.comm, sizeof(m.comm), "%s", vm->proc->comm);
 	fds[0] = vm->proc->pidfd;
 	fds[1] = vm->stats_fd;
-	memcpy(fds + 2, vm->vcpu_fds, n * sizeof(int));
+	if (n) /* (a VM without vCPUs has no array) */
+		memcpy(fds + 2, vm->vcpu_fds, n * sizeof(int));
 	rc = fdpass_send(h->ipc_fd, &m, sizeof(m), fds, 2 + n);
 	if (rc < 0) {
 		log_err("VM \"%s\" not handed to the worker: %s", vm->name, strerror(-rc));
