@@ -3,13 +3,15 @@
  * webtls - the exporter's TLS identity: certificate, key, client CAs and
  * the protocol versions on offer ([web] tls_*).
  *
- * The privileged process reads the files at start-up, before it drops its
- * privileges (so the key may be readable by root alone), and checks them
- * with GnuTLS: each must parse, and the key must be the certificate's. The
- * PEM text then stays in memory, one copy per process: the worker, forked
- * later (and again after a restart), inherits it and hands it to
- * libmicrohttpd (MHD_OPTION_HTTPS_MEM_*); it could not read the files
- * itself, its sandbox refuses every open().
+ * The privileged helper reads the files at start-up, before it drops its
+ * privileges (so the key may be readable by root alone), and sends their
+ * bytes to every worker in its boot message; it links no GnuTLS. The
+ * worker program checks them here, under its sandbox: each must parse, and
+ * the key must be the certificate's (the helper's start-up and
+ * --check-config run the same check in the worker program's check mode).
+ * The PEM text then stays in the worker's memory and goes to
+ * libmicrohttpd (MHD_OPTION_HTTPS_MEM_*); the worker could not read the
+ * files itself, its sandbox refuses every open().
  *
  * libmicrohttpd 0.9.75 has no hook into the handshake, so client
  * certificates are asked for there (MHD_OPTION_HTTPS_MEM_TRUST) and
@@ -23,8 +25,6 @@
 
 #include "config.h"
 
-#define WEBTLS_FILE_MAX (1u << 20) /* a PEM file larger than this is refused */
-
 struct webtls {
 	char *cert_pem; /* the certificate (chain), NUL-terminated */
 	char *key_pem;
@@ -34,10 +34,14 @@ struct webtls {
 };
 
 /*
- * Read and check the files cfg names; 0 (TLS off when there are none), or
- * -errno with a sentence naming the key and the file in err.
+ * Check the PEM texts of the files cfg names (cert, key, client CA;
+ * malloc'd, NULL where not configured) and keep them: they are webtls's
+ * from now on, wiped and freed by webtls_free (on error too). 0 (TLS off
+ * when cfg names no certificate), or -errno with a sentence naming the key
+ * and the file in err.
  */
-int webtls_load(const struct config *cfg, char *err, size_t err_size);
+int webtls_load(const struct config *cfg, char *cert_pem, char *key_pem, char *ca_pem, char *err,
+		size_t err_size);
 
 /* What webtls_load kept; NULL when TLS is off. */
 const struct webtls *webtls_get(void);

@@ -429,7 +429,7 @@ int helper_run(const struct helper_args *a)
 			    .http_fd = a->http_fd,
 			    .uid = a->uid,
 			    .gid = a->gid,
-			    .sandbox_selftest = a->sandbox_selftest,
+			    .prog = a->prog,
 			    .borrow = a->borrow,
 			    .ipc_fd = -1,
 			    .signal_fd = -1,

@@ -15,6 +15,7 @@
 
 #include "bpfload.h"
 #include "config.h"
+#include "workerexec.h"
 
 /*
  * Create the registration socket (directory, stale socket, mode, group),
@@ -33,7 +34,7 @@ struct helper_args {
 	const char *socket_name;     /* its name in there */
 	uid_t uid;		     /* the service user, the worker's */
 	gid_t gid;
-	bool sandbox_selftest;		 /* each worker tests its sandbox and logs the result */
+	const struct workerexec *prog;	 /* the worker program and what each worker gets */
 	bool borrow;			 /* discovery may borrow VM and vCPU fds (borrow.h) */
 	const struct bpf_telemetry *bpf; /* loaded before the privilege drop, or not enabled */
 };

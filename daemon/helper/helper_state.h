@@ -16,6 +16,7 @@
 #include "ipc.h"
 #include "policy.h"
 #include "reject.h"
+#include "workerexec.h"
 #include "kvmstat_proto.h"
 
 enum helper_tag { TAG_CONN = 1, TAG_PROC };
@@ -74,10 +75,10 @@ struct helper {
 	int discover_fd; /* timerfd: next /proc scan */
 	uid_t uid;	 /* the service user: the worker's (and our) uid */
 	gid_t gid;
-	bool sandbox_selftest;
-	bool borrow;	  /* the kernel gives stats fds to observers (borrow.h) */
-	pid_t worker;	  /* 0 once reaped */
-	bool worker_died; /* gave up restarting: exit status 1 */
+	const struct workerexec *prog; /* the worker program, its [web] files (workerexec.h) */
+	bool borrow;		       /* the kernel gives stats fds to observers (borrow.h) */
+	pid_t worker;		       /* 0 once reaped */
+	bool worker_died;	       /* gave up restarting: exit status 1 */
 	uint32_t worker_starts;
 	uint64_t start_ns[5]; /* the last worker starts: a crash loop stops us */
 	uint64_t rejected[REJ__COUNT], discovered; /* totals, told to each new worker */
