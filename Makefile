@@ -121,6 +121,7 @@ all: $(B)/kvmstatd $(B)/kvmstatd-worker $(B)/kvmstat-demo-vmm $(B)/libkvmstat-cl
 
 # Units with this build's paths (make install PREFIX=... SYSCONFDIR=...).
 SUBST = sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+	-e 's|@LIBEXECDIR@|$(LIBEXECDIR)|g' \
 	-e 's|@USER@|kvmstatd|g'
 $(B)/systemd/%: systemd/%.in Makefile
 	$(call msg,GEN,$@)

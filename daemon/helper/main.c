@@ -168,7 +168,7 @@ static int prepare_worker(const struct config *cfg, struct workerexec *s,
 }
 
 /* The table is the renderer's: the worker program prints it. */
-static int __attribute__((noreturn)) metrics_reference(void)
+static void __attribute__((noreturn)) metrics_reference(void)
 {
 	struct workerexec s;
 	int rc = workerexec_open(&s);
