@@ -394,10 +394,10 @@ int main(int argc, char **argv)
 	if (load_config(&o, &cfg) < 0)
 		return 2;
 	if (!o.check_only)
-		return start(&cfg, &o, &prog);
+		rc = start(&cfg, &o, &prog);
 	/* as the caller: the worker program's sandbox confines the parsing */
-	rc = prepare_worker(&cfg, &prog, NULL);
-	if (rc == 0)
+	else if ((rc = prepare_worker(&cfg, &prog, NULL)) == 0)
 		printf("%s: configuration valid\n", o.config_path);
+	boot_pem_free(&prog.pem); /* the key, wiped */
 	return rc;
 }

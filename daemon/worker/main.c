@@ -16,6 +16,7 @@
  * worker's loop.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <microhttpd.h>
 #include <stdio.h>
@@ -179,6 +180,8 @@ int main(int argc, char **argv)
 			BOOT_CHANNEL_FD);
 		return EXIT_REFUSED;
 	}
+	/* it crossed the exec; nothing of ours is to cross another */
+	fcntl(BOOT_CHANNEL_FD, F_SETFD, FD_CLOEXEC);
 	rc = boot_recv(BOOT_CHANNEL_FD, &b, why, sizeof(why));
 	if (rc < 0) {
 		log_err("cannot start: %s", why);
