@@ -207,3 +207,56 @@ def test_a_helper_without_its_worker_program_says_so(tmp_path, kvmstatd_bin):
                        capture_output=True, timeout=10)
     assert p.returncode == 1, p.stderr
     assert b"the worker program " + installed.encode() + b": No such file" in p.stderr, p.stderr
+
+
+# In a mount namespace of its own, with a journal socket of the test's own
+# on /run/systemd/journal/socket: both processes send structured entries
+# there (the worker on the socket the helper connected and handed over in
+# its boot message), none to stderr.
+_JOURNAL_SCRIPT = r'''
+import os, shutil, socket, subprocess, sys
+sys.path.insert(0, sys.argv[2])
+import harness
+if os.system("mount -t tmpfs none /run") != 0:
+    print("SKIP mount"); sys.exit(0)
+os.makedirs("/run/systemd/journal")
+j = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+j.bind("/run/systemd/journal/socket")
+j.settimeout(0.5)
+d = harness.Daemon()
+log = open(d.log_path, "wb")
+st = os.fstat(log.fileno())
+env = {"JOURNAL_STREAM": "%d:%d" % (st.st_dev, st.st_ino), "PATH": "/usr/bin:/bin"}
+p = subprocess.Popen([sys.argv[1], "--config", d.config], stderr=log, env=env)
+harness.wait_until(d._healthy, 10, what="HTTP")
+p.terminate()
+p.wait(10)
+roles = set()
+while True:
+    try:
+        m = j.recv(65536)
+    except socket.timeout:
+        break
+    roles.update(l.decode() for l in m.split(b"\n") if l.startswith(b"KVMSTATD_ROLE="))
+print(" ".join(sorted(roles)))
+print("STDERR %d" % os.path.getsize(d.log_path))
+log.close()
+shutil.rmtree(d.dir, ignore_errors=True)
+'''
+
+
+def test_the_worker_logs_to_the_journal_socket_the_helper_handed_over(kvmstatd_bin, root):
+    if not shutil.which("unshare"):
+        pytest.skip("no unshare(1)")
+    here = os.path.dirname(os.path.abspath(__file__))
+    p = subprocess.run(["unshare", "-m", "--propagation", "private", sys.executable, "-c",
+                        _JOURNAL_SCRIPT, kvmstatd_bin, here], capture_output=True, text=True,
+                       timeout=30)
+    if p.returncode != 0 and "unshare" in p.stderr:
+        pytest.skip("no mount namespace here: %s" % p.stderr.strip())
+    if p.stdout.startswith("SKIP"):
+        pytest.skip("cannot mount a tmpfs on /run in a namespace")
+    assert p.returncode == 0, p.stderr
+    roles, stderr = p.stdout.splitlines()
+    assert roles == "KVMSTATD_ROLE=helper KVMSTATD_ROLE=worker", p.stdout
+    assert stderr == "STDERR 0", "records went to stderr instead: %s" % p.stdout
