@@ -198,7 +198,11 @@ def test_worker_program_refuses_a_boot_message_from_another_build(worker_bin):
 
 
 def test_a_helper_without_its_worker_program_says_so(tmp_path, kvmstatd_bin):
-    installed = "/usr/local/libexec/kvmstatd/kvmstatd-worker"
+    # the path `make` compiled in: $(LIBEXECDIR) of the last build or install
+    with open(kvmstatd_bin, "rb") as f:
+        m = re.search(rb"\0(/[^\0]*/kvmstatd/kvmstatd-worker)\0", f.read())
+    assert m, "no worker program path in %s" % kvmstatd_bin
+    installed = m.group(1).decode()
     if os.path.exists(installed):
         pytest.skip("%s exists: the lone helper would find it" % installed)
     lone = tmp_path / "kvmstatd"
