@@ -165,10 +165,17 @@ $(B)/bpf/vmlinux.h:
 		"telemetry; build without it with 'make BPF=0'" >&2; exit 1; }
 	$(Q)$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $@
 
-$(B)/bpf/kvmexit.bpf.o: bpf/kvmexit.bpf.c daemon/common/bpf_layout.h $(B)/bpf/vmlinux.h
+# -g makes the BTF that CO-RE needs, and DWARF that nothing at run time
+# reads: `bpftool gen object` keeps the first and drops the second, so the
+# skeleton (and the helper, which embeds it) carries ~65 KiB, not ~750.
+$(B)/bpf/kvmexit.tmp.bpf.o: bpf/kvmexit.bpf.c daemon/common/bpf_layout.h $(B)/bpf/vmlinux.h
 	$(call msg,CLANG,$@)
 	$(Q)$(CLANG) -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_x86 -Wall -I$(B)/bpf -Idaemon/common \
 		-c $< -o $@
+
+$(B)/bpf/kvmexit.bpf.o: $(B)/bpf/kvmexit.tmp.bpf.o
+	$(call msg,BPFOBJ,$@)
+	$(Q)$(BPFTOOL) gen object $@ $<
 
 $(B)/bpf/kvmexit.skel.h: $(B)/bpf/kvmexit.bpf.o
 	$(call msg,SKEL,$@)
