@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "journal.h"
@@ -18,6 +19,7 @@
 #include "privdrop.h"
 
 #define WORKER_NAME "kvmstatd-worker"
+#define CHECK_TIMEOUT_MS 10000 /* GnuTLS parses 3 MiB of PEM in far less */
 
 /* An O_PATH fd of path, moved to 4 or above (fd 3 is the child's channel). */
 static int open_exe(const char *path)
@@ -115,25 +117,51 @@ static int check_result(const struct workerexec *s, int status)
 	return -EIO;
 }
 
+/*
+ * Wait for the checker, CHECK_TIMEOUT_MS at most: the helper's loop waits
+ * with it (a reload), and a checker that hangs must not hang the helper.
+ * 0 with its status, or -errno.
+ */
+static int wait_checker(const struct workerexec *s, pid_t pid, int *status)
+{
+	struct timespec tick = { 0, 10 * 1000000L };
+	int waited = 0, rc = 0;
+	pid_t got;
+
+	while ((got = waitpid(pid, status, WNOHANG)) == 0 && waited < CHECK_TIMEOUT_MS) {
+		nanosleep(&tick, NULL);
+		waited += 10;
+	}
+	if (got == 0) {
+		log_err("configuration check: %s did not answer in %d ms; killed", s->path,
+			CHECK_TIMEOUT_MS);
+		kill(pid, SIGKILL);
+		got = waitpid(pid, status, 0);
+		rc = -ETIMEDOUT;
+	}
+	return got < 0 ? -errno : rc;
+}
+
 int workerexec_check(const struct workerexec *s, const struct config *cfg,
 		     const struct workerexec_user *user)
 {
-	int sp[2], status = 0, rc;
-	pid_t pid;
+	int sp[2] = { -1, -1 }, status = 0, rc = 0;
+	pid_t pid = -1;
 
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0)
-		return -errno;
-	pid = fork();
-	rc = pid < 0 ? -errno : 0;
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0 || (pid = fork()) < 0) {
+		rc = -errno;
+		log_err("configuration check: cannot start %s: %s", s->path, strerror(-rc));
+	}
 	if (pid == 0)
 		become_checker(s, sp[1], user);
-	close(sp[1]);
+	if (sp[1] >= 0)
+		close(sp[1]);
 	/* a checker that died before reading shows in its exit status */
 	if (rc == 0)
 		boot_send(sp[0], cfg, &s->pem, -1, journal_fd(), 0, (uint32_t)log_get_level());
-	close(sp[0]);
-	while (rc == 0 && waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR)
-			rc = -errno;
-	return rc < 0 ? rc : check_result(s, status);
+	if (sp[0] >= 0)
+		close(sp[0]);
+	if (rc == 0)
+		rc = wait_checker(s, pid, &status);
+	return rc < 0 ? -EIO : check_result(s, status);
 }

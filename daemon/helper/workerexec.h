@@ -59,10 +59,11 @@ int workerexec_run(const struct workerexec *s, int chan_fd, const char *mode);
 
 /*
  * Run the worker program in its check mode (--check-config) on cfg and
- * s->pem, as user when not NULL, and wait for it: it parses the TLS files
- * and checks the [basic_auth_users] hashes, which the helper (linking
- * neither GnuTLS nor libcrypt) cannot. 0 valid; -EINVAL refused (the
- * check logged why); another -errno when it could not run (logged here).
+ * s->pem, as user when not NULL, and wait for it (10 s at most): it
+ * parses the TLS files and checks the [basic_auth_users] hashes, which
+ * the helper (linking neither GnuTLS nor libcrypt) cannot. 0 valid;
+ * -EINVAL refused (the check logged why); -EIO when it could not run or
+ * answer (logged).
  */
 int workerexec_check(const struct workerexec *s, const struct config *cfg,
 		     const struct workerexec_user *user);
