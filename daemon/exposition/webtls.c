@@ -4,7 +4,6 @@
 
 #include <errno.h>
 #include <stdarg.h>
-#include <stdbool.h>
 #include <stdint.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
@@ -14,9 +13,6 @@
 #include <time.h>
 
 #include "log.h"
-
-static struct webtls loaded;
-static int tls_on;
 
 static gnutls_datum_t datum(const char *pem)
 {
@@ -75,14 +71,14 @@ static int fail(char *err, size_t size, int rc, const char *fmt, ...)
 	return rc;
 }
 
-static int check_all(const struct config *cfg, char *err, size_t size)
+static int check_all(const struct webtls *loaded, const struct config *cfg, char *err, size_t size)
 {
-	int rc = parse_certs(loaded.cert_pem, cfg->tls_cert_file);
+	int rc = parse_certs(loaded->cert_pem, cfg->tls_cert_file);
 
 	if (rc < 0)
 		return fail(err, size, -EINVAL, "[web] tls_cert_file %s: no PEM certificate: %s",
 			    cfg->tls_cert_file, gnutls_strerror(rc));
-	rc = parse_key(&loaded);
+	rc = parse_key(loaded);
 	if (rc == GNUTLS_E_CERTIFICATE_KEY_MISMATCH)
 		return fail(err, size, -EINVAL,
 			    "[web] tls_key_file %s: not the key of the certificate in %s",
@@ -91,44 +87,44 @@ static int check_all(const struct config *cfg, char *err, size_t size)
 		return fail(err, size, -EINVAL,
 			    "[web] tls_key_file %s: no unencrypted PEM private key: %s",
 			    cfg->tls_key_file, gnutls_strerror(rc));
-	if (loaded.ca_pem && (rc = parse_certs(loaded.ca_pem, cfg->tls_client_ca_file)) < 0)
+	if (loaded->ca_pem && (rc = parse_certs(loaded->ca_pem, cfg->tls_client_ca_file)) < 0)
 		return fail(err, size, -EINVAL,
 			    "[web] tls_client_ca_file %s: no PEM certificate: %s",
 			    cfg->tls_client_ca_file, gnutls_strerror(rc));
 	return 0;
 }
 
-int webtls_load(const struct config *cfg, char *cert_pem, char *key_pem, char *ca_pem, char *err,
-		size_t err_size)
+int webtls_load(struct webtls *t, const struct config *cfg, char *cert_pem, char *key_pem,
+		char *ca_pem, char *err, size_t err_size)
 {
-	bool on = cfg->tls_cert_file[0] != '\0';
 	int rc = 0;
 
-	loaded.cert_pem = cert_pem;
-	loaded.key_pem = key_pem;
-	loaded.ca_pem = ca_pem;
-	if (on) {
+	*t = (struct webtls){ .cert_pem = cert_pem,
+			      .key_pem = key_pem,
+			      .ca_pem = ca_pem,
+			      .client_auth = CLIENT_AUTH_NONE };
+	if (cfg->tls_cert_file[0]) {
 		/* exporter-toolkit's TLS12 also offers 1.3; the minimum is what matters */
-		loaded.priorities = !strcmp(cfg->tls_min_version, "TLS13")
-					? "NORMAL:-VERS-ALL:+VERS-TLS1.3"
-					: "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2";
-		loaded.client_auth = cfg->client_auth;
+		t->priorities = !strcmp(cfg->tls_min_version, "TLS13")
+				    ? "NORMAL:-VERS-ALL:+VERS-TLS1.3"
+				    : "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2";
+		t->client_auth = cfg->client_auth;
 		if (!cert_pem || !key_pem || (cfg->tls_client_ca_file[0] && !ca_pem))
 			rc = fail(err, err_size, -EINVAL,
 				  "[web] the helper sent no PEM text for a configured file");
+		if (rc == 0)
+			rc = check_all(t, cfg, err, err_size);
 	}
-	if (on && rc == 0)
-		rc = check_all(cfg, err, err_size);
-	if (rc < 0 || !on)
-		webtls_free();
-	else
-		tls_on = 1;
+	/* nothing kept without a certificate: webtls_on() tells by cert_pem */
+	if (rc < 0 || !cfg->tls_cert_file[0])
+		webtls_free(t);
 	return rc;
 }
 
-const struct webtls *webtls_get(void)
+bool webtls_on(const struct webtls *t)
 {
-	return tls_on ? &loaded : NULL;
+	/* webtls_load keeps a certificate only when all of it checked out */
+	return t && t->cert_pem;
 }
 
 static void wipe(char **pem)
@@ -140,12 +136,11 @@ static void wipe(char **pem)
 	}
 }
 
-void webtls_free(void)
+void webtls_free(struct webtls *t)
 {
-	wipe(&loaded.cert_pem);
-	wipe(&loaded.key_pem);
-	wipe(&loaded.ca_pem);
-	tls_on = 0;
+	wipe(&t->cert_pem);
+	wipe(&t->key_pem);
+	wipe(&t->ca_pem);
 }
 
 int webtls_check_client(const struct webtls *t, void *session)

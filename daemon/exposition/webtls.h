@@ -9,9 +9,10 @@
  * worker program checks them here, under its sandbox: each must parse, and
  * the key must be the certificate's (the helper's start-up and
  * --check-config run the same check in the worker program's check mode).
- * The PEM text then stays in the worker's memory and goes to
- * libmicrohttpd (MHD_OPTION_HTTPS_MEM_*); the worker could not read the
- * files itself, its sandbox refuses every open().
+ * The PEM text then stays in a struct webtls the worker owns; it passes it
+ * to its HTTP server, which hands it to libmicrohttpd
+ * (MHD_OPTION_HTTPS_MEM_*). The worker could not read the files itself:
+ * its sandbox refuses every open().
  *
  * libmicrohttpd 0.9.75 has no hook into the handshake, so client
  * certificates are asked for there (MHD_OPTION_HTTPS_MEM_TRUST) and
@@ -21,6 +22,7 @@
 #ifndef KVMSTATD_WEBTLS_H
 #define KVMSTATD_WEBTLS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "config.h"
@@ -35,19 +37,20 @@ struct webtls {
 
 /*
  * Check the PEM texts of the files cfg names (cert, key, client CA;
- * malloc'd, NULL where not configured) and keep them: they are webtls's
- * from now on, wiped and freed by webtls_free (on error too). 0 (TLS off
- * when cfg names no certificate), or -errno with a sentence naming the key
- * and the file in err.
+ * malloc'd, NULL where not configured) and keep them in t: they are t's
+ * from now on (webtls_free wipes them; on error, or with no certificate
+ * configured, that is done here). 0 (TLS off when cfg names no
+ * certificate), or -errno with a sentence naming the key and the file in
+ * err (t is then off and holds nothing).
  */
-int webtls_load(const struct config *cfg, char *cert_pem, char *key_pem, char *ca_pem, char *err,
-		size_t err_size);
+int webtls_load(struct webtls *t, const struct config *cfg, char *cert_pem, char *key_pem,
+		char *ca_pem, char *err, size_t err_size);
 
-/* What webtls_load kept; NULL when TLS is off. */
-const struct webtls *webtls_get(void);
+/* Whether t holds an identity to serve HTTPS with (t may be NULL). */
+bool webtls_on(const struct webtls *t);
 
-/* Wipe and free it. */
-void webtls_free(void);
+/* Wipe and free what t holds; t is then off. */
+void webtls_free(struct webtls *t);
 
 /*
  * May the peer of a TLS session (a gnutls_session_t) be served? With

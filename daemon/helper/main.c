@@ -11,6 +11,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <grp.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -321,6 +322,32 @@ static int drop_privileges(const struct config *cfg, const struct helper_args *a
 	return rc;
 }
 
+/*
+ * The accounts the configuration names must exist: [daemon] user, and
+ * [registration] socket_group when set. Checked by --check-config too, so
+ * that a file it calls valid does not stop the start. 0 or -errno, logged.
+ */
+static int lookup_accounts(const struct config *cfg, uid_t *uid, gid_t *gid)
+{
+	struct group gr, *res = NULL;
+	char buf[4096];
+	int rc;
+
+	if ((rc = privdrop_lookup(cfg->user, uid, gid)) < 0) {
+		log_err(
+		    "user \"%s\" (config [daemon] user): %s; create it with scripts/create-user.sh",
+		    cfg->user, rc == -ENOENT ? "no such user" : strerror(-rc));
+		return rc;
+	}
+	if (cfg->socket_group[0] &&
+	    (getgrnam_r(cfg->socket_group, &gr, buf, sizeof(buf), &res) != 0 || !res)) {
+		log_err("group \"%s\" (config [registration] socket_group): no such group",
+			cfg->socket_group);
+		return -ENOENT;
+	}
+	return 0;
+}
+
 static int start(struct config *cfg, const struct options *o, struct workerexec *prog)
 {
 	struct helper_args a = { .cfg = cfg,
@@ -334,12 +361,8 @@ static int start(struct config *cfg, const struct options *o, struct workerexec 
 	char err[256] = "";
 	int rc;
 
-	if ((rc = privdrop_lookup(cfg->user, &a.uid, &a.gid)) < 0) {
-		log_err(
-		    "user \"%s\" (config [daemon] user): %s; create it with scripts/create-user.sh",
-		    cfg->user, rc == -ENOENT ? "no such user" : strerror(-rc));
+	if (lookup_accounts(cfg, &a.uid, &a.gid) < 0)
 		return 1;
-	}
 	if (prepare_worker(cfg, prog, &(struct workerexec_user){ a.uid, a.gid }))
 		return 1;
 	fit_fd_limit(cfg);
@@ -382,6 +405,7 @@ static int start(struct config *cfg, const struct options *o, struct workerexec 
 int main(int argc, char **argv)
 {
 	struct workerexec prog = { .exe_fd = -1 }; /* lives as long as the helper */
+	struct workerexec_user user;
 	struct options o = { 0 };
 	struct config cfg;
 	int rc;
@@ -395,8 +419,11 @@ int main(int argc, char **argv)
 		return 2;
 	if (!o.check_only)
 		rc = start(&cfg, &o, &prog);
-	/* as the caller: the worker program's sandbox confines the parsing */
-	else if ((rc = prepare_worker(&cfg, &prog, NULL)) == 0)
+	else if (lookup_accounts(&cfg, &user.uid, &user.gid) < 0)
+		rc = 2;
+	/* as the service user when run as root (else as the caller): the
+	 * worker program's own sandbox confines the parsing either way */
+	else if ((rc = prepare_worker(&cfg, &prog, &user)) == 0)
 		printf("%s: configuration valid\n", o.config_path);
 	boot_pem_free(&prog.pem); /* the key, wiped */
 	return rc;

@@ -102,11 +102,11 @@ static bool is_channel(int fd)
 
 /*
  * [web] and [basic_auth_users]: the TLS texts parse and match, this
- * libcrypt can check every hash. The PEM texts are webtls's afterwards.
+ * libcrypt can check every hash. The PEM texts are tls's afterwards.
  * announce: say what the exporter will do (once, at the helper's start-up
  * check, not at every worker start). 0 or -errno, logged.
  */
-static int prepare_web(struct boot *b, bool announce)
+static int prepare_web(struct boot *b, struct webtls *tls, bool announce)
 {
 	const struct config *cfg = &b->cfg;
 	char err[512];
@@ -122,9 +122,9 @@ static int prepare_web(struct boot *b, bool announce)
 			    "[basic_auth_users] %s: this system's libcrypt cannot check its hash",
 			    cfg->auth_users[i].name);
 	if (rc == 0) {
-		rc = webtls_load(cfg, b->pem.text[BOOT_CERT], b->pem.text[BOOT_KEY],
+		rc = webtls_load(tls, cfg, b->pem.text[BOOT_CERT], b->pem.text[BOOT_KEY],
 				 b->pem.text[BOOT_CA], err, sizeof(err));
-		memset(&b->pem, 0, sizeof(b->pem)); /* webtls's now */
+		memset(&b->pem, 0, sizeof(b->pem)); /* tls's now */
 		if (rc < 0)
 			log_err("%s", err);
 	}
@@ -141,7 +141,7 @@ static int prepare_web(struct boot *b, bool announce)
 }
 
 /* Everything after the boot message. The exit status. */
-static int run(struct boot *b, bool check)
+static int run(struct boot *b, struct webtls *tls, bool check)
 {
 	int rc = 0;
 
@@ -151,7 +151,7 @@ static int run(struct boot *b, bool check)
 	}
 	if (!check && (b->flags & BOOT_SELFTEST) && sandbox_selftest() != 0)
 		return 1;
-	if (prepare_web(b, check) < 0)
+	if (prepare_web(b, tls, check) < 0)
 		return EXIT_REFUSED;
 	if (check)
 		return 0;
@@ -159,12 +159,13 @@ static int run(struct boot *b, bool check)
 		log_err("the helper sent no HTTP socket");
 		return 1;
 	}
-	return worker_run(&b->cfg, BOOT_CHANNEL_FD, b->http_fd);
+	return worker_run(&b->cfg, webtls_on(tls) ? tls : NULL, BOOT_CHANNEL_FD, b->http_fd);
 }
 
 int main(int argc, char **argv)
 {
 	int check = parse_args(argc, argv), rc;
+	struct webtls tls = { 0 };
 	struct boot b;
 	char why[256];
 
@@ -189,7 +190,8 @@ int main(int argc, char **argv)
 	}
 	log_set_level(b.log_level <= LOG_LVL_DEBUG ? (enum log_level)b.log_level : LOG_LVL_DEBUG);
 	log_use_journal_fd(b.journal_fd);
-	rc = run(&b, check);
+	rc = run(&b, &tls, check);
+	webtls_free(&tls);
 	boot_pem_free(&b.pem);
 	return rc;
 }
