@@ -246,7 +246,10 @@ def test_a_helper_without_its_worker_program_says_so(tmp_path, kvmstatd_bin):
         pytest.skip("%s exists: the lone helper would find it" % installed)
     lone = tmp_path / "kvmstatd"
     shutil.copy(kvmstatd_bin, lone)
-    p = subprocess.run([str(lone), "--check-config", "--config", harness.SHIPPED_CONFIG],
+    cfg = tmp_path / "k.ini"  # a user that exists: --check-config looks it up first
+    harness.write_config(str(cfg), str(tmp_path / "r.sock"), harness.free_port(),
+                         harness.worker_user().pw_name)
+    p = subprocess.run([str(lone), "--check-config", "--config", str(cfg)],
                        capture_output=True, timeout=10)
     assert p.returncode == 1, p.stderr
     assert b"the worker program " + installed.encode() + b": No such file" in p.stderr, p.stderr
