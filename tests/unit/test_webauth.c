@@ -226,7 +226,7 @@ static struct webauth *new_auth(void)
 	make_hash("s3cret", 0, users[0].hash);
 	snprintf(users[1].name, sizeof(users[1].name), "bob");
 	make_hash("hunter2", 'y', users[1].hash);
-	assert_int_equal(webauth_new(&a, users, 2), 0);
+	assert_int_equal(webauth_new(&a, users, 2, 60000000000ull), 0);
 	return a;
 }
 
@@ -298,7 +298,7 @@ static void test_cache_is_bounded(void **state)
 	base[72] = '\0';
 	snprintf(users[0].name, sizeof(users[0].name), "alice");
 	make_hash(base, 0, users[0].hash);
-	assert_int_equal(webauth_new(&a, users, 1), 0);
+	assert_int_equal(webauth_new(&a, users, 1, 60000000000ull), 0);
 	for (unsigned i = 0; i < many; i++) {
 		snprintf(pw, sizeof(pw), "%s%u", base, i);
 		assert_int_equal(webauth_check(a, header("alice", pw)), 0);

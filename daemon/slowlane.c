@@ -1,0 +1,185 @@
+/* SPDX-License-Identifier: MIT */
+/* slowlane - see slowlane.h. */
+#include "slowlane.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <time.h>
+
+#include "clock.h"
+
+struct slowlane {
+	struct slowlane_config cfg;
+	pthread_t thread;
+	pthread_mutex_t lock; /* everything below */
+	pthread_cond_t wake;
+	struct slowlane_job *head, *tail;
+	unsigned queued;
+	bool running_one; /* a job is out of the queue, running */
+	struct httpguard_client running;
+	bool stopping;
+};
+
+static bool same_client(const struct httpguard_client *a, const struct httpguard_client *b)
+{
+	return memcmp(a, b, sizeof(*a)) == 0;
+}
+
+static struct slowlane_job *pop(struct slowlane *s)
+{
+	struct slowlane_job *j = s->head;
+
+	if (j) {
+		s->head = j->next;
+		if (!s->head)
+			s->tail = NULL;
+		s->queued--;
+	}
+	return j;
+}
+
+static struct timespec deadline_of(uint64_t ns)
+{
+	return (struct timespec){ .tv_sec = (time_t)(ns / 1000000000u),
+				  .tv_nsec = (long)(ns % 1000000000u) };
+}
+
+/* Jobs until asked to stop, the chore between them; then the rest, cancelled. */
+static void *lane_main(void *arg)
+{
+	struct slowlane *s = arg;
+	uint64_t period = (uint64_t)s->cfg.every_ms * 1000000u, next = clock_mono_ns() + period;
+	struct slowlane_job *j;
+
+	prctl(PR_SET_NAME, "kvmstatd-slow");
+	pthread_mutex_lock(&s->lock);
+	while (!s->stopping) {
+		struct timespec until = deadline_of(next);
+		uint64_t now;
+
+		if (!s->head)
+			pthread_cond_timedwait(&s->wake, &s->lock, &until);
+		now = clock_mono_ns();
+		j = s->stopping ? NULL : pop(s);
+		if (j) {
+			s->running_one = true;
+			s->running = j->client;
+		}
+		pthread_mutex_unlock(&s->lock);
+		if (j)
+			j->run(j, false);
+		if (now >= next) {
+			s->cfg.every(s->cfg.arg, now);
+			next = now + period;
+		}
+		pthread_mutex_lock(&s->lock);
+		s->running_one = false;
+	}
+	while ((j = pop(s))) {
+		pthread_mutex_unlock(&s->lock);
+		j->run(j, true);
+		pthread_mutex_lock(&s->lock);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return NULL;
+}
+
+static int init_sync(struct slowlane *s)
+{
+	pthread_condattr_t ca;
+	int rc = pthread_condattr_init(&ca);
+
+	if (rc == 0) {
+		rc = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		if (rc == 0)
+			rc = pthread_cond_init(&s->wake, &ca);
+		pthread_condattr_destroy(&ca);
+	}
+	if (rc == 0 && (rc = pthread_mutex_init(&s->lock, NULL)) != 0)
+		pthread_cond_destroy(&s->wake);
+	return -rc;
+}
+
+int slowlane_start(struct slowlane **out, const struct slowlane_config *cfg)
+{
+	struct slowlane *s = calloc(1, sizeof(*s));
+	int rc = s ? 0 : -ENOMEM;
+
+	if (rc == 0 && (!cfg->capacity || !cfg->every_ms || !cfg->every))
+		rc = -EINVAL;
+	if (rc == 0) {
+		s->cfg = *cfg;
+		rc = init_sync(s);
+	}
+	if (rc == 0 && (rc = -pthread_create(&s->thread, NULL, lane_main, s)) < 0) {
+		pthread_mutex_destroy(&s->lock);
+		pthread_cond_destroy(&s->wake);
+	}
+	if (rc == 0)
+		*out = s;
+	else
+		free(s);
+	return rc;
+}
+
+/* Is a job of client queued or running? */
+static bool has_client(const struct slowlane *s, const struct httpguard_client *c)
+{
+	if (s->running_one && same_client(&s->running, c))
+		return true;
+	for (const struct slowlane_job *j = s->head; j; j = j->next)
+		if (same_client(&j->client, c))
+			return true;
+	return false;
+}
+
+int slowlane_push(struct slowlane *s, struct slowlane_job *j)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&s->lock);
+	if (s->stopping)
+		rc = -ESHUTDOWN;
+	else if (s->queued >= s->cfg.capacity || has_client(s, &j->client))
+		rc = -EBUSY;
+	if (rc == 0) {
+		j->next = NULL;
+		if (s->tail)
+			s->tail->next = j;
+		else
+			s->head = j;
+		s->tail = j;
+		s->queued++;
+		pthread_cond_signal(&s->wake);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+void slowlane_stop(struct slowlane *s)
+{
+	bool join;
+
+	if (!s)
+		return;
+	pthread_mutex_lock(&s->lock);
+	join = !s->stopping;
+	s->stopping = true;
+	pthread_cond_signal(&s->wake);
+	pthread_mutex_unlock(&s->lock);
+	if (join)
+		pthread_join(s->thread, NULL);
+}
+
+void slowlane_free(struct slowlane *s)
+{
+	if (!s)
+		return;
+	slowlane_stop(s);
+	pthread_mutex_destroy(&s->lock);
+	pthread_cond_destroy(&s->wake);
+	free(s);
+}
