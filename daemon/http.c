@@ -269,6 +269,8 @@ static enum verdict admit(struct http_server *srv, struct hconn *hc, struct MHD_
 	authorization =
 	    MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
 	rc = webauth_begin(srv->auth, authorization, clock_mono_ns(), &hc->at);
+	if (rc == 0)
+		stat_add(&srv->stats->http_checks[HCHK_REMEMBERED], 1);
 	if (rc == -EINPROGRESS)
 		return CHECK_LATER;
 	if (rc == -EACCES)
@@ -301,6 +303,7 @@ static enum MHD_Result refuse(struct hconn *hc, struct MHD_Connection *c, enum v
 	hc->phase = PH_REFUSED;
 	switch (v) {
 	case TOO_MANY_ARGS:
+		stat_add(&hc->srv->stats->http_refused[HREF_QUERY_ARGS], 1);
 		return reply_text(c, MHD_HTTP_URI_TOO_LONG, "too many query arguments\n");
 	case TOO_MANY_HEADERS:
 		return reply_text(c, MHD_HTTP_REQUEST_HEADER_FIELDS_TOO_LARGE,
@@ -330,6 +333,8 @@ static void run_check(struct slowlane_job *j, bool cancelled)
 	}
 	if (hc->check_rc == -EACCES)
 		httpguard_check_failed(srv->guard, &hc->job.client, now);
+	if (hc->check_rc == 0 || hc->check_rc == -EACCES)
+		stat_add(&srv->stats->http_checks[hc->check_rc ? HCHK_FAILED : HCHK_PASSED], 1);
 	httpguard_set_waiting(srv->guard, hc->slot, false);
 	MHD_resume_connection(hc->c);
 }
@@ -352,6 +357,7 @@ static enum MHD_Result check_later(struct http_server *srv, struct hconn *hc,
 		webauth_attempt_clear(&hc->at);
 		httpguard_client_str(&hc->job.client, who, sizeof(who));
 		warn(srv, "%s failed too many password checks: refused without one", who);
+		stat_add(&srv->stats->http_refused[HREF_FAILED_CHECKS], 1);
 		hc->phase = PH_REFUSED;
 		return reply_retry(c, MHD_HTTP_TOO_MANY_REQUESTS, retry_s,
 				   "too many failed password checks\n");
@@ -367,6 +373,7 @@ static enum MHD_Result check_later(struct http_server *srv, struct hconn *hc,
 		httpguard_set_waiting(srv->guard, hc->slot, false);
 		webauth_attempt_clear(&hc->at);
 		hc->phase = PH_REFUSED;
+		stat_add(&srv->stats->http_refused[HREF_BUSY], 1);
 		return reply_retry(c, MHD_HTTP_SERVICE_UNAVAILABLE, 1,
 				   "busy checking passwords, retry\n");
 	}
@@ -512,8 +519,15 @@ static void say_verdict(struct http_server *srv, enum httpguard_verdict v,
 	struct httpguard_client who;
 	char name[64];
 
+	static const enum http_refusal why[] = {
+		[GUARD_SERVE_EVICTED] = HREF_ROOM,
+		[GUARD_PER_CLIENT] = HREF_PER_CLIENT,
+		[GUARD_FULL] = HREF_FULL,
+	};
+
 	if (v == GUARD_SERVE)
 		return;
+	stat_add(&srv->stats->http_refused[why[v]], 1);
 	httpguard_client_of(sa, len, &who);
 	httpguard_client_str(&who, name, sizeof(name));
 	if (v == GUARD_PER_CLIENT)
@@ -572,8 +586,10 @@ static void chore(void *arg, uint64_t now_ns)
 	uint64_t left_out = 0;
 	bool report;
 
-	if (cut)
+	if (cut) {
+		stat_add(&srv->stats->http_refused[HREF_DEADLINE], cut);
 		warn(srv, "%u connection(s) cut at the request deadline", cut);
+	}
 	pthread_mutex_lock(&srv->warn_lock);
 	report = logbudget_flush(&srv->warns, now_ns, &left_out);
 	pthread_mutex_unlock(&srv->warn_lock);

@@ -253,7 +253,9 @@ unsigned httpguard_sweep(struct httpguard *g, uint64_t now_ns)
 	for (unsigned i = 0; i < g->lim.slots; i++) {
 		struct conn *c = &g->conns[i];
 
-		if (c->served && now_ns - c->since_ns >= g->lim.request_ns) {
+		/* a connection opened after now_ns was read is not overdue */
+		if (c->served && now_ns > c->since_ns &&
+		    now_ns - c->since_ns >= g->lim.request_ns) {
 			cut(g, c);
 			n++;
 		}

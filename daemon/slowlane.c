@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "clock.h"
@@ -18,8 +19,6 @@ struct slowlane {
 	pthread_cond_t wake;
 	struct slowlane_job *head, *tail;
 	unsigned queued;
-	bool running_one; /* a job is out of the queue, running */
-	struct httpguard_client running;
 	bool stopping;
 };
 
@@ -55,6 +54,9 @@ static void *lane_main(void *arg)
 	struct slowlane_job *j;
 
 	prctl(PR_SET_NAME, "kvmstatd-slow");
+	/* this thread only (nice is per thread on Linux): its jobs yield the
+	 * CPU to the HTTP threads, whose answers take microseconds */
+	(void)setpriority(PRIO_PROCESS, 0, SLOWLANE_NICE);
 	pthread_mutex_lock(&s->lock);
 	while (!s->stopping) {
 		struct timespec until = deadline_of(next);
@@ -62,21 +64,16 @@ static void *lane_main(void *arg)
 
 		if (!s->head)
 			pthread_cond_timedwait(&s->wake, &s->lock, &until);
-		now = clock_mono_ns();
 		j = s->stopping ? NULL : pop(s);
-		if (j) {
-			s->running_one = true;
-			s->running = j->client;
-		}
 		pthread_mutex_unlock(&s->lock);
 		if (j)
 			j->run(j, false);
+		now = clock_mono_ns(); /* after the job, which may take a while */
 		if (now >= next) {
 			s->cfg.every(s->cfg.arg, now);
 			next = now + period;
 		}
 		pthread_mutex_lock(&s->lock);
-		s->running_one = false;
 	}
 	while ((j = pop(s))) {
 		pthread_mutex_unlock(&s->lock);
@@ -125,11 +122,13 @@ int slowlane_start(struct slowlane **out, const struct slowlane_config *cfg)
 	return rc;
 }
 
-/* Is a job of client queued or running? */
+/*
+ * Is a job of client queued? (Not counting one running: its job wakes its
+ * connection as its last step, and the client's next request may come
+ * before the lane has taken the next job.)
+ */
 static bool has_client(const struct slowlane *s, const struct httpguard_client *c)
 {
-	if (s->running_one && same_client(&s->running, c))
-		return true;
 	for (const struct slowlane_job *j = s->head; j; j = j->next)
 		if (same_client(&j->client, c))
 			return true;

@@ -11,6 +11,8 @@
  * strangers cannot queue up more work than capacity checks, and a client
  * cannot fill the queue alone. A job that finds no room is refused at
  * once (-EBUSY): the caller answers "busy, retry" instead of waiting.
+ * The thread runs at nice SLOWLANE_NICE: on a busy host the checks wait
+ * for the CPU, the HTTP threads do not.
  */
 #ifndef KVMSTATD_SLOWLANE_H
 #define KVMSTATD_SLOWLANE_H
@@ -19,6 +21,9 @@
 #include <stdint.h>
 
 #include "httpguard.h"
+
+/* The lane's thread runs at this nice: a stranger's bcrypt yields the CPU. */
+#define SLOWLANE_NICE 10
 
 struct slowlane;
 
@@ -40,8 +45,8 @@ struct slowlane_config {
 int slowlane_start(struct slowlane **out, const struct slowlane_config *cfg);
 
 /*
- * Queue j: 0, -EBUSY when the queue is full or holds (or runs) a job of
- * j's client, -ESHUTDOWN when the lane is stopping.
+ * Queue j: 0, -EBUSY when the queue is full or holds a job of j's client
+ * already, -ESHUTDOWN when the lane is stopping.
  */
 int slowlane_push(struct slowlane *s, struct slowlane_job *j);
 

@@ -154,6 +154,9 @@ static void test_the_deadline_runs_from_the_accept_or_the_last_answer(void **sta
 	open_from(&f, "127.0.0.4", 5 * S); /* later */
 	httpguard_answering(f.g, f.slot[1]);
 	httpguard_answered(f.g, f.slot[1], 9 * S);
+	/* a time read before a connection opened: it is not overdue (no wrap) */
+	assert_int_equal(httpguard_sweep(f.g, 4 * S), 0);
+	assert_false(is_cut(&f, 2));
 	assert_int_equal(httpguard_sweep(f.g, 10 * S - 1), 0);
 	assert_int_equal(httpguard_sweep(f.g, 10 * S), 1);
 	assert_true(is_cut(&f, 0));
