@@ -449,8 +449,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	(void)version;
 	(void)upload;
 	if (!hc) /* no slot: the guard has turned it away already */
-		return MHD_NO;
-	if (hc->phase == PH_NEW) /* first call: headers only; answer on the next */
+		ret = MHD_NO;
+	else if (hc->phase == PH_NEW) /* first call: headers only; answer on the next */
 		ret = first_call(srv, hc, c);
 	else if (hc->phase == PH_CHECKING)
 		ret = resumed(srv, hc, c, url, method, upload_size);
@@ -551,17 +551,18 @@ static void open_conn(struct http_server *srv, struct MHD_Connection *c, void **
 	socklen_t len = sa && sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
 							: sizeof(struct sockaddr_in);
 	enum httpguard_verdict v = GUARD_SERVE;
-	unsigned slot;
+	unsigned slot = 0;
+	int rc =
+	    fi ? httpguard_open(srv->guard, fi->connect_fd, sa, len, clock_mono_ns(), &slot, &v)
+	       : -EBADF;
 
-	if (!fi)
-		return;
-	if (httpguard_open(srv->guard, fi->connect_fd, sa, len, clock_mono_ns(), &slot, &v) < 0) {
+	if (rc == 0) {
+		srv->conns[slot] = (struct hconn){ .srv = srv, .c = c, .slot = slot };
+		*socket_ctx = &srv->conns[slot];
+		say_verdict(srv, v, sa, len);
+	} else if (fi) {
 		(void)shutdown(fi->connect_fd, SHUT_RDWR); /* no slot: cannot be guarded */
-		return;
 	}
-	srv->conns[slot] = (struct hconn){ .srv = srv, .c = c, .slot = slot };
-	*socket_ctx = &srv->conns[slot];
-	say_verdict(srv, v, sa, len);
 }
 
 static void on_connection(void *cls, struct MHD_Connection *c, void **socket_ctx,

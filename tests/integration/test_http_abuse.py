@@ -299,6 +299,55 @@ def test_a_full_pool_refreshed_by_its_holders_still_serves_a_newcomer(daemon_fac
             t.join(10)
 
 
+class V6Daemon(harness.Daemon):
+    """A Daemon listening on [::1] only."""
+
+    def __init__(self, overrides):
+        super().__init__(overrides)
+        o = dict(overrides)
+        o[("http", "listen")] = "[::1]:%d" % self.port
+        harness.write_config(self.config, self.socket, self.config_port, self.user, o)
+
+    def _healthy(self):
+        try:
+            s = socket.create_connection(("::1", self.port), timeout=1.0)
+        except OSError:
+            return False
+        try:
+            s.sendall(b"GET /-/healthy HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            return s.recv(12).startswith(b"HTTP/1.1 200")
+        except OSError:
+            return False
+        finally:
+            s.close()
+
+
+def test_an_ipv6_client_is_held_to_its_share(kvmstatd_bin, root):
+    """The guard on an IPv6 listener: ::1 (its /64) holds 2 connections, a
+    third is closed without an answer. (Other /64s need addresses this host
+    does not have: the /64 rule itself is tested in test_httpguard.c.)"""
+    d = V6Daemon({("http", "max_connections_per_ip"): "2", ("http", "threads"): "1"})
+    d.start()
+    held = []
+    try:
+        for _ in range(2):
+            s = socket.create_connection(("::1", d.port), timeout=5)
+            s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+            held.append(s)
+        third = socket.create_connection(("::1", d.port), timeout=5)
+        try:
+            third.sendall(b"GET /-/healthy HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert closed_by_server(third, 5.0)
+        finally:
+            third.close()
+        assert not any(closed_by_server(s, 0.01) for s in held)
+        d.wait_log(r"http: ::/64 holds its share of connections")
+    finally:
+        for s in held:
+            s.close()
+        d.stop()
+
+
 # ---------------------------------------------------------------- passwords
 
 def test_a_client_that_spends_its_failed_checks_gets_429_without_a_bcrypt(auth_daemon):
