@@ -689,12 +689,12 @@ int http_start(struct http_server **out, const struct http_config *cfg)
 	if (!srv)
 		return -ENOMEM;
 	srv->stats = cfg->stats;
-	srv->tls = webtls_get();
+	srv->tls = webtls_on(cfg->tls) ? cfg->tls : NULL;
 	srv->max_headers = c->max_headers;
 	srv->max_query_args = c->max_query_args;
 	pthread_mutex_init(&srv->warn_lock, NULL);
 	logbudget_init(&srv->warns, WARN_BURST, WARN_PER_S, clock_mono_ns());
-	rc = pagecache_new(&srv->pages, cfg->stats, &cfg->render);
+	rc = pagecache_new(&srv->pages, cfg->snapshots, cfg->stats, cfg->render);
 	if (rc == 0 && c->n_auth_users)
 		rc = webauth_new(&srv->auth, c->auth_users, c->n_auth_users,
 				 (uint64_t)c->auth_cache_s * 1000000000u);
