@@ -55,7 +55,7 @@ struct hconn {
 	unsigned slot;
 	enum phase phase;
 	bool too_many_args;
-	int check_rc; /* webauth_finish's, -ESHUTDOWN when cancelled */
+	int check_rc; /* webauth_finish's, -EAGAIN when cancelled */
 	struct webauth_attempt at;
 };
 
@@ -325,9 +325,9 @@ static void run_check(struct slowlane_job *j, bool cancelled)
 	struct http_server *srv = hc->srv;
 	uint64_t now = clock_mono_ns();
 
-	if (cancelled) {
+	if (cancelled) { /* the lane stops, or a clean client took the place */
 		webauth_attempt_clear(&hc->at);
-		hc->check_rc = -ESHUTDOWN;
+		hc->check_rc = -EAGAIN;
 	} else {
 		hc->check_rc = webauth_finish(srv->auth, &hc->at, now);
 	}
@@ -347,6 +347,7 @@ static void run_check(struct slowlane_job *j, bool cancelled)
 static enum MHD_Result check_later(struct http_server *srv, struct hconn *hc,
 				   struct MHD_Connection *c)
 {
+	struct slowlane_job *bumped = NULL;
 	char who[64];
 	unsigned retry_s = 1;
 	int rc;
@@ -363,11 +364,14 @@ static enum MHD_Result check_later(struct http_server *srv, struct hconn *hc,
 				   "too many failed password checks\n");
 	}
 	hc->job.run = run_check;
+	hc->job.clean = !httpguard_has_failed(srv->guard, &hc->job.client, clock_mono_ns());
 	hc->phase = PH_CHECKING;
 	httpguard_set_waiting(srv->guard, hc->slot, true);
 	/* suspended before it is queued: the lane may resume it at once */
 	MHD_suspend_connection(c);
-	rc = slowlane_push(srv->lane, &hc->job);
+	rc = slowlane_push(srv->lane, &hc->job, &bumped);
+	if (bumped) /* its place is ours: it is answered 503 */
+		bumped->run(bumped, true);
 	if (rc < 0) {
 		MHD_resume_connection(c);
 		httpguard_set_waiting(srv->guard, hc->slot, false);
@@ -403,8 +407,11 @@ static enum MHD_Result after_check(struct hconn *hc, struct MHD_Connection *c)
 		return MHD_YES;
 	}
 	hc->phase = PH_REFUSED;
-	if (hc->check_rc == -ESHUTDOWN)
-		return reply_retry(c, MHD_HTTP_SERVICE_UNAVAILABLE, 1, "shutting down\n");
+	if (hc->check_rc == -EAGAIN) {
+		stat_add(&hc->srv->stats->http_refused[HREF_BUSY], 1);
+		return reply_retry(c, MHD_HTTP_SERVICE_UNAVAILABLE, 1,
+				   "busy checking passwords, retry\n");
+	}
 	return refuse(hc, c, hc->check_rc == -EACCES ? UNAUTHORIZED : AUTH_FAILED);
 }
 

@@ -28,7 +28,8 @@ struct conn {
 struct fail {
 	bool used;
 	struct httpguard_client client;
-	uint64_t tat_ns; /* GCRA: when the budget is whole again */
+	uint64_t tat_ns;  /* GCRA: when the budget is whole again */
+	uint64_t last_ns; /* the latest failure */
 };
 
 struct httpguard {
@@ -337,6 +338,18 @@ int httpguard_may_check(struct httpguard *g, const struct httpguard_client *c, u
 	return rc;
 }
 
+bool httpguard_has_failed(struct httpguard *g, const struct httpguard_client *c, uint64_t now_ns)
+{
+	const struct fail *f;
+	bool failed;
+
+	pthread_mutex_lock(&g->lock);
+	f = find_fail(g, c);
+	failed = f && now_ns - f->last_ns < g->lim.fail_window_ns;
+	pthread_mutex_unlock(&g->lock);
+	return failed;
+}
+
 void httpguard_check_failed(struct httpguard *g, const struct httpguard_client *c, uint64_t now_ns)
 {
 	struct fail *f;
@@ -350,6 +363,7 @@ void httpguard_check_failed(struct httpguard *g, const struct httpguard_client *
 	if (f->tat_ns < now_ns)
 		f->tat_ns = now_ns;
 	f->tat_ns += fail_cost(g);
+	f->last_ns = now_ns;
 	pthread_mutex_unlock(&g->lock);
 }
 

@@ -107,6 +107,8 @@ void httpguard_client_of_slot(struct httpguard *g, unsigned slot, struct httpgua
  */
 int httpguard_may_check(struct httpguard *g, const struct httpguard_client *c, uint64_t now_ns,
 			unsigned *retry_s);
+/* Has client failed a check within the window before now_ns? */
+bool httpguard_has_failed(struct httpguard *g, const struct httpguard_client *c, uint64_t now_ns);
 /* A check of client's failed at now_ns: spend one of its budget. */
 void httpguard_check_failed(struct httpguard *g, const struct httpguard_client *c, uint64_t now_ns);
 

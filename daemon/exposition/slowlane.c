@@ -17,7 +17,7 @@ struct slowlane {
 	pthread_t thread;
 	pthread_mutex_t lock; /* everything below */
 	pthread_cond_t wake;
-	struct slowlane_job *head, *tail;
+	struct slowlane_job *head; /* clean jobs first, each kind in arrival order */
 	unsigned queued;
 	bool stopping;
 };
@@ -33,8 +33,34 @@ static struct slowlane_job *pop(struct slowlane *s)
 
 	if (j) {
 		s->head = j->next;
-		if (!s->head)
-			s->tail = NULL;
+		s->queued--;
+	}
+	return j;
+}
+
+/* After the last clean job if j is clean, else last: clean ones run first. */
+static void insert(struct slowlane *s, struct slowlane_job *j)
+{
+	struct slowlane_job **p = &s->head;
+
+	while (*p && (!j->clean || (*p)->clean))
+		p = &(*p)->next;
+	j->next = *p;
+	*p = j;
+	s->queued++;
+}
+
+/* The newest queued job of a client with failures, out of the queue; or NULL. */
+static struct slowlane_job *unqueue_newest_unclean(struct slowlane *s)
+{
+	struct slowlane_job **p, **last = NULL, *j = NULL;
+
+	for (p = &s->head; *p; p = &(*p)->next)
+		if (!(*p)->clean)
+			last = p;
+	if (last) {
+		j = *last;
+		*last = j->next;
 		s->queued--;
 	}
 	return j;
@@ -135,23 +161,21 @@ static bool has_client(const struct slowlane *s, const struct httpguard_client *
 	return false;
 }
 
-int slowlane_push(struct slowlane *s, struct slowlane_job *j)
+int slowlane_push(struct slowlane *s, struct slowlane_job *j, struct slowlane_job **bumped)
 {
 	int rc = 0;
 
+	*bumped = NULL;
 	pthread_mutex_lock(&s->lock);
 	if (s->stopping)
 		rc = -ESHUTDOWN;
-	else if (s->queued >= s->cfg.capacity || has_client(s, &j->client))
+	else if (has_client(s, &j->client))
+		rc = -EBUSY;
+	else if (s->queued >= s->cfg.capacity &&
+		 !(j->clean && (*bumped = unqueue_newest_unclean(s))))
 		rc = -EBUSY;
 	if (rc == 0) {
-		j->next = NULL;
-		if (s->tail)
-			s->tail->next = j;
-		else
-			s->head = j;
-		s->tail = j;
-		s->queued++;
+		insert(s, j);
 		pthread_cond_signal(&s->wake);
 	}
 	pthread_mutex_unlock(&s->lock);

@@ -11,6 +11,10 @@
  * strangers cannot queue up more work than capacity checks, and a client
  * cannot fill the queue alone. A job that finds no room is refused at
  * once (-EBUSY): the caller answers "busy, retry" instead of waiting.
+ * Jobs of clean clients (no failed check on record) run first, and one
+ * that finds the queue full takes the place of the newest job of a client
+ * that has failed, which is cancelled: strangers who keep guessing cannot
+ * keep a scraper with the right password out of the queue.
  * The thread runs at nice SLOWLANE_NICE: on a busy host the checks wait
  * for the CPU, the HTTP threads do not.
  */
@@ -32,6 +36,7 @@ struct slowlane_job {
 	 * job is to finish without doing its work. */
 	void (*run)(struct slowlane_job *j, bool cancelled);
 	struct httpguard_client client;
+	bool clean;		   /* its client has no failed check on record */
 	struct slowlane_job *next; /* the lane's */
 };
 
@@ -46,9 +51,11 @@ int slowlane_start(struct slowlane **out, const struct slowlane_config *cfg);
 
 /*
  * Queue j: 0, -EBUSY when the queue is full or holds a job of j's client
- * already, -ESHUTDOWN when the lane is stopping.
+ * already, -ESHUTDOWN when the lane is stopping. A clean j may take the
+ * place of a queued job that is not: *bumped is then that job, out of the
+ * queue, for the caller to run with cancelled = true (else NULL).
  */
-int slowlane_push(struct slowlane *s, struct slowlane_job *j);
+int slowlane_push(struct slowlane *s, struct slowlane_job *j, struct slowlane_job **bumped);
 
 /*
  * Stop the thread after its job, run the jobs left with cancelled = true;

@@ -421,6 +421,54 @@ def test_wrong_passwords_on_many_connections_do_not_slow_a_remembered_scrape(aut
     assert took[-1] < 0.4, took  # less than one bcrypt at cost 12
 
 
+def test_a_scraper_with_the_right_password_is_checked_before_guessers(auth_daemon):
+    """40 addresses keep guessing bob's password (cost 4; a budget of 1000,
+    so they are checked and their failures recorded) and keep the 16 places
+    of the check queue full: others get 503. bob, whose password was never
+    checked, from an address that never failed, takes the place of a
+    guesser's check and is answered 200 at once, three times in a row."""
+    o = {("basic_auth_users", "bob"): bcrypt("hunter2", 4),
+         ("http", "auth_fail_limit"): "1000"}
+    d = auth_daemon(cost=4, overrides=o)
+    auth = {"Authorization": basic("alice", PASSWORD)}  # remembered: no check
+    stop = threading.Event()
+    attempts = [0]
+
+    def guess(addr):
+        while not stop.is_set() and attempts[0] < 4000:
+            attempts[0] += 1
+            try:
+                get_from(d.port, addr, headers={"Authorization": basic("bob", "guess")},
+                         timeout=20)
+            except OSError:
+                pass
+
+    guessers = [threading.Thread(target=guess, args=("127.0.12.%d" % (i + 1),))
+                for i in range(40)]
+    for t in guessers:
+        t.start()
+    try:
+        def counts():
+            page = d.scrape(headers=auth)
+            return (page.value("kvmstatd_http_password_checks_total", result="failed"),
+                    page.value("kvmstatd_http_refused_total", reason="busy"))
+        # every guesser has failed once (its next checks are not clean) ...
+        harness.wait_until(lambda: counts()[0] >= 40, 60.0, what="40 failed checks")
+        # ... and the queue is still full of theirs
+        busy = counts()[1]
+        harness.wait_until(lambda: counts()[1] >= busy + 20, 30.0,
+                           what="the check queue full (503s)")
+        statuses = []
+        for i in range(3):
+            status, took = timed_get(d, "127.0.13.%d" % (i + 1), "bob", "hunter2", timeout=20)
+            statuses.append((status, round(took, 2)))
+            assert status == 200, statuses
+    finally:
+        stop.set()
+        for t in guessers:
+            t.join(30)
+
+
 def remembered_and_bcrypt(d, src):
     """The median time of a remembered check, and of one bcrypt (a wrong
     password for alice from another address), measured now."""

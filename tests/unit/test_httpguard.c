@@ -232,10 +232,13 @@ static void test_failed_checks_spend_a_budget_that_comes_back(void **state)
 	setup_limits(&f, 0); /* 5 per 60 s: one back every 12 s */
 	httpguard_client_of((struct sockaddr *)&a, sizeof(a), &ca);
 	httpguard_client_of((struct sockaddr *)&b, sizeof(b), &cb);
+	assert_false(httpguard_has_failed(f.g, &ca, 100 * S));
 	for (int i = 0; i < 5; i++) {
 		assert_int_equal(httpguard_may_check(f.g, &ca, 100 * S, &retry), 0);
 		httpguard_check_failed(f.g, &ca, 100 * S);
 	}
+	assert_true(httpguard_has_failed(f.g, &ca, 100 * S));
+	assert_false(httpguard_has_failed(f.g, &cb, 100 * S));
 	assert_int_equal(httpguard_may_check(f.g, &ca, 100 * S, &retry), -EAGAIN);
 	assert_int_equal(retry, 12);
 	assert_int_equal(httpguard_may_check(f.g, &cb, 100 * S, &retry), 0); /* its own */
@@ -244,7 +247,8 @@ static void test_failed_checks_spend_a_budget_that_comes_back(void **state)
 	assert_int_equal(httpguard_may_check(f.g, &ca, 112 * S, &retry), 0);
 	httpguard_check_failed(f.g, &ca, 112 * S);
 	assert_int_equal(httpguard_may_check(f.g, &ca, 112 * S, &retry), -EAGAIN);
-	/* a whole window later: the whole budget */
+	/* a whole window later: the whole budget, and a clean record */
+	assert_false(httpguard_has_failed(f.g, &ca, 200 * S));
 	for (int i = 0; i < 5; i++) {
 		assert_int_equal(httpguard_may_check(f.g, &ca, 200 * S, &retry), 0);
 		httpguard_check_failed(f.g, &ca, 200 * S);
