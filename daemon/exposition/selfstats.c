@@ -128,6 +128,12 @@ static void render_poll(const struct selfstats *st, int om, struct buf *b)
 	seconds_counter(b, om, "kvmstatd_poll_cpu_seconds",
 			"CPU time of the poller thread spent polling, summed over ticks.",
 			stat_get(&st->poll_cpu_ns_sum), st->start_time);
+	gauge(b, om, "kvmstatd_history_bytes", "bytes",
+	      "Memory held by the sources' histories of recent samples ([poll] history_s).",
+	      (double)stat_get(&st->history_bytes));
+	gauge(b, om, "kvmstatd_history_seconds", "seconds",
+	      "Window of recent samples each source keeps for rates and sparklines.",
+	      st->history_s);
 }
 
 static void render_pages(const struct selfstats *st, const struct page_counts *page, int om,

@@ -34,6 +34,8 @@ struct selfstats {
 	atomic_uint_fast64_t vms_discovered; /* the helper's total */
 	atomic_uint_fast64_t worker_starts;  /* the helper's count; 1 = never restarted */
 	atomic_uint_fast64_t bpf_enabled;    /* 1 once the exit telemetry maps are mapped */
+	atomic_uint_fast64_t history_bytes;  /* memory of every source's history ring */
+	double history_s;		     /* the window one history holds, in seconds */
 	double start_time;		     /* unix seconds: this worker's start */
 	double helper_start_time;	     /* unix seconds: the helper's, for its totals */
 };

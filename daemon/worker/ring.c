@@ -115,6 +115,37 @@ int ring_read_latest(const struct ring *r, uint64_t *vals, uint64_t *timestamp_n
 	return -EAGAIN;
 }
 
+int ring_read_back(const struct ring *r, uint32_t back, uint32_t first, uint32_t n, uint64_t *vals,
+		   uint64_t *timestamp_ns)
+{
+	int rc = -EAGAIN;
+
+	for (int tries = 0; tries < 16 && rc == -EAGAIN; tries++) {
+		uint64_t count = atomic_load_explicit(&r->count, memory_order_acquire), k;
+		const struct slot *s;
+		unsigned seq;
+
+		if (back >= count || back + 1 >= r->slots) {
+			rc = -ENODATA;
+			break;
+		}
+		k = count - 1 - back;
+		s = slot_at(r, k);
+		seq = atomic_load_explicit(&s->seq, memory_order_acquire);
+		if (seq & 1)
+			continue;
+		memcpy(vals, s->vals + first, (size_t)n * 8);
+		*timestamp_ns = s->timestamp_ns;
+		atomic_thread_fence(memory_order_acquire);
+		/* as in ring_read_latest: the writer reaches sample k's slot
+		 * only once count has moved past k by slots - 1 */
+		if (atomic_load_explicit(&s->seq, memory_order_relaxed) == seq &&
+		    atomic_load_explicit(&r->count, memory_order_relaxed) - k < r->slots)
+			rc = 0;
+	}
+	return rc;
+}
+
 uint64_t ring_count(const struct ring *r)
 {
 	return atomic_load_explicit(&r->count, memory_order_acquire);
@@ -123,4 +154,14 @@ uint64_t ring_count(const struct ring *r)
 uint32_t ring_words(const struct ring *r)
 {
 	return r->words;
+}
+
+uint32_t ring_slots(const struct ring *r)
+{
+	return r->slots;
+}
+
+size_t ring_bytes(const struct ring *r)
+{
+	return sizeof(*r) + r->slot_size * r->slots;
 }

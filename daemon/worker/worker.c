@@ -236,6 +236,16 @@ static void tick(struct worker *w)
 	http_tick(w->http); /* after the timing: page housekeeping, not polling */
 }
 
+/* kvmstatd_history_bytes: what the sources' histories hold. */
+static void count_history(struct worker *w, struct source *const *srcs, size_t n)
+{
+	uint64_t bytes = 0;
+
+	for (size_t i = 0; i < n; i++)
+		bytes += srcs[i]->hist ? ring_bytes(srcs[i]->hist) : 0;
+	stat_set(&w->stats.history_bytes, bytes);
+}
+
 static int publish(struct worker *w)
 {
 	struct vm_meta **metas = calloc(w->n_vms + 1, sizeof(*metas));
@@ -255,6 +265,7 @@ static int publish(struct worker *w)
 		for (size_t j = 0; j < w->vms[i]->n_src; j++)
 			srcs[n++] = w->vms[i]->src[j];
 	}
+	count_history(w, srcs, n);
 	rc = snapshot_build(&snap, metas, w->n_vms, srcs, n, &w->filter);
 	if (rc == 0) {
 		if (snap->type_conflicts != w->type_conflicts) /* say it once per change */
@@ -349,6 +360,10 @@ static int add_source(struct worker *w, struct wvm *vm, int fd, enum stat_scope 
 		close(fd);
 		return rc;
 	}
+	if (source_set_history(s, config_history_slots(w->cfg)) < 0)
+		log_warn("vm \"%s\" (pid %d): no memory for a history: rates from the API "
+			 "need two samples of it",
+			 vm->meta->name, (int)vm->meta->pid);
 	if (kernel_id)
 		snprintf(kernel_id, kid_size, "%s", id);
 	snprintf(s->id, sizeof(s->id), "%s", id);
@@ -718,6 +733,9 @@ int worker_run(const struct config *cfg, int ipc_fd, int http_fd)
 
 	clock_gettime(CLOCK_REALTIME, &now);
 	w.stats.start_time = (double)now.tv_sec + (double)now.tv_nsec / 1e9;
+	w.stats.history_s = config_history_slots(cfg) < 2
+				? 0
+				: (double)(config_history_slots(cfg) - 2) * cfg->interval_ms / 1e3;
 	rc = setup(&w, http_fd);
 	if (rc < 0)
 		log_err("start-up failed: %s", strerror(-rc));
