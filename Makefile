@@ -93,7 +93,9 @@ $(B)/daemon/helper/bpfload.o: INC_helper += $(INC_BPF)
 DAEMON_DIRS := common channel helper worker exposition
 DAEMON_SRC := $(filter-out daemon/helper/main.c,$(wildcard $(DAEMON_DIRS:%=daemon/%/*.c))) \
 	$(wildcard util/*.c)
-DAEMON_OBJ := $(DAEMON_SRC:%.c=$(B)/%.o)
+# The live page's files, compiled into the worker (webassets.h).
+WEB_ASSETS := $(wildcard daemon/exposition/web/*)
+DAEMON_OBJ := $(DAEMON_SRC:%.c=$(B)/%.o) $(B)/gen/webassets.o
 DAEMON_HDR := $(wildcard $(DAEMON_DIRS:%=daemon/%/*.h) util/*.h client/*.h shim/*.h)
 CLIENT_OBJ := $(B)/client/kvmstat_client.o
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
@@ -118,6 +120,15 @@ $(B)/daemon/%.o: daemon/%.c $(DAEMON_HDR)
 	$(call msg,CC,$<)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(CFLAGS) $(INC_$(firstword $(subst /, ,$*))) $(PKG_CFLAGS) -c $< -o $@
+
+$(B)/gen/webassets.c: $(WEB_ASSETS) scripts/embed-assets.py
+	$(call msg,GEN,$@)
+	@mkdir -p $(dir $@)
+	$(Q)$(PYTHON) scripts/embed-assets.py $@ $(WEB_ASSETS)
+
+$(B)/gen/webassets.o: $(B)/gen/webassets.c daemon/exposition/webassets.h
+	$(call msg,CC,$<)
+	$(Q)$(CC) $(CFLAGS) $(INC_exposition) -c $< -o $@
 
 $(B)/util/%.o: util/%.c $(DAEMON_HDR)
 	$(call msg,CC,$<)

@@ -15,6 +15,7 @@
 
 #include "gzip.h"
 #include "accept.h"
+#include "api_http.h"
 #include "clock.h"
 #include "log.h"
 #include "pagecache.h"
@@ -29,16 +30,11 @@ struct http_server {
 	struct webauth *auth;	  /* NULL: no basic auth */
 	const struct webtls *tls; /* NULL: plain HTTP */
 	unsigned max_headers;
+	const struct config *cfg; /* for the API: [poll] */
 };
 
 /* What the first look at a request (its headers) decided. */
 enum verdict { ADMIT, TOO_MANY_HEADERS, BAD_CLIENT_CERT, UNAUTHORIZED, AUTH_FAILED };
-
-static const char landing[] =
-    "<!DOCTYPE html>\n<html><head><title>kvmstatd</title></head><body>\n"
-    "<h1>kvmstatd</h1>\n<p>KVM VM and vCPU statistics from the kernel's binary stats fds.</p>\n"
-    "<ul><li><a href=\"/metrics\">/metrics</a> (Prometheus text; OpenMetrics on request)</li>\n"
-    "<li><a href=\"/-/healthy\">/-/healthy</a></li></ul>\n</body></html>\n";
 
 bool http_wants_openmetrics(const char *accept)
 {
@@ -204,6 +200,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 				  size_t *upload_size, void **req_ctx)
 {
 	struct http_server *srv = cls;
+	const struct web_asset *page;
 	enum verdict v;
 
 	(void)version;
@@ -223,9 +220,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		return reply_text(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed\n");
 	if (!strcmp(url, "/metrics"))
 		return serve_metrics(srv, c);
-	if (!strcmp(url, "/"))
-		return reply(c, MHD_HTTP_OK, "text/html; charset=utf-8", landing,
-			     sizeof(landing) - 1);
+	if (!strncmp(url, "/api/", 5)) /* the JSON API and the live page: api_http.h */
+		return api_http_serve(c, url, srv->cfg, srv->stats);
+	if ((page = web_asset_find(url)))
+		return api_http_page(c, page);
 	if (!strcmp(url, "/-/healthy"))
 		return reply_text(c, MHD_HTTP_OK, "OK\n");
 	return reply_text(c, MHD_HTTP_NOT_FOUND, "not found\n");
@@ -294,6 +292,7 @@ int http_start(struct http_server **out, const struct http_config *cfg)
 	srv->stats = cfg->stats;
 	srv->tls = webtls_get();
 	srv->max_headers = cfg->cfg->max_headers;
+	srv->cfg = cfg->cfg;
 	rc = pagecache_new(&srv->pages, cfg->stats, &cfg->render);
 	if (rc == 0 && cfg->cfg->n_auth_users)
 		rc = webauth_new(&srv->auth, cfg->cfg->auth_users, cfg->cfg->n_auth_users);

@@ -1,0 +1,25 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * api_http - the JSON API (api.h) and the live page (livepage.h) on
+ * libmicrohttpd: query parameters in, status and headers out. http.c
+ * hands over every GET below /api/ and / after its own admission checks
+ * (limits, TLS client certificate, basic auth), so both get exactly what
+ * /metrics gets.
+ */
+#ifndef KVMSTATD_API_HTTP_H
+#define KVMSTATD_API_HTTP_H
+
+#include <microhttpd.h>
+
+#include "config.h"
+#include "selfstats.h"
+#include "webassets.h"
+
+/* The API's paths (/api/...): 200, 400, 404 or 500, always JSON. */
+enum MHD_Result api_http_serve(struct MHD_Connection *c, const char *url, const struct config *cfg,
+			       const struct selfstats *st);
+
+/* One file of the live page, with its Content-Security-Policy. */
+enum MHD_Result api_http_page(struct MHD_Connection *c, const struct web_asset *a);
+
+#endif
