@@ -269,17 +269,20 @@ SCHEMA_SRC := daemon/worker/schema.c daemon/common/statsid.c daemon/exposition/m
 	daemon/common/buf.c daemon/exposition/selfstats.c daemon/common/reject.c \
 	daemon/exposition/render_bpf.c daemon/worker/bpfview.c daemon/exposition/exit_reasons.c
 # One target per tests/fuzz/fuzz_<t>.c: its daemon sources, libraries, libFuzzer options.
-FUZZ_TARGETS := schema config regmsg ipc webauth
+FUZZ_TARGETS := schema config regmsg ipc webauth apiquery
 FUZZ_SRC_schema := $(SCHEMA_SRC)
 FUZZ_SRC_config := daemon/common/config.c daemon/common/pattern.c
 FUZZ_SRC_regmsg := daemon/helper/regmsg.c util/escape.c
 FUZZ_SRC_ipc := daemon/channel/ipc.c
 FUZZ_SRC_webauth := daemon/exposition/authheader.c
+FUZZ_SRC_apiquery := $(SCHEMA_SRC) daemon/exposition/api.c daemon/exposition/api_stats.c \
+	daemon/exposition/api_exits.c daemon/exposition/json.c
 FUZZ_LIBS_config := -linih
 FUZZ_OPTS_schema := -max_len=8192
 FUZZ_OPTS_regmsg := -max_len=256
 FUZZ_OPTS_ipc := -max_len=256
 FUZZ_OPTS_webauth := -max_len=1024
+FUZZ_OPTS_apiquery := -max_len=2048
 FUZZ_DEPS := $(DAEMON_SRC) $(DAEMON_HDR) tests/fuzz/run_corpus.c
 FUZZ_RUN := $(FUZZ_TARGETS:%=fuzz-run-%)
 FUZZ_SMOKE_SECONDS ?= 10

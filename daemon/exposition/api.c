@@ -66,11 +66,40 @@ static int parse_word(const char *v, const char *const *words, size_t n, unsigne
 	return -EINVAL;
 }
 
+/*
+ * A regex from the network must not cost the worker more than a regex
+ * should: glibc's regcomp copies the tree once per repetition operator,
+ * so "a++++..." grows exponentially (the fuzzer found 2 GiB) and "{m,n}"
+ * copies it n times, and a back-reference makes matching backtrack. So:
+ * no back-references, no bounded repetition, at most API_PATTERN_REPEATS
+ * of '*', '+', '?' and never two in a row.
+ */
+#define API_PATTERN_REPEATS 8
+
+static bool pattern_is_cheap(const char *v)
+{
+	unsigned repeats = 0;
+	bool ok = true, prev_repeat = false;
+
+	for (const char *p = v; ok && *p; p++) {
+		bool rep = *p == '*' || *p == '+' || *p == '?';
+
+		if (*p == '\\')
+			ok = !(p[1] >= '1' && p[1] <= '9'), p += p[1] != '\0';
+		else if (*p == '{')
+			ok = false;
+		else if (rep)
+			ok = !prev_repeat && ++repeats <= API_PATTERN_REPEATS;
+		prev_repeat = rep;
+	}
+	return ok;
+}
+
 static int set_pattern(char *dst, const char *v)
 {
 	char why[128];
 
-	if (strlen(v) > API_PATTERN_MAX || pattern_check(v, why))
+	if (strlen(v) > API_PATTERN_MAX || !pattern_is_cheap(v) || pattern_check(v, why))
 		return -EINVAL;
 	snprintf(dst, API_PATTERN_MAX + 1, "%s", v);
 	return 0;
@@ -108,8 +137,10 @@ int api_query_set(struct api_query *q, const char *key, const char *value, char 
 		  size_t why_size)
 {
 	static const char *const accepts[][2] = {
-		{ "vm", "an extended regular expression on VM names, at most 256 bytes" },
-		{ "match", "an extended regular expression on names, at most 256 bytes" },
+		{ "vm", "an extended regular expression on VM names (at most 256 bytes, 8 of "
+			"*+?, no {} or back-references)" },
+		{ "match", "an extended regular expression on names (at most 256 bytes, 8 of "
+			   "*+?, no {} or back-references)" },
 		{ "vcpu", "a vCPU index 0..65535" },
 		{ "window", "seconds 0..3600" },
 		{ "limit", "rows 1..1000" },
@@ -223,7 +254,7 @@ bool api_filter_source(const struct api_filter *f, const struct source *s)
 
 /* The VMs: who they are, how many vCPUs, since when. */
 static void render_vms(const struct snapshot *snap, const struct api_query *q,
-		       const struct api_filter *f, const struct api_env *env, struct buf *b)
+		       const struct api_filter *f, struct buf *b)
 {
 	size_t shown = 0;
 	bool first = true;
@@ -239,9 +270,9 @@ static void render_vms(const struct snapshot *snap, const struct api_query *q,
 			continue;
 		for (size_t j = 0; j < snap->n_sources; j++)
 			vcpus += snap->sources[j]->vm == vm && snap->sources[j]->vcpu >= 0;
-		buf_puts(b, first ? "{" : ",{");
+		buf_puts(b, first ? "{\"vm\":" : ",{\"vm\":");
 		first = false;
-		json_key_str(b, "vm", vm->name);
+		json_str(b, vm->name);
 		json_key_str(b, "kernel_id", vm->kernel_id);
 		buf_printf(b, ",\"vmm_pid\":%d", (int)vm->pid);
 		json_key_str(b, "vmm_comm", vm->comm);
@@ -252,7 +283,6 @@ static void render_vms(const struct snapshot *snap, const struct api_query *q,
 	}
 	buf_printf(b, "],\"total\":%zu,\"truncated\":%s", shown,
 		   shown > q->limit ? "true" : "false");
-	(void)env;
 }
 
 unsigned api_render(const struct snapshot *snap, const struct api_query *q,
@@ -269,7 +299,7 @@ unsigned api_render(const struct snapshot *snap, const struct api_query *q,
 	buf_printf(out, "\"interval_s\":%.3f,\"history_s\":%g,", env->interval_ms / 1e3,
 		   env->history_s);
 	if (q->ep == API_VMS)
-		render_vms(snap, q, &f, env, out);
+		render_vms(snap, q, &f, out);
 	else if (q->ep == API_STATS)
 		api_render_stats(snap, q, &f, env, out);
 	else

@@ -314,7 +314,8 @@ static void put_rows(struct stats_req *rq, struct row *rows, size_t n, struct bu
 	if (rq->q->nonzero)
 		n = drop_zero(rows, n);
 	shown = n < rq->q->limit ? n : rq->q->limit;
-	qsort_r(rows, n, sizeof(*rows), cmp_row, &ctx);
+	if (n)
+		qsort_r(rows, n, sizeof(*rows), cmp_row, &ctx);
 	buf_puts(b, "\"rows\":[");
 	for (size_t i = 0; i < shown; i++) {
 		if (i)
@@ -342,7 +343,8 @@ void api_render_stats(const struct snapshot *snap, const struct api_query *q,
 		rows = malloc((rq.n_raws ? rq.n_raws : 1) * sizeof(*rows));
 	buf_printf(b, "\"window_s\":%u,\"group\":\"%s\",", q->window_s, groups[g]);
 	if (rows) {
-		qsort_r(rq.raws, rq.n_raws, sizeof(*rq.raws), cmp_raw, &g);
+		if (rq.n_raws) /* raws is NULL without any */
+			qsort_r(rq.raws, rq.n_raws, sizeof(*rq.raws), cmp_raw, &g);
 		put_rows(&rq, rows, group_rows(&rq, rows), b);
 	} else {
 		b->failed = true; /* out of memory: the caller answers 500 */
