@@ -368,10 +368,12 @@ format:
 install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/kvmstatd \
 		$(DESTDIR)$(INCDIR) $(DESTDIR)$(SYSCONFDIR)/kvmstatd $(DESTDIR)$(MANDIR)/man8 \
+		$(DESTDIR)$(MANDIR)/man1 \
 		$(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) \
 		$(DESTDIR)$(TMPFILESDIR)
 	install -m 0755 $(B)/kvmstatd $(DESTDIR)$(SBINDIR)/kvmstatd
 	install -m 0755 $(B)/kvmstat-demo-vmm $(DESTDIR)$(BINDIR)/kvmstat-demo-vmm
+	install -m 0755 cli/kvmstat $(DESTDIR)$(BINDIR)/kvmstat
 	install -m 0644 $(B)/libkvmstat-client.a $(DESTDIR)$(LIBDIR)/libkvmstat-client.a
 	install -m 0644 $(B)/libkvmstat-preload.so $(DESTDIR)$(LIBDIR)/kvmstatd/libkvmstat-preload.so
 	install -m 0644 client/kvmstat_client.h client/kvmstat_proto.h $(DESTDIR)$(INCDIR)/
@@ -381,6 +383,7 @@ install: all
 		install -m 0644 config/kvmstatd.ini $(DESTDIR)$(SYSCONFDIR)/kvmstatd/kvmstatd.ini.dist; \
 	else install -m 0640 config/kvmstatd.ini $(DESTDIR)$(SYSCONFDIR)/kvmstatd/kvmstatd.ini; fi
 	install -m 0644 docs/kvmstatd.8 $(DESTDIR)$(MANDIR)/man8/kvmstatd.8
+	install -m 0644 docs/kvmstat.1 $(DESTDIR)$(MANDIR)/man1/kvmstat.1
 	install -m 0644 docs/kvmstatd.ini.5 $(DESTDIR)$(MANDIR)/man5/kvmstatd.ini.5
 	@# made again here: this install's PREFIX may not be the build's
 	$(SUBST) systemd/kvmstatd.service.in >$(DESTDIR)$(UNITDIR)/kvmstatd.service
