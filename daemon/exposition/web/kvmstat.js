@@ -6,7 +6,7 @@
 (function () {
   const SVG = "http://www.w3.org/2000/svg";
   const $ = (id) => document.getElementById(id);
-  const state = { timer: null, interval: 1000, rows: new Map(), busy: false };
+  const state = { timer: null, interval: 1000, rows: new Map(), busy: false, refreshes: 0 };
 
   function fmt(v) {
     if (v === null || v === undefined) return "–";
@@ -28,7 +28,10 @@
     if ($("nonzero").checked) p.set("nonzero", "1");
     if ($("vm").value) p.set("vm", $("vm").value);
     if ($("match").value) p.set("match", $("match").value);
-    return "/api/v1/stats?" + p.toString();
+    // from the origin, never the document's URL: a page opened with
+    // user:pass@ in its address would hand fetch() a URL with credentials,
+    // which it refuses; the browser sends the cached basic auth itself
+    return new URL("/api/v1/stats?" + p.toString(), window.location.origin).href;
   }
 
   function status(text, error) {
@@ -104,6 +107,7 @@
     const more = data.truncated ? " (top " + data.rows.length + " of " + data.total + ")" : "";
     const when = new Date(data.time * 1000).toLocaleTimeString();
     status(data.total + " rows" + more + " · every " + data.interval_s + " s · " + when, false);
+    document.body.dataset.refreshes = String(++state.refreshes); // tests wait on this
   }
 
   async function refresh() {
