@@ -9,7 +9,7 @@ page's screenshot and tmux captures `kvmstat top`. Where /dev/kvm exists,
 tests/integration/test_kvmstat.py takes the real page's screenshot
 (build/live-page.png) instead.
 
-usage: scripts/docs-screenshots.py [OUTDIR]   (default docs/)
+usage: scripts/docs-screenshots.py [OUTDIR [WIDTH,HEIGHT]]   (default docs/ 1000,660)
 """
 
 import http.server
@@ -189,6 +189,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(REPO, "docs")
+    size = sys.argv[2] if len(sys.argv) > 2 else "1000,660"
     Handler.world = World()
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
@@ -198,7 +199,7 @@ def main():
                         "--disable-quic", "--no-first-run", "--disable-background-networking",
                         "--disable-component-update", "--disable-sync",
                         "--user-data-dir=" + profile, "--hide-scrollbars",
-                        "--window-size=1000,660", "--virtual-time-budget=4000",
+                        "--window-size=" + size, "--virtual-time-budget=4000",
                         "--screenshot=" + os.path.join(out, "live-page.png"), url + "/"],
                        check=True, capture_output=True, timeout=120)
     session = "kvmstat-docs-%d" % os.getpid()
