@@ -104,7 +104,8 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 SYSTEMD_FILES := $(B)/systemd/kvmstatd.service $(B)/systemd/kvmstatd.tmpfiles
 
 all: $(B)/kvmstatd $(B)/kvmstat-demo-vmm $(B)/libkvmstat-client.a $(B)/bench-pread \
-	$(B)/bench-static $(B)/bench-debugfs $(B)/bench-render $(B)/capture-stats-layout \
+	$(B)/bench-static $(B)/bench-debugfs $(B)/bench-render $(B)/bench-history \
+	$(B)/capture-stats-layout \
 	$(B)/libkvmstat-preload.so $(SYSTEMD_FILES)
 
 # Units with this build's paths (make install PREFIX=... SYSCONFDIR=...).
@@ -204,6 +205,11 @@ $(B)/bench-static: $(B)/bench/bench-static.o
 
 # The renderer alone on the captured layouts: the figure to tune it by.
 $(B)/bench-render: $(B)/bench/bench-render.o $(DAEMON_OBJ)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
+
+# What [poll] history_s costs: memory, the tick's copy, the API's queries.
+$(B)/bench-history: $(B)/bench/bench-history.o $(DAEMON_OBJ)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
 

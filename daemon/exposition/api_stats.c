@@ -20,6 +20,7 @@
 
 /* One stat of one source. */
 struct raw {
+	uint64_t key; /* group key: what group= merges is equal (group_key) */
 	const struct source *src;
 	const struct schema_stat *st;
 	const struct ring *ring; /* the history, or the poll ring without one */
@@ -44,7 +45,68 @@ struct stats_req {
 	size_t words;
 	size_t spark_reads;
 	bool spark_cut;
+	/* stat names seen, numbered for the group key; the keys of the last
+	 * schema read (sources come sorted by schema: few recomputations) */
+	const char **names;
+	size_t n_names;
+	const struct schema *keyed;
+	uint16_t *stat_keys;
 };
+
+#define STAT_KEY_MAX (1u << 14)
+
+/* The number of a stat name in this request; -1 past STAT_KEY_MAX names. */
+static int name_key(struct stats_req *rq, const char *name)
+{
+	const char **p;
+
+	for (size_t i = 0; i < rq->n_names; i++)
+		if (!strcmp(rq->names[i], name))
+			return (int)i;
+	if (rq->n_names >= STAT_KEY_MAX ||
+	    !(p = realloc(rq->names, (rq->n_names + 1) * sizeof(*p))))
+		return -1;
+	rq->names = p;
+	rq->names[rq->n_names] = name;
+	return (int)rq->n_names++;
+}
+
+static bool key_schema(struct stats_req *rq, const struct schema *sc)
+{
+	uint16_t *k;
+	bool ok = true;
+
+	if (rq->keyed == sc)
+		return true;
+	k = realloc(rq->stat_keys, (sc->n_stats ? sc->n_stats : 1) * sizeof(*k));
+	if (!k)
+		return false;
+	rq->stat_keys = k;
+	for (size_t i = 0; ok && i < sc->n_stats; i++) {
+		int n = name_key(rq, sc->stats[i].desc_name);
+
+		ok = n >= 0;
+		k[i] = (uint16_t)(ok ? n : 0);
+	}
+	rq->keyed = ok ? sc : NULL;
+	return ok;
+}
+
+/*
+ * What group= merges, as one number: the VM (not for host), the scope,
+ * the vCPU (only for vcpu) and the stat name's number. Sorting by it
+ * brings each group's members together without a string compare.
+ */
+static uint64_t group_key(enum api_group g, const struct source *s, uint16_t stat)
+{
+	uint64_t k = (uint64_t)(s->schema->scope == SCOPE_VCPU) << 31 | stat;
+
+	if (g != API_GROUP_HOST)
+		k |= (uint64_t)s->vm->id << 32;
+	if (g == API_GROUP_VCPU)
+		k |= (uint64_t)(s->vcpu + 1) << 14;
+	return k;
+}
 
 static double factor_of(struct metric_scale s)
 {
@@ -121,7 +183,7 @@ static bool read_source(struct stats_req *rq, const struct source *s)
 	uint64_t t_new, t_old = 0;
 	bool have_old = false;
 
-	if (!ensure_words(rq, n ? n : 1))
+	if (!ensure_words(rq, n ? n : 1) || !key_schema(rq, s->schema))
 		return false;
 	if (ring_read_back(r, 0, 0, n, rq->cur, &t_new) < 0)
 		return true; /* never sampled: nothing to say yet */
@@ -131,12 +193,19 @@ static bool read_source(struct stats_req *rq, const struct source *s)
 	for (size_t i = 0; i < s->schema->n_stats; i++) {
 		const struct schema_stat *st = &s->schema->stats[i];
 		bool scalar = st->type != MT_HISTOGRAM && st->size == 1;
-		struct raw raw = { s, st, r, s->hist ? hpos : st->index, 0, NAN };
-		double k = factor_of(st->scale);
+		struct raw raw = { group_key(rq->q->group, s, rq->stat_keys[i]),
+				   s,
+				   st,
+				   r,
+				   s->hist ? hpos : st->index,
+				   0,
+				   NAN };
+		double k;
 
 		hpos += scalar;
 		if (!scalar || !api_filter_name(rq->f, st->desc_name))
 			continue;
+		k = factor_of(st->scale);
 		raw.value = (double)rq->cur[raw.word] * k;
 		if (st->type == MT_COUNTER && have_old)
 			raw.rate = api_rate(rq->cur[raw.word], t_new, rq->old[raw.word], t_old, k);
@@ -164,9 +233,11 @@ static int cmp_group(const struct raw *a, const struct raw *b, enum api_group g)
 	return c;
 }
 
-static int cmp_raw(const void *a, const void *b, void *g)
+static int cmp_raw(const void *pa, const void *pb)
 {
-	return cmp_group(a, b, *(const enum api_group *)g);
+	const struct raw *a = pa, *b = pb;
+
+	return (a->key > b->key) - (a->key < b->key);
 }
 
 static size_t group_rows(struct stats_req *rq, struct row *rows)
@@ -177,7 +248,7 @@ static size_t group_rows(struct stats_req *rq, struct row *rows)
 		const struct raw *r = &rq->raws[i];
 		struct row *w = &rows[n ? n - 1 : 0];
 
-		if (!n || cmp_group(&rq->raws[w->first], r, rq->q->group)) {
+		if (!n || rq->raws[w->first].key != r->key) {
 			w = &rows[n++];
 			*w = (struct row){ i, 0, 0, 0, NAN };
 		}
@@ -205,14 +276,17 @@ static int cmp_row(const void *pa, const void *pb, void *ctx)
 {
 	const struct stats_req *rq = ((const struct sort_ctx *)ctx)->rq;
 	const struct row *a = pa, *b = pb;
+	const struct raw *ra = &rq->raws[a->first], *rb = &rq->raws[b->first];
 	int c = 0;
 
 	if (rq->q->sort == API_SORT_RATE)
 		c = cmp_desc(a->rate, b->rate);
 	if (!c && rq->q->sort != API_SORT_NAME)
 		c = cmp_desc(a->value, b->value);
-	if (!c)
-		c = cmp_group(&rq->raws[a->first], &rq->raws[b->first], rq->q->group);
+	if (!c && rq->q->sort == API_SORT_NAME)
+		c = cmp_group(ra, rb, rq->q->group);
+	if (!c) /* ties: a stable order without comparing strings */
+		c = (ra->key > rb->key) - (ra->key < rb->key);
 	return c;
 }
 
@@ -344,7 +418,7 @@ void api_render_stats(const struct snapshot *snap, const struct api_query *q,
 	buf_printf(b, "\"window_s\":%u,\"group\":\"%s\",", q->window_s, groups[g]);
 	if (rows) {
 		if (rq.n_raws) /* raws is NULL without any */
-			qsort_r(rq.raws, rq.n_raws, sizeof(*rq.raws), cmp_raw, &g);
+			qsort(rq.raws, rq.n_raws, sizeof(*rq.raws), cmp_raw);
 		put_rows(&rq, rows, group_rows(&rq, rows), b);
 	} else {
 		b->failed = true; /* out of memory: the caller answers 500 */
@@ -353,4 +427,6 @@ void api_render_stats(const struct snapshot *snap, const struct api_query *q,
 	free(rq.raws);
 	free(rq.cur);
 	free(rq.old);
+	free(rq.names);
+	free(rq.stat_keys);
 }
