@@ -394,7 +394,7 @@ install: all
 	@# made again here: this install's PREFIX may not be the build's
 	$(SUBST) systemd/kvmstatd.service.in >$(DESTDIR)$(UNITDIR)/kvmstatd.service
 	$(SUBST) systemd/kvmstatd.tmpfiles.in >$(DESTDIR)$(TMPFILESDIR)/kvmstatd.conf
-	install -m 0644 systemd/kvmstatd.socket $(DESTDIR)$(UNITDIR)/
+	install -m 0644 systemd/kvmstatd.socket systemd/kvmstatd-register.socket $(DESTDIR)$(UNITDIR)/
 	install -m 0644 systemd/kvmstatd.sysusers $(DESTDIR)$(SYSUSERSDIR)/kvmstatd.conf
 	@# on this host, as root: the user, then the file modes tmpfiles.d asks for
 	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ]; then \
