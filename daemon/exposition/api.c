@@ -22,13 +22,15 @@ int api_endpoint_of(const char *path, enum api_endpoint *ep)
 		      { "/api/v1/stats", API_STATS },
 		      { "/api/v1/exits", API_EXITS } };
 
-	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+	int rc = -ENOENT;
+
+	for (size_t i = 0; rc < 0 && i < sizeof(paths) / sizeof(paths[0]); i++) {
 		if (!strcmp(path, paths[i].path)) {
 			*ep = paths[i].ep;
-			return 0;
+			rc = 0;
 		}
 	}
-	return -ENOENT;
+	return rc;
 }
 
 void api_query_init(struct api_query *q, enum api_endpoint ep)
@@ -57,13 +59,15 @@ static int parse_uint(const char *v, unsigned lo, unsigned hi, unsigned *out)
 
 static int parse_word(const char *v, const char *const *words, size_t n, unsigned *out)
 {
-	for (size_t i = 0; i < n; i++) {
+	int rc = -EINVAL;
+
+	for (size_t i = 0; rc < 0 && i < n; i++) {
 		if (!strcmp(v, words[i])) {
 			*out = (unsigned)i;
-			return 0;
+			rc = 0;
 		}
 	}
-	return -EINVAL;
+	return rc;
 }
 
 /*
@@ -84,12 +88,14 @@ static bool pattern_is_cheap(const char *v)
 	for (const char *p = v; ok && *p; p++) {
 		bool rep = *p == '*' || *p == '+' || *p == '?';
 
-		if (*p == '\\')
-			ok = !(p[1] >= '1' && p[1] <= '9'), p += p[1] != '\0';
-		else if (*p == '{')
+		if (*p == '\\') {
+			ok = !(p[1] >= '1' && p[1] <= '9');
+			p += p[1] != '\0'; /* the escaped character is no operator */
+		} else if (*p == '{') {
 			ok = false;
-		else if (rep)
+		} else if (rep) {
 			ok = !prev_repeat && ++repeats <= API_PATTERN_REPEATS;
+		}
 		prev_repeat = rep;
 	}
 	return ok;
@@ -105,6 +111,7 @@ static int set_pattern(char *dst, const char *v)
 	return 0;
 }
 
+/* On a copy of the query (api_query_set): a field set by a refused value is dropped. */
 static int set_one(struct api_query *q, const char *key, const char *v)
 {
 	static const char *const groups[] = { "vcpu", "vm", "host" };
@@ -112,24 +119,29 @@ static int set_one(struct api_query *q, const char *key, const char *v)
 	unsigned u = 0;
 	int rc = -EINVAL;
 
-	if (!strcmp(key, "vm"))
+	if (!strcmp(key, "vm")) {
 		rc = set_pattern(q->vm, v);
-	else if (!strcmp(key, "match"))
+	} else if (!strcmp(key, "match")) {
 		rc = set_pattern(q->match, v);
-	else if (!strcmp(key, "vcpu"))
-		rc = parse_uint(v, 0, 65535, &u), q->vcpu = (int)u;
-	else if (!strcmp(key, "window"))
+	} else if (!strcmp(key, "vcpu")) {
+		rc = parse_uint(v, 0, 65535, &u);
+		q->vcpu = (int)u;
+	} else if (!strcmp(key, "window")) {
 		rc = parse_uint(v, 0, API_WINDOW_MAX, &q->window_s);
-	else if (!strcmp(key, "limit"))
+	} else if (!strcmp(key, "limit")) {
 		rc = parse_uint(v, 1, API_LIMIT_MAX, &q->limit);
-	else if (!strcmp(key, "spark"))
+	} else if (!strcmp(key, "spark")) {
 		rc = parse_uint(v, 0, API_SPARK_MAX, &q->spark);
-	else if (!strcmp(key, "nonzero"))
-		rc = parse_uint(v, 0, 1, &u), q->nonzero = u;
-	else if (!strcmp(key, "group"))
-		rc = parse_word(v, groups, 3, &u), q->group = (enum api_group)u;
-	else if (!strcmp(key, "sort"))
-		rc = parse_word(v, sorts, 3, &u), q->sort = (enum api_sort)u;
+	} else if (!strcmp(key, "nonzero")) {
+		rc = parse_uint(v, 0, 1, &u);
+		q->nonzero = u;
+	} else if (!strcmp(key, "group")) {
+		rc = parse_word(v, groups, 3, &u);
+		q->group = (enum api_group)u;
+	} else if (!strcmp(key, "sort")) {
+		rc = parse_word(v, sorts, 3, &u);
+		q->sort = (enum api_sort)u;
+	}
 	return rc;
 }
 

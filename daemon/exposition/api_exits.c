@@ -43,32 +43,34 @@ struct xrows {
 static struct xrow *find_or_add(struct xrows *x, const struct source *s, int kind, uint64_t key,
 				const char *known, uint32_t reason)
 {
-	struct xrow *r;
+	struct xrow *r = NULL, *p;
 
-	for (size_t i = x->n; i-- > 0 && x->v[i].src == s;)
+	/* a vCPU's rows are the last ones: look there only */
+	for (size_t i = x->n; !r && i-- > 0 && x->v[i].src == s;)
 		if (x->v[i].kind == kind && x->v[i].key == key)
-			return &x->v[i];
-	if (x->n == x->cap) {
+			r = &x->v[i];
+	if (!r && x->n == x->cap) {
 		size_t cap = x->cap ? x->cap * 2 : 64;
-		struct xrow *p = realloc(x->v, cap * sizeof(*p));
 
-		if (!p) {
-			x->failed = true;
-			return NULL;
+		p = realloc(x->v, cap * sizeof(*p));
+		x->failed |= !p;
+		if (p) {
+			x->v = p;
+			x->cap = cap;
 		}
-		x->v = p;
-		x->cap = cap;
 	}
-	r = &x->v[x->n++];
-	memset(r, 0, sizeof(*r));
-	r->src = s;
-	r->kind = kind;
-	r->key = key;
-	r->vcpus = 1;
-	if (key == OTHER_KEY)
-		snprintf(r->reason, sizeof(r->reason), "other");
-	else
-		exit_reason_label(known, reason, r->reason, sizeof(r->reason));
+	if (!r && x->n < x->cap) {
+		r = &x->v[x->n++];
+		memset(r, 0, sizeof(*r));
+		r->src = s;
+		r->kind = kind;
+		r->key = key;
+		r->vcpus = 1;
+		if (key == OTHER_KEY)
+			snprintf(r->reason, sizeof(r->reason), "other");
+		else
+			exit_reason_label(known, reason, r->reason, sizeof(r->reason));
+	}
 	return r;
 }
 
@@ -97,7 +99,7 @@ static void read_hists(struct xrows *x, const struct source *s, const struct kx_
 		else
 			continue;
 		if (!r)
-			return;
+			break; /* out of memory: the answer is a 500 (x->failed) */
 		r->sum_ns += e->sum_ns;
 		for (unsigned b = 0; b < KX_HIST_BUCKETS; b++) {
 			r->bucket[b] += e->bucket[b];
@@ -242,46 +244,82 @@ static void put_reasons(const struct snapshot *snap, const struct api_query *q,
 	free(x.v);
 }
 
+/* One vCPU thread's schedstat, or a group's sum. */
+struct sched_row {
+	const struct source *src; /* the first member */
+	uint64_t delay_ns, cpu_ns;
+	unsigned vcpus;
+};
+
+static int cmp_sched(const void *pa, const void *pb, void *g)
+{
+	const struct sched_row *a = pa, *b = pb;
+	int c = 0;
+
+	if (*(const enum api_group *)g != API_GROUP_HOST)
+		c = strcmp(a->src->vm->name, b->src->vm->name);
+	if (!c)
+		c = (a->src->vm->id > b->src->vm->id) - (a->src->vm->id < b->src->vm->id);
+	return c ? c : a->src->vcpu - b->src->vcpu;
+}
+
+static bool same_group(const struct sched_row *a, const struct sched_row *b, enum api_group g)
+{
+	return g == API_GROUP_HOST || (g == API_GROUP_VM && a->src->vm == b->src->vm);
+}
+
+static void put_sched_row(const struct sched_row *r, enum api_group g, bool first, struct buf *b)
+{
+	buf_puts(b, first ? "{\"vm\":" : ",{\"vm\":");
+	json_str(b, g == API_GROUP_HOST ? "" : r->src->vm->name);
+	if (g == API_GROUP_VCPU)
+		buf_printf(b, ",\"vcpu\":%d", r->src->vcpu);
+	else
+		buf_printf(b, ",\"vcpus\":%u", r->vcpus);
+	buf_printf(b, ",\"run_delay_s\":%.9f,\"cpu_s\":%.9f}", (double)r->delay_ns / 1e9,
+		   (double)r->cpu_ns / 1e9);
+}
+
 /* Run delay and CPU time of the vCPU threads, grouped like the reasons. */
 static void put_sched(const struct snapshot *snap, const struct api_query *q,
 		      const struct api_filter *f, struct buf *b)
 {
-	size_t shown = 0, total = 0;
-	uint64_t delay = 0, cpu = 0;
-	const struct source *head = NULL;
-	unsigned vcpus = 0;
+	struct sched_row *v = calloc(snap->n_sources + 1, sizeof(*v));
+	enum api_group g = q->group;
+	size_t n = 0, groups = 0, shown;
 
-	buf_puts(b, ",\"sched\":[");
-	for (size_t i = 0; i <= snap->n_sources; i++) {
-		const struct source *s = i < snap->n_sources ? snap->sources[i] : NULL;
-		bool take = s && s->vcpu >= 0 && api_filter_source(f, s) &&
-			    atomic_load_explicit(&s->sched_ok, memory_order_acquire);
-		bool flush = head && (!s || q->group == API_GROUP_VCPU ||
-				      (take && q->group == API_GROUP_VM && s->vm != head->vm));
+	for (size_t i = 0; v && i < snap->n_sources; i++) {
+		const struct source *s = snap->sources[i];
 
-		if (flush && total++ < q->limit) {
-			buf_puts(b, shown++ ? ",{" : "{");
-			json_str(b, "vm");
-			buf_putc(b, ':');
-			json_str(b, q->group == API_GROUP_HOST ? "" : head->vm->name);
-			if (q->group == API_GROUP_VCPU)
-				buf_printf(b, ",\"vcpu\":%d", head->vcpu);
-			else
-				buf_printf(b, ",\"vcpus\":%u", vcpus);
-			buf_printf(b, ",\"run_delay_s\":%.9f,\"cpu_s\":%.9f}", delay / 1e9,
-				   cpu / 1e9);
-		}
-		if (flush)
-			head = NULL, delay = cpu = 0, vcpus = 0;
-		if (!take)
+		if (s->vcpu < 0 || !api_filter_source(f, s) ||
+		    !atomic_load_explicit(&s->sched_ok, memory_order_acquire))
 			continue;
-		head = head ? head : s;
-		delay += atomic_load_explicit(&s->sched_delay_ns, memory_order_relaxed);
-		cpu += atomic_load_explicit(&s->sched_run_ns, memory_order_relaxed);
-		vcpus++;
+		v[n++] = (struct sched_row){
+			s, atomic_load_explicit(&s->sched_delay_ns, memory_order_relaxed),
+			atomic_load_explicit(&s->sched_run_ns, memory_order_relaxed), 1
+		};
 	}
-	buf_printf(b, "],\"sched_total\":%zu,\"sched_truncated\":%s", total,
-		   total > shown ? "true" : "false");
+	if (n)
+		qsort_r(v, n, sizeof(*v), cmp_sched, &g);
+	for (size_t i = 0; i < n; i++) { /* merge each group into its first row */
+		struct sched_row *w = &v[groups ? groups - 1 : 0];
+
+		if (groups && same_group(w, &v[i], g)) {
+			w->delay_ns += v[i].delay_ns;
+			w->cpu_ns += v[i].cpu_ns;
+			w->vcpus++;
+		} else {
+			v[groups++] = v[i];
+		}
+	}
+	shown = groups < q->limit ? groups : q->limit;
+	buf_puts(b, ",\"sched\":[");
+	for (size_t i = 0; i < shown; i++)
+		put_sched_row(&v[i], g, i == 0, b);
+	buf_printf(b, "],\"sched_total\":%zu,\"sched_truncated\":%s", groups,
+		   groups > shown ? "true" : "false");
+	b->failed |= !v;
+	free(v);
 }
 
 void api_render_exits(const struct snapshot *snap, const struct api_query *q,
