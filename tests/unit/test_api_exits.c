@@ -206,8 +206,7 @@ static void test_reasons_are_summed_per_vm_and_ranked_across_vms(void **state)
 	    "{\"kind\":\"userspace\",\"reason\":\"hlt\",\"vm\":\"a\",\"vcpus\":1,\"count\":3," NO_RT
 	    ",{\"kind\":\"hardware\",\"reason\":\"ept_violation\",\"vm\":\"a\",\"vcpus\":1,"
 	    "\"count\":2," NO_RT ",{\"kind\":\"userspace\",\"reason\":\"mmio\",\"vm\":\"a\","
-				 "\"vcpus\":1,\"count\":1," NO_RT
-	    "],\"total\":6,\"truncated\":false,"
+	    "\"vcpus\":1,\"count\":1," NO_RT "],\"total\":6,\"truncated\":false,"
 	    "\"sched\":[{\"vm\":\"a\",\"vcpus\":2,\"run_delay_s\":1.500000000,\"cpu_s\":3."
 	    "000000000},"
 	    "{\"vm\":\"b\",\"vcpus\":1,\"run_delay_s\":0.250000000,\"cpu_s\":0.500000000}],"
