@@ -235,13 +235,13 @@ def test_cli_refusals_are_one_clear_sentence(stub, status, headers, body, said):
     assert r.stderr == "kvmstat: %s\n" % said.format(url=stub), r.stderr
 
 
-def chromium(url, budget_ms=6000, screenshot=None, size="1000,700"):
+def chromium(url, budget_ms=6000, screenshot=None, size="1000,700", extra=()):
     """Load url headless; returns (DOM after budget_ms of the page's time,
     the console lines and page errors Chromium logged)."""
     if not CHROMIUM:
         pytest.skip("chromium is missing (Debian package chromium)")
     with tempfile.TemporaryDirectory(prefix="kvmstat-chromium-") as profile:
-        cmd = [CHROMIUM] + CHROMIUM_FLAGS + [
+        cmd = [CHROMIUM] + CHROMIUM_FLAGS + list(extra) + [
             "--user-data-dir=" + profile, "--window-size=" + size,
             "--virtual-time-budget=%d" % budget_ms]
         cmd += ["--screenshot=" + screenshot] if screenshot else ["--dump-dom"]
@@ -268,6 +268,14 @@ def test_live_page_loads_in_chromium_without_errors(daemon):
 def test_live_page_works_behind_basic_auth(web_daemon):  # noqa: F811
     d = web_daemon(users(alice=bcrypt(PASSWORD)), user_pw=("alice", PASSWORD))
     dom, console = chromium("http://alice:%s@127.0.0.1:%d/" % (PASSWORD, d.port))
+    assert not console, console
+    assert refreshes(dom) >= 2, dom[:2000]
+
+
+def test_live_page_works_over_tls_with_basic_auth(auth_daemon):
+    d = auth_daemon
+    url = "https://alice:%s@127.0.0.1:%d/" % (PASSWORD, d.port)
+    dom, console = chromium(url, extra=["--ignore-certificate-errors"])  # the test's own CA
     assert not console, console
     assert refreshes(dom) >= 2, dom[:2000]
 
@@ -345,15 +353,20 @@ def test_api_rates_and_sparklines_come_from_the_history(daemon, demo_vmm):
     assert host["data"]["rows"][0]["sources"] == 2
 
 
-def test_api_exits_has_reasons_quantiles_and_run_delay(daemon, demo_vmm):
+def test_api_exits_has_reasons_quantiles_and_run_delay(daemon_factory, demo_vmm):
+    daemon = harness.require_bpf(daemon_factory(harness.BPF_ON))
     start_vms(daemon, demo_vmm, "api-exits", vms=1, vcpus=1, hz=500)
     wait_history(daemon, 4)
     _, doc = api(daemon, "/api/v1/exits?group=vm")
     d = doc["data"]
-    if d["bpf"]:
-        io = [r for r in d["rows"] if r["kind"] == "userspace" and r["reason"] == "io"]
-        assert io and io[0]["count"] > 0 and io[0]["vm"] == "api-exits0", d["rows"]
-        assert 0 < io[0]["p50_s"] <= io[0]["p99_s"], io
+    assert d["bpf"] is True
+    io = [r for r in d["rows"] if r["kind"] == "userspace" and r["reason"] == "io"]
+    assert io and io[0]["count"] > 0 and io[0]["vm"] == "api-exits0", d["rows"]
+    assert io[0]["roundtrips"] > 0 and 0 < io[0]["p50_s"] <= io[0]["p99_s"], io
+    # the exposition's count of the same exits, read after: never below the API's
+    e = daemon.scrape()
+    assert e.total("kvm_vcpu_userspace_exits_total", vm="api-exits0", reason="io") >= \
+        io[0]["count"]
     (s,) = d["sched"]
     assert s["vm"] == "api-exits0" and s["cpu_s"] > 0 and s["run_delay_s"] >= 0, s
 
@@ -416,9 +429,10 @@ def data_rows(screen):
     return out
 
 
-def test_cli_top_in_tmux_ranks_filters_and_drills_down(daemon, demo_vmm):
+def test_cli_top_in_tmux_ranks_filters_and_drills_down(daemon_factory, demo_vmm):
     if not shutil.which("tmux"):
         pytest.skip("tmux is missing (Debian package tmux)")
+    daemon = harness.require_bpf(daemon_factory(harness.BPF_ON))  # exit reasons to drill into
     start_vms(daemon, demo_vmm, "busy", vms=1, vcpus=2, hz=1000)
     start_vms(daemon, demo_vmm, "idle", vms=1, vcpus=2, hz=1)
     wait_history(daemon, 3)
@@ -441,6 +455,7 @@ def test_cli_top_in_tmux_ranks_filters_and_drills_down(daemon, demo_vmm):
         t.wait(lambda s: "VM busy0" in s and sorted(r[0] for r in data_rows(s)) == ["0", "1"],
                "busy0's two vCPUs")
         t.wait(lambda s: "Threads" in s, "the vCPU threads' run delay")
+        t.wait(lambda s: re.search(r"^userspace +io ", s, re.M), "busy0's io exits")
         t.keys("b")
         t.wait(lambda s: "all VMs" in s, "back to every VM")
         t.keys("o")
