@@ -11,7 +11,7 @@ BUILD="gcc make pkg-config libbpf-dev bpftool clang llvm libmicrohttpd-dev libin
 # parsers, promtool, curl; openssl makes the TLS tests' certificates), linters
 # systemd: systemd-socket-activate and systemd-analyze for the unit tests
 # the kvmstat CLI driven in tmux, the live page in headless chromium
-TEST="systemd libcmocka-dev python3 python3-pytest python3-prometheus-client prometheus curl openssl cppcheck clang-format tmux chromium"
+TEST="systemd libcmocka-dev python3 python3-pytest python3-prometheus-client prometheus curl openssl cppcheck clang-format python3-pyflakes tmux chromium"
 # benchmarks (QEMU as a peer to compare against) and fuzzing (clang, libFuzzer)
 BENCH="qemu-system-x86 clang"
 
