@@ -133,7 +133,7 @@ static uint64_t median_tick(struct world *w, int history, int rounds)
 static uint64_t median_query(const struct snapshot *snap, const char *const *kv, size_t n_kv,
 			     int rounds, size_t *bytes)
 {
-	const struct api_env env = { 1, 1000, 60, false };
+	const struct api_env env = { 1, 1000, 60, false, NULL };
 	uint64_t *t = calloc((size_t)rounds, sizeof(*t)), m;
 	struct api_query q;
 	char why[160];

@@ -48,11 +48,14 @@ struct api_query {
 };
 
 /* What the answer needs beyond the snapshot. */
+struct bpfview;
+
 struct api_env {
 	double now_unix; /* "time" */
 	unsigned interval_ms;
-	double history_s; /* the window histories hold */
-	bool bpf;	  /* exit telemetry mapped */
+	double history_s;	    /* the window histories hold */
+	bool bpf;		    /* exit telemetry mapped */
+	const struct bpfview *view; /* its slots (NULL: none) */
 };
 
 /* "/api/v1/<name>" -> its endpoint; -ENOENT for anything else. */

@@ -109,11 +109,11 @@ static void read_hists(struct xrows *x, const struct source *s, const struct kx_
 }
 
 /* Every reason of one vCPU, as rows of x. */
-static void read_vcpu(struct xrows *x, const struct source *s)
+static void read_vcpu(struct xrows *x, const struct bpfview *view, const struct source *s)
 {
 	struct kx_counts c;
 
-	if (bpfview_read(s, 0, sizeof(c), &c) < 0)
+	if (bpfview_read(view, s, 0, sizeof(c), &c) < 0)
 		return;
 	for (unsigned r = 0; r < KX_UEXIT_REASONS; r++)
 		if (c.uexit_mask >> r & 1)
@@ -214,7 +214,7 @@ static void put_xrow(const struct xrow *r, enum api_group g, struct buf *b)
 }
 
 static void put_reasons(const struct snapshot *snap, const struct api_query *q,
-			const struct api_filter *f, struct buf *b)
+			const struct api_filter *f, const struct bpfview *view, struct buf *b)
 {
 	struct xrows x = { 0 };
 	enum api_group g = q->group;
@@ -222,7 +222,7 @@ static void put_reasons(const struct snapshot *snap, const struct api_query *q,
 
 	for (size_t i = 0; !x.failed && i < snap->n_sources; i++)
 		if (snap->sources[i]->vcpu >= 0 && api_filter_source(f, snap->sources[i]))
-			read_vcpu(&x, snap->sources[i]);
+			read_vcpu(&x, view, snap->sources[i]);
 	for (size_t i = 0; i < x.n; i++) /* match= and nonzero= on each vCPU's rows */
 		if (api_filter_name(f, x.v[i].reason) && (!q->nonzero || x.v[i].count))
 			x.v[k++] = x.v[i];
@@ -329,6 +329,6 @@ void api_render_exits(const struct snapshot *snap, const struct api_query *q,
 
 	buf_printf(b, "\"bpf\":%s,\"group\":\"%s\",", env->bpf ? "true" : "false",
 		   groups[q->group]);
-	put_reasons(snap, q, f, b);
+	put_reasons(snap, q, f, env->bpf ? env->view : NULL, b);
 	put_sched(snap, q, f, b);
 }

@@ -77,8 +77,8 @@ static enum MHD_Result send_json(struct MHD_Connection *c, unsigned status, stru
 	return ret;
 }
 
-enum MHD_Result api_http_serve(struct MHD_Connection *c, const char *url, const struct config *cfg,
-			       const struct selfstats *st)
+enum MHD_Result api_http_serve(struct MHD_Connection *c, const char *url,
+			       const struct api_http_ctx *ctx)
 {
 	struct params p = { .rc = 0 };
 	struct buf b = { 0 };
@@ -101,7 +101,7 @@ enum MHD_Result api_http_serve(struct MHD_Connection *c, const char *url, const 
 		api_error(&b, "bad_data", p.why);
 		goto send;
 	}
-	snap = snapshot_acquire();
+	snap = snapshot_acquire(ctx->snapshots);
 	if (!snap) {
 		status = MHD_HTTP_SERVICE_UNAVAILABLE;
 		api_error(&b, "unavailable", "starting up");
@@ -109,7 +109,8 @@ enum MHD_Result api_http_serve(struct MHD_Connection *c, const char *url, const 
 	}
 	status = api_render(snap, &p.q,
 			    &(struct api_env){ (double)now.tv_sec + now.tv_nsec / 1e9,
-					       cfg->interval_ms, st->history_s, bpfview_enabled() },
+					       ctx->cfg->interval_ms, ctx->stats->history_s,
+					       bpfview_enabled(ctx->view), ctx->view },
 			    &b);
 	snapshot_unref(snap);
 send:

@@ -15,9 +15,20 @@
 #include "selfstats.h"
 #include "webassets.h"
 
+struct snapshot_pub;
+struct bpfview;
+
+/* What the API reads, all borrowed from the worker for the server's life. */
+struct api_http_ctx {
+	const struct config *cfg; /* [poll] interval_ms */
+	const struct selfstats *stats;
+	struct snapshot_pub *snapshots;
+	const struct bpfview *view; /* the exit telemetry's slots; NULL: none */
+};
+
 /* The API's paths (/api/...): 200, 400, 404 or 500, always JSON. */
-enum MHD_Result api_http_serve(struct MHD_Connection *c, const char *url, const struct config *cfg,
-			       const struct selfstats *st);
+enum MHD_Result api_http_serve(struct MHD_Connection *c, const char *url,
+			       const struct api_http_ctx *ctx);
 
 /* One file of the live page, with its Content-Security-Policy. */
 enum MHD_Result api_http_page(struct MHD_Connection *c, const struct web_asset *a);

@@ -30,7 +30,7 @@ struct http_server {
 	struct webauth *auth;	  /* NULL: no basic auth */
 	const struct webtls *tls; /* NULL: plain HTTP */
 	unsigned max_headers;
-	const struct config *cfg; /* for the API: [poll] */
+	struct api_http_ctx api; /* what the JSON API reads */
 };
 
 /* What the first look at a request (its headers) decided. */
@@ -221,7 +221,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	if (!strcmp(url, "/metrics"))
 		return serve_metrics(srv, c);
 	if (!strncmp(url, "/api/", 5)) /* the JSON API and the live page: api_http.h */
-		return api_http_serve(c, url, srv->cfg, srv->stats);
+		return api_http_serve(c, url, &srv->api);
 	if ((page = web_asset_find(url)))
 		return api_http_page(c, page);
 	if (!strcmp(url, "/-/healthy"))
@@ -290,10 +290,11 @@ int http_start(struct http_server **out, const struct http_config *cfg)
 	if (!srv)
 		return -ENOMEM;
 	srv->stats = cfg->stats;
-	srv->tls = webtls_get();
+	srv->tls = webtls_on(cfg->tls) ? cfg->tls : NULL;
 	srv->max_headers = cfg->cfg->max_headers;
-	srv->cfg = cfg->cfg;
-	rc = pagecache_new(&srv->pages, cfg->stats, &cfg->render);
+	srv->api = (struct api_http_ctx){ cfg->cfg, cfg->stats, cfg->snapshots,
+					  cfg->render ? cfg->render->view : NULL };
+	rc = pagecache_new(&srv->pages, cfg->snapshots, cfg->stats, cfg->render);
 	if (rc == 0 && cfg->cfg->n_auth_users)
 		rc = webauth_new(&srv->auth, cfg->cfg->auth_users, cfg->cfg->n_auth_users);
 	if (rc == 0)

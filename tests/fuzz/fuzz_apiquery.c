@@ -47,7 +47,7 @@ static void set(struct api_query *q, char *kv)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static const struct api_env env = { 1, 1000, 60, false };
+	static const struct api_env env = { 1, 1000, 60, false, NULL };
 	char *text = malloc(size + 1), *save = NULL;
 	struct snapshot *snap = NULL;
 	struct api_query q;

@@ -44,7 +44,7 @@ struct world {
 	struct snapshot *snap;
 };
 
-static const struct api_env env = { 1700000000.5, 1000, 60, false };
+static const struct api_env env = { 1700000000.5, 1000, 60, false, NULL };
 
 static struct source *vcpu(struct world *w, struct vm_meta *vm, int index)
 {

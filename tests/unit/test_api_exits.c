@@ -30,11 +30,11 @@ struct world {
 	struct source *src[3];
 	struct snapshot *snap;
 	struct kx_slot *slots; /* the test's writable view of the slots memfd */
+	struct bpfview *view;
+	struct api_env env;
 	size_t slots_len;
 	int slots_fd, meta_fd;
 };
-
-static const struct api_env env = { 1700000000.5, 1000, 60, true };
 
 static int memfd_of(size_t len)
 {
@@ -127,7 +127,10 @@ static int build_world(void **state)
 	w->meta_fd = memfd_of(page);
 	w->slots = mmap(NULL, w->slots_len, PROT_READ | PROT_WRITE, MAP_SHARED, w->slots_fd, 0);
 	assert_true(w->slots != MAP_FAILED);
-	assert_int_equal(bpfview_map(w->slots_fd, w->meta_fd, N_SLOTS, sizeof(struct kx_slot)), 0);
+	assert_int_equal(bpfview_new(&w->view), 0);
+	assert_int_equal(
+	    bpfview_map(w->view, w->slots_fd, w->meta_fd, N_SLOTS, sizeof(struct kx_slot)), 0);
+	w->env = (struct api_env){ 1700000000.5, 1000, 60, true, w->view };
 	blk = tu_build_block("kvm-100/vcpu-0", 48, st, 1, &len);
 	w->schema = tu_parse(blk, len, SCOPE_VCPU);
 	free(blk);
@@ -139,7 +142,7 @@ static int build_world(void **state)
 	vcpu_source(w, 0, w->vms[0], 0, 1000000000);
 	vcpu_source(w, 1, w->vms[0], 1, 500000000);
 	vcpu_source(w, 2, w->vms[1], 0, 250000000);
-	bpfview_join(w->src, 3, true);
+	bpfview_join(w->view, w->src, 3, true);
 	assert_int_equal(snapshot_build(&w->snap, w->vms, 2, w->src, 3, NULL), 0);
 	*state = w;
 	return 0;
@@ -155,7 +158,7 @@ static int free_world(void **state)
 	vm_meta_unref(w->vms[0]);
 	vm_meta_unref(w->vms[1]);
 	schema_unref(w->schema);
-	bpfview_unmap();
+	bpfview_free(w->view);
 	munmap(w->slots, w->slots_len);
 	close(w->slots_fd);
 	close(w->meta_fd);
@@ -172,7 +175,7 @@ static void assert_answer(struct world *w, const char *const *kv, size_t n, cons
 	api_query_init(&q, API_EXITS);
 	for (size_t i = 0; i + 1 < n; i += 2)
 		assert_int_equal(api_query_set(&q, kv[i], kv[i + 1], why, sizeof(why)), 0);
-	assert_int_equal(api_render(w->snap, &q, &env, &b), 200);
+	assert_int_equal(api_render(w->snap, &q, &w->env, &b), 200);
 	buf_putc(&b, '\0');
 	assert_string_equal(b.data, want);
 	buf_free(&b);
