@@ -242,6 +242,14 @@ static void tick(struct worker *w)
 	http_tick(w->http); /* after the timing: page housekeeping, not polling */
 }
 
+/* kvmstatd_history_seconds: the samples a history holds, less the writer's and the newest. */
+static double history_window_s(const struct config *cfg)
+{
+	unsigned slots = config_history_slots(cfg);
+
+	return slots < 2 ? 0 : (double)(slots - 2) * cfg->interval_ms / 1e3;
+}
+
 /* kvmstatd_history_bytes: what the sources' histories hold. */
 static void count_history(struct worker *w, struct source *const *srcs, size_t n)
 {
@@ -764,9 +772,7 @@ int worker_run(const struct config *cfg, const struct webtls *tls, int ipc_fd, i
 	snapshot_pub_init(&w.snaps);
 	clock_gettime(CLOCK_REALTIME, &now);
 	w.stats.start_time = (double)now.tv_sec + (double)now.tv_nsec / 1e9;
-	w.stats.history_s = config_history_slots(cfg) < 2
-				? 0
-				: (double)(config_history_slots(cfg) - 2) * cfg->interval_ms / 1e3;
+	w.stats.history_s = history_window_s(cfg);
 	rc = setup(&w, http_fd);
 	if (rc < 0)
 		log_err("start-up failed: %s", strerror(-rc));
