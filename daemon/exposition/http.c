@@ -222,7 +222,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		return serve_metrics(srv, c);
 	if (!strncmp(url, "/api/", 5)) /* the JSON API and the live page: api_http.h */
 		return api_http_serve(c, url, &srv->api);
-	if ((page = web_asset_find(url)))
+	page = web_asset_find(url); /* /, /kvmstat.js, /kvmstat.css */
+	if (page)
 		return api_http_page(c, page);
 	if (!strcmp(url, "/-/healthy"))
 		return reply_text(c, MHD_HTTP_OK, "OK\n");
