@@ -126,7 +126,8 @@ def test_cli_list_once_and_json_on_a_daemon_without_vms(daemon):
     r = kvmstat("--json", "--url", daemon.url)
     assert r.returncode == 0 and json.loads(r.stdout)["rows"] == [], r
     r = kvmstat("-l", "-c", "-n", "2", "-s", "0.2", "--url", daemon.url)
-    assert r.returncode == 0 and r.stdout.splitlines()[0] == "timestamp", r
+    assert r.returncode == 1 and r.stderr == (
+        "kvmstat: kvmstatd at %s has no counters to log (no VM polled yet?)\n" % daemon.url), r
 
 
 def test_cli_says_when_no_daemon_listens():
@@ -399,6 +400,11 @@ def test_cli_once_matches_the_independent_reader(daemon, demo_vmm):
         assert lo <= rows[vm.name] <= hi, (vm.name, lo, rows[vm.name], hi)
     r = kvmstat("--url", daemon.url, "--once", "--per-vm", "-f", "^exits$")
     assert r.returncode == 0 and "cli-once0" in r.stdout and "cli-once1" in r.stdout, r
+    # --log: a header, then a line per interval with every VM's exits per second
+    r = kvmstat("--url", daemon.url, "-l", "-c", "-n", "3", "-s", "0.2", "-f", "^exits$")
+    lines = r.stdout.splitlines()
+    assert r.returncode == 0 and lines[0] == "timestamp,exits" and len(lines) == 4, r
+    assert all(float(l.split(",")[1]) > 0 for l in lines[1:]), lines
 
 
 class Tmux:
