@@ -6,7 +6,8 @@
 (function () {
   const SVG = "http://www.w3.org/2000/svg";
   const $ = (id) => document.getElementById(id);
-  const state = { timer: null, interval: 1000, rows: new Map(), busy: false, refreshes: 0 };
+  const state = { timer: null, interval: 1000, rows: new Map(), busy: false, refreshes: 0,
+                  redrawn: 0 };
 
   function fmt(v) {
     if (v === null || v === undefined) return "–";
@@ -55,7 +56,12 @@
       const y = 19 - (v / max) * 18;
       coords.push(x.toFixed(1) + "," + y.toFixed(1));
     });
-    poly.setAttribute("points", coords.join(" "));
+    const next = coords.join(" ");
+    if (poly.getAttribute("points") !== next) {
+      poly.setAttribute("points", next);
+      return 1;
+    }
+    return 0;
   }
 
   function makeRow() {
@@ -80,6 +86,7 @@
     table.classList.toggle("no-vcpu", group !== "vcpu");
     table.classList.toggle("no-vm", group === "host");
     const seen = new Set();
+    let redrawn = 0;
     data.rows.forEach((r, i) => {
       const key = [r.vm || "", r.vcpu === undefined ? "" : r.vcpu, r.scope, r.stat].join("\u0000");
       let tr = state.rows.get(key);
@@ -95,7 +102,7 @@
       c[2].title = r.metric;
       c[3].textContent = fmt(r.value);
       c[4].textContent = r.kind === "counter" ? fmt(r.rate) : "";
-      sparkline(c[5].firstChild, r.spark || []);
+      redrawn += sparkline(c[5].firstChild, r.spark || []);
       if (tbody.children[i] !== tr) tbody.insertBefore(tr, tbody.children[i] || null);
     });
     for (const [key, tr] of state.rows) {
@@ -107,7 +114,9 @@
     const more = data.truncated ? " (top " + data.rows.length + " of " + data.total + ")" : "";
     const when = new Date(data.time * 1000).toLocaleTimeString();
     status(data.total + " rows" + more + " · every " + data.interval_s + " s · " + when, false);
-    document.body.dataset.refreshes = String(++state.refreshes); // tests wait on this
+    // what the tests read: refreshes, and refreshes that moved a sparkline
+    document.body.dataset.refreshes = String(++state.refreshes);
+    document.body.dataset.sparklinesMoved = String((state.redrawn += redrawn > 0 ? 1 : 0));
   }
 
   async function refresh() {
