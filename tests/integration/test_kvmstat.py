@@ -15,6 +15,7 @@ page in headless Chromium with its rows and sparklines updating.
 """
 
 import http.server
+import importlib.util
 import json
 import os
 import re
@@ -282,6 +283,62 @@ def test_live_page_works_over_tls_with_basic_auth(auth_daemon):
     assert refreshes(dom) >= 2, dom[:2000]
 
 
+@pytest.fixture
+def stand_in():
+    """scripts/docs-screenshots.py's stand-in for kvmstatd (canned, moving
+    API answers for four VMs): the keys of kvmstat top that need no real
+    VM are driven against it here; the lab drives the rest on real VMs."""
+    spec = importlib.util.spec_from_file_location(
+        "docs_screenshots", os.path.join(harness.REPO, "scripts", "docs-screenshots.py"))
+    ds = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ds)
+    ds.Handler.world = ds.World()
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), ds.Handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield "http://127.0.0.1:%d" % srv.server_address[1]
+    srv.shutdown()
+    srv.server_close()
+
+
+def test_cli_top_keys_help_fields_pid_interval_reset(stand_in):
+    if not shutil.which("tmux"):
+        pytest.skip("tmux is missing (Debian package tmux)")
+    t = Tmux([KVMSTAT, "top", "--url", stand_in, "-s", "0.3"])
+    try:
+        t.wait(lambda s: "Rate/s" in s and data_rows(s), "the table")
+        assert data_rows(t.screen())[0][:2] == ["demo-0", "exits"]
+        t.keys("h")
+        t.wait(lambda s: "kvmstat top: the busiest VMs" in s, "the help")
+        t.keys("x")  # any key returns
+        t.wait(lambda s: "Rate/s" in s, "the table again")
+        t.keys("f")
+        t.wait(lambda s: "stats regex" in s, "the prompt")
+        t.keys("halt_.*", "Enter")
+        t.wait(lambda s: data_rows(s) and all(r[1].startswith("halt_") for r in data_rows(s)),
+               "only halt_* stats")
+        t.keys("p")
+        t.wait(lambda s: "VMM pid" in s, "the prompt")
+        t.keys("4243", "Enter")  # demo-1's VMM
+        t.wait(lambda s: data_rows(s) and {r[0] for r in data_rows(s)} == {"demo-1"},
+               "only demo-1")
+        assert "pid=4243" in t.screen()
+        t.keys("s")
+        t.wait(lambda s: "interval in seconds" in s, "the prompt")
+        t.keys("2", "Enter")
+        t.wait(lambda s: "every 2s" in s, "the new interval")
+        t.keys("c")
+        t.wait(lambda s: "[" not in s.splitlines()[0] and len({r[0] for r in data_rows(s)}) > 1,
+               "filters cleared")
+        before = human_value(data_rows(t.screen())[0][2])
+        t.keys("r")  # totals count from now: a refresh's worth, not the history's
+        t.wait(lambda s: data_rows(s) and human_value(data_rows(s)[0][2]) < before / 3,
+               "reset totals")
+        t.keys("q")
+        harness.wait_until(lambda: not t.alive(), 5, 0.1, "kvmstat top to quit")
+    finally:
+        t.close()
+
+
 # --------------------------------------------------------------- with KVM
 
 def start_vms(daemon, demo_vmm, prefix, vms=2, vcpus=2, hz=200):
@@ -435,6 +492,12 @@ class Tmux:
 
     def close(self):
         subprocess.run(["tmux", "kill-session", "-t", self.name], capture_output=True)
+
+
+def human_value(text):
+    """kvmstat's 69.1k back to 69100."""
+    scale = {"k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}.get(text[-1:], 1)
+    return float(text[:-1] if scale != 1 else text) * scale
 
 
 def data_rows(screen):
