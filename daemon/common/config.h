@@ -18,8 +18,10 @@
 #define CONFIG_PATTERN_MAX 1025 /* [metrics] include/exclude, NUL included */
 #define CONFIG_PATH_MAX 192	/* [web] file names (a line holds 200 bytes) */
 #define CONFIG_AUTH_USERS_MAX 64
-#define CONFIG_AUTH_NAME_MAX 64 /* a [basic_auth_users] name, NUL included */
-#define CONFIG_BCRYPT_LEN 60	/* "$2b$NN$" + 22 characters of salt + 31 of hash */
+#define CONFIG_AUTH_NAME_MAX 64	  /* a [basic_auth_users] name, NUL included */
+#define CONFIG_FILE_MAX (1 << 20) /* bytes of a configuration file */
+#define CONFIG_FILE_MAX_TEXT "1 MiB"
+#define CONFIG_BCRYPT_LEN 60 /* "$2b$NN$" + 22 characters of salt + 31 of hash */
 
 /* [web] tls_client_auth_type: the exporter-toolkit values we can honour */
 enum config_client_auth {
@@ -47,9 +49,10 @@ struct config {
 	unsigned n_allow_uids;
 	gid_t allow_gids[CONFIG_ALLOW_MAX];
 	unsigned n_allow_gids;
-	unsigned max_sources_per_uid; /* at most max_sources: lowered to it at load */
-	unsigned rate_limit;	      /* requests per second per uid; 0: no limit */
-	unsigned rate_burst;	      /* token bucket size, >= 1 */
+	unsigned max_sources_per_uid;	  /* at most max_sources: lowered to it at load */
+	unsigned rate_limit;		  /* requests per second per uid; 0: no limit */
+	unsigned rate_burst;		  /* token bucket size, >= 1 */
+	unsigned max_connections_per_uid; /* registration connections one uid may hold */
 	bool discovery_enabled;
 	unsigned discovery_interval_s; /* 0: no periodic scan */
 	bool discovery_borrow;	       /* VM and vCPU fds too, where the kernel allows */
@@ -120,8 +123,12 @@ bool config_schedstat(const struct config *cfg);
 bool config_is_bcrypt(const char *s);
 
 /*
- * Load path over cfg. On error returns -EINVAL (or -errno of the open) and
- * writes a one-line explanation naming file, line and key into err.
+ * Load path over cfg. path must name a regular file (a directory, device
+ * or FIFO is refused, and never blocks us) of at most CONFIG_FILE_MAX
+ * bytes. Each section and each key may appear once (the list keys, which
+ * add up, excepted). On error returns -EINVAL (or -errno of the open,
+ * -EFBIG) and writes a one-line explanation naming file, line and key into
+ * err.
  */
 int config_load(struct config *cfg, const char *path, char *err, size_t err_size);
 

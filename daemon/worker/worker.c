@@ -576,6 +576,7 @@ static int on_ipc(struct worker *w)
 		return 0;
 	}
 	if (n <= 0) {
+		fdpass_close_all(fds, n_fds); /* no bytes but fds: not ours to keep either */
 		if (n == 0)
 			log_info("helper closed the channel; exiting");
 		else

@@ -241,7 +241,8 @@ def chromium(url, budget_ms=6000, screenshot=None, size="1000,700", extra=()):
     """Load url headless; returns (DOM after budget_ms of the page's time,
     the console lines and page errors Chromium logged)."""
     if not CHROMIUM:
-        pytest.skip("chromium is missing (Debian package chromium)")
+        pytest.fail("chromium is missing: scripts/install-deps.sh installs it "
+                    "(the lab's image: tests/lab/packages)", pytrace=False)
     with tempfile.TemporaryDirectory(prefix="kvmstat-chromium-") as profile:
         cmd = [CHROMIUM] + CHROMIUM_FLAGS + list(extra) + [
             "--user-data-dir=" + profile, "--window-size=" + size,
@@ -302,7 +303,8 @@ def stand_in():
 
 def test_cli_top_keys_help_fields_pid_interval_reset(stand_in):
     if not shutil.which("tmux"):
-        pytest.skip("tmux is missing (Debian package tmux)")
+        pytest.fail("tmux is missing: scripts/install-deps.sh installs it "
+                    "(the lab's image: tests/lab/packages)", pytrace=False)
     t = Tmux([KVMSTAT, "top", "--url", stand_in, "-s", "0.3"])
     try:
         t.wait(lambda s: "Rate/s" in s and data_rows(s), "the table")
@@ -514,7 +516,8 @@ def data_rows(screen):
 
 def test_cli_top_in_tmux_ranks_filters_and_drills_down(daemon_factory, demo_vmm):
     if not shutil.which("tmux"):
-        pytest.skip("tmux is missing (Debian package tmux)")
+        pytest.fail("tmux is missing: scripts/install-deps.sh installs it "
+                    "(the lab's image: tests/lab/packages)", pytrace=False)
     daemon = harness.require_bpf(daemon_factory(harness.BPF_ON))  # exit reasons to drill into
     start_vms(daemon, demo_vmm, "busy", vms=1, vcpus=2, hz=1000)
     start_vms(daemon, demo_vmm, "idle", vms=1, vcpus=2, hz=1)
