@@ -131,6 +131,16 @@ def test_cli_list_once_and_json_on_a_daemon_without_vms(daemon):
         "kvmstat: kvmstatd at %s has no counters to log (no VM polled yet?)\n" % daemon.url), r
 
 
+def test_cli_top_on_a_daemon_without_vms_says_so_and_quits(daemon):
+    t = Tmux([KVMSTAT, "top", "--url", daemon.url, "-s", "0.3"])
+    try:
+        t.wait(lambda s: "no rows: no VM polled yet" in s and "q quit" in s, "the empty table")
+        t.keys("q")
+        harness.wait_until(lambda: not t.alive(), 5, 0.1, "kvmstat top to quit")
+    finally:
+        t.close()
+
+
 def test_cli_says_when_no_daemon_listens():
     url = "http://127.0.0.1:%d" % harness.free_port()
     for args in (["--once"], ["list"], ["top"]):
