@@ -206,6 +206,7 @@ static const struct key_def keys[] = {
 	UINT("poll", "interval_ms", interval_ms, 10, 3600000),
 	UINT("poll", "ring_slots", ring_slots, 2, 64),
 	UINT("poll", "history_s", history_s, 0, 3600),
+	UINT("poll", "history_max_mib", history_max_mib, 1, 1048576),
 	UINT("poll", "exit_grace_ms", exit_grace_ms, 0, 86400000),
 	STRC("http", "listen", listen, check_listen),
 	UINT("http", "max_connections", max_connections, 1, 1024),
@@ -283,6 +284,7 @@ void config_defaults(struct config *cfg)
 	cfg->interval_ms = 1000;
 	cfg->ring_slots = 4;
 	cfg->history_s = 60;
+	cfg->history_max_mib = 512;
 	cfg->exit_grace_ms = 30000;
 	snprintf(cfg->listen, sizeof(cfg->listen), ":9735");
 	cfg->max_connections = 64;

@@ -61,7 +61,8 @@ struct config {
 	unsigned bpf_slots;	       /* vCPU threads the BPF maps hold at once */
 	unsigned interval_ms;
 	unsigned ring_slots;
-	unsigned history_s; /* seconds of samples kept for rates and sparklines; 0: none */
+	unsigned history_s;	  /* seconds of samples kept for rates and sparklines; 0: none */
+	unsigned history_max_mib; /* all histories together; past it, sources get none */
 	unsigned exit_grace_ms;
 	char listen[CONFIG_STR_MAX];
 	unsigned max_connections;

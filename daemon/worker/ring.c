@@ -24,6 +24,12 @@ static struct slot *slot_at(const struct ring *r, uint64_t n)
 	return (struct slot *)(void *)(r->mem + (n % r->slots) * r->slot_size);
 }
 
+/* a cache line per slot start keeps the writer off the readers' lines */
+static size_t slot_size_for(uint32_t words)
+{
+	return (sizeof(struct slot) + (size_t)words * 8 + 63) & ~(size_t)63;
+}
+
 int ring_new(struct ring **out, uint32_t slots, uint32_t words)
 {
 	struct ring *r = calloc(1, sizeof(*r));
@@ -32,8 +38,7 @@ int ring_new(struct ring **out, uint32_t slots, uint32_t words)
 		goto fail;
 	r->slots = slots;
 	r->words = words;
-	/* a cache line per slot start keeps the writer off the readers' lines */
-	r->slot_size = (sizeof(struct slot) + (size_t)words * 8 + 63) & ~(size_t)63;
+	r->slot_size = slot_size_for(words);
 	r->mem = aligned_alloc(64, r->slot_size * slots);
 	if (!r->mem)
 		goto fail;
@@ -164,4 +169,9 @@ uint32_t ring_slots(const struct ring *r)
 size_t ring_bytes(const struct ring *r)
 {
 	return sizeof(*r) + r->slot_size * r->slots;
+}
+
+size_t ring_bytes_for(uint32_t slots, uint32_t words)
+{
+	return sizeof(struct ring) + slot_size_for(words) * slots;
 }

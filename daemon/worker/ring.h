@@ -46,6 +46,7 @@ int ring_read_back(const struct ring *r, uint32_t back, uint32_t first, uint32_t
 uint64_t ring_count(const struct ring *r); /* samples committed so far */
 uint32_t ring_words(const struct ring *r);
 uint32_t ring_slots(const struct ring *r);
-size_t ring_bytes(const struct ring *r); /* memory it holds, itself included */
+size_t ring_bytes(const struct ring *r);	       /* memory it holds, itself included */
+size_t ring_bytes_for(uint32_t slots, uint32_t words); /* the same, before ring_new */
 
 #endif

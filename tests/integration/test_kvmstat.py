@@ -95,6 +95,8 @@ def test_history_memory_is_reported(daemon):
     e = daemon.scrape()
     assert e.value("kvmstatd_history_bytes") == 0  # no sources yet
     assert e.value("kvmstatd_history_seconds") == 60
+    assert e.value("kvmstatd_history_limit_bytes") == 512 * 2**20
+    assert e.value("kvmstatd_history_refused_total") == 0
 
 
 def test_live_page_has_a_strict_csp_and_no_external_resources(daemon):
@@ -435,6 +437,22 @@ def test_api_rates_and_sparklines_come_from_the_history(daemon, demo_vmm):
     assert len(per_vcpu["data"]["rows"]) == 2
     _, host = api(daemon, "/api/v1/stats?match=exits&group=host")
     assert host["data"]["rows"][0]["sources"] == 2
+
+
+def test_history_stays_within_its_limit_and_rates_still_come(daemon_factory, demo_vmm):
+    # 3600 s at 200 ms: 4096 samples of 384 bytes, 1.5 MiB a vCPU, past 1 MiB
+    daemon = daemon_factory({("poll", "history_s"): "3600", ("poll", "history_max_mib"): "1"})
+    vmm = start_vms(daemon, demo_vmm, "hist-cap", vms=1, vcpus=2, hz=300)
+    e = daemon.scrape()
+    # the VM's own history (15 counters and gauges, 0.75 MiB) fits, its vCPUs' do not
+    assert e.value("kvmstatd_history_refused_total") == 2, daemon.log()
+    assert 0 < e.value("kvmstatd_history_bytes") <= 2**20
+    assert len(daemon.log_lines(r"history_max_mib \(1\) reached")) == 1
+    wait_history(daemon, 3)
+    _, doc = api(daemon, "/api/v1/stats?match=exits&group=vcpu")
+    rows = doc["data"]["rows"]
+    assert len(rows) == 2 and all(r["rate"] > 0 for r in rows), rows  # from the poll ring
+    assert vmm.vms[0].name == "hist-cap0"
 
 
 def test_api_exits_has_reasons_quantiles_and_run_delay(daemon_factory, demo_vmm):

@@ -86,6 +86,7 @@ static void test_defaults_are_the_documented_values(void **state)
 	assert_int_equal(c.interval_ms, 1000);
 	assert_int_equal(c.ring_slots, 4);
 	assert_int_equal(c.history_s, 60);
+	assert_int_equal(c.history_max_mib, 512);
 	assert_int_equal(c.exit_grace_ms, 30000);
 	assert_string_equal(c.listen, ":9735");
 	assert_int_equal(c.max_connections, 64);
@@ -1131,6 +1132,10 @@ static void test_history_slots_follow_history_s_over_interval_with_a_cap(void **
 	assert_ok("[poll]\nhistory_s = 3600\n", &c);
 	assert_int_equal(c.history_s, 3600);
 	assert_refused("[poll]\nhistory_s = 3601\n", "t.ini:2:", "[poll] history_s", "0..3600",
+		       NULL);
+	assert_ok("[poll]\nhistory_max_mib = 1\n", &c);
+	assert_int_equal(c.history_max_mib, 1);
+	assert_refused("[poll]\nhistory_max_mib = 0\n", "[poll] history_max_mib", "1..1048576",
 		       NULL);
 }
 
