@@ -304,12 +304,15 @@ void config_defaults(struct config *cfg)
 unsigned config_history_slots(const struct config *cfg)
 {
 	uint64_t samples;
+	unsigned slots = 0;
 
-	if (!cfg->history_s || !cfg->interval_ms)
-		return 0;
-	samples = ((uint64_t)cfg->history_s * 1000 + cfg->interval_ms - 1) / cfg->interval_ms;
-	return samples + 2 > CONFIG_HISTORY_SLOTS_MAX ? CONFIG_HISTORY_SLOTS_MAX
-						      : (unsigned)samples + 2;
+	if (cfg->history_s && cfg->interval_ms) {
+		samples =
+		    ((uint64_t)cfg->history_s * 1000 + cfg->interval_ms - 1) / cfg->interval_ms;
+		slots = samples + 2 > CONFIG_HISTORY_SLOTS_MAX ? CONFIG_HISTORY_SLOTS_MAX
+							       : (unsigned)samples + 2;
+	}
+	return slots;
 }
 
 static int parse_number(const char *v, int base, unsigned long *out)

@@ -48,13 +48,14 @@ static int parse_uint(const char *v, unsigned lo, unsigned hi, unsigned *out)
 {
 	unsigned long n = 0;
 	size_t i = 0;
+	bool ok;
 
 	for (; v[i] >= '0' && v[i] <= '9' && i < 10; i++)
 		n = n * 10 + (unsigned long)(v[i] - '0');
-	if (i == 0 || v[i] != '\0' || n < lo || n > hi)
-		return -EINVAL;
-	*out = (unsigned)n;
-	return 0;
+	ok = i > 0 && v[i] == '\0' && n >= lo && n <= hi;
+	if (ok)
+		*out = (unsigned)n;
+	return ok ? 0 : -EINVAL;
 }
 
 static int parse_word(const char *v, const char *const *words, size_t n, unsigned *out)
@@ -105,10 +106,11 @@ static int set_pattern(char *dst, const char *v)
 {
 	char why[128];
 
-	if (strlen(v) > API_PATTERN_MAX || !pattern_is_cheap(v) || pattern_check(v, why))
-		return -EINVAL;
-	snprintf(dst, API_PATTERN_MAX + 1, "%s", v);
-	return 0;
+	bool ok = strlen(v) <= API_PATTERN_MAX && pattern_is_cheap(v) && !pattern_check(v, why);
+
+	if (ok)
+		snprintf(dst, API_PATTERN_MAX + 1, "%s", v);
+	return ok ? 0 : -EINVAL;
 }
 
 /* On a copy of the query (api_query_set): a field set by a refused value is dropped. */
@@ -168,12 +170,10 @@ int api_query_set(struct api_query *q, const char *key, const char *value, char 
 	for (size_t i = 0; i < sizeof(accepts) / sizeof(accepts[0]); i++)
 		if (!strcmp(key, accepts[i][0]))
 			what = accepts[i][1];
-	if (!what) {
+	rc = what && value ? set_one(&next, key, value) : -EINVAL;
+	if (!what)
 		snprintf(why, why_size, "unknown parameter \"%.32s\"", key);
-		return -EINVAL;
-	}
-	rc = value ? set_one(&next, key, value) : -EINVAL;
-	if (rc < 0)
+	else if (rc < 0)
 		snprintf(why, why_size, "%s: expected %s", key, what);
 	else
 		*q = next; /* a refused value leaves the query as it was */
@@ -182,9 +182,10 @@ int api_query_set(struct api_query *q, const char *key, const char *value, char 
 
 double api_rate(uint64_t v_new, uint64_t t_new_ns, uint64_t v_old, uint64_t t_old_ns, double factor)
 {
-	if (t_new_ns <= t_old_ns || v_new < v_old)
-		return NAN;
-	return (double)(v_new - v_old) * factor / ((double)(t_new_ns - t_old_ns) / 1e9);
+	bool known = t_new_ns > t_old_ns && v_new >= v_old;
+
+	return known ? (double)(v_new - v_old) * factor / ((double)(t_new_ns - t_old_ns) / 1e9)
+		     : NAN;
 }
 
 double api_quantile(const uint64_t *bucket, const double *bound, size_t n, double q)
@@ -194,10 +195,8 @@ double api_quantile(const uint64_t *bucket, const double *bound, size_t n, doubl
 
 	for (size_t b = 0; b < n; b++)
 		total += (double)bucket[b];
-	if (total <= 0 || n == 0)
-		return NAN;
 	rank = q * total;
-	for (size_t b = 0; b < n; b++) {
+	for (size_t b = 0; total > 0 && b < n; b++) {
 		double c = (double)bucket[b];
 
 		if (c > 0 && seen + c >= rank) {

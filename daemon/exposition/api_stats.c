@@ -58,37 +58,40 @@ struct stats_req {
 /* The number of a stat name in this request; -1 past STAT_KEY_MAX names. */
 static int name_key(struct stats_req *rq, const char *name)
 {
-	const char **p;
+	const char **p = NULL;
+	int key = -1;
 
-	for (size_t i = 0; i < rq->n_names; i++)
+	for (size_t i = 0; key < 0 && i < rq->n_names; i++)
 		if (!strcmp(rq->names[i], name))
-			return (int)i;
-	if (rq->n_names >= STAT_KEY_MAX ||
-	    !(p = realloc(rq->names, (rq->n_names + 1) * sizeof(*p))))
-		return -1;
-	rq->names = p;
-	rq->names[rq->n_names] = name;
-	return (int)rq->n_names++;
+			key = (int)i;
+	if (key < 0 && rq->n_names < STAT_KEY_MAX)
+		p = realloc(rq->names, (rq->n_names + 1) * sizeof(*p));
+	if (key < 0 && p) {
+		rq->names = p;
+		rq->names[rq->n_names] = name;
+		key = (int)rq->n_names++;
+	}
+	return key;
 }
 
 static bool key_schema(struct stats_req *rq, const struct schema *sc)
 {
-	uint16_t *k;
 	bool ok = true;
+	uint16_t *k;
 
-	if (rq->keyed == sc)
-		return true;
-	k = realloc(rq->stat_keys, (sc->n_stats ? sc->n_stats : 1) * sizeof(*k));
-	if (!k)
-		return false;
-	rq->stat_keys = k;
-	for (size_t i = 0; ok && i < sc->n_stats; i++) {
-		int n = name_key(rq, sc->stats[i].desc_name);
+	if (rq->keyed != sc) { /* sources come sorted by schema: rarely */
+		k = realloc(rq->stat_keys, (sc->n_stats ? sc->n_stats : 1) * sizeof(*k));
+		ok = k != NULL;
+		if (ok)
+			rq->stat_keys = k;
+		for (size_t i = 0; ok && i < sc->n_stats; i++) {
+			int n = name_key(rq, sc->stats[i].desc_name);
 
-		ok = n >= 0;
-		k[i] = (uint16_t)(ok ? n : 0);
+			ok = n >= 0;
+			k[i] = (uint16_t)(ok ? n : 0);
+		}
+		rq->keyed = ok ? sc : NULL;
 	}
-	rq->keyed = ok ? sc : NULL;
 	return ok;
 }
 
@@ -130,13 +133,14 @@ static uint32_t window_back(const struct ring *r, uint64_t t_new, uint64_t windo
 			    uint64_t interval_ns)
 {
 	uint64_t count = ring_count(r), kept = ring_slots(r) - 1, ts;
-	uint32_t oldest = (uint32_t)((count < kept ? count : kept) - 1);
 	uint64_t guess = interval_ns ? window_ns / interval_ns : 1;
-	uint32_t back = (uint32_t)(guess < 1 ? 1 : guess > oldest ? oldest : guess);
+	uint32_t oldest = 0, back = 0;
 
-	if (oldest == 0)
-		return 0;
-	while (back < oldest && ts_at(r, back, &ts) && t_new - ts < window_ns)
+	if (count >= 2 && kept >= 2) {
+		oldest = (uint32_t)((count < kept ? count : kept) - 1);
+		back = (uint32_t)(guess < 1 ? 1 : guess > oldest ? oldest : guess);
+	}
+	while (back && back < oldest && ts_at(r, back, &ts) && t_new - ts < window_ns)
 		back++;
 	while (back > 1 && ts_at(r, back - 1, &ts) && t_new - ts >= window_ns)
 		back--;
@@ -145,34 +149,39 @@ static uint32_t window_back(const struct ring *r, uint64_t t_new, uint64_t windo
 
 static bool push_raw(struct stats_req *rq, const struct raw *r)
 {
-	if (rq->n_raws == rq->cap_raws) {
-		size_t cap = rq->cap_raws ? rq->cap_raws * 2 : 256;
-		struct raw *p = realloc(rq->raws, cap * sizeof(*p));
+	struct raw *p = rq->raws;
+	size_t cap = rq->cap_raws;
 
-		if (!p)
-			return false;
-		rq->raws = p;
-		rq->cap_raws = cap;
+	if (rq->n_raws == cap) {
+		cap = cap ? cap * 2 : 256;
+		p = realloc(rq->raws, cap * sizeof(*p));
+		if (p) {
+			rq->raws = p;
+			rq->cap_raws = cap;
+		}
 	}
-	rq->raws[rq->n_raws++] = *r;
-	return true;
+	if (p)
+		rq->raws[rq->n_raws++] = *r;
+	return p != NULL;
 }
 
 static bool ensure_words(struct stats_req *rq, size_t n)
 {
 	uint64_t *a, *b;
+	bool ok = n <= rq->words;
 
-	if (n <= rq->words)
-		return true;
-	a = realloc(rq->cur, n * sizeof(*a));
-	if (a)
-		rq->cur = a;
-	b = a ? realloc(rq->old, n * sizeof(*b)) : NULL;
-	if (b)
-		rq->old = b;
-	if (a && b)
-		rq->words = n;
-	return a && b;
+	if (!ok) {
+		a = realloc(rq->cur, n * sizeof(*a));
+		if (a)
+			rq->cur = a;
+		b = a ? realloc(rq->old, n * sizeof(*b)) : NULL;
+		if (b)
+			rq->old = b;
+		ok = a && b;
+		if (ok)
+			rq->words = n;
+	}
+	return ok;
 }
 
 /* The raw rows of one source: its newest sample, and the window's start. */
@@ -180,17 +189,16 @@ static bool read_source(struct stats_req *rq, const struct source *s)
 {
 	const struct ring *r = s->hist ? s->hist : s->ring;
 	uint32_t n = ring_words(r), back, hpos = 0;
-	uint64_t t_new, t_old = 0;
-	bool have_old = false;
+	uint64_t t_new = 0, t_old = 0;
+	bool ok = ensure_words(rq, n ? n : 1) && key_schema(rq, s->schema);
+	bool sampled = ok && ring_read_back(r, 0, 0, n, rq->cur, &t_new) == 0, have_old = false;
 
-	if (!ensure_words(rq, n ? n : 1) || !key_schema(rq, s->schema))
-		return false;
-	if (ring_read_back(r, 0, 0, n, rq->cur, &t_new) < 0)
-		return true; /* never sampled: nothing to say yet */
-	back = window_back(r, t_new, rq->q->window_s ? rq->q->window_s * 1000000000ull : 1,
-			   rq->interval_ns);
-	have_old = back > 0 && ring_read_back(r, back, 0, n, rq->old, &t_old) == 0;
-	for (size_t i = 0; i < s->schema->n_stats; i++) {
+	if (sampled) { /* else never sampled: nothing to say yet */
+		back = window_back(r, t_new, rq->q->window_s ? rq->q->window_s * 1000000000ull : 1,
+				   rq->interval_ns);
+		have_old = back > 0 && ring_read_back(r, back, 0, n, rq->old, &t_old) == 0;
+	}
+	for (size_t i = 0; sampled && ok && i < s->schema->n_stats; i++) {
 		const struct schema_stat *st = &s->schema->stats[i];
 		bool scalar = st->type != MT_HISTOGRAM && st->size == 1;
 		struct raw raw = { group_key(rq->q->group, s, rq->stat_keys[i]),
@@ -209,10 +217,9 @@ static bool read_source(struct stats_req *rq, const struct source *s)
 		raw.value = (double)rq->cur[raw.word] * k;
 		if (st->type == MT_COUNTER && have_old)
 			raw.rate = api_rate(rq->cur[raw.word], t_new, rq->old[raw.word], t_old, k);
-		if (!push_raw(rq, &raw))
-			return false;
+		ok = push_raw(rq, &raw);
 	}
-	return true;
+	return ok;
 }
 
 /* Group key order: what group= merges compares equal. */
@@ -263,9 +270,8 @@ static size_t group_rows(struct stats_req *rq, struct row *rows)
 
 static int cmp_desc(double a, double b)
 {
-	if (isnan(a) || isnan(b))
-		return isnan(a) - isnan(b); /* unknown last */
-	return (a < b) - (a > b);
+	/* unknown (NaN) last */
+	return isnan(a) || isnan(b) ? isnan(a) - isnan(b) : (a < b) - (a > b);
 }
 
 struct sort_ctx {
