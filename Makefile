@@ -59,7 +59,7 @@ msg = @printf '  %-6s %s\n' $(1) $(2)
 endif
 
 .DELETE_ON_ERROR:
-.PHONY: all run check bench bench-bpf bench-smoke install clean deps unit integration lint sanitize format fuzz \
+.PHONY: all run check bench bench-bpf bench-http bench-smoke install clean deps unit integration lint sanitize format fuzz \
 	layout-check state-check \
 	fuzz-replay metrics-doc
 
@@ -373,6 +373,11 @@ bench: deps
 	$(Q)$(MAKE) --no-print-directory WERROR=1 all
 	$(Q)$(PYTHON) bench/bench.py
 
+# HTTP under abuse: a scraper's latency with and without 64 hostile clients.
+bench-http: deps
+	$(Q)$(MAKE) --no-print-directory WERROR=1 all
+	$(Q)$(PYTHON) bench/bench_http_abuse.py
+
 bench-bpf: deps
 	$(Q)$(MAKE) --no-print-directory WERROR=1 all $(B)/bench-bpf
 	$(Q)$(PYTHON) bench/bench_bpf.py
@@ -384,6 +389,10 @@ bench-smoke: all
 	$(Q)$(BENCH_SMOKE_ENV) timeout 120 $(PYTHON) bench/bench.py >$(B)/bench-smoke.log 2>&1 || \
 		{ tail -n 30 $(B)/bench-smoke.log; echo "bench-smoke: FAILED"; exit 1; }
 	@echo "  bench-smoke: ok ($(B)/bench-smoke.log)"
+	$(Q)BENCH_HTTP_SECONDS=2 BENCH_HTTP_ROUNDS=1 BENCH_HTTP_MAX_REQUESTS=50 timeout 60 \
+		$(PYTHON) bench/bench_http_abuse.py >$(B)/bench-http-smoke.log 2>&1 || \
+		{ tail -n 30 $(B)/bench-http-smoke.log; echo "bench-http smoke: FAILED"; exit 1; }
+	@echo "  bench-http smoke: ok ($(B)/bench-http-smoke.log)"
 
 format:
 	$(Q)clang-format -i daemon/*/*.[ch] util/*.[ch] client/*.[ch] shim/*.[ch] demo/*.c tests/unit/*.[ch] bench/*.c \

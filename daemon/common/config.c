@@ -224,6 +224,11 @@ static const struct key_def keys[] = {
 	UINT("http", "threads", threads, 1, 16),
 	UINT("http", "max_headers", max_headers, 1, 1024),
 	UINT("http", "max_request_bytes", max_request_bytes, 4096, 1048576),
+	UINT("http", "request_timeout_s", request_timeout_s, 1, 3600),
+	UINT("http", "max_query_args", max_query_args, 1, 1024),
+	UINT("http", "auth_fail_limit", auth_fail_limit, 0, 1000000),
+	UINT("http", "auth_fail_window_s", auth_fail_window_s, 1, 86400),
+	UINT("http", "auth_cache_s", auth_cache_s, 1, 86400),
 	STRC("web", "tls_cert_file", tls_cert_file, check_empty_or_absolute),
 	STRC("web", "tls_key_file", tls_key_file, check_empty_or_absolute),
 	STRC("web", "tls_min_version", tls_min_version, check_tls_version),
@@ -296,6 +301,11 @@ void config_defaults(struct config *cfg)
 	cfg->threads = 2;
 	cfg->max_headers = 64;
 	cfg->max_request_bytes = 32768;
+	cfg->request_timeout_s = 10;
+	cfg->max_query_args = 16;
+	cfg->auth_fail_limit = 5;
+	cfg->auth_fail_window_s = 60;
+	cfg->auth_cache_s = 300;
 	snprintf(cfg->tls_min_version, sizeof(cfg->tls_min_version), "TLS12");
 	snprintf(cfg->tls_client_auth_type, sizeof(cfg->tls_client_auth_type), "NoClientCert");
 	cfg->client_auth = CLIENT_AUTH_NONE;

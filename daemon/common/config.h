@@ -82,6 +82,11 @@ struct config {
 	unsigned threads;		 /* HTTP threads (a pool when > 1) */
 	unsigned max_headers;		 /* more request headers: 431 */
 	unsigned max_request_bytes;	 /* memory per connection: request line + headers */
+	unsigned request_timeout_s;	 /* a whole request, accept to the end of the answer */
+	unsigned max_query_args;	 /* more query arguments: 414 */
+	unsigned auth_fail_limit;	 /* failed password checks per client and window; 0: any */
+	unsigned auth_fail_window_s;
+	unsigned auth_cache_s; /* how long a successful user/password is remembered */
 	/* [web], after the Prometheus exporter-toolkit's web configuration */
 	char tls_cert_file[CONFIG_PATH_MAX]; /* empty: plain HTTP */
 	char tls_key_file[CONFIG_PATH_MAX];

@@ -85,6 +85,30 @@ static void render_skipped(const struct selfstats *st, int om, struct buf *b)
 		      st->start_time);
 }
 
+static void render_http(const struct selfstats *st, int om, struct buf *b)
+{
+	static const char *const refusals[HREF__COUNT] = {
+		"per_client", "full", "room", "deadline", "query_args", "failed_checks", "busy",
+	};
+	static const char *const checks[HCHK__COUNT] = { "remembered", "passed", "failed" };
+	char labels[64];
+
+	head(b, om, "kvmstatd_http_refused", "counter", NULL,
+	     "HTTP connections or requests turned away or cut, by reason.");
+	for (int r = 0; r < HREF__COUNT; r++) {
+		snprintf(labels, sizeof(labels), "{reason=\"%s\"}", refusals[r]);
+		count(b, om, "kvmstatd_http_refused", labels,
+		      (double)stat_get(&st->http_refused[r]), st->start_time);
+	}
+	head(b, om, "kvmstatd_http_password_checks", "counter", NULL,
+	     "Basic auth passwords checked, by result: remembered (no bcrypt), passed, failed.");
+	for (int r = 0; r < HCHK__COUNT; r++) {
+		snprintf(labels, sizeof(labels), "{result=\"%s\"}", checks[r]);
+		count(b, om, "kvmstatd_http_password_checks", labels,
+		      (double)stat_get(&st->http_checks[r]), st->start_time);
+	}
+}
+
 static void render_sources(const struct selfstats *st, unsigned n_vms, unsigned n_vcpus, int om,
 			   struct buf *b)
 {
@@ -181,6 +205,7 @@ void selfstats_render(const struct selfstats *st, unsigned n_vms, unsigned n_vcp
 	render_sources(st, n_vms, n_vcpus, om, b);
 	render_poll(st, om, b);
 	render_pages(st, page, om, b);
+	render_http(st, om, b);
 	gauge(b, om, "kvmstatd_start_time_seconds", "seconds", "Start time of the worker.",
 	      st->start_time);
 	if (om)
