@@ -205,6 +205,8 @@ static const struct key_def keys[] = {
 	BOOL("discovery", "borrow", discovery_borrow),
 	UINT("poll", "interval_ms", interval_ms, 10, 3600000),
 	UINT("poll", "ring_slots", ring_slots, 2, 64),
+	UINT("poll", "history_s", history_s, 0, 3600),
+	UINT("poll", "history_max_mib", history_max_mib, 1, 1048576),
 	UINT("poll", "exit_grace_ms", exit_grace_ms, 0, 86400000),
 	STRC("http", "listen", listen, check_listen),
 	UINT("http", "max_connections", max_connections, 1, 1024),
@@ -286,6 +288,8 @@ void config_defaults(struct config *cfg)
 	cfg->bpf_slots = 4096;
 	cfg->interval_ms = 1000;
 	cfg->ring_slots = 4;
+	cfg->history_s = 60;
+	cfg->history_max_mib = 512;
 	cfg->exit_grace_ms = 30000;
 	snprintf(cfg->listen, sizeof(cfg->listen), ":9735");
 	cfg->max_connections = 64;
@@ -305,6 +309,20 @@ void config_defaults(struct config *cfg)
 	snprintf(cfg->tls_min_version, sizeof(cfg->tls_min_version), "TLS12");
 	snprintf(cfg->tls_client_auth_type, sizeof(cfg->tls_client_auth_type), "NoClientCert");
 	cfg->client_auth = CLIENT_AUTH_NONE;
+}
+
+unsigned config_history_slots(const struct config *cfg)
+{
+	uint64_t samples;
+	unsigned slots = 0;
+
+	if (cfg->history_s && cfg->interval_ms) {
+		samples =
+		    ((uint64_t)cfg->history_s * 1000 + cfg->interval_ms - 1) / cfg->interval_ms;
+		slots = samples + 2 > CONFIG_HISTORY_SLOTS_MAX ? CONFIG_HISTORY_SLOTS_MAX
+							       : (unsigned)samples + 2;
+	}
+	return slots;
 }
 
 static int parse_number(const char *v, int base, unsigned long *out)

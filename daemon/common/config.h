@@ -61,6 +61,8 @@ struct config {
 	unsigned bpf_slots;	       /* vCPU threads the BPF maps hold at once */
 	unsigned interval_ms;
 	unsigned ring_slots;
+	unsigned history_s;	  /* seconds of samples kept for rates and sparklines; 0: none */
+	unsigned history_max_mib; /* all histories together; past it, sources get none */
 	unsigned exit_grace_ms;
 	char listen[CONFIG_STR_MAX];
 	unsigned max_connections;
@@ -104,6 +106,16 @@ struct config {
 #define CONFIG_FD_RESERVE 256u
 
 void config_defaults(struct config *cfg);
+
+/* Most samples one history keeps, whatever history_s / interval_ms asks. */
+#define CONFIG_HISTORY_SLOTS_MAX 4096u
+
+/*
+ * Slots of each source's history: history_s of samples at interval_ms, the
+ * newest and one the writer may be filling included; 0 when history_s is
+ * 0. At most CONFIG_HISTORY_SLOTS_MAX.
+ */
+unsigned config_history_slots(const struct config *cfg);
 
 /*
  * Whether the vCPU threads' schedstat is read and exported: it belongs to

@@ -18,6 +18,7 @@
 
 #include "gzip.h"
 #include "accept.h"
+#include "api_http.h"
 #include "clock.h"
 #include "httpguard.h"
 #include "log.h"
@@ -72,6 +73,7 @@ struct http_server {
 	struct hconn *conns; /* one per guard slot */
 	pthread_mutex_t warn_lock;
 	struct logbudget warns;
+	struct api_http_ctx api; /* what the JSON API reads */
 };
 
 /* What the first look at a request (its headers) decided. */
@@ -84,12 +86,6 @@ enum verdict {
 	AUTH_FAILED,
 	CHECK_LATER, /* a bcrypt on the slow lane */
 };
-
-static const char landing[] =
-    "<!DOCTYPE html>\n<html><head><title>kvmstatd</title></head><body>\n"
-    "<h1>kvmstatd</h1>\n<p>KVM VM and vCPU statistics from the kernel's binary stats fds.</p>\n"
-    "<ul><li><a href=\"/metrics\">/metrics</a> (Prometheus text; OpenMetrics on request)</li>\n"
-    "<li><a href=\"/-/healthy\">/-/healthy</a></li></ul>\n</body></html>\n";
 
 bool http_wants_openmetrics(const char *accept)
 {
@@ -418,6 +414,8 @@ static enum MHD_Result after_check(struct hconn *hc, struct MHD_Connection *c)
 static enum MHD_Result answer(struct http_server *srv, struct MHD_Connection *c, const char *url,
 			      const char *method, size_t *upload_size)
 {
+	const struct web_asset *page;
+
 	if (*upload_size) { /* a body we do not want: drop it, answer below */
 		*upload_size = 0;
 		return MHD_YES;
@@ -426,9 +424,11 @@ static enum MHD_Result answer(struct http_server *srv, struct MHD_Connection *c,
 		return reply_text(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed\n");
 	if (!strcmp(url, "/metrics"))
 		return serve_metrics(srv, c);
-	if (!strcmp(url, "/"))
-		return reply(c, MHD_HTTP_OK, "text/html; charset=utf-8", landing,
-			     sizeof(landing) - 1);
+	if (!strncmp(url, "/api/", 5)) /* the JSON API and the live page: api_http.h */
+		return api_http_serve(c, url, &srv->api);
+	page = web_asset_find(url); /* /, /kvmstat.js, /kvmstat.css */
+	if (page)
+		return api_http_page(c, page);
 	if (!strcmp(url, "/-/healthy"))
 		return reply_text(c, MHD_HTTP_OK, "OK\n");
 	return reply_text(c, MHD_HTTP_NOT_FOUND, "not found\n");
@@ -699,6 +699,8 @@ int http_start(struct http_server **out, const struct http_config *cfg)
 	srv->tls = webtls_on(cfg->tls) ? cfg->tls : NULL;
 	srv->max_headers = c->max_headers;
 	srv->max_query_args = c->max_query_args;
+	srv->api = (struct api_http_ctx){ c, cfg->stats, cfg->snapshots,
+					  cfg->render ? cfg->render->view : NULL };
 	pthread_mutex_init(&srv->warn_lock, NULL);
 	logbudget_init(&srv->warns, WARN_BURST, WARN_PER_S, clock_mono_ns());
 	rc = pagecache_new(&srv->pages, cfg->snapshots, cfg->stats, cfg->render);

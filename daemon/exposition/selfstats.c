@@ -152,6 +152,18 @@ static void render_poll(const struct selfstats *st, int om, struct buf *b)
 	seconds_counter(b, om, "kvmstatd_poll_cpu_seconds",
 			"CPU time of the poller thread spent polling, summed over ticks.",
 			stat_get(&st->poll_cpu_ns_sum), st->start_time);
+	gauge(b, om, "kvmstatd_history_bytes", "bytes",
+	      "Memory held by the sources' histories of recent samples ([poll] history_s).",
+	      (double)stat_get(&st->history_bytes));
+	gauge(b, om, "kvmstatd_history_seconds", "seconds",
+	      "Window of recent samples each source keeps for rates and sparklines.",
+	      st->history_s);
+	gauge(b, om, "kvmstatd_history_limit_bytes", "bytes",
+	      "The [poll] history_max_mib cap on all histories together.",
+	      (double)st->history_limit_bytes);
+	counter(b, om, "kvmstatd_history_refused",
+		"Sources polled without a history because history_max_mib was reached.",
+		stat_get(&st->history_refused), st->start_time);
 }
 
 static void render_pages(const struct selfstats *st, const struct page_counts *page, int om,

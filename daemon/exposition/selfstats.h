@@ -46,9 +46,13 @@ struct selfstats {
 	atomic_uint_fast64_t sources_refused; /* stats fds whose schema was refused */
 	atomic_uint_fast64_t stats_skipped_unknown, stats_skipped_invalid, stats_skipped_collision;
 	atomic_uint_fast64_t vms_exited;
-	atomic_uint_fast64_t vms_discovered; /* the helper's total */
-	atomic_uint_fast64_t worker_starts;  /* the helper's count; 1 = never restarted */
-	atomic_uint_fast64_t bpf_enabled;    /* 1 once the exit telemetry maps are mapped */
+	atomic_uint_fast64_t vms_discovered;  /* the helper's total */
+	atomic_uint_fast64_t worker_starts;   /* the helper's count; 1 = never restarted */
+	atomic_uint_fast64_t bpf_enabled;     /* 1 once the exit telemetry maps are mapped */
+	atomic_uint_fast64_t history_bytes;   /* memory of every source's history ring */
+	atomic_uint_fast64_t history_refused; /* sources left without one: history_max_mib */
+	uint64_t history_limit_bytes;	      /* [poll] history_max_mib, in bytes */
+	double history_s;		      /* the window one history holds, in seconds */
 	atomic_uint_fast64_t http_refused[HREF__COUNT];
 	atomic_uint_fast64_t http_checks[HCHK__COUNT];
 	double start_time;	  /* unix seconds: this worker's start */
