@@ -15,8 +15,7 @@
 
 #include "bpfload.h"
 #include "config.h"
-
-struct webtls; /* the worker side's (webtls.h); the helper only hands it on */
+#include "workerexec.h"
 
 struct helper_args {
 	struct config *cfg;	     /* a reload (SIGHUP) replaces it in place */
@@ -27,10 +26,9 @@ struct helper_args {
 	const char *socket_name;     /* its name in there */
 	uid_t uid;		     /* the service user, the worker's */
 	gid_t gid;
-	bool sandbox_selftest;		 /* each worker tests its sandbox and logs the result */
+	const struct workerexec *prog;	 /* the worker program and what each worker gets */
 	bool borrow;			 /* discovery may borrow VM and vCPU fds (borrow.h) */
 	const struct bpf_telemetry *bpf; /* loaded before the privilege drop, or not enabled */
-	const struct webtls *tls;	 /* [web] TLS, read before the drop; each worker's HTTP */
 };
 
 /*

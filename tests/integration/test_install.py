@@ -14,13 +14,16 @@ import harness
 
 EXPECTED = {
     "usr/sbin/kvmstatd",
+    "usr/libexec/kvmstatd/kvmstatd-worker",
     "usr/bin/kvmstat-demo-vmm",
+    "usr/bin/kvmstat",
     "usr/lib/libkvmstat-client.a",
     "usr/lib/kvmstatd/libkvmstat-preload.so",
     "usr/include/kvmstat_client.h",
     "usr/include/kvmstat_proto.h",
     "etc/kvmstatd/kvmstatd.ini",
     "usr/share/man/man8/kvmstatd.8",
+    "usr/share/man/man1/kvmstat.1",
     "usr/share/man/man5/kvmstatd.ini.5",
     "usr/lib/systemd/system/kvmstatd.service",
     "usr/lib/systemd/system/kvmstatd.socket",
@@ -57,6 +60,13 @@ def test_install_lays_out_the_expected_tree(installed):
     assert tree(installed) == EXPECTED
     st = os.stat(os.path.join(installed, "usr/sbin/kvmstatd"))
     assert st.st_mode & 0o777 == 0o755
+    worker = os.path.join(installed, "usr/libexec/kvmstatd/kvmstatd-worker")
+    assert os.stat(worker).st_mode & 0o777 == 0o755
+    # the installed helper looks for its worker program where it was put
+    # (no kvmstatd-worker next to it in sbin/)
+    with open(os.path.join(installed, "usr/sbin/kvmstatd"), "rb") as f:
+        assert b"/usr/libexec/kvmstatd/kvmstatd-worker\0" in f.read()
+    assert os.stat(os.path.join(installed, "usr/bin/kvmstat")).st_mode & 0o777 == 0o755
     # the service user reads it again on reload; tmpfiles.d gives it the group
     assert os.stat(os.path.join(installed, "etc/kvmstatd/kvmstatd.ini")).st_mode & 0o777 == 0o640
     unit = open(os.path.join(installed, "usr/lib/systemd/system/kvmstatd.service")).read()
