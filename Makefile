@@ -18,6 +18,7 @@ SYSCONFDIR ?= /etc
 UNITDIR ?= $(PREFIX)/lib/systemd/system
 SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
 TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
+MONITORINGDIR ?= $(PREFIX)/share/kvmstatd/monitoring
 DESTDIR ?=
 
 VERSION := 0.1.0
@@ -59,7 +60,7 @@ endif
 
 .DELETE_ON_ERROR:
 .PHONY: all run check bench bench-bpf bench-smoke install clean deps unit integration lint sanitize format fuzz \
-	fuzz-replay metrics-doc
+	fuzz-replay metrics-doc monitoring monitoring-check
 
 DAEMON_SRC := $(filter-out daemon/main.c,$(wildcard daemon/*.c)) shim/qemu_name.c
 DAEMON_OBJ := $(DAEMON_SRC:%.c=$(B)/%.o)
@@ -247,10 +248,21 @@ $(FUZZ_TARGETS:%=$(B)/fuzz/replay_%): $(B)/fuzz/replay_%: tests/fuzz/fuzz_%.c $(
 fuzz-replay: $(FUZZ_TARGETS:%=$(B)/fuzz/replay_%)
 	$(Q)for t in $(FUZZ_TARGETS); do $(B)/fuzz/replay_$$t tests/fuzz/corpus/$$t/* || exit 1; done
 
+# monitoring/: regenerate the dashboards and the include profile after
+# editing monitoring/tools/generate.py; monitoring-check runs every static
+# check of the rules, tests, runbooks and dashboards (see check.py).
+monitoring:
+	$(Q)$(PYTHON) monitoring/tools/generate.py
+
+monitoring-check: $(B)/kvmstatd
+	$(Q)scripts/install-npm-deps.sh
+	$(Q)$(PYTHON) monitoring/tools/check.py --kvmstatd $(B)/kvmstatd --tsc --work $(B)/monitoring-check
+
 check: deps
 	$(Q)$(MAKE) --no-print-directory WERROR=1 all unit
 	$(Q)$(MAKE) --no-print-directory sanitize fuzz-replay fuzz-smoke
 	$(Q)$(MAKE) --no-print-directory lint
+	$(Q)$(MAKE) --no-print-directory monitoring-check
 	$(Q)$(MAKE) --no-print-directory WERROR=1 integration
 	$(Q)$(MAKE) --no-print-directory bench-smoke
 
@@ -296,6 +308,14 @@ install: all
 	$(SUBST) systemd/kvmstatd.tmpfiles.in >$(DESTDIR)$(TMPFILESDIR)/kvmstatd.conf
 	install -m 0644 systemd/kvmstatd.socket $(DESTDIR)$(UNITDIR)/
 	install -m 0644 systemd/kvmstatd.sysusers $(DESTDIR)$(SYSUSERSDIR)/kvmstatd.conf
+	@# rules, alerts, runbooks, dashboards and the include profile
+	install -d $(DESTDIR)$(MONITORINGDIR)/rules $(DESTDIR)$(MONITORINGDIR)/runbooks \
+		$(DESTDIR)$(MONITORINGDIR)/dashboards $(DESTDIR)$(MONITORINGDIR)/tests
+	install -m 0644 monitoring/rules/*.rules.yml $(DESTDIR)$(MONITORINGDIR)/rules/
+	install -m 0644 monitoring/runbooks/*.md $(DESTDIR)$(MONITORINGDIR)/runbooks/
+	install -m 0644 monitoring/dashboards/*.json $(DESTDIR)$(MONITORINGDIR)/dashboards/
+	install -m 0644 monitoring/tests/rules.test.yml $(DESTDIR)$(MONITORINGDIR)/tests/
+	install -m 0644 monitoring/kvmstatd-include.ini monitoring/README.md $(DESTDIR)$(MONITORINGDIR)/
 	@# on this host, as root: the user, then the file modes tmpfiles.d asks for
 	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ]; then \
 		scripts/create-user.sh && \

@@ -13,9 +13,14 @@ BUILD="gcc make pkg-config libbpf-dev bpftool clang llvm libmicrohttpd-dev libin
 TEST="systemd libcmocka-dev python3 python3-pytest python3-prometheus-client prometheus curl openssl cppcheck clang-format"
 # benchmarks (QEMU as a peer to compare against) and fuzzing (clang, libFuzzer)
 BENCH="qemu-system-x86 clang"
+# monitoring/: Alertmanager for the alert-delivery tests, YAML for the
+# static checks, Node.js and npm for the dashboards' type check (an
+# installed node that brings its own npm is kept)
+MONITORING="prometheus-alertmanager python3-yaml"
+command -v npm >/dev/null 2>&1 || MONITORING="$MONITORING nodejs npm"
 
 missing=""
-for p in $BUILD $TEST $BENCH; do
+for p in $BUILD $TEST $BENCH $MONITORING; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done
 if [ -n "$missing" ]; then
