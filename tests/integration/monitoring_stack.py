@@ -1,0 +1,307 @@
+"""What the monitoring/ tests run: a Prometheus that loads monitoring/'s
+rules and sends alerts to a real Alertmanager (Debian's
+prometheus-alertmanager), which delivers them to a webhook receiver inside
+the test; the dashboards' queries, substituted and run through query_range.
+
+RulesPrometheus(scrape_configs, rule_files, alertmanager=None) - a
+    promserver.PrometheusServer with any scrape configs (file_sd, federation),
+    rule files and an Alertmanager; rules evaluated every second.
+Alertmanager(webhook_url).start() / .stop()
+Webhook().start() - collects every notification POSTed to it (.alerts()).
+shortened_rules(dir) - copies of the shipped rule files whose `for:` is at
+    most FOR_S seconds (the expressions untouched), so a test can see an
+    alert fire without waiting the production minutes.
+panel_checks(...) - every dashboard panel's queries over the last seconds,
+    and what each returned.
+"""
+
+import http.server
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+import yaml
+
+import harness
+import promserver
+
+MONITORING = os.path.join(harness.REPO, "monitoring")
+sys.path.insert(0, os.path.join(MONITORING, "tools"))
+import generate  # noqa: E402
+import promql  # noqa: E402
+
+RULE_FILES = generate.RULE_FILES
+ALERTMANAGER = shutil.which("prometheus-alertmanager") or "/usr/bin/prometheus-alertmanager"
+FOR_S = 3
+# the scrape job the shipped alerts expect (KvmstatdTargetDown: up{job="kvm"})
+JOB = "kvm"
+
+
+def load_rules():
+    alerts, records = {}, {}
+    for path in RULE_FILES:
+        for group in yaml.safe_load(open(path))["groups"]:
+            for rule in group["rules"]:
+                if "alert" in rule:
+                    alerts[rule["alert"]] = rule
+                else:
+                    records[rule["record"]] = rule
+    return alerts, records
+
+
+def shortened_rules(directory):
+    """Copies of RULE_FILES with every `for:` cut to FOR_S seconds."""
+    out = []
+    for path in RULE_FILES:
+        doc = yaml.safe_load(open(path))
+        for group in doc["groups"]:
+            for rule in group["rules"]:
+                if "for" in rule:
+                    rule["for"] = "%ds" % FOR_S
+        dst = os.path.join(directory, os.path.basename(path))
+        with open(dst, "w") as f:
+            yaml.safe_dump(doc, f)
+        out.append(dst)
+    return out
+
+
+def kvm_job(targets, params=None):
+    """A static scrape config for the job the alerts expect."""
+    sc = {"job_name": JOB, "static_configs": [{"targets": list(targets)}]}
+    if params:
+        sc["params"] = params
+    return sc
+
+
+class RulesPrometheus(promserver.PrometheusServer):
+    """scrape_configs: full Prometheus scrape configs (their interval and
+    timeout default to promserver's 1 s)."""
+
+    def __init__(self, scrape_configs, rule_files=(), alertmanager=None, external_labels=None):
+        super().__init__({})
+        self.jobs = {sc["job_name"]: None for sc in scrape_configs}
+        interval = "%ds" % promserver.SCRAPE_INTERVAL_S
+        for sc in scrape_configs:
+            sc.setdefault("scrape_interval", interval)
+            sc.setdefault("scrape_timeout", interval)
+        cfg = {"global": {"scrape_interval": interval, "scrape_timeout": interval,
+                          "evaluation_interval": "1s"},
+               "scrape_configs": scrape_configs,
+               "rule_files": list(rule_files)}
+        if external_labels:
+            cfg["global"]["external_labels"] = external_labels
+        if alertmanager is not None:
+            cfg["alerting"] = {"alertmanagers": [{
+                "api_version": "v2", "static_configs": [{"targets": [alertmanager.address]}]}]}
+        with open(self.config, "w") as f:
+            json.dump(cfg, f, indent=1)
+
+    def rules(self):
+        return self.api("rules")["groups"]
+
+    def alerts(self):
+        return self.api("alerts")["alerts"]
+
+    def wait_rules_evaluated(self, want_groups, timeout=20.0):
+        """Wait until every rule of every group was evaluated at least once;
+        returns the groups."""
+        def done():
+            groups = self.rules()
+            names = {g["name"] for g in groups}
+            if not set(want_groups) <= names:
+                return None
+            for g in groups:
+                for r in g["rules"]:
+                    if r.get("lastEvaluation", "").startswith("0001-"):
+                        return None
+            return groups
+        return self.wait_until(done, timeout, 0.2, "every rule evaluated once")
+
+    def query_range(self, expr, start, end, step=1.0):
+        data = self.api("query_range", {"query": expr, "start": "%.3f" % start,
+                                        "end": "%.3f" % end, "step": "%g" % step})
+        return data["resultType"], data["result"]
+
+
+class Webhook:
+    """An HTTP server that keeps every Alertmanager notification."""
+
+    def __init__(self):
+        self.notifications = []
+        self.lock = threading.Lock()
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                with outer.lock:
+                    outer.notifications.append(json.loads(body))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *a):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = "http://127.0.0.1:%d/alerts" % self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def start(self):
+        self.thread.start()
+        return self
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+    def alerts(self):
+        """Every alert of every notification received: (status, labels)."""
+        with self.lock:
+            return [(a["status"], a["labels"]) for n in self.notifications for a in n["alerts"]]
+
+
+class Alertmanager:
+    def __init__(self, webhook_url):
+        self.dir = tempfile.mkdtemp(prefix="kvmstatd-am-")
+        self.port = harness.free_port()
+        self.address = "127.0.0.1:%d" % self.port
+        self.url = "http://" + self.address
+        self.config = os.path.join(self.dir, "alertmanager.yml")
+        self.log_path = os.path.join(self.dir, "alertmanager.log")
+        cfg = {"route": {"receiver": "test", "group_by": ["alertname", "instance", "vm"],
+                         "group_wait": "1s", "group_interval": "1s", "repeat_interval": "1h"},
+               "receivers": [{"name": "test", "webhook_configs": [
+                   {"url": webhook_url, "send_resolved": False}]}]}
+        with open(self.config, "w") as f:
+            json.dump(cfg, f)
+        self.proc = None
+
+    def start(self, timeout=15.0):
+        if not os.access(ALERTMANAGER, os.X_OK):
+            raise AssertionError("%s missing: scripts/install-deps.sh installs "
+                                 "prometheus-alertmanager" % ALERTMANAGER)
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(
+            [ALERTMANAGER, "--config.file=" + self.config,
+             "--storage.path=" + os.path.join(self.dir, "data"),
+             "--web.listen-address=" + self.address, "--cluster.listen-address="],
+            stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
+            close_fds=True, cwd=self.dir)
+
+        def ready():
+            if self.proc.poll() is not None:
+                raise AssertionError("alertmanager exited: " + self.log())
+            try:
+                return harness.http(self.url, "/-/ready", timeout=1.0).status == 200
+            except OSError:
+                return False
+        harness.wait_until(ready, timeout, 0.1, "alertmanager ready")
+        return self
+
+    def log(self):
+        try:
+            return open(self.log_path, "rb").read()[-3000:].decode("utf-8", "replace")
+        except OSError:
+            return "(no log)"
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        if self.proc is not None:
+            self._log.close()
+        self.proc = None
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+# ------------------------------------------------------------ panel queries
+
+def panels(dashboards=None):
+    """(dashboard uid, Panel) of every panel."""
+    for d in dashboards or generate.dashboards():
+        for p in d.panels():
+            yield d.uid, p
+
+
+def only_self_metrics(panel):
+    """True for a panel that reads only kvmstatd's own metrics and `up`
+    (it has data without any VM)."""
+    for q in panel.queries():
+        for n in promql.metric_names(promql.substitute(q, generate.VAR_VALUES)):
+            if not (n.startswith("kvmstatd_") or n == "up"):
+                return False
+    return True
+
+
+def run_panel(prom, panel, values, seconds=20.0):
+    """Run every query of a panel through query_range over the last
+    `seconds`; returns [(expr, result type, result)]."""
+    end = time.time()
+    out = []
+    for q in panel.queries():
+        expr = promql.substitute(q, values)
+        if panel.instant:
+            data = prom.api("query", {"query": expr, "time": "%.3f" % end})
+            out.append((expr, data["resultType"], data["result"]))
+        else:
+            rtype, result = prom.query_range(expr, end - seconds, end, 1.0)
+            out.append((expr, rtype, result))
+    return out
+
+
+def panel_problems(panel, results, expect_data=True):
+    """What is wrong with a panel's results for its kind of panel: a
+    matrix for time series and heatmaps (with le for heatmaps), a vector for
+    tables and instant queries, ratios within [0, 1], data unless none is
+    expected."""
+    problems = []
+    any_data = False
+    for expr, rtype, result in results:
+        want = "vector" if panel.instant else "matrix"
+        if rtype != want:
+            problems.append("%s: result type %s, want %s" % (expr, rtype, want))
+            continue
+        if result:
+            any_data = True
+        for r in result:
+            if panel.kind == "heatmap" and "le" not in r["metric"]:
+                problems.append("%s: heatmap series without le: %r" % (expr, r["metric"]))
+            values = [v for _, v in r["values"]] if rtype == "matrix" else [r["value"][1]]
+            for v in values:
+                f = float(v)
+                if panel.ratio and f == f and not 0.0 <= f <= 1.0:
+                    problems.append("%s: ratio %s outside [0, 1] for %r" % (expr, v, r["metric"]))
+                    break
+    if expect_data and not any_data and not panel.may_be_empty:
+        problems.append("no data from any query: %s" % [e for e, _, _ in results])
+    return problems
+
+
+def free_local_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def label_re(values):
+    return "|".join(re.escape(v) for v in values)
+
+
+def http_get_json(url, timeout=5.0):
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        return json.load(r)

@@ -1,0 +1,155 @@
+"""monitoring/ against real servers, no KVM needed: a real Prometheus 2.42
+loads the shipped rule files and scrapes a real kvmstatd (which starts
+without /dev/kvm, serving its own metrics); every rule is healthy and no
+alert is pending or firing; the dashboards' exporter-health panels return
+data of the kind they need; stopping kvmstatd fires KvmstatdTargetDown and
+a real Alertmanager delivers it to a webhook receiver here, and so it does
+for a target where no exporter ever ran.
+
+The target-down tests load copies of the rule files whose `for:` is cut to
+monitoring_stack.FOR_S seconds (the expressions are the shipped ones):
+the shipped 2 minutes would outlast a test.
+"""
+
+import tempfile
+
+import pytest
+
+import monitoring_stack as ms
+
+GROUPS = ("kvmstatd.recording", "kvmstatd.exporter", "kvmstatd.vms")
+# the selector values a Grafana user would have picked: every host
+VALUES = dict(ms.generate.VAR_VALUES, __rate_interval="10s")
+
+
+@pytest.fixture
+def rules_dir():
+    d = tempfile.mkdtemp(prefix="kvmstatd-rules-")
+    yield d
+    ms.shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def alert_chain():
+    """(webhook, alertmanager): started, stopped at teardown."""
+    hook = ms.Webhook().start()
+    am = ms.Alertmanager(hook.url)
+    try:
+        am.start()
+        yield hook, am
+    finally:
+        am.stop()
+        hook.stop()
+
+
+def _prometheus(made, *a, **kw):
+    p = ms.RulesPrometheus(*a, **kw)
+    made.append(p)
+    return p.start()
+
+
+@pytest.fixture
+def proms():
+    made = []
+    yield lambda *a, **kw: _prometheus(made, *a, **kw)
+    for p in made:
+        p.stop()
+
+
+def _wait_samples(prom, n=4):
+    prom.wait_until(lambda: prom.query("count_over_time(kvmstatd_polls_total[1m]) >= %d" % n),
+                    20.0, what="%d samples of kvmstatd_polls_total" % n)
+
+
+def test_shipped_rules_load_healthy_and_quiet(daemon, proms):
+    """Every group and rule of the shipped files is loaded, evaluates
+    without error against a real kvmstatd's page, and nothing is pending or
+    firing on a healthy exporter."""
+    prom = proms([ms.kvm_job(["127.0.0.1:%d" % daemon.port])], ms.RULE_FILES)
+    prom.wait_targets_up()
+    _wait_samples(prom)
+    groups = prom.wait_rules_evaluated(GROUPS)
+    alerts, records = ms.load_rules()
+    loaded = {r["name"]: r for g in groups for r in g["rules"]}
+    assert sorted(loaded) == sorted(set(alerts) | set(records)), prom.why(sorted(loaded))
+    bad = {n: (r["health"], r.get("lastError")) for n, r in loaded.items()
+           if r["health"] != "ok" or r.get("lastError")}
+    assert not bad, prom.why(bad)
+    # a few more evaluations with rates available, then still quiet
+    _wait_samples(prom, 8)
+    assert prom.alerts() == [], prom.why(prom.alerts())
+
+
+def test_exporter_health_panels_return_data(daemon, proms):
+    """The panels that read only kvmstatd's own metrics and `up` (the
+    fleet overview's exporter health, the host dashboard's kvmstatd row)
+    return data of the kind their panel needs from a kvmstatd with no VMs."""
+    prom = proms([ms.kvm_job(["127.0.0.1:%d" % daemon.port])], ms.RULE_FILES)
+    prom.wait_targets_up()
+    _wait_samples(prom, 6)
+    checked, problems = [], []
+    for uid, panel in ms.panels():
+        if not ms.only_self_metrics(panel):
+            continue
+        checked.append("%s/%s" % (uid, panel.title))
+        for p in ms.panel_problems(panel, ms.run_panel(prom, panel, VALUES)):
+            problems.append("%s / %s: %s" % (uid, panel.title, p))
+    assert len(checked) >= 10, checked
+    assert not problems, prom.why("\n".join(problems))
+
+
+def _wait_alert(prom, name, state, **labels):
+    def found():
+        for a in prom.alerts():
+            if a["labels"].get("alertname") == name and a["state"] == state and \
+                    all(a["labels"].get(k) == v for k, v in labels.items()):
+                return a
+        return None
+    return prom.wait_until(found, 30.0, 0.1, "%s %s %r" % (name, state, labels))
+
+
+def _wait_delivered(hook, am, name, **labels):
+    def found():
+        for status, lab in hook.alerts():
+            if status == "firing" and lab.get("alertname") == name and \
+                    all(lab.get(k) == v for k, v in labels.items()):
+                return lab
+        return None
+    try:
+        return ms.harness.wait_until(found, 20.0, 0.1, "webhook got %s %r" % (name, labels))
+    except AssertionError as e:
+        raise AssertionError("%s\nreceived: %r\n--- alertmanager log ---\n%s"
+                             % (e, hook.alerts(), am.log()))
+
+
+def test_stopping_kvmstatd_fires_target_down_to_alertmanager(daemon, proms, rules_dir,
+                                                              alert_chain):
+    """kvmstatd serves, nothing fires; kvmstatd stops: KvmstatdTargetDown
+    goes firing for its target and the Alertmanager delivers it, with its
+    severity and runbook, to the webhook."""
+    hook, am = alert_chain
+    target = "127.0.0.1:%d" % daemon.port
+    prom = proms([ms.kvm_job([target])], ms.shortened_rules(rules_dir), alertmanager=am)
+    prom.wait_targets_up()
+    _wait_samples(prom)
+    prom.wait_rules_evaluated(GROUPS)
+    assert prom.alerts() == [], prom.why(prom.alerts())
+    daemon.stop()
+    alert = _wait_alert(prom, "KvmstatdTargetDown", "firing", instance=target)
+    assert alert["labels"]["severity"] == "critical", alert
+    assert alert["annotations"]["runbook_url"] == "monitoring/runbooks/KvmstatdTargetDown.md"
+    got = _wait_delivered(hook, am, "KvmstatdTargetDown", instance=target, job=ms.JOB)
+    assert got["severity"] == "critical", got
+    others = {a["labels"]["alertname"] for a in prom.alerts()} - {"KvmstatdTargetDown"}
+    assert not others, prom.why(others)
+
+
+def test_target_down_without_any_exporter_reaches_alertmanager(proms, rules_dir, alert_chain):
+    """A target where nothing listens: up is 0 from the first scrape,
+    KvmstatdTargetDown fires and is delivered."""
+    hook, am = alert_chain
+    target = "127.0.0.1:%d" % ms.free_local_port()
+    prom = proms([ms.kvm_job([target])], ms.shortened_rules(rules_dir), alertmanager=am)
+    prom.wait_until(lambda: prom.query('up{job="kvm"} == 0'), 20.0, what="up == 0")
+    _wait_alert(prom, "KvmstatdTargetDown", "firing", instance=target)
+    _wait_delivered(hook, am, "KvmstatdTargetDown", instance=target)
