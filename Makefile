@@ -38,13 +38,14 @@ CLANG ?= clang
 CFLAGS ?= -O2 -g
 CFLAGS += -std=gnu11 -Wall -Wextra -Wshadow -Wformat=2 -Wstrict-prototypes \
 	-Wmissing-prototypes -fno-strict-aliasing -D_GNU_SOURCE \
-	-DKVMSTATD_VERSION='"$(VERSION)"' -DKVMSTAT_VERSION='"$(VERSION)"' -Idaemon -Iclient -Ishim
+	-DKVMSTATD_VERSION='"$(VERSION)"' -DKVMSTAT_VERSION='"$(VERSION)"'
 CFLAGS += $(EXTRA_CFLAGS)
 ifeq ($(WERROR),1)
 CFLAGS += -Werror
 endif
 ifeq ($(BPF),1)
-CFLAGS += -DKVMSTATD_BPF -I$(B)/bpf
+CFLAGS += -DKVMSTATD_BPF
+INC_BPF := -I$(B)/bpf
 endif
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -60,10 +61,41 @@ endif
 
 .DELETE_ON_ERROR:
 .PHONY: all run check bench bench-bpf bench-smoke install clean deps unit integration lint sanitize format fuzz \
+	layout-check \
 	fuzz-replay metrics-doc monitoring monitoring-check
 
-DAEMON_SRC := $(filter-out daemon/main.c,$(wildcard daemon/*.c)) shim/qemu_name.c
+# Which process runs a file is the folder it is in (README "Layout"), and
+# each folder compiles with only the include paths it may use, so that a
+# forbidden dependency fails to build (make layout-check proves it):
+#   util/        pure functions for every program, the shim's too
+#   client/      the VMM side: the wire format and the client library
+#   common/      both daemon processes: config, log, privilege drop, sandbox
+#   channel/     the helper <-> worker messages and fd passing
+#   helper/      the privileged process: registration, discovery, the worker's life
+#   worker/      the unprivileged process: schemas, polling, rings
+#   exposition/  the worker's HTTP side: rendering, auth, TLS; no channel
+INC_util := -Iutil
+INC_client := -Iclient
+INC_shim := -Ishim -Iclient -Iutil
+INC_common := -Idaemon/common -Iutil
+INC_channel := $(INC_common) -Idaemon/channel -Iclient
+INC_helper := $(INC_channel) -Idaemon/helper
+INC_worker := $(INC_channel) -Idaemon/worker -Idaemon/exposition $(INC_BPF)
+INC_exposition := $(INC_common) -Idaemon/worker -Idaemon/exposition
+# Everything, for tests and benchmarks that reach into any module.
+INC_ALL := $(INC_channel) -Idaemon/helper -Idaemon/worker -Idaemon/exposition $(INC_BPF)
+# The helper still forks the worker without exec: these three files start
+# it and check its web settings, so they see the worker's headers too.
+INC_helper_forks_worker := $(INC_helper) -Idaemon/worker -Idaemon/exposition $(INC_BPF)
+HELPER_FORKS_WORKER := main helper_worker helper_service
+$(HELPER_FORKS_WORKER:%=$(B)/daemon/helper/%.o): INC_helper = $(INC_helper_forks_worker)
+$(B)/daemon/helper/bpfload.o: INC_helper += $(INC_BPF)
+
+DAEMON_DIRS := common channel helper worker exposition
+DAEMON_SRC := $(filter-out daemon/helper/main.c,$(wildcard $(DAEMON_DIRS:%=daemon/%/*.c))) \
+	$(wildcard util/*.c)
 DAEMON_OBJ := $(DAEMON_SRC:%.c=$(B)/%.o)
+DAEMON_HDR := $(wildcard $(DAEMON_DIRS:%=daemon/%/*.h) util/*.h client/*.h shim/*.h)
 CLIENT_OBJ := $(B)/client/kvmstat_client.o
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
@@ -82,10 +114,32 @@ $(B)/systemd/%: systemd/%.in Makefile
 	@mkdir -p $(dir $@)
 	$(Q)$(SUBST) $< >$@
 
-$(B)/%.o: %.c $(wildcard daemon/*.h client/*.h shim/*.h)
+# A daemon object: the include paths of its folder (INC_<folder>).
+$(B)/daemon/%.o: daemon/%.c $(DAEMON_HDR)
 	$(call msg,CC,$<)
 	@mkdir -p $(dir $@)
-	$(Q)$(CC) $(CFLAGS) $(PKG_CFLAGS) -c $< -o $@
+	$(Q)$(CC) $(CFLAGS) $(INC_$(firstword $(subst /, ,$*))) $(PKG_CFLAGS) -c $< -o $@
+
+$(B)/util/%.o: util/%.c $(DAEMON_HDR)
+	$(call msg,CC,$<)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(CFLAGS) $(INC_util) -c $< -o $@
+
+$(B)/client/%.o: client/%.c $(DAEMON_HDR)
+	$(call msg,CC,$<)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(CFLAGS) $(INC_client) -c $< -o $@
+
+$(B)/demo/%.o: demo/%.c $(DAEMON_HDR)
+	$(call msg,CC,$<)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(CFLAGS) $(INC_client) -c $< -o $@
+
+# Benchmarks and tools reach into any module.
+$(B)/%.o: %.c $(DAEMON_HDR)
+	$(call msg,CC,$<)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(CFLAGS) $(INC_ALL) $(PKG_CFLAGS) -c $< -o $@
 
 # vmlinux.h from the build host's kernel BTF; CO-RE relocates the object
 # to the running kernel's layout at load time, so any BTF kernel will do.
@@ -97,9 +151,9 @@ $(B)/bpf/vmlinux.h:
 		"telemetry; build without it with 'make BPF=0'" >&2; exit 1; }
 	$(Q)$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $@
 
-$(B)/bpf/kvmexit.bpf.o: bpf/kvmexit.bpf.c daemon/bpf_layout.h $(B)/bpf/vmlinux.h
+$(B)/bpf/kvmexit.bpf.o: bpf/kvmexit.bpf.c daemon/common/bpf_layout.h $(B)/bpf/vmlinux.h
 	$(call msg,CLANG,$@)
-	$(Q)$(CLANG) -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_x86 -Wall -I$(B)/bpf -Idaemon \
+	$(Q)$(CLANG) -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_x86 -Wall -I$(B)/bpf -Idaemon/common \
 		-c $< -o $@
 
 $(B)/bpf/kvmexit.skel.h: $(B)/bpf/kvmexit.bpf.o
@@ -107,10 +161,10 @@ $(B)/bpf/kvmexit.skel.h: $(B)/bpf/kvmexit.bpf.o
 	$(Q)$(BPFTOOL) gen skeleton $< name kvmexit > $@
 
 ifeq ($(BPF),1)
-$(B)/daemon/bpfload.o: $(B)/bpf/kvmexit.skel.h
+$(B)/daemon/helper/bpfload.o: $(B)/bpf/kvmexit.skel.h
 endif
 
-$(B)/kvmstatd: $(B)/daemon/main.o $(DAEMON_OBJ)
+$(B)/kvmstatd: $(B)/daemon/helper/main.o $(DAEMON_OBJ)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
 
@@ -152,12 +206,13 @@ $(B)/capture-stats-layout: $(B)/tools/capture-stats-layout.o
 	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 # The LD_PRELOAD shim for unmodified VMMs: everything hidden but ioctl().
-SHIM_OBJ := $(B)/shim/kvmstat_preload.pic.o $(B)/shim/qemu_name.pic.o \
-	$(B)/daemon/escape.pic.o $(B)/client/kvmstat_client.pic.o
-$(B)/%.pic.o: %.c $(wildcard daemon/*.h client/*.h shim/*.h)
+# It sees the client library and util/, nothing of the daemon.
+SHIM_OBJ := $(B)/shim/kvmstat_preload.pic.o $(B)/util/qemu_name.pic.o \
+	$(B)/util/escape.pic.o $(B)/client/kvmstat_client.pic.o
+$(B)/%.pic.o: %.c $(DAEMON_HDR)
 	$(call msg,CC,$<)
 	@mkdir -p $(dir $@)
-	$(Q)$(CC) $(CFLAGS) -fPIC -fvisibility=hidden -c $< -o $@
+	$(Q)$(CC) $(CFLAGS) $(INC_shim) -fPIC -fvisibility=hidden -c $< -o $@
 
 $(B)/libkvmstat-preload.so: $(SHIM_OBJ)
 	$(call msg,LINK,$@)
@@ -166,7 +221,7 @@ $(B)/libkvmstat-preload.so: $(SHIM_OBJ)
 $(B)/tests/%: tests/unit/%.c $(DAEMON_OBJ)
 	$(call msg,LINK,$@)
 	@mkdir -p $(dir $@)
-	$(Q)$(CC) $(CFLAGS) $(PKG_CFLAGS) -Itests/unit -o $@ $^ $(PKG_LIBS) -lcmocka $(LDLIBS)
+	$(Q)$(CC) $(CFLAGS) $(INC_ALL) $(PKG_CFLAGS) -Itests/unit -o $@ $^ $(PKG_LIBS) -lcmocka $(LDLIBS)
 
 deps:
 	$(Q)scripts/install-deps.sh
@@ -197,23 +252,25 @@ sanitize:
 # Fuzzers (clang + libFuzzer): make fuzz FUZZ_SECONDS=300
 FUZZ_SECONDS ?= 60
 FUZZ_CFLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -std=gnu11 \
-	-D_GNU_SOURCE -DKVMSTATD_VERSION='"$(VERSION)"' -Idaemon -Iclient
-SCHEMA_SRC := daemon/schema.c daemon/metric.c daemon/help.c daemon/escape.c daemon/ring.c \
-	daemon/source.c daemon/snapshot.c daemon/statfilter.c daemon/render.c daemon/buf.c daemon/selfstats.c \
-	daemon/render_bpf.c daemon/bpfview.c daemon/exit_reasons.c
+	-D_GNU_SOURCE -DKVMSTATD_VERSION='"$(VERSION)"' $(INC_ALL)
+SCHEMA_SRC := daemon/worker/schema.c daemon/common/statsid.c daemon/exposition/metric.c \
+	daemon/exposition/help.c util/escape.c daemon/worker/ring.c daemon/worker/source.c \
+	daemon/worker/snapshot.c daemon/worker/statfilter.c daemon/common/pattern.c daemon/exposition/render.c \
+	daemon/common/buf.c daemon/exposition/selfstats.c daemon/common/reject.c \
+	daemon/exposition/render_bpf.c daemon/worker/bpfview.c daemon/exposition/exit_reasons.c
 # One target per tests/fuzz/fuzz_<t>.c: its daemon sources, libraries, libFuzzer options.
 FUZZ_TARGETS := schema config regmsg ipc webauth
 FUZZ_SRC_schema := $(SCHEMA_SRC)
-FUZZ_SRC_config := daemon/config.c daemon/statfilter.c
-FUZZ_SRC_regmsg := daemon/regmsg.c daemon/escape.c
-FUZZ_SRC_ipc := daemon/ipc.c
-FUZZ_SRC_webauth := daemon/authheader.c
+FUZZ_SRC_config := daemon/common/config.c daemon/common/pattern.c
+FUZZ_SRC_regmsg := daemon/helper/regmsg.c util/escape.c
+FUZZ_SRC_ipc := daemon/channel/ipc.c
+FUZZ_SRC_webauth := daemon/exposition/authheader.c
 FUZZ_LIBS_config := -linih
 FUZZ_OPTS_schema := -max_len=8192
 FUZZ_OPTS_regmsg := -max_len=256
 FUZZ_OPTS_ipc := -max_len=256
 FUZZ_OPTS_webauth := -max_len=1024
-FUZZ_DEPS := $(wildcard daemon/*.[ch] client/*.h) tests/fuzz/run_corpus.c
+FUZZ_DEPS := $(DAEMON_SRC) $(DAEMON_HDR) tests/fuzz/run_corpus.c
 FUZZ_RUN := $(FUZZ_TARGETS:%=fuzz-run-%)
 FUZZ_SMOKE_SECONDS ?= 10
 .PHONY: fuzz-smoke $(FUZZ_RUN)
@@ -242,11 +299,31 @@ fuzz-smoke:
 $(FUZZ_TARGETS:%=$(B)/fuzz/replay_%): $(B)/fuzz/replay_%: tests/fuzz/fuzz_%.c $(FUZZ_DEPS)
 	$(call msg,CC,$@)
 	@mkdir -p $(dir $@)
-	$(Q)$(CC) $(SAN_FLAGS) -std=gnu11 -D_GNU_SOURCE -DKVMSTATD_VERSION='"$(VERSION)"' -Idaemon \
-		-Iclient -o $@ tests/fuzz/run_corpus.c $< $(FUZZ_SRC_$*) $(FUZZ_LIBS_$*) -lm -pthread
+	$(Q)$(CC) $(SAN_FLAGS) -std=gnu11 -D_GNU_SOURCE -DKVMSTATD_VERSION='"$(VERSION)"' $(INC_ALL) \
+		-o $@ tests/fuzz/run_corpus.c $< $(FUZZ_SRC_$*) $(FUZZ_LIBS_$*) -lm -pthread
 
 fuzz-replay: $(FUZZ_TARGETS:%=$(B)/fuzz/replay_%)
 	$(Q)for t in $(FUZZ_TARGETS); do $(B)/fuzz/replay_$$t tests/fuzz/corpus/$$t/* || exit 1; done
+
+# The walls between folders (scripts/layout-check.sh): FOLDER:HEADER:yes|no.
+LAYOUT_PROBES := \
+	helper:render.h:no helper:http.h:no helper:webtls.h:no helper:schema.h:no \
+	helper:source.h:no helper:worker.h:no \
+	helper:fdpass.h:yes helper:ipc.h:yes helper:config.h:yes helper:kvmstat_proto.h:yes \
+	helper:statsid.h:yes helper:escape.h:yes \
+	exposition:fdpass.h:no exposition:ipc.h:no exposition:helper_state.h:no \
+	exposition:snapshot.h:yes exposition:render.h:yes exposition:config.h:yes \
+	worker:helper_state.h:no worker:fdcheck.h:no worker:ipc.h:yes worker:render.h:yes \
+	channel:render.h:no channel:helper_state.h:no channel:kvmstat_proto.h:yes \
+	common:ipc.h:no common:render.h:no common:schema.h:no common:helper_state.h:no \
+	common:escape.h:yes \
+	client:config.h:no client:log.h:no client:escape.h:no client:kvmstat_proto.h:yes \
+	shim:log.h:no shim:fdpass.h:no shim:config.h:no shim:kvmstat_client.h:yes shim:escape.h:yes \
+	util:log.h:no util:kvmstat_proto.h:no util:escape.h:yes
+LAYOUT_DIRS := util client shim common channel helper worker exposition
+layout-check:
+	$(Q)env $(foreach d,$(LAYOUT_DIRS),INC_$(d)="$(INC_$(d))") scripts/layout-check.sh \
+		"$(CC)" "$(CFLAGS) $(PKG_CFLAGS)" $(LAYOUT_PROBES)
 
 # monitoring/: regenerate the dashboards and the include profile after
 # editing monitoring/tools/generate.py; monitoring-check runs every static
@@ -259,7 +336,7 @@ monitoring-check: $(B)/kvmstatd
 	$(Q)$(PYTHON) monitoring/tools/check.py --kvmstatd $(B)/kvmstatd --tsc --work $(B)/monitoring-check
 
 check: deps
-	$(Q)$(MAKE) --no-print-directory WERROR=1 all unit
+	$(Q)$(MAKE) --no-print-directory WERROR=1 all unit layout-check
 	$(Q)$(MAKE) --no-print-directory sanitize fuzz-replay fuzz-smoke
 	$(Q)$(MAKE) --no-print-directory lint
 	$(Q)$(MAKE) --no-print-directory monitoring-check
@@ -283,7 +360,7 @@ bench-smoke: all
 	@echo "  bench-smoke: ok ($(B)/bench-smoke.log)"
 
 format:
-	$(Q)clang-format -i daemon/*.[ch] client/*.[ch] shim/*.[ch] demo/*.c tests/unit/*.[ch] bench/*.c \
+	$(Q)clang-format -i daemon/*/*.[ch] util/*.[ch] client/*.[ch] shim/*.[ch] demo/*.c tests/unit/*.[ch] bench/*.c \
 		bpf/*.bpf.c
 
 install: all
@@ -306,7 +383,7 @@ install: all
 	@# made again here: this install's PREFIX may not be the build's
 	$(SUBST) systemd/kvmstatd.service.in >$(DESTDIR)$(UNITDIR)/kvmstatd.service
 	$(SUBST) systemd/kvmstatd.tmpfiles.in >$(DESTDIR)$(TMPFILESDIR)/kvmstatd.conf
-	install -m 0644 systemd/kvmstatd.socket $(DESTDIR)$(UNITDIR)/
+	install -m 0644 systemd/kvmstatd.socket systemd/kvmstatd-register.socket $(DESTDIR)$(UNITDIR)/
 	install -m 0644 systemd/kvmstatd.sysusers $(DESTDIR)$(SYSUSERSDIR)/kvmstatd.conf
 	@# rules, alerts, runbooks, dashboards and the include profile
 	install -d $(DESTDIR)$(MONITORINGDIR)/rules $(DESTDIR)$(MONITORINGDIR)/runbooks \

@@ -54,7 +54,7 @@ B = os.path.join(ROOT, "build")
 VMS_PER_VMM = 500
 RING_SLOTS = 4  # kvmstatd's default [poll] ring_slots
 # worker fds beside the stats fds: one pidfd per VM, and what the helper
-# keeps aside for the worker's own fds (CONFIG_FD_RESERVE in daemon/config.h)
+# keeps aside for the worker's own fds (CONFIG_FD_RESERVE in daemon/common/config.h)
 WORKER_FDS_PER_VM = 1
 WORKER_FDS_FIXED = 256
 

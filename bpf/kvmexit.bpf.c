@@ -360,15 +360,30 @@ static __u32 hw_reason(struct kvm_vcpu *v, __u32 isa)
 	return 0xffffffffu; /* unknown vendor: counted, named reason_4294967295 */
 }
 
+/*
+ * Some kernels (Debian's 6.12; not 6.18) type a tp_btf pointer argument
+ * "trusted or NULL": the verifier refuses any arithmetic on vcpu (the
+ * field reads of hw_reason) until it has been compared with NULL. KVM
+ * never passes NULL; the check costs a compare and lets those kernels load
+ * the object.
+ */
 SEC("tp_btf/kvm_exit")
 int BPF_PROG(kx_exit, struct kvm_vcpu *vcpu, __u32 isa)
 {
-	struct task_struct *t = bpf_get_current_task_btf();
-	struct kx_task *st = bpf_task_storage_get(&tasks, t, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
-	__u64 now = bpf_ktime_get_ns();
-	__u32 reason = hw_reason(vcpu, isa), n;
+	struct task_struct *t;
+	struct kx_task *st;
 	struct kx_slot *s;
+	__u32 reason, n;
+	__u64 now;
 
+	if (!vcpu) {
+		meta_add(2);
+		return 0;
+	}
+	t = bpf_get_current_task_btf();
+	st = bpf_task_storage_get(&tasks, t, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	now = bpf_ktime_get_ns();
+	reason = hw_reason(vcpu, isa);
 	if (!st)
 		return 0;
 	s = slot_for(st, vcpu, t, now);

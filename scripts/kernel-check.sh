@@ -263,9 +263,9 @@ fi
 mkdir -p "$KB/initramfs"
 run "$KB/initramfs/gcc.log" 120 gcc -static -O2 -Wall -Wextra -Werror -o \
 	"$KB/initramfs/kvm-stats-observer" tests/kernel/kvm-stats-observer.c -pthread
-# kvmstatd's own side: the helper's daemon/borrow.c against the same kernel
-run "$KB/initramfs/gcc.log" 120 gcc -static -O2 -Wall -Wextra -Werror -Idaemon -o \
-	"$KB/initramfs/kvmstatd-borrow" tests/kernel/kvmstatd-borrow.c daemon/borrow.c
+# kvmstatd's own side: the helper's daemon/helper/borrow.c against the same kernel
+run "$KB/initramfs/gcc.log" 120 gcc -static -O2 -Wall -Wextra -Werror -Idaemon/helper -o \
+	"$KB/initramfs/kvmstatd-borrow" tests/kernel/kvmstatd-borrow.c daemon/helper/borrow.c
 BUSYBOX=/bin/busybox	# from busybox-static
 # The guest gets the host's TSC under TCG: tell it the frequency rather than
 # let it calibrate against the PIT, which fails on a busy host.

@@ -5,7 +5,7 @@
  * it (modulo 71: 0..70), the rest the message.
  *
  * Beyond memory safety it compares ipc_check's verdict with a second,
- * plainly written statement of the rules in daemon/ipc.h, both ways: every
+ * plainly written statement of the rules in daemon/channel/ipc.h, both ways: every
  * accepted message is one the worker may act on, and every such message is
  * accepted.
  *

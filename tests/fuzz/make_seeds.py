@@ -6,7 +6,7 @@
 Every seed is one fuzz input: a first byte with the number of fds that came
 with the message, then the message. corpus/regmsg/ holds VMM requests
 (client/kvmstat_proto.h), corpus/ipc/ helper -> worker messages
-(daemon/ipc.h): a valid one of every type and the edge cases next to each
+(daemon/channel/ipc.h): a valid one of every type and the edge cases next to each
 rule, accepted and refused. Output is deterministic and committed; run this
 again after a change to either format. The enum sizes (REJ__COUNT,
 ORIGIN__COUNT) are read from the headers.
@@ -30,7 +30,7 @@ REGISTER = struct.Struct("=QII%ds" % NAME_MAX)  # vm_handle, flags, reserved, na
 SMALL_BODY = struct.Struct("=QII")  # ADD_VCPUS, UNREGISTER_VM
 REPLY_BODY = struct.Struct("=iI96s")
 
-# daemon/ipc.h
+# daemon/channel/ipc.h
 IPC_ADD_VM, IPC_ADD_VCPUS, IPC_REMOVE_VM, IPC_REJECTED, IPC_HELLO, IPC_SYNC, IPC_END = range(1, 8)
 HEARTBEAT_MAX_MS = 3600000
 IPC_HDR = struct.Struct("=II")  # type, len

@@ -155,5 +155,5 @@ def test_every_stat_of_this_kernel_has_a_help_from_the_table(served):
     e = harness.parse_exposition(_text(daemon))
     generic = sorted(name for name, text in e.helps.items()
                      if name.startswith("kvm_") and text.startswith("KVM statistic"))
-    assert not generic, "stats missing from daemon/help.c's table: %r" % generic
+    assert not generic, "stats missing from daemon/exposition/help.c's table: %r" % generic
     assert all(f in e.helps or f + "_total" in e.helps for f in fams)

@@ -24,11 +24,13 @@ EXPECTED = {
     "usr/share/man/man5/kvmstatd.ini.5",
     "usr/lib/systemd/system/kvmstatd.service",
     "usr/lib/systemd/system/kvmstatd.socket",
+    "usr/lib/systemd/system/kvmstatd-register.socket",
     "usr/lib/sysusers.d/kvmstatd.conf",
     "usr/lib/tmpfiles.d/kvmstatd.conf",
 }
 # the README's figure; a change to the unit that raises it fails here
-EXPOSURE_MAX = 3.1
+# (3.1 before CAP_SYS_ADMIN joined the bounding set for module BTF)
+EXPOSURE_MAX = 3.3
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +103,8 @@ def test_the_installed_units_verify(installed):
         units = os.path.join(root, "usr/lib/systemd/system")
         r = subprocess.run(["systemd-analyze", "verify", "--root=" + root, "--man=no",
                             os.path.join(units, "kvmstatd.service"),
-                            os.path.join(units, "kvmstatd.socket")],
+                            os.path.join(units, "kvmstatd.socket"),
+                            os.path.join(units, "kvmstatd-register.socket")],
                            capture_output=True, text=True, timeout=60)
         assert r.returncode == 0 and not r.stderr.strip(), r.stdout + r.stderr
     finally:

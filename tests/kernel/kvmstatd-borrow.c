@@ -3,7 +3,7 @@
  * kvmstatd-borrow: kvmstatd's own use of the kvm-stats-observer series,
  * run inside the kernel-check guest after kvm-stats-observer.
  *
- * It links daemon/borrow.c, the code the helper runs, and checks it
+ * It links daemon/helper/borrow.c, the code the helper runs, and checks it
  * against the kernel under test: borrow_probe()'s verdict, and
  * borrow_stats_fd() on the VM and vCPU fds of a separate VMM process,
  * which must give stats fds with the VMM's ids and leave no borrowed fd

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Unit tests: q values of Accept / Accept-Encoding lists (daemon/accept.c). */
+/* Unit tests: q values of Accept / Accept-Encoding lists (daemon/exposition/accept.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * test_qemu_name - the VM name from a QEMU command line (shim/qemu_name.c):
+ * test_qemu_name - the VM name from a QEMU command line (util/qemu_name.c):
  * every -name spelling QEMU 7.2 accepts, QemuOpts comma escaping, last one
  * wins, what QEMU does not accept, and names kvmstatd would refuse.
  */

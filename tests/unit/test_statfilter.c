@@ -12,6 +12,7 @@
 
 #include <cmocka.h>
 
+#include "pattern.h"
 #include "snapshot.h"
 #include "statfilter.h"
 #include "testutil.h"
@@ -278,18 +279,18 @@ static void test_bad_pattern_is_rejected_with_which_and_why(void **state)
 
 static void test_check_pattern_accepts_good_and_explains_bad(void **state)
 {
-	char longest[1025];
+	char longest[1025], why[128];
 
 	(void)state;
-	assert_null(stat_filter_check_pattern(""));
-	assert_null(stat_filter_check_pattern("kvm_vcpu_.*"));
-	assert_null(stat_filter_check_pattern("a|b|(c)"));
-	assert_non_null(stat_filter_check_pattern("("));
-	assert_non_null(stat_filter_check_pattern("a{3"));
-	assert_non_null(stat_filter_check_pattern("*a"));
+	assert_null(pattern_check("", why));
+	assert_null(pattern_check("kvm_vcpu_.*", why));
+	assert_null(pattern_check("a|b|(c)", why));
+	assert_non_null(pattern_check("(", why));
+	assert_non_null(pattern_check("a{3", why));
+	assert_non_null(pattern_check("*a", why));
 	memset(longest, 'a', 1024);
 	longest[1024] = '\0';
-	assert_null(stat_filter_check_pattern(longest));
+	assert_null(pattern_check(longest, why));
 }
 
 static void test_snapshot_plan_holds_only_the_kept_families(void **state)

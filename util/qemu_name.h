@@ -24,7 +24,7 @@
  * Writes the NUL-terminated name to out and returns its length, or returns
  * 0 with out = "" when there is no name or it is unusable: empty, not
  * shorter than out_size bytes, not valid UTF-8, or with a control
- * character (C0, DEL, C1: escape_is_clean_utf8, daemon/escape.h). out_size must be at least 1.
+ * character (C0, DEL, C1: escape_is_clean_utf8, util/escape.h). out_size must be at least 1.
  *
  * Limit: QEMU knows which options take an argument; this parser does not,
  * so an option argument that is itself exactly "-name" is misread. QEMU

@@ -7,39 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pattern.h"
 #include "schema.h"
-
-#define PATTERN_MAX 1024
-
-/* "^(p)$": the whole name must match. */
-static int compile(regex_t *re, const char *pattern, char *err, size_t err_size)
-{
-	char anchored[PATTERN_MAX + 8];
-	int rc;
-
-	if (strlen(pattern) > PATTERN_MAX) {
-		snprintf(err, err_size, "longer than %d bytes", PATTERN_MAX);
-		return -EINVAL;
-	}
-	snprintf(anchored, sizeof(anchored), "^(%s)$", pattern);
-	rc = regcomp(re, anchored, REG_EXTENDED | REG_NOSUB);
-	if (rc) {
-		regerror(rc, re, err, err_size);
-		return -EINVAL;
-	}
-	return 0;
-}
-
-const char *stat_filter_check_pattern(const char *pattern)
-{
-	static __thread char why[128];
-	regex_t re;
-
-	if (compile(&re, pattern, why, sizeof(why)) < 0)
-		return why;
-	regfree(&re);
-	return NULL;
-}
 
 int stat_filter_init(struct stat_filter *f, const char *include, const char *exclude,
 		     bool histograms, char *err, size_t err_size)
@@ -48,12 +17,12 @@ int stat_filter_init(struct stat_filter *f, const char *include, const char *exc
 
 	memset(f, 0, sizeof(*f));
 	f->no_histograms = !histograms;
-	if (include[0] && compile(&f->include, include, why, sizeof(why)) < 0) {
+	if (include[0] && pattern_compile(&f->include, include, why, sizeof(why)) < 0) {
 		snprintf(err, err_size, "include: %s", why);
 		return -EINVAL;
 	}
 	f->has_include = include[0];
-	if (exclude[0] && compile(&f->exclude, exclude, why, sizeof(why)) < 0) {
+	if (exclude[0] && pattern_compile(&f->exclude, exclude, why, sizeof(why)) < 0) {
 		snprintf(err, err_size, "exclude: %s", why);
 		stat_filter_free(f);
 		return -EINVAL;

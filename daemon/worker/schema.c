@@ -156,21 +156,6 @@ int schema_parse_id(const uint8_t *buf, size_t len, char *id, struct schema_erro
 	return 0;
 }
 
-int schema_id_parse(const char *id, unsigned *tid, int *vcpu)
-{
-	unsigned n;
-	int end = 0;
-
-	*vcpu = -1;
-	if (sscanf(id, "kvm-%u%n", tid, &end) == 1 && id[end] == '\0')
-		return 0;
-	end = 0;
-	if (sscanf(id, "kvm-%u/vcpu-%u%n", tid, &n, &end) != 2 || id[end] != '\0' || n > 65535)
-		return -EINVAL;
-	*vcpu = (int)n;
-	return 0;
-}
-
 struct range {
 	uint32_t start, end; /* u64 index range [start, end) */
 	uint32_t desc;

@@ -27,7 +27,7 @@
 #include <stdint.h>
 
 #include "kvmstat_proto.h"
-#include "selfstats.h"
+#include "reject.h"
 
 struct regmsg {
 	/*

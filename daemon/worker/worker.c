@@ -277,7 +277,7 @@ static int vcpu_index_of(const char *id)
 	unsigned tid;
 	int vcpu;
 
-	return schema_id_parse(id, &tid, &vcpu) < 0 || vcpu < 0 ? -EINVAL : vcpu;
+	return statsid_parse(id, &tid, &vcpu) < 0 || vcpu < 0 ? -EINVAL : vcpu;
 }
 
 static bool vm_has_vcpu(const struct wvm *vm, int vcpu)

@@ -19,7 +19,7 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include "statfilter.h"
+#include "pattern.h"
 
 enum key_kind { KEY_STR, KEY_UINT, KEY_OCTAL, KEY_BOOL, KEY_LIST };
 
@@ -89,6 +89,7 @@ static const char *check_listen(const char *v)
 static const char *add_pattern(char *field, const char *v, char *buf, size_t size)
 {
 	size_t have = strlen(field), len = strlen(v);
+	char why_buf[128];
 	const char *why;
 
 	if (!len)
@@ -97,7 +98,7 @@ static const char *add_pattern(char *field, const char *v, char *buf, size_t siz
 		snprintf(buf, size, "patterns longer than %d bytes in all", CONFIG_PATTERN_MAX - 1);
 		return buf;
 	}
-	if ((why = stat_filter_check_pattern(v))) {
+	if ((why = pattern_check(v, why_buf))) {
 		snprintf(buf, size, "\"%.64s\" is not an extended regular expression: %s", v, why);
 		return buf;
 	}

@@ -15,7 +15,7 @@
 #include "config.h"
 #include "ipc.h"
 #include "policy.h"
-#include "selfstats.h"
+#include "reject.h"
 #include "kvmstat_proto.h"
 
 enum helper_tag { TAG_CONN = 1, TAG_PROC };

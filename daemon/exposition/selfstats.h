@@ -14,22 +14,7 @@
 #include <stdint.h>
 
 #include "buf.h"
-
-/* Why the helper refused a registration (label reason="..."). */
-enum reject_reason {
-	REJ_BAD_MESSAGE,
-	REJ_BAD_FD,
-	REJ_FD_COUNT,
-	REJ_NOT_OWNER,
-	REJ_LIMIT,
-	REJ_UNKNOWN_VM,
-	REJ_DUPLICATE,
-	REJ_NOT_ALLOWED, /* uid/gid not in the policy's allow lists */
-	REJ_RATE,	 /* the peer's uid exceeded its request rate */
-	REJ__COUNT
-};
-
-const char *reject_reason_name(enum reject_reason r);
+#include "reject.h"
 
 struct selfstats {
 	atomic_uint_fast64_t polls;

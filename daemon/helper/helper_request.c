@@ -26,7 +26,7 @@
 #include "log.h"
 #include "procfs.h"
 #include "regmsg.h"
-#include "selfstats.h"
+#include "reject.h"
 
 struct verdict {
 	int status; /* 0 or -errno */

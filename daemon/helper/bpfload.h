@@ -35,4 +35,11 @@ struct bpf_telemetry {
 int bpfload_start(struct bpf_telemetry *t, const struct config *cfg, char *why, size_t why_size);
 void bpfload_stop(struct bpf_telemetry *t);
 
+/*
+ * The kernel's sentence in a verifier log (the last line before its
+ * "processed N insns" summary), for the one line the helper logs when the
+ * verifier refuses the object.
+ */
+void bpfload_verifier_reason(const char *log, char *out, size_t size);
+
 #endif

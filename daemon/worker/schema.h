@@ -27,10 +27,11 @@
 #include <stdint.h>
 
 #include "metric.h"
+#include "statsid.h"
 
 #define SCHEMA_HEADER_SIZE 24u
-#define SCHEMA_MAX_NAME_SIZE 256u
-#define SCHEMA_MAX_DESCS 4096u
+#define SCHEMA_MAX_NAME_SIZE STATSID_MAX_NAME_SIZE
+#define SCHEMA_MAX_DESCS STATSID_MAX_DESCS
 /* Histogram buckets in one stat: log bounds are 2^i - 1, so i < 64. */
 #define SCHEMA_MAX_STAT_SIZE 64u
 /* header + id + descriptors: never more than this is read or allocated */
@@ -102,13 +103,6 @@ int schema_read(int fd, uint8_t **buf, size_t *len, struct schema_error *err);
 /* Copy the NUL-terminated, printable id string out of a buffer from
  * schema_read (checked); id must hold SCHEMA_ID_MAX bytes. */
 int schema_parse_id(const uint8_t *buf, size_t len, char *id, struct schema_error *err);
-
-/*
- * Split a stats id: "kvm-<tid>" (a VM: *vcpu = -1) or "kvm-<tid>/vcpu-<n>"
- * (n <= 65535). 0 or -EINVAL. The tid is the thread that created the VM or
- * vCPU; the kernel links a vCPU to its VM in no other way.
- */
-int schema_id_parse(const char *id, unsigned *tid, int *vcpu);
 
 /* Validate buf and build a schema (refs = 1). -EINVAL with err->why. */
 int schema_parse(const uint8_t *buf, size_t len, enum stat_scope scope, struct schema **out,

@@ -4,16 +4,6 @@
 
 #include <stdio.h>
 
-static const char *const reason_names[REJ__COUNT] = {
-	"bad_message", "bad_fd",    "fd_count",	   "not_owner", "limit",
-	"unknown_vm",  "duplicate", "not_allowed", "rate",
-};
-
-const char *reject_reason_name(enum reject_reason r)
-{
-	return (unsigned)r < REJ__COUNT ? reason_names[r] : "unknown";
-}
-
 /* om: 0 for text 0.0.4, else OpenMetrics, with _created samples if OM_CREATED */
 #define OM_CREATED 2
 
@@ -75,7 +65,7 @@ static void render_rejected(const struct selfstats *st, int om, struct buf *b)
 	head(b, om, "kvmstatd_registrations_rejected", "counter", NULL,
 	     "Registrations refused by the helper, by reason.");
 	for (int r = 0; r < REJ__COUNT; r++) {
-		snprintf(labels, sizeof(labels), "{reason=\"%s\"}", reason_names[r]);
+		snprintf(labels, sizeof(labels), "{reason=\"%s\"}", reject_reason_name(r));
 		count(b, om, "kvmstatd_registrations_rejected", labels,
 		      (double)stat_get(&st->rejected[r]), st->helper_start_time);
 	}

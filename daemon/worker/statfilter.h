@@ -40,7 +40,4 @@ bool stat_filter_keeps(const struct stat_filter *f, const struct schema_stat *st
 bool stat_filter_keeps_family(const struct stat_filter *f, const char *family, bool counter,
 			      bool histogram);
 
-/* Only check that a pattern compiles: NULL, or a static sentence. */
-const char *stat_filter_check_pattern(const char *pattern);
-
 #endif

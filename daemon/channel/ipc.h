@@ -19,7 +19,7 @@
 #include <stddef.h>
 
 #include "kvmstat_proto.h"
-#include "selfstats.h"
+#include "reject.h"
 
 enum ipc_type {
 	IPC_ADD_VM = 1, /* fds: pidfd, VM stats fd, vCPU stats fds */

@@ -2,7 +2,7 @@
 /* fdcheck - see fdcheck.h. */
 #include "fdcheck.h"
 
-#include "schema.h"
+#include "statsid.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -97,19 +97,19 @@ static int check_inode(int fd, struct fdcheck_result *res)
 static int check_header(int fd, enum fd_kind kind, struct fdcheck_result *res)
 {
 	struct kvm_stats_header h;
-	char id[SCHEMA_MAX_NAME_SIZE];
+	char id[STATSID_MAX_NAME_SIZE];
 	unsigned tid;
 	int vcpu;
 
 	if (pread(fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h))
 		return refuse(res, "header unreadable");
 	if (h.flags || h.name_size == 0 || h.name_size > sizeof(id) || h.num_desc == 0 ||
-	    h.num_desc > SCHEMA_MAX_DESCS || h.id_offset < sizeof(h))
+	    h.num_desc > STATSID_MAX_DESCS || h.id_offset < sizeof(h))
 		return refuse(res, "header out of range");
 	if (pread(fd, id, h.name_size, h.id_offset) != (ssize_t)h.name_size ||
 	    !memchr(id, '\0', h.name_size))
 		return refuse(res, "id string unreadable or unterminated");
-	if (schema_id_parse(id, &tid, &vcpu) < 0 || vcpu != res->vcpu)
+	if (statsid_parse(id, &tid, &vcpu) < 0 || vcpu != res->vcpu)
 		return refuse(res, "id \"%.32s\" is not %s", id,
 			      kind == FD_VM_STATS ? "kvm-<pid>" : "kvm-<tid>/vcpu-<n> of its link");
 	res->id_pid = (pid_t)tid;
