@@ -8,9 +8,9 @@ RulesPrometheus(scrape_configs, rule_files, alertmanager=None) - a
     rule files and an Alertmanager; rules evaluated every second.
 Alertmanager(webhook_url).start() / .stop()
 Webhook().start() - collects every notification POSTed to it (.alerts()).
-shortened_rules(dir) - copies of the shipped rule files whose `for:` is at
-    most FOR_S seconds (the expressions untouched), so a test can see an
-    alert fire without waiting the production minutes.
+shortened_alerts(dir) - a copy of the shipped alerts with `for:` cut to
+    FOR_S seconds (the expressions untouched) and a label copy="short", so
+    a test can see an alert fire without waiting the production minutes.
 panel_checks(...) - every dashboard panel's queries over the last seconds,
     and what each returned.
 """
@@ -29,6 +29,7 @@ import threading
 import time
 import urllib.request
 
+import pytest
 import yaml
 
 import harness
@@ -58,20 +59,23 @@ def load_rules():
     return alerts, records
 
 
-def shortened_rules(directory):
-    """Copies of RULE_FILES with every `for:` cut to FOR_S seconds."""
-    out = []
-    for path in RULE_FILES:
-        doc = yaml.safe_load(open(path))
-        for group in doc["groups"]:
-            for rule in group["rules"]:
-                if "for" in rule:
-                    rule["for"] = "%ds" % FOR_S
-        dst = os.path.join(directory, os.path.basename(path))
-        with open(dst, "w") as f:
-            yaml.safe_dump(doc, f)
-        out.append(dst)
-    return out
+def shortened_alerts(directory):
+    """A copy of the shipped alerts file whose groups are renamed
+    `<group>.short`, every `for:` cut to FOR_S seconds and every alert
+    labelled copy="short"; the expressions are the shipped ones. Loaded
+    next to the shipped files, the shipped alert goes pending (and stays so
+    for its production `for:`) while its copy fires and is delivered."""
+    doc = yaml.safe_load(open(RULE_FILES[1]))
+    for group in doc["groups"]:
+        group["name"] += ".short"
+        for rule in group["rules"]:
+            if "for" in rule:
+                rule["for"] = "%ds" % FOR_S
+            rule.setdefault("labels", {})["copy"] = "short"
+    dst = os.path.join(directory, "kvmstatd-alerts.short.rules.yml")
+    with open(dst, "w") as f:
+        yaml.safe_dump(doc, f)
+    return dst
 
 
 def kvm_job(targets, params=None):
@@ -305,3 +309,71 @@ def label_re(values):
 def http_get_json(url, timeout=5.0):
     with urllib.request.urlopen(url, timeout=timeout) as r:
         return json.load(r)
+
+
+# ------------------------------------------------------------- alert waits
+
+def wait_samples(prom, n=4):
+    """Wait until Prometheus holds n samples of kvmstatd_polls_total."""
+    prom.wait_until(lambda: prom.query("count_over_time(kvmstatd_polls_total[1m]) >= %d" % n),
+                    30.0, what="%d samples of kvmstatd_polls_total" % n)
+
+
+def wait_alert(prom, name, state, **labels):
+    def found():
+        for a in prom.alerts():
+            if a["labels"].get("alertname") == name and a["state"] == state and \
+                    all(a["labels"].get(k) == v for k, v in labels.items()):
+                return a
+        return None
+    return prom.wait_until(found, 30.0, 0.1, "%s %s %r" % (name, state, labels))
+
+
+def wait_delivered(hook, am, name, **labels):
+    def found():
+        for status, lab in hook.alerts():
+            if status == "firing" and lab.get("alertname") == name and \
+                    all(lab.get(k) == v for k, v in labels.items()):
+                return lab
+        return None
+    try:
+        return harness.wait_until(found, 20.0, 0.1, "webhook got %s %r" % (name, labels))
+    except AssertionError as e:
+        raise AssertionError("%s\nreceived: %r\n--- alertmanager log ---\n%s"
+                             % (e, hook.alerts(), am.log()))
+
+
+# ---------------------------------------------------------------- fixtures
+
+@pytest.fixture
+def rules_dir():
+    d = tempfile.mkdtemp(prefix="kvmstatd-rules-")
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def alert_chain():
+    """(webhook, alertmanager): started, stopped at teardown."""
+    hook = Webhook().start()
+    am = Alertmanager(hook.url)
+    try:
+        am.start()
+        yield hook, am
+    finally:
+        am.stop()
+        hook.stop()
+
+
+def _prometheus(made, *a, **kw):
+    p = RulesPrometheus(*a, **kw)
+    made.append(p)
+    return p.start()
+
+
+@pytest.fixture
+def proms():
+    made = []
+    yield lambda *a, **kw: _prometheus(made, *a, **kw)
+    for p in made:
+        p.stop()

@@ -6,59 +6,21 @@ data of the kind they need; stopping kvmstatd fires KvmstatdTargetDown and
 a real Alertmanager delivers it to a webhook receiver here, and so it does
 for a target where no exporter ever ran.
 
-The target-down tests load copies of the rule files whose `for:` is cut to
-monitoring_stack.FOR_S seconds (the expressions are the shipped ones):
-the shipped 2 minutes would outlast a test.
+The target-down tests load, next to the shipped files, a copy of the
+alerts whose `for:` is cut to monitoring_stack.FOR_S seconds and which
+carry copy="short" (the expressions are the shipped ones): the shipped
+alert goes pending, as it would stay for its 2 minutes, while the copy
+fires and is delivered.
 """
-
-import tempfile
 
 import pytest
 
 import monitoring_stack as ms
+from monitoring_stack import alert_chain, proms, rules_dir  # noqa: F401 (fixtures)
 
 GROUPS = ("kvmstatd.recording", "kvmstatd.exporter", "kvmstatd.vms")
 # the selector values a Grafana user would have picked: every host
 VALUES = dict(ms.generate.VAR_VALUES, __rate_interval="10s")
-
-
-@pytest.fixture
-def rules_dir():
-    d = tempfile.mkdtemp(prefix="kvmstatd-rules-")
-    yield d
-    ms.shutil.rmtree(d, ignore_errors=True)
-
-
-@pytest.fixture
-def alert_chain():
-    """(webhook, alertmanager): started, stopped at teardown."""
-    hook = ms.Webhook().start()
-    am = ms.Alertmanager(hook.url)
-    try:
-        am.start()
-        yield hook, am
-    finally:
-        am.stop()
-        hook.stop()
-
-
-def _prometheus(made, *a, **kw):
-    p = ms.RulesPrometheus(*a, **kw)
-    made.append(p)
-    return p.start()
-
-
-@pytest.fixture
-def proms():
-    made = []
-    yield lambda *a, **kw: _prometheus(made, *a, **kw)
-    for p in made:
-        p.stop()
-
-
-def _wait_samples(prom, n=4):
-    prom.wait_until(lambda: prom.query("count_over_time(kvmstatd_polls_total[1m]) >= %d" % n),
-                    20.0, what="%d samples of kvmstatd_polls_total" % n)
 
 
 def test_shipped_rules_load_healthy_and_quiet(daemon, proms):
@@ -67,7 +29,7 @@ def test_shipped_rules_load_healthy_and_quiet(daemon, proms):
     firing on a healthy exporter."""
     prom = proms([ms.kvm_job(["127.0.0.1:%d" % daemon.port])], ms.RULE_FILES)
     prom.wait_targets_up()
-    _wait_samples(prom)
+    ms.wait_samples(prom)
     groups = prom.wait_rules_evaluated(GROUPS)
     alerts, records = ms.load_rules()
     loaded = {r["name"]: r for g in groups for r in g["rules"]}
@@ -76,7 +38,7 @@ def test_shipped_rules_load_healthy_and_quiet(daemon, proms):
            if r["health"] != "ok" or r.get("lastError")}
     assert not bad, prom.why(bad)
     # a few more evaluations with rates available, then still quiet
-    _wait_samples(prom, 8)
+    ms.wait_samples(prom, 8)
     assert prom.alerts() == [], prom.why(prom.alerts())
 
 
@@ -86,7 +48,7 @@ def test_exporter_health_panels_return_data(daemon, proms):
     return data of the kind their panel needs from a kvmstatd with no VMs."""
     prom = proms([ms.kvm_job(["127.0.0.1:%d" % daemon.port])], ms.RULE_FILES)
     prom.wait_targets_up()
-    _wait_samples(prom, 6)
+    ms.wait_samples(prom, 6)
     checked, problems = [], []
     for uid, panel in ms.panels():
         if not ms.only_self_metrics(panel):
@@ -98,30 +60,6 @@ def test_exporter_health_panels_return_data(daemon, proms):
     assert not problems, prom.why("\n".join(problems))
 
 
-def _wait_alert(prom, name, state, **labels):
-    def found():
-        for a in prom.alerts():
-            if a["labels"].get("alertname") == name and a["state"] == state and \
-                    all(a["labels"].get(k) == v for k, v in labels.items()):
-                return a
-        return None
-    return prom.wait_until(found, 30.0, 0.1, "%s %s %r" % (name, state, labels))
-
-
-def _wait_delivered(hook, am, name, **labels):
-    def found():
-        for status, lab in hook.alerts():
-            if status == "firing" and lab.get("alertname") == name and \
-                    all(lab.get(k) == v for k, v in labels.items()):
-                return lab
-        return None
-    try:
-        return ms.harness.wait_until(found, 20.0, 0.1, "webhook got %s %r" % (name, labels))
-    except AssertionError as e:
-        raise AssertionError("%s\nreceived: %r\n--- alertmanager log ---\n%s"
-                             % (e, hook.alerts(), am.log()))
-
-
 def test_stopping_kvmstatd_fires_target_down_to_alertmanager(daemon, proms, rules_dir,
                                                               alert_chain):
     """kvmstatd serves, nothing fires; kvmstatd stops: KvmstatdTargetDown
@@ -129,16 +67,18 @@ def test_stopping_kvmstatd_fires_target_down_to_alertmanager(daemon, proms, rule
     severity and runbook, to the webhook."""
     hook, am = alert_chain
     target = "127.0.0.1:%d" % daemon.port
-    prom = proms([ms.kvm_job([target])], ms.shortened_rules(rules_dir), alertmanager=am)
+    prom = proms([ms.kvm_job([target])], ms.RULE_FILES + [ms.shortened_alerts(rules_dir)],
+                 alertmanager=am)
     prom.wait_targets_up()
-    _wait_samples(prom)
+    ms.wait_samples(prom)
     prom.wait_rules_evaluated(GROUPS)
     assert prom.alerts() == [], prom.why(prom.alerts())
     daemon.stop()
-    alert = _wait_alert(prom, "KvmstatdTargetDown", "firing", instance=target)
-    assert alert["labels"]["severity"] == "critical", alert
+    shipped = ms.wait_alert(prom, "KvmstatdTargetDown", "pending", instance=target, copy=None)
+    assert shipped["labels"]["severity"] == "critical", shipped
+    alert = ms.wait_alert(prom, "KvmstatdTargetDown", "firing", instance=target, copy="short")
     assert alert["annotations"]["runbook_url"] == "monitoring/runbooks/KvmstatdTargetDown.md"
-    got = _wait_delivered(hook, am, "KvmstatdTargetDown", instance=target, job=ms.JOB)
+    got = ms.wait_delivered(hook, am, "KvmstatdTargetDown", instance=target, job=ms.JOB)
     assert got["severity"] == "critical", got
     others = {a["labels"]["alertname"] for a in prom.alerts()} - {"KvmstatdTargetDown"}
     assert not others, prom.why(others)
@@ -149,7 +89,8 @@ def test_target_down_without_any_exporter_reaches_alertmanager(proms, rules_dir,
     KvmstatdTargetDown fires and is delivered."""
     hook, am = alert_chain
     target = "127.0.0.1:%d" % ms.free_local_port()
-    prom = proms([ms.kvm_job([target])], ms.shortened_rules(rules_dir), alertmanager=am)
+    prom = proms([ms.kvm_job([target])], ms.RULE_FILES + [ms.shortened_alerts(rules_dir)],
+                 alertmanager=am)
     prom.wait_until(lambda: prom.query('up{job="kvm"} == 0'), 20.0, what="up == 0")
-    _wait_alert(prom, "KvmstatdTargetDown", "firing", instance=target)
-    _wait_delivered(hook, am, "KvmstatdTargetDown", instance=target)
+    ms.wait_alert(prom, "KvmstatdTargetDown", "firing", instance=target, copy="short")
+    ms.wait_delivered(hook, am, "KvmstatdTargetDown", instance=target)
