@@ -231,7 +231,8 @@ def test_cpu_hog_on_the_vcpus_cpu_makes_contention_pending_and_delivered(
         vm = s.names[0]
         cpu = max(os.sched_getaffinity(0))
         _pin_and_renice(s.vmm.pid, cpu, 0)
-        before = [a for a in s.prom.alerts() if a["labels"].get("vm") == vm]
+        before = [a for a in s.prom.alerts() if a["labels"].get("vm") == vm and
+                  a["labels"]["alertname"] == "KvmVmCpuContention"]
         assert not before, s.prom.why("alerts before the hog: %r" % before)
 
         def hog_setup():
