@@ -34,6 +34,7 @@ import yaml
 
 import harness
 import promserver
+import statsfd  # noqa: F401 (the tests' raw registration client)
 
 MONITORING = os.path.join(harness.REPO, "monitoring")
 sys.path.insert(0, os.path.join(MONITORING, "tools"))

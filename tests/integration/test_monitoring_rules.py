@@ -4,7 +4,8 @@ without /dev/kvm, serving its own metrics); every rule is healthy and no
 alert is pending or firing; the dashboards' exporter-health panels return
 data of the kind they need; stopping kvmstatd fires KvmstatdTargetDown and
 a real Alertmanager delivers it to a webhook receiver here, and so it does
-for a target where no exporter ever ran.
+for a target where no exporter ever ran; a malformed registration request
+fires KvmstatdRegistrationsRejected for its reason, delivered too.
 
 The target-down tests load, next to the shipped files, a copy of the
 alerts whose `for:` is cut to monitoring_stack.FOR_S seconds and which
@@ -94,3 +95,22 @@ def test_target_down_without_any_exporter_reaches_alertmanager(proms, rules_dir,
     prom.wait_until(lambda: prom.query('up{job="kvm"} == 0'), 20.0, what="up == 0")
     ms.wait_alert(prom, "KvmstatdTargetDown", "firing", instance=target, copy="short")
     ms.wait_delivered(hook, am, "KvmstatdTargetDown", instance=target)
+
+
+def test_a_refused_registration_fires_the_shipped_alert_to_alertmanager(daemon, proms,
+                                                                        alert_chain):
+    """A malformed registration request (kvmstatd refuses it as
+    bad_message): the shipped KvmstatdRegistrationsRejected, which has no
+    `for:`, fires for that reason and is delivered."""
+    hook, am = alert_chain
+    prom = proms([ms.kvm_job(["127.0.0.1:%d" % daemon.port])], ms.RULE_FILES, alertmanager=am)
+    prom.wait_targets_up()
+    ms.wait_samples(prom)
+    assert prom.alerts() == [], prom.why(prom.alerts())
+    ms.statsfd.send_datagram(daemon.socket, b"not a registration request")
+    prom.wait_until(lambda: prom.query(
+        'kvmstatd_registrations_rejected_total{reason="bad_message"} > 0'), 20.0,
+        what="the refusal counted")
+    alert = ms.wait_alert(prom, "KvmstatdRegistrationsRejected", "firing", reason="bad_message")
+    assert alert["labels"]["severity"] == "warning", alert
+    ms.wait_delivered(hook, am, "KvmstatdRegistrationsRejected", reason="bad_message")
