@@ -14,7 +14,8 @@
    parses as PromQL (each becomes a recording rule checked by promtool);
 6. every metric a dashboard query or a rule names is one kvmstatd exports
    (its --metrics-reference table, README's exit-telemetry and self-metric
-   tables), `up`, or a recording rule;
+   tables), `up`, or a recording rule; every `le` the rules select on the
+   exit round-trip histogram is a bound kvmstatd prints;
 7. the include profile is a valid [metrics] section (kvmstatd --check-config);
 8. with --tsc: the dashboards type-check against @grafana/schema.
 Prints one line per check; exits 1 if any failed.
@@ -210,6 +211,38 @@ def check_metric_names(args):
     return "%d names known" % len(known)
 
 
+def roundtrip_bounds():
+    """The `le` values of kvm_vcpu_exit_roundtrip_seconds as kvmstatd prints
+    them: 2^k - 1 ns for k = KX_HIST_MIN_BITS .. + KX_HIST_BUCKETS - 2, as an
+    exact decimal, then +Inf (daemon/*/bpf_layout.h, README's exit table)."""
+    import glob
+    paths = glob.glob(os.path.join(REPO, "daemon", "**", "bpf_layout.h"), recursive=True)
+    if len(paths) != 1:
+        raise Failed("bpf_layout.h: found %r" % paths)
+    text = open(paths[0]).read()
+    consts = {m.group(1): int(m.group(2))
+              for m in re.finditer(r"#define (KX_HIST_\w+) (\d+)", text)}
+    first, buckets = consts["KX_HIST_MIN_BITS"], consts["KX_HIST_BUCKETS"]
+    out = {"+Inf"}
+    for k in range(first, first + buckets - 1):
+        ns = str(2 ** k - 1).rjust(10, "0")
+        out.add((ns[:-9] + "." + ns[-9:]).rstrip("0").rstrip("."))
+    return out
+
+
+def check_bucket_bounds(_args):
+    bounds = roundtrip_bounds()
+    used = set()
+    for expr in generate.rule_exprs():
+        if "exit_roundtrip_seconds" in expr:
+            used |= set(re.findall(r'le="([^"]*)"', expr))
+    bad = sorted(used - bounds)
+    if bad:
+        raise Failed("le bounds the daemon never prints: %s (it prints %s)"
+                     % (bad, sorted(bounds)))
+    return "%s" % ", ".join(sorted(used))
+
+
 def check_include_profile(args):
     path = os.path.join(args.work, "include-profile.ini")
     with open(path, "w") as f:
@@ -281,6 +314,7 @@ CHECKS = [
     ("alerts: severity, summary, description, runbook, tests", check_coverage),
     ("dashboard queries parse", check_queries_parse),
     ("dashboard and rule metrics are exported or recorded", check_metric_names),
+    ("round-trip bucket bounds in the rules are ones kvmstatd prints", check_bucket_bounds),
     ("include profile is a valid [metrics] section", check_include_profile),
 ]
 

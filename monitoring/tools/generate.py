@@ -65,7 +65,7 @@ class Panel:
 
     def __init__(self, kind, title, description, unit, targets, needs=(), ratio=False,
                  instant=False, w=12, h=8, fmt=None, options=None, custom=None, min_value=None,
-                 max_value=None, may_be_empty=False):
+                 max_value=None, may_be_empty=False, links=None):
         self.kind, self.title, self.description, self.unit = kind, title, description, unit
         self.targets = [(t, "") if isinstance(t, str) else t for t in targets]
         self.needs = set(needs)
@@ -78,6 +78,7 @@ class Panel:
         self.min_value, self.max_value = min_value, max_value
         # data only when something rare happens (errors, drops): no data is fine
         self.may_be_empty = may_be_empty
+        self.links = links
 
     def queries(self):
         return [e for e, _ in self.targets]
@@ -92,6 +93,8 @@ class Panel:
             defaults["min"] = self.min_value
         if self.max_value is not None:
             defaults["max"] = self.max_value
+        if self.links:
+            defaults["links"] = self.links
         targets = []
         for i, (expr, legend) in enumerate(self.targets):
             t = {"datasource": DS, "refId": chr(ord("A") + i), "expr": expr,
@@ -160,6 +163,16 @@ class Row:
         self.title, self.panels = title, panels
 
 
+# Drill-down: a click on a VM opens the VM dashboard for it, on its host,
+# keeping the time range and the data source.
+def vm_link(source):
+    """source: "table" (a table's columns) or "series" (a series' labels)."""
+    f = "${__data.fields.%s}" if source == "table" else "${__field.labels.%s}"
+    url = ("/d/kvmstatd-vm/kvmstatd-vm?${datasource:queryparam}&var-instance=%s&var-vm=%s"
+           "&${__url_time_range}" % (f % "instance", f % "vm"))
+    return [{"title": "Open VM %s" % (f % "vm"), "url": url, "targetBlank": False}]
+
+
 # ------------------------------------------------------------------ variables
 
 def variables(with_vm, vm_source):
@@ -216,10 +229,10 @@ def fleet():
               "(vm:kvm_vcpu_run_delay:ratio5m). A VM name is unique only per host: the host "
               "column tells them apart.", "percentunit",
               "topk(10, vm:kvm_vcpu_run_delay:ratio5m{%s})" % SEL, ratio=True,
-              needs={"schedstat"}),
+              needs={"schedstat"}, links=vm_link("table")),
         table("Top VMs by exit rate", "The 10 VMs with the most exits from guest mode per "
               "second (vm:kvm_vcpu_exits:rate5m).", "ops",
-              "topk(10, vm:kvm_vcpu_exits:rate5m{%s})" % SEL),
+              "topk(10, vm:kvm_vcpu_exits:rate5m{%s})" % SEL, links=vm_link("table")),
     ]
     exits = [
         ts("Hardware exits by reason", "Exits from guest mode by the CPU's exit reason, "
@@ -295,7 +308,8 @@ def host():
     vms = [
         ts("Exits per VM", "Exits from guest mode to KVM per second, per VM "
            "(kvm_vcpu_exits_total summed over vCPUs).", "ops",
-           [(by_vm % ("kvm_vcpu_exits_total", SEL, RI), "{{vm}} {{instance}}")]),
+           [(by_vm % ("kvm_vcpu_exits_total", SEL, RI), "{{vm}} {{instance}}")],
+           links=vm_link("series")),
         ts("Exits to the VMM per VM", "Exits that KVM hands to the VMM in userspace per second, "
            "per VM: port I/O, MMIO, and (exit telemetry) every return of KVM_RUN.", "ops", [
                ("sum by (instance, vm) (rate(kvm_vcpu_io_exits_total{%s}[%s]) + "
@@ -316,7 +330,7 @@ def host():
                "((sum by (instance, vm) (rate(kvm_vcpu_run_delay_seconds_total{%s}[%s])) + "
                "sum by (instance, vm) (rate(kvm_vcpu_thread_cpu_seconds_total{%s}[%s]))) > 0)"
                % (SEL, RI, SEL, RI, SEL, RI), "{{vm}} {{instance}}")],
-           ratio=True, needs={"schedstat"}),
+           ratio=True, needs={"schedstat"}, links=vm_link("series")),
         ts("Hardware exits by reason", "Exits from guest mode by hardware exit reason on the "
            "selected hosts (exit telemetry).", "ops",
            [("sum by (reason) (rate(kvm_vcpu_exits_by_reason_total{%s}[%s]))" % (SEL, RI),
