@@ -18,7 +18,6 @@ panel_checks(...) - every dashboard panel's queries over the last seconds,
 import http.server
 import json
 import os
-import re
 import shutil
 import signal
 import socket
@@ -27,7 +26,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 
 import pytest
 import yaml
@@ -301,15 +299,6 @@ def free_local_port():
     port = s.getsockname()[1]
     s.close()
     return port
-
-
-def label_re(values):
-    return "|".join(re.escape(v) for v in values)
-
-
-def http_get_json(url, timeout=5.0):
-    with urllib.request.urlopen(url, timeout=timeout) as r:
-        return json.load(r)
 
 
 # ------------------------------------------------------------- alert waits
