@@ -9,7 +9,8 @@ shipped rules.
   kind its panel needs (a matrix for time series and heatmaps, `le` on
   heatmap series, a vector for instant tables and stats, ratios within
   [0, 1]); again under `vcpu_series = per_vm`, `histograms = no`,
-  `reasons_top = 3` and `created = no`. A panel that needs what the host
+  `reasons_top = 3`, `created = no` and monitoring/kvmstatd-include.ini
+  (which must then leave out every other KVM family and starve no panel). A panel that needs what the host
   cannot give (the hardware exit tracepoints, halt polling, huge pages)
   may be empty, and histogram panels must be empty under `histograms = no`;
 - every rule is healthy, no alert fires and no exporter alert is pending
@@ -33,8 +34,17 @@ VMS, VCPUS, HZ = 2, 2, 200
 GROUPS = ("kvmstatd.recording", "kvmstatd.exporter", "kvmstatd.vms")
 RATE_INTERVAL = "10s"
 
+def _include_profile():
+    """monitoring/kvmstatd-include.ini's patterns, as one [metrics] include
+    value that harness.write_config writes as repeated `include =` lines."""
+    pats = [l.split("=", 1)[1].strip() for l in open(ms.generate.INCLUDE_FILE)
+            if l.startswith("include =")]
+    return "\ninclude = ".join(pats), set(pats)
+
+
 CONFIGS = {
     "default": {},
+    "include_profile": {("metrics", "include"): _include_profile()[0]},
     "per_vm": {("metrics", "vcpu_series"): "per_vm"},
     "no_histograms": {("metrics", "histograms"): "no"},
     "reasons_top_3": {("metrics", "reasons_top"): "3"},
@@ -173,6 +183,16 @@ def test_fleet_tables_rank_the_demo_vms(stack):
         demo = [r for r in rows if r[1] in stack.names]
         assert all(r[0] == "127.0.0.1:%d" % stack.daemon.port for r in demo), rows
         assert sorted(r[1] for r in demo) == sorted(stack.names), stack.prom.why((title, rows))
+
+
+def test_the_include_profile_keeps_only_what_the_dashboards_read(stack):
+    if stack.name != "include_profile":
+        pytest.skip("only under the include profile")
+    _, profile = _include_profile()
+    expo = stack.daemon.scrape()
+    fams = {ms.generate.kvm_family(n) for (n, _) in expo.samples
+            if n.startswith("kvm_") and n != "kvm_vm_info"}
+    assert fams and fams <= profile, sorted(fams - profile)
 
 
 def test_rules_healthy_and_no_alert_on_a_healthy_host(stack):
