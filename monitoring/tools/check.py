@@ -10,7 +10,9 @@
 4. coverage: every alert has a severity, a summary, a description, a
    runbook_url naming an existing monitoring/runbooks/<alert>.md, a firing
    and a non-firing test case; every recording rule is evaluated by a test;
-5. every dashboard query and variable query, its variables substituted,
+5. every panel has a description and a unit, takes rates over
+   $__rate_interval and selects by the cluster, job and instance variables;
+   every dashboard query and variable query, its variables substituted,
    parses as PromQL (each becomes a recording rule checked by promtool);
 6. every metric a dashboard query or a rule names is one kvmstatd exports
    (its --metrics-reference table, README's exit-telemetry and self-metric
@@ -139,6 +141,33 @@ def dashboard_queries():
             out.append(("%s / variable %s" % (d.uid, v["name"]),
                         promql.substitute(m.group(1), generate.VAR_VALUES)))
     return out
+
+
+def check_panel_hygiene(_args):
+    """Every panel has a description and a unit; every range in a query is
+    $__rate_interval; every selector follows the host variables."""
+    problems, n = [], 0
+    for d in generate.dashboards():
+        for p in d.to_json()["panels"]:
+            if p["type"] == "row":
+                continue
+            n += 1
+            where = "%s / %s" % (d.uid, p["title"])
+            if not p.get("description", "").strip():
+                problems.append("%s: no description" % where)
+            if not p["fieldConfig"]["defaults"].get("unit"):
+                problems.append("%s: no unit" % where)
+            for t in p["targets"]:
+                for rng in re.findall(r"\[([^\]]*)\]", t["expr"]):
+                    if rng != "$__rate_interval":
+                        problems.append("%s: range [%s], want [$__rate_interval]" % (where, rng))
+                for sel in re.findall(r"\{([^}]*)\}", t["expr"]):
+                    if '$instance' not in sel or '$cluster' not in sel or '$job' not in sel:
+                        problems.append("%s: selector {%s} ignores the host variables"
+                                        % (where, sel))
+    if problems:
+        raise Failed("\n".join(problems))
+    return "%d panels" % n
 
 
 def check_queries_parse(args):
@@ -312,6 +341,7 @@ CHECKS = [
     ("promtool check rules --lint=all --lint-fatal", check_lint),
     ("promtool test rules", check_rule_tests),
     ("alerts: severity, summary, description, runbook, tests", check_coverage),
+    ("panels: description, unit, $__rate_interval, host variables", check_panel_hygiene),
     ("dashboard queries parse", check_queries_parse),
     ("dashboard and rule metrics are exported or recorded", check_metric_names),
     ("round-trip bucket bounds in the rules are ones kvmstatd prints", check_bucket_bounds),
