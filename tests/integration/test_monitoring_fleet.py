@@ -31,7 +31,7 @@ HOSTS = 3
 PORT = 9735
 CLUSTER = "lab"
 # guest wake-ups per second of each host's VM: host N+1 exits most
-HZ = (50, 150, 400)
+HZ = (20, 60, 180)
 FEDERATE = ['{__name__=~"[a-z0-9_]+:[a-z0-9_:]+"}', '{__name__=~"up|kvmstatd_.+", job="kvm"}']
 
 
