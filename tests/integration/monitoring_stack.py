@@ -41,6 +41,12 @@ import promql  # noqa: E402
 RULE_FILES = generate.RULE_FILES
 ALERTMANAGER = shutil.which("prometheus-alertmanager") or "/usr/bin/prometheus-alertmanager"
 FOR_S = 3
+# The upper bound of every wait here, and of a whole test (see _deadline):
+# in the lab guest (tests/lab/) Prometheus and Alertmanager run on emulated
+# CPUs (TCG) and take tens of seconds for what takes one here. Waits poll,
+# so a fast machine never waits longer for them.
+WAIT_S = 90.0
+DEADLINE_S = 420
 # the scrape job the shipped alerts expect (KvmstatdTargetDown: up{job="kvm"})
 JOB = "kvm"
 
@@ -126,7 +132,13 @@ class RulesPrometheus(promserver.PrometheusServer):
     def alerts(self):
         return self.api("alerts")["alerts"]
 
-    def wait_rules_evaluated(self, want_groups, timeout=20.0):
+    def start(self, timeout=WAIT_S):
+        return super().start(timeout)
+
+    def wait_targets_up(self, timeout=WAIT_S):
+        return super().wait_targets_up(timeout)
+
+    def wait_rules_evaluated(self, want_groups, timeout=WAIT_S):
         """Wait until every rule of every group was evaluated at least once;
         returns the groups."""
         def done():
@@ -200,7 +212,7 @@ class Alertmanager:
             json.dump(cfg, f)
         self.proc = None
 
-    def start(self, timeout=15.0):
+    def start(self, timeout=WAIT_S):
         if not os.access(ALERTMANAGER, os.X_OK):
             raise AssertionError("%s missing: scripts/install-deps.sh installs "
                                  "prometheus-alertmanager (and the lab image needs it in "
@@ -319,7 +331,7 @@ def free_local_port():
 def wait_samples(prom, n=4):
     """Wait until Prometheus holds n samples of kvmstatd_polls_total."""
     prom.wait_until(lambda: prom.query("count_over_time(kvmstatd_polls_total[1m]) >= %d" % n),
-                    30.0, what="%d samples of kvmstatd_polls_total" % n)
+                    WAIT_S, what="%d samples of kvmstatd_polls_total" % n)
 
 
 def wait_alert(prom, name, state, **labels):
@@ -329,7 +341,7 @@ def wait_alert(prom, name, state, **labels):
                     all(a["labels"].get(k) == v for k, v in labels.items()):
                 return a
         return None
-    return prom.wait_until(found, 30.0, 0.1, "%s %s %r" % (name, state, labels))
+    return prom.wait_until(found, WAIT_S, 0.1, "%s %s %r" % (name, state, labels))
 
 
 def wait_delivered(hook, am, name, **labels):
@@ -340,13 +352,27 @@ def wait_delivered(hook, am, name, **labels):
                 return lab
         return None
     try:
-        return harness.wait_until(found, 20.0, 0.1, "webhook got %s %r" % (name, labels))
+        return harness.wait_until(found, WAIT_S, 0.1, "webhook got %s %r" % (name, labels))
     except AssertionError as e:
         raise AssertionError("%s\nreceived: %r\n--- alertmanager log ---\n%s"
                              % (e, hook.alerts(), am.log()))
 
 
 # ---------------------------------------------------------------- fixtures
+
+@pytest.fixture(autouse=True)
+def _deadline():
+    """conftest's deadline, longer: a test here may start Prometheus,
+    Alertmanager and VMs and wait for rules to evaluate, which on the lab's
+    emulated CPUs takes minutes. Modules that import it use it instead."""
+    def expired(signum, frame):
+        raise TimeoutError("test still running after %d s" % DEADLINE_S)
+    old = signal.signal(signal.SIGALRM, expired)
+    signal.alarm(DEADLINE_S)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, old)
+
 
 @pytest.fixture
 def rules_dir():

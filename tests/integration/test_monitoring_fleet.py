@@ -26,6 +26,7 @@ import pytest
 
 import harness
 import monitoring_stack as ms
+from monitoring_stack import _deadline  # noqa: F401 (fixture: a longer deadline)
 
 HOSTS = 3
 PORT = 9735
@@ -163,7 +164,7 @@ def test_every_host_is_up_under_its_name_on_site_and_global(fleet):
     assert sorted(t["scrapeUrl"] for t in targets) == sorted(
         "http://%s/metrics" % h.target for h in fleet.hosts), targets
     glob.wait_until(lambda: _instances(glob, 'kvmstatd_build_info{cluster="lab", site="site-a"}')
-                    == NAMES, 20.0, what="every host's kvmstatd_build_info on the global")
+                    == NAMES, ms.WAIT_S, what="every host's kvmstatd_build_info on the global")
     assert _instances(glob, 'up{job="kvm"} == 1') == NAMES, glob.why("global up")
     raw = glob.query('count({__name__=~"kvm_.+"})')
     assert not raw, glob.why("raw KVM series federated: %r" % raw)
@@ -205,9 +206,10 @@ def test_vms_of_the_same_name_are_ranked_across_hosts(fleet, demo_vmm_bin, kvm):
         assert [vm.name for vm in h.vmm.vms] == ["web-0"], h.vmm.lines
         harness.wait_for_vms(h.daemon, ["web-0"])
     site, glob = fleet.site, fleet.glob
-    enough = 'count(count_over_time(vm:kvm_vcpu_exits:rate5m{vm="web-0"}[30s]) >= 8) == 3'
+    enough = 'count(count_over_time(vm:kvm_vcpu_exits:rate5m{vm="web-0"}[60s]) >= 5) == 3'
     for prom in (site, glob):
-        prom.wait_until(lambda: prom.query(enough), 40.0, what="8 evaluations of 3 web-0 rates")
+        prom.wait_until(lambda: prom.query(enough), ms.WAIT_S,
+                        what="5 evaluations of the 3 web-0 exit rates")
     top = {p.title: p for p in ms.generate.fleet().panels()}["Top VMs by exit rate"]
     want = [host_name(i) for i in reversed(range(HOSTS))]
     for prom in (site, glob):
@@ -233,7 +235,7 @@ def test_a_stopped_host_is_down_by_name_on_site_and_global(fleet):
     h = fleet.hosts[-1]
     h.daemon.stop()
     site, glob = fleet.site, fleet.glob
-    glob.wait_until(lambda: _instances(glob, 'up{job="kvm"} == 0') == [h.name], 20.0,
+    glob.wait_until(lambda: _instances(glob, 'up{job="kvm"} == 0') == [h.name], ms.WAIT_S,
                     what="%s down on the global Prometheus" % h.name)
     down = {p.title: p for p in ms.generate.fleet().panels()}["Hosts down"]
     (expr, rtype, result), = ms.run_panel(glob, down, VALUES, seconds=2.0)

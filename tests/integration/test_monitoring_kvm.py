@@ -28,7 +28,7 @@ import pytest
 import harness
 import monitoring_stack as ms
 import qemu
-from monitoring_stack import alert_chain, proms, rules_dir  # noqa: F401 (fixtures)
+from monitoring_stack import _deadline, alert_chain, proms, rules_dir  # noqa: F401 (fixtures)
 
 VMS, VCPUS, HZ = 2, 2, 200
 GROUPS = ("kvmstatd.recording", "kvmstatd.exporter", "kvmstatd.vms")
@@ -75,15 +75,15 @@ class Stack:
                                   smp=2, debug=False)
             self.qemu.start()
             self.names.append(name)
-        harness.wait_for_vms(self.daemon, self.names, timeout=15.0)
+        harness.wait_for_vms(self.daemon, self.names, timeout=ms.WAIT_S)
         self.prom = ms.RulesPrometheus([ms.kvm_job(["127.0.0.1:%d" % self.daemon.port])],
                                        rule_files, alertmanager=alertmanager)
         self.prom.start()
         self.prom.wait_targets_up()
         # enough samples of every VM for rates over RATE_INTERVAL
-        want = 'count(count_over_time(kvm_vm_info{vm=~"%s.*"}[10s]) >= 6) == %d' % (
+        want = 'count(count_over_time(kvm_vm_info{vm=~"%s.*"}[20s]) >= 6) == %d' % (
             self.prefix, len(self.names))
-        self.prom.wait_until(lambda: self.prom.query(want), 30.0,
+        self.prom.wait_until(lambda: self.prom.query(want), ms.WAIT_S,
                              what="6 samples of each demo VM")
         self.prom.wait_rules_evaluated(GROUPS)
         return self

@@ -17,7 +17,7 @@ fires and is delivered.
 import pytest
 
 import monitoring_stack as ms
-from monitoring_stack import alert_chain, proms, rules_dir  # noqa: F401 (fixtures)
+from monitoring_stack import _deadline, alert_chain, proms, rules_dir  # noqa: F401 (fixtures)
 
 GROUPS = ("kvmstatd.recording", "kvmstatd.exporter", "kvmstatd.vms")
 # the selector values a Grafana user would have picked: every host
@@ -92,7 +92,7 @@ def test_target_down_without_any_exporter_reaches_alertmanager(proms, rules_dir,
     target = "127.0.0.1:%d" % ms.free_local_port()
     prom = proms([ms.kvm_job([target])], ms.RULE_FILES + [ms.shortened_alerts(rules_dir)],
                  alertmanager=am)
-    prom.wait_until(lambda: prom.query('up{job="kvm"} == 0'), 20.0, what="up == 0")
+    prom.wait_until(lambda: prom.query('up{job="kvm"} == 0'), ms.WAIT_S, what="up == 0")
     ms.wait_alert(prom, "KvmstatdTargetDown", "firing", instance=target, copy="short")
     ms.wait_delivered(hook, am, "KvmstatdTargetDown", instance=target)
 
@@ -109,7 +109,7 @@ def test_a_refused_registration_fires_the_shipped_alert_to_alertmanager(daemon, 
     assert prom.alerts() == [], prom.why(prom.alerts())
     ms.statsfd.send_datagram(daemon.socket, b"not a registration request")
     prom.wait_until(lambda: prom.query(
-        'kvmstatd_registrations_rejected_total{reason="bad_message"} > 0'), 20.0,
+        'kvmstatd_registrations_rejected_total{reason="bad_message"} > 0'), ms.WAIT_S,
         what="the refusal counted")
     alert = ms.wait_alert(prom, "KvmstatdRegistrationsRejected", "firing", reason="bad_message")
     assert alert["labels"]["severity"] == "warning", alert
