@@ -135,6 +135,10 @@ class RulesPrometheus(promserver.PrometheusServer):
     def start(self, timeout=WAIT_S):
         return super().start(timeout)
 
+    def api(self, path, params=None, timeout=WAIT_S / 3):
+        # one query on emulated CPUs under load took longer than promserver's 5 s
+        return super().api(path, params, timeout)
+
     def wait_targets_up(self, timeout=WAIT_S):
         return super().wait_targets_up(timeout)
 
