@@ -61,7 +61,7 @@ endif
 
 .DELETE_ON_ERROR:
 .PHONY: all run check bench bench-bpf bench-smoke install clean deps unit integration lint sanitize format fuzz \
-	layout-check \
+	layout-check state-check \
 	fuzz-replay metrics-doc monitoring monitoring-check
 
 # Which process runs a file is the folder it is in (README "Layout"), and
@@ -223,6 +223,9 @@ $(B)/tests/%: tests/unit/%.c $(DAEMON_OBJ)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(CFLAGS) $(INC_ALL) $(PKG_CFLAGS) -Itests/unit -o $@ $^ $(PKG_LIBS) -lcmocka $(LDLIBS)
 
+# The client library under a fake ioctl() interposer, as inside the shim.
+$(B)/tests/test_client_ioctl: $(CLIENT_OBJ)
+
 deps:
 	$(Q)scripts/install-deps.sh
 
@@ -256,6 +259,8 @@ FUZZ_CFLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=
 SCHEMA_SRC := daemon/worker/schema.c daemon/common/statsid.c daemon/exposition/metric.c \
 	daemon/exposition/help.c util/escape.c daemon/worker/ring.c daemon/worker/source.c \
 	daemon/worker/snapshot.c daemon/worker/statfilter.c daemon/common/pattern.c daemon/exposition/render.c \
+	daemon/exposition/render_page.c daemon/exposition/render_stats.c \
+	daemon/exposition/render_schedstat.c \
 	daemon/common/buf.c daemon/exposition/selfstats.c daemon/common/reject.c \
 	daemon/exposition/render_bpf.c daemon/worker/bpfview.c daemon/exposition/exit_reasons.c
 # One target per tests/fuzz/fuzz_<t>.c: its daemon sources, libraries, libFuzzer options.
@@ -325,6 +330,12 @@ layout-check:
 	$(Q)env $(foreach d,$(LAYOUT_DIRS),INC_$(d)="$(INC_$(d))") scripts/layout-check.sh \
 		"$(CC)" "$(CFLAGS) $(PKG_CFLAGS)" $(LAYOUT_PROBES)
 
+# No hidden state in the worker and its HTTP side (scripts/state-check.sh):
+# every mutable object they define is passed in a context instead.
+STATE_OBJ := $(filter $(B)/daemon/worker/% $(B)/daemon/exposition/%,$(DAEMON_OBJ))
+state-check: $(STATE_OBJ)
+	$(Q)scripts/state-check.sh $(STATE_OBJ)
+
 # monitoring/: regenerate the dashboards and the include profile after
 # editing monitoring/tools/generate.py; monitoring-check runs every static
 # check of the rules, tests, runbooks and dashboards (see check.py).
@@ -336,7 +347,7 @@ monitoring-check: $(B)/kvmstatd
 	$(Q)$(PYTHON) monitoring/tools/check.py --kvmstatd $(B)/kvmstatd --tsc --work $(B)/monitoring-check
 
 check: deps
-	$(Q)$(MAKE) --no-print-directory WERROR=1 all unit layout-check
+	$(Q)$(MAKE) --no-print-directory WERROR=1 all unit layout-check state-check
 	$(Q)$(MAKE) --no-print-directory sanitize fuzz-replay fuzz-smoke
 	$(Q)$(MAKE) --no-print-directory lint
 	$(Q)$(MAKE) --no-print-directory monitoring-check

@@ -460,6 +460,11 @@ static bool is_bcrypt_char(char c)
 	       c == '.' || c == '/';
 }
 
+bool config_schedstat(const struct config *cfg)
+{
+	return strcmp(cfg->bpf, "off") != 0;
+}
+
 bool config_is_bcrypt(const char *s)
 {
 	unsigned cost;

@@ -97,6 +97,14 @@ struct config {
 
 void config_defaults(struct config *cfg);
 
+/*
+ * Whether the vCPU threads' schedstat is read and exported: it belongs to
+ * the exit telemetry's "why is it slow" figures, so [daemon] bpf = off
+ * turns it off too. The one place that decides it: the helper opens the
+ * files by it, the worker's pages show the families by it.
+ */
+bool config_schedstat(const struct config *cfg);
+
 /* True when s has the form of a bcrypt hash ($2a$, $2b$, $2y$; cost 04..31). */
 bool config_is_bcrypt(const char *s);
 

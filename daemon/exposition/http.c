@@ -292,9 +292,9 @@ int http_start(struct http_server **out, const struct http_config *cfg)
 	if (!srv)
 		return -ENOMEM;
 	srv->stats = cfg->stats;
-	srv->tls = webtls_get();
+	srv->tls = webtls_on(cfg->tls) ? cfg->tls : NULL;
 	srv->max_headers = cfg->cfg->max_headers;
-	rc = pagecache_new(&srv->pages, cfg->stats, &cfg->render);
+	rc = pagecache_new(&srv->pages, cfg->snapshots, cfg->stats, cfg->render);
 	if (rc == 0 && cfg->cfg->n_auth_users)
 		rc = webauth_new(&srv->auth, cfg->cfg->auth_users, cfg->cfg->n_auth_users);
 	if (rc == 0)

@@ -22,14 +22,18 @@
 #include "render.h"
 #include "config.h"
 #include "selfstats.h"
+#include "webtls.h"
 
 struct http_server;
 
+/* Everything here is borrowed and must outlive the server. */
 struct http_config {
 	int listen_fd;
-	const struct config *cfg; /* [http], [web], [basic_auth_users]; must outlive the server */
+	const struct config *cfg; /* [http], [basic_auth_users] */
 	struct selfstats *stats;
-	struct render_opts render; /* [metrics]: how pages are shaped */
+	struct snapshot_pub *snapshots;	    /* what the poller publishes */
+	const struct render_config *render; /* [metrics]: how pages are shaped */
+	const struct webtls *tls;	    /* [web] TLS identity; NULL or off: plain HTTP */
 };
 
 int http_start(struct http_server **out, const struct http_config *cfg);

@@ -425,6 +425,7 @@ int helper_run(const struct helper_args *a)
 			    .listen_override = a->listen_override,
 			    .ready_pending = true,
 			    .bpf = a->bpf,
+			    .tls = a->tls,
 			    .reg_fd = a->reg_fd,
 			    .http_fd = a->http_fd,
 			    .uid = a->uid,

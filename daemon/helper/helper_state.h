@@ -20,6 +20,8 @@
 
 enum helper_tag { TAG_CONN = 1, TAG_PROC };
 
+struct webtls; /* the worker side's (webtls.h); the helper only hands it on */
+
 struct conn {
 	enum helper_tag tag; /* first: epoll data points here */
 	int fd;
@@ -68,6 +70,7 @@ struct helper {
 	const char *config_path;
 	const char *listen_override;	 /* --listen, or NULL */
 	const struct bpf_telemetry *bpf; /* exit telemetry maps, handed to each worker */
+	const struct webtls *tls; /* [web] TLS identity, handed to each worker (NULL: none) */
 	int reg_fd, ipc_fd, signal_fd, epoll_fd;
 	int http_fd;	 /* kept for the next worker; never read here */
 	int restart_fd;	 /* timerfd: start a worker again */

@@ -146,7 +146,7 @@ static int load_config(const struct options *o, struct config *cfg)
  * read a key only root can: the files are read into memory here and the
  * worker inherits them (it cannot open files). 0 or -errno, logged.
  */
-static int prepare_web(const struct config *cfg)
+static int prepare_web(const struct config *cfg, struct webtls *tls)
 {
 	char err[512];
 	int rc = 0;
@@ -160,7 +160,7 @@ static int prepare_web(const struct config *cfg)
 			log_err(
 			    "[basic_auth_users] %s: this system's libcrypt cannot check its hash",
 			    cfg->auth_users[i].name);
-	if (rc == 0 && (rc = webtls_load(cfg, err, sizeof(err))) < 0)
+	if (rc == 0 && (rc = webtls_load(tls, cfg, err, sizeof(err))) < 0)
 		log_err("%s", err);
 	if (rc == 0 && cfg->tls_cert_file[0])
 		log_info("HTTPS only: %s or later, client certificates: %s", cfg->tls_min_version,
@@ -315,9 +315,10 @@ static int drop_privileges(const struct config *cfg, const struct helper_args *a
 	return rc;
 }
 
-static int start(struct config *cfg, const struct options *o)
+static int start(struct config *cfg, const struct options *o, const struct webtls *tls)
 {
 	struct helper_args a = { .cfg = cfg,
+				 .tls = tls,
 				 .config_path = o->config_path,
 				 .listen_override = o->listen,
 				 .reg_fd = -1,
@@ -373,18 +374,20 @@ static int start(struct config *cfg, const struct options *o)
 int main(int argc, char **argv)
 {
 	struct options o = { 0 };
+	struct webtls tls = { 0 };
 	struct config cfg;
+	int rc;
 
 	parse_args(argc, argv, &o);
 	log_set_role("helper");
 	log_use_journal(); /* now: it needs a socket, which only start-up may make */
 	if (load_config(&o, &cfg) < 0)
 		return 2;
-	if (prepare_web(&cfg) < 0)
+	if (prepare_web(&cfg, &tls) < 0)
 		return o.check_only ? 2 : 1;
-	if (o.check_only) {
+	if (o.check_only)
 		printf("%s: configuration valid\n", o.config_path);
-		return 0;
-	}
-	return start(&cfg, &o);
+	rc = o.check_only ? 0 : start(&cfg, &o, &tls);
+	webtls_free(&tls);
+	return rc;
 }

@@ -440,6 +440,21 @@ static int take_all(struct schema *s, const uint8_t *buf, const struct kvm_stats
 	return 0;
 }
 
+/* The family headers of st, from the HELP table or its descriptor. */
+static int build_heads(enum stat_scope scope, struct schema_stat *st)
+{
+	const struct help_family f = {
+		.scope = scope,
+		.desc_name = st->desc_name,
+		.family = st->family,
+		.flags = st->flags,
+		.type = st->type,
+		.has_sum = st->sum_index >= 0,
+	};
+
+	return help_build_heads(&f, &st->head_text, &st->head_om);
+}
+
 static int finish_stats(struct schema *s, bool no_histograms)
 {
 	int rc;
@@ -455,7 +470,7 @@ static int finish_stats(struct schema *s, bool no_histograms)
 	pair_sums(s);
 	rc = drop_collisions(s);
 	for (size_t i = 0; rc == 0 && i < s->n_stats; i++)
-		rc = help_build_heads(s->scope, &s->stats[i]);
+		rc = build_heads(s->scope, &s->stats[i]);
 	for (size_t i = 0; rc == 0 && i < s->n_stats; i++)
 		rc = build_pieces(&s->stats[i]);
 	return rc;

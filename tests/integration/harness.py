@@ -257,6 +257,17 @@ def parse_exposition(text, le_key=None):
 BPF_ON = {("daemon", "bpf"): "auto"}
 
 
+def require_bpf(d):
+    """The exit telemetry must load on every kernel the suite runs on (the
+    host's, the lab's): where it did not, fail with the daemon's reason
+    rather than skip, or a broken BPF object would pass unseen."""
+    if parse_exposition(d.get().text).value("kvmstatd_bpf_enabled") != 1:
+        pytest.fail("the exit telemetry did not load: %s"
+                    % (" / ".join(d.log_lines("exit telemetry")) or "no reason logged"),
+                    pytrace=False)
+    return d
+
+
 def write_config(path, socket_path, port, user, overrides=None):
     sections = {
         # Exit telemetry adds families the stats-fd tests do not predict and

@@ -18,9 +18,7 @@ def _start(daemon_factory, overrides):
     ov = dict(harness.BPF_ON)
     ov.update(overrides or {})
     d = daemon_factory(ov)
-    if harness.parse_exposition(d.get().text).value("kvmstatd_bpf_enabled") != 1:
-        pytest.skip("exit telemetry did not load here")
-    return d
+    return harness.require_bpf(d)
 
 
 def _reasons(expo, vm):

@@ -22,10 +22,7 @@ _EXITS = re.compile(r"EXITS name=(\S+) vcpu=(\d+) io=(\d+) hlt=(\d+) intr=(\d+) 
 @pytest.fixture
 def bpf_daemon(daemon_factory, kvm):
     d = daemon_factory(harness.BPF_ON)
-    if harness.parse_exposition(d.get().text).value("kvmstatd_bpf_enabled") != 1:
-        pytest.skip("exit telemetry did not load here: %s"
-                    % " / ".join(d.log_lines("exit telemetry")) or "no reason logged")
-    return d
+    return harness.require_bpf(d)
 
 
 def stop_and_count(vmm):

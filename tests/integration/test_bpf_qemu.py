@@ -9,7 +9,6 @@ seen the same exits."""
 
 import os
 import re
-import shutil
 import time
 
 import pytest
@@ -70,9 +69,7 @@ def test_qemu_userspace_exits_equal_the_kernels_tracepoint(daemon_factory, kvm, 
     if qemu.qemu_usable():
         pytest.skip(qemu.qemu_usable())
     d = daemon_factory(harness.BPF_ON)
-    if harness.parse_exposition(d.get().text).value("kvmstatd_bpf_enabled") != 1:
-        pytest.skip("exit telemetry did not load here: %s"
-                    % " / ".join(d.log_lines("exit telemetry")) or "no reason logged")
+    harness.require_bpf(d)
     _write(trace_instance + "/events/kvm/kvm_userspace_exit/enable", "1")
     vm = qemu.Qemu(d.socket, name_args=("-name", "guest=bpfqemu,debug-threads=on"), smp=1,
                    debug=False).start()

@@ -19,10 +19,7 @@ import harness
 @pytest.fixture
 def bpf_daemon(daemon_factory, kvm):
     d = daemon_factory(harness.BPF_ON)
-    if harness.parse_exposition(d.get().text).value("kvmstatd_bpf_enabled") != 1:
-        pytest.skip("exit telemetry did not load here: %s"
-                    % " / ".join(d.log_lines("exit telemetry")))
-    return d
+    return harness.require_bpf(d)
 
 
 def helper_links(pid):

@@ -73,7 +73,9 @@ def worker_of(pid):
 
 
 def scrape():
-    return harness.parse_exposition(harness.http("http://127.0.0.1:%d" % PORT).text)
+    r = harness.http("http://127.0.0.1:%d" % PORT, "/metrics")
+    assert r.status == 200, r.status
+    return harness.parse_exposition(r.text)
 
 
 def wait_active_with_new_pid(old, timeout):
@@ -145,6 +147,18 @@ def test_both_sockets_arrive_named_and_the_service_is_ready(vmm):
     assert any("socket from the service manager" in m for m in lines), lines[-20:]
     assert show("Type") == "notify" and show("SubState") == "running"
     assert harness.vm_infos(scrape(), vm=vmm.vms[0].name)
+
+
+def test_exit_telemetry_loads_under_the_shipped_unit(vmm):
+    """The unit's capability bounding set is enough for libbpf to load the
+    object against KVM's module BTF (Debian's kvm_amd is a module)."""
+    expo = scrape()
+    why = [e["MESSAGE"] for e in journal() if "exit telemetry" in e["MESSAGE"]]
+    assert expo.value("kvmstatd_bpf_enabled") == 1, why
+    name = vmm.vms[0].name
+    harness.wait_until(
+        lambda: scrape().total("kvm_vcpu_exits_by_reason_total", vm=name) > 0, 30,
+        interval=0.2, what="hardware exits counted by reason")
 
 
 def test_reload_keeps_every_vm_and_the_counters_rise(vmm):

@@ -245,6 +245,28 @@ static void test_later_keys_override_earlier_ones(void **state)
 	assert_int_equal(c.interval_ms, 30);
 }
 
+static void test_schedstat_follows_the_bpf_key_and_only_off_stops_it(void **state)
+{
+	static const struct {
+		const char *text;
+		bool on;
+	} cases[] = {
+		{ "", true },
+		{ "[daemon]\nbpf = auto\n", true },
+		{ "[daemon]\nbpf = on\n", true },
+		{ "[daemon]\nbpf = off\n", false },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct config c;
+
+		config_defaults(&c);
+		assert_ok(cases[i].text, &c);
+		assert_int_equal(config_schedstat(&c), cases[i].on);
+	}
+}
+
 static void test_semicolon_inside_a_value_is_kept(void **state)
 {
 	struct config c;
@@ -1017,6 +1039,7 @@ int main(void)
 		cmocka_unit_test(test_valid_file_sets_every_key),
 		cmocka_unit_test(test_empty_file_keeps_the_defaults),
 		cmocka_unit_test(test_later_keys_override_earlier_ones),
+		cmocka_unit_test(test_schedstat_follows_the_bpf_key_and_only_off_stops_it),
 		cmocka_unit_test(test_semicolon_inside_a_value_is_kept),
 		cmocka_unit_test(test_unknown_key_names_line_and_key),
 		cmocka_unit_test(test_out_of_range_names_line_key_and_allowed_range),
