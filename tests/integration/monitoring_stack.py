@@ -11,8 +11,13 @@ Webhook().start() - collects every notification POSTed to it (.alerts()).
 shortened_alerts(dir) - a copy of the shipped alerts with `for:` cut to
     FOR_S seconds (the expressions untouched) and a label copy="short", so
     a test can see an alert fire without waiting the production minutes.
-panel_checks(...) - every dashboard panel's queries over the last seconds,
-    and what each returned.
+panels(), run_panel(prom, panel, values), panel_problems(panel, results) -
+    every dashboard panel; its queries, variables substituted, over the
+    last seconds; what is wrong with what they returned for that kind of
+    panel.
+wait_samples, wait_alert, wait_delivered - polls with WAIT_S bounds.
+Fixtures for the test modules: rules_dir, alert_chain (webhook and
+Alertmanager), proms (RulesPrometheus factory), _deadline (a longer one).
 """
 
 import http.server
