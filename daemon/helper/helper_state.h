@@ -13,7 +13,9 @@
 
 #include "bpfload.h"
 #include "config.h"
+#include "fdcheck.h"
 #include "ipc.h"
+#include "logbudget.h"
 #include "policy.h"
 #include "reject.h"
 #include "kvmstat_proto.h"
@@ -95,9 +97,13 @@ struct helper {
 	unsigned heartbeat_ms;
 	uint32_t status_vms, status_vcpus; /* as systemd last heard */
 	struct policy *policy;
-	bool accept_paused; /* out of fds: the listening socket is out of epoll */
+	/* fdcheck_stats_fd: what a registered fd must pass (a fuzzer may
+	 * stand in for the kernel here) */
+	int (*check_fd)(int fd, enum fd_kind kind, struct fdcheck_result *res);
+	struct logbudget refusal_log; /* refusals' log lines (a peer may make many) */
+	bool accept_paused;	      /* out of fds: the listening socket is out of epoll */
 	char tag_reg, tag_signal, tag_ipc, tag_restart, tag_discover;
-	struct conn *conns[256];
+	struct conn *conns[POLICY_MAX_CONNS];
 	size_t n_conns;
 	struct hproc **procs;
 	size_t n_procs;
@@ -159,8 +165,19 @@ void helper_refund(struct helper *h, uid_t uid, size_t n_fds);
 void helper_discover(struct helper *h);
 void helper_schedule_discovery(struct helper *h, unsigned delay_ms);
 
-/* Read and answer one request; < 0 means: close this connection. */
+/*
+ * Read and answer one request; < 0 means: close this connection. Every fd
+ * the datagram carried is closed before it returns, whatever the verdict
+ * (a datagram of no bytes with fds is a refused request, not a hang-up).
+ */
 int helper_serve_request(struct helper *h, struct conn *c);
+
+/* One reply (kvmstat_proto.h) on fd, without blocking; why: a refusal's. */
+void helper_send_reply(int fd, uint32_t seq, int status, unsigned accepted, const char *why);
+
+/* Log a refusal of peer pid/uid, at most as often as h->refusal_log lets. */
+void helper_log_refusal(struct helper *h, pid_t pid, uid_t uid, enum reject_reason reason,
+			const char *why);
 
 int helper_watch_proc(struct helper *h, struct hproc *p);
 void helper_forget_proc(struct helper *h, struct hproc *p);

@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <grp.h>
 #include <limits.h>
 #include <microhttpd.h>
 #include <signal.h>
@@ -315,6 +316,32 @@ static int drop_privileges(const struct config *cfg, const struct helper_args *a
 	return rc;
 }
 
+/*
+ * The accounts the configuration names must exist: [daemon] user, and
+ * [registration] socket_group when set. Checked by --check-config too, so
+ * that a file it calls valid does not stop the start. 0 or -errno, logged.
+ */
+static int lookup_accounts(const struct config *cfg, uid_t *uid, gid_t *gid)
+{
+	struct group gr, *res = NULL;
+	char buf[4096];
+	int rc;
+
+	if ((rc = privdrop_lookup(cfg->user, uid, gid)) < 0) {
+		log_err(
+		    "user \"%s\" (config [daemon] user): %s; create it with scripts/create-user.sh",
+		    cfg->user, rc == -ENOENT ? "no such user" : strerror(-rc));
+		return rc;
+	}
+	if (cfg->socket_group[0] &&
+	    (getgrnam_r(cfg->socket_group, &gr, buf, sizeof(buf), &res) != 0 || !res)) {
+		log_err("group \"%s\" (config [registration] socket_group): no such group",
+			cfg->socket_group);
+		return -ENOENT;
+	}
+	return 0;
+}
+
 static int start(struct config *cfg, const struct options *o, const struct webtls *tls)
 {
 	struct helper_args a = { .cfg = cfg,
@@ -328,12 +355,8 @@ static int start(struct config *cfg, const struct options *o, const struct webtl
 	char err[256] = "";
 	int rc;
 
-	if ((rc = privdrop_lookup(cfg->user, &a.uid, &a.gid)) < 0) {
-		log_err(
-		    "user \"%s\" (config [daemon] user): %s; create it with scripts/create-user.sh",
-		    cfg->user, rc == -ENOENT ? "no such user" : strerror(-rc));
+	if (lookup_accounts(cfg, &a.uid, &a.gid) < 0)
 		return 1;
-	}
 	fit_fd_limit(cfg);
 	if ((rc = fdcheck_init()) < 0) {
 		log_err("cannot make an eventfd to recognise anonymous inodes: %s", strerror(-rc));
@@ -385,9 +408,14 @@ int main(int argc, char **argv)
 		return 2;
 	if (prepare_web(&cfg, &tls) < 0)
 		return o.check_only ? 2 : 1;
-	if (o.check_only)
+	if (!o.check_only)
+		rc = start(&cfg, &o, &tls);
+	else if (lookup_accounts(&cfg, &(uid_t){ 0 }, &(gid_t){ 0 }) < 0)
+		rc = 2;
+	else {
 		printf("%s: configuration valid\n", o.config_path);
-	rc = o.check_only ? 0 : start(&cfg, &o, &tls);
+		rc = 0;
+	}
 	webtls_free(&tls);
 	return rc;
 }

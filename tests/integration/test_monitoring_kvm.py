@@ -28,7 +28,7 @@ import pytest
 import harness
 import monitoring_stack as ms
 import qemu
-from monitoring_stack import _deadline, alert_chain, proms, rules_dir  # noqa: F401 (fixtures)
+from monitoring_stack import _deadline, alert_chain, rules_dir  # noqa: F401 (fixtures)
 
 VMS, VCPUS, HZ = 2, 2, 200
 GROUPS = ("kvmstatd.recording", "kvmstatd.exporter", "kvmstatd.vms")
