@@ -429,7 +429,10 @@ class Daemon:
         def back():
             held = VM_HELD_FDS if self._holds_vms() else ()
             worker = self._live_worker()
-            h = fd_tally(self.proc.pid, held)
+            # while it serves VMs, the helper also keeps each registered
+            # VMM's connection open (it answers on it): sockets then count
+            # only where no VM is held
+            h = fd_tally(self.proc.pid, held + (("socket:",) if held else ()))
             w = fd_tally(worker, ("socket:",) + held) if worker else None
             state.update(helper=h, worker=w)
             return w is not None and len(h) <= len(base_h) and len(w) <= len(base_w)
