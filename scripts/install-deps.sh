@@ -11,8 +11,10 @@ BUILD="gcc make pkg-config libbpf-dev bpftool clang llvm libmicrohttpd-dev libin
 # parsers, promtool, curl; openssl makes the TLS tests' certificates), linters
 # systemd: systemd-socket-activate and systemd-analyze for the unit tests
 TEST="systemd libcmocka-dev python3 python3-pytest python3-prometheus-client prometheus curl openssl cppcheck clang-format"
-# benchmarks (QEMU as a peer to compare against) and fuzzing (clang, libFuzzer)
-BENCH="qemu-system-x86 clang"
+# benchmarks (QEMU as a peer to compare against) and fuzzing (clang, libFuzzer);
+# the lab (tests/lab/: a guest with nested KVM under QEMU where /dev/kvm is
+# missing) also needs debootstrap and mkfs.ext4 -d
+BENCH="qemu-system-x86 clang debootstrap e2fsprogs"
 
 missing=""
 for p in $BUILD $TEST $BENCH; do

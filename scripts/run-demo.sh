@@ -27,13 +27,19 @@ cleanup() {
 }
 trap cleanup INT TERM EXIT
 if [ -r /dev/kvm ] && [ -w /dev/kvm ]; then
-	"$B/kvmstat-demo-vmm" --vms "$VMS" --vcpus "$VCPUS" --wait-seconds 10 &
+	# an upper bound: under emulation (the lab) the daemon takes seconds to start
+	"$B/kvmstat-demo-vmm" --vms "$VMS" --vcpus "$VCPUS" --wait-seconds 60 &
 	VMM=$!
 	echo "run-demo: $VMS VMs x $VCPUS vCPUs registering; try: curl http://localhost:9735/metrics"
 	QEMU=$(command -v qemu-system-x86_64 || true)
 	if [ "${DEMO_QEMU:-1}" != 0 ] && [ -n "$QEMU" ]; then
 		# no disk: the firmware runs, finds nothing to boot and waits; a real VM
-		sleep 1 # the socket exists once the daemon is up
+		# the shim registers at once: wait for the daemon's socket (at most 60 s)
+		i=0
+		while [ ! -S /run/kvmstatd/register.sock ] && [ $i -lt 600 ]; do
+			sleep 0.1
+			i=$((i + 1))
+		done
 		LD_PRELOAD="$PWD/$B/libkvmstat-preload.so" \
 			"$QEMU" -accel kvm -smp 2 -m 64 -display none -nodefaults -no-user-config \
 			-name guest=qemu-demo -serial none -monitor none &

@@ -7,6 +7,11 @@ missing build is a broken build. Tests that need a usable /dev/kvm skip with
 
 Run: /usr/bin/python3 -m pytest tests/integration
 KVMSTATD_BUILD_DIR=DIR runs it against the binaries in DIR instead of build/.
+Tests marked `lab` run only in the lab guest (LAB_GUEST=1).
+KVMSTATD_NO_SKIP=1 (set by .ci/run) turns every skip for want of KVM, root
+or the lab into a failure: CI cannot pass by skipping. At the end, one line says
+where the KVM tests ran (host, or the lab guest of tests/lab/) and how
+they ended.
 Every test ends with the fds of the daemons it used back at their baseline
 (_no_fd_leaks here, Daemon.stop in harness.py).
 Modules: statsfd.py is the independent stats-fd reader (the oracle) and the
@@ -14,6 +19,7 @@ raw registration client; harness.py starts and checks the processes.
 """
 
 import os
+import platform
 import signal
 
 import pytest
@@ -66,17 +72,30 @@ def demo_vmm_bin():
     return _require_binary(harness.DEMO_VMM)
 
 
+SKIP_NEEDS_ROOT = "needs root: "
+SKIP_NO_KVM = "no usable /dev/kvm: "
+SKIP_NEEDS_LAB = "runs only in the lab guest: "
+
+
+def pytest_runtest_setup(item):
+    """Tests marked `lab` change the machine (make install, units) or need
+    systemd as PID 1: only in the lab guest (tests/lab/), which sets
+    LAB_GUEST=1. tests/lab/integration runs them there on every machine."""
+    if item.get_closest_marker("lab") and os.environ.get("LAB_GUEST") != "1":
+        pytest.skip(SKIP_NEEDS_LAB + "it changes the machine or needs systemd as PID 1")
+
+
 @pytest.fixture(scope="session")
 def root():
     if os.geteuid() != 0:
-        pytest.skip("needs root: kvmstatd's helper is privileged and changes user")
+        pytest.skip(SKIP_NEEDS_ROOT + "kvmstatd's helper is privileged and changes user")
 
 
 @pytest.fixture(scope="session")
 def kvm():
     why = statsfd.kvm_usable()
     if why:
-        pytest.skip("no usable /dev/kvm: " + why)
+        pytest.skip(SKIP_NO_KVM + why)
 
 
 @pytest.fixture
@@ -123,3 +142,59 @@ def demo_vmm(demo_vmm_bin, kvm):
     yield make
     for v in reversed(made):
         v.stop()
+
+
+def _no_skip():
+    return os.environ.get("KVMSTATD_NO_SKIP", "0") not in ("", "0")
+
+
+def _skip_reason(report):
+    if isinstance(report.longrepr, tuple) and len(report.longrepr) == 3:
+        return str(report.longrepr[2])
+    return str(report.longrepr)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Under KVMSTATD_NO_SKIP, a skip for want of KVM, root or the lab fails."""
+    outcome = yield
+    report = outcome.get_result()
+    if not (report.skipped and _no_skip()):
+        return
+    reason = _skip_reason(report)
+    if any(s in reason for s in (SKIP_NO_KVM, SKIP_NEEDS_ROOT, SKIP_NEEDS_LAB)):
+        report.outcome = "failed"
+        report.longrepr = ("KVMSTATD_NO_SKIP is set, so this skip fails: %s\n"
+                           "(make check runs such tests in the lab: tests/lab/README.md)" % reason)
+
+
+def _needs_kvm(item):
+    return "kvm" in getattr(item, "fixturenames", ())
+
+
+def pytest_terminal_summary(terminalreporter):
+    """One line: where the KVM tests ran and how they ended."""
+    if terminalreporter.config.option.collectonly or not terminalreporter.config._kvm_items:
+        return
+    counts = {}
+    for outcome in ("passed", "failed", "error", "skipped"):
+        for report in terminalreporter.stats.get(outcome, []):
+            item = terminalreporter.config._kvm_items.get(report.nodeid)
+            if item is None or (report.when != "call" and outcome == "passed"):
+                continue
+            counts[report.nodeid] = outcome
+    total = {o: 0 for o in ("passed", "failed", "error", "skipped")}
+    for outcome in counts.values():
+        total[outcome] += 1
+    if os.environ.get("LAB_GUEST") == "1":
+        where = "in the lab (Debian 12 guest, kernel %s, nested KVM under TCG)" % platform.release()
+    else:
+        where = "on this host (kernel %s)" % platform.release()
+    terminalreporter.write_line(
+        "KVM tests ran %s: %d passed, %d failed, %d errors, %d skipped (of %d)"
+        % (where, total["passed"], total["failed"], total["error"], total["skipped"],
+           len(terminalreporter.config._kvm_items)))
+
+
+def pytest_collection_modifyitems(config, items):
+    config._kvm_items = {item.nodeid: item for item in items if _needs_kvm(item)}

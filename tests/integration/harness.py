@@ -364,7 +364,9 @@ class Daemon:
                                      stderr=subprocess.STDOUT, close_fds=True)
         return self
 
-    def start(self, timeout=10.0):
+    def start(self, timeout=30.0):
+        # a deadline against a daemon that never gets ready, not a figure:
+        # under emulation (the lab) a start takes seconds
         self.launch()
         deadline = time.monotonic() + timeout
         while True:

@@ -32,6 +32,9 @@ import pytest
 import harness
 import statsfd
 
+# only in the lab guest (conftest.py skips it elsewhere)
+pytestmark = pytest.mark.lab
+
 UNIT = "kvmstatd.service"
 SOCKETS = ("kvmstatd.socket", "kvmstatd-register.socket")
 REGISTER_SOCK = "/run/kvmstatd/register.sock"
