@@ -19,6 +19,7 @@ SYSCONFDIR ?= /etc
 UNITDIR ?= $(PREFIX)/lib/systemd/system
 SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
 TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
+MONITORINGDIR ?= $(PREFIX)/share/kvmstatd/monitoring
 DESTDIR ?=
 
 VERSION := 0.1.0
@@ -71,7 +72,7 @@ endif
 .DELETE_ON_ERROR:
 .PHONY: all run check bench bench-bpf bench-http bench-smoke install clean deps unit integration lint sanitize format fuzz \
 	layout-check state-check coverage cycles \
-	fuzz-replay metrics-doc FORCE
+	fuzz-replay metrics-doc FORCE monitoring monitoring-check
 
 # Which process runs a file is the folder it is in (README "Layout"), and
 # each folder compiles with only the include paths it may use, so that a
@@ -426,10 +427,21 @@ STATE_OBJ := $(filter $(B)/daemon/worker/% $(B)/daemon/exposition/%,$(DAEMON_OBJ
 state-check: $(STATE_OBJ)
 	$(Q)scripts/state-check.sh $(STATE_OBJ)
 
+# monitoring/: regenerate the dashboards and the include profile after
+# editing monitoring/tools/generate.py; monitoring-check runs every static
+# check of the rules, tests, runbooks and dashboards (see check.py).
+monitoring:
+	$(Q)$(PYTHON) monitoring/tools/generate.py
+
+monitoring-check: $(B)/kvmstatd
+	$(Q)scripts/install-npm-deps.sh
+	$(Q)$(PYTHON) monitoring/tools/check.py --kvmstatd $(B)/kvmstatd --tsc --work $(B)/monitoring-check
+
 check: deps
 	$(Q)$(MAKE) --no-print-directory WERROR=1 all unit layout-check state-check
 	$(Q)$(MAKE) --no-print-directory sanitize fuzz-replay fuzz-smoke
 	$(Q)$(MAKE) --no-print-directory lint
+	$(Q)$(MAKE) --no-print-directory monitoring-check
 	$(Q)$(MAKE) --no-print-directory WERROR=1 integration
 	$(Q)$(MAKE) --no-print-directory bench-smoke
 
@@ -489,6 +501,14 @@ install: all
 	$(SUBST) systemd/kvmstatd.tmpfiles.in >$(DESTDIR)$(TMPFILESDIR)/kvmstatd.conf
 	install -m 0644 systemd/kvmstatd.socket systemd/kvmstatd-register.socket $(DESTDIR)$(UNITDIR)/
 	install -m 0644 systemd/kvmstatd.sysusers $(DESTDIR)$(SYSUSERSDIR)/kvmstatd.conf
+	@# rules, alerts, runbooks, dashboards and the include profile
+	install -d $(DESTDIR)$(MONITORINGDIR)/rules $(DESTDIR)$(MONITORINGDIR)/runbooks \
+		$(DESTDIR)$(MONITORINGDIR)/dashboards $(DESTDIR)$(MONITORINGDIR)/tests
+	install -m 0644 monitoring/rules/*.rules.yml $(DESTDIR)$(MONITORINGDIR)/rules/
+	install -m 0644 monitoring/runbooks/*.md $(DESTDIR)$(MONITORINGDIR)/runbooks/
+	install -m 0644 monitoring/dashboards/*.json $(DESTDIR)$(MONITORINGDIR)/dashboards/
+	install -m 0644 monitoring/tests/rules.test.yml $(DESTDIR)$(MONITORINGDIR)/tests/
+	install -m 0644 monitoring/kvmstatd-include.ini monitoring/README.md $(DESTDIR)$(MONITORINGDIR)/
 	@# on this host, as root: the user, then the file modes tmpfiles.d asks for
 	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ]; then \
 		scripts/create-user.sh && \
