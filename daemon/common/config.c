@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "pattern.h"
+#include "reason.h"
 
 enum key_kind { KEY_STR, KEY_UINT, KEY_OCTAL, KEY_BOOL, KEY_LIST };
 
@@ -205,6 +206,8 @@ static const struct key_def keys[] = {
 	BOOL("discovery", "borrow", discovery_borrow),
 	UINT("poll", "interval_ms", interval_ms, 10, 3600000),
 	UINT("poll", "ring_slots", ring_slots, 2, 64),
+	UINT("poll", "history_s", history_s, 0, 3600),
+	UINT("poll", "history_max_mib", history_max_mib, 1, 1048576),
 	UINT("poll", "exit_grace_ms", exit_grace_ms, 0, 86400000),
 	STRC("http", "listen", listen, check_listen),
 	UINT("http", "max_connections", max_connections, 1, 1024),
@@ -222,6 +225,11 @@ static const struct key_def keys[] = {
 	UINT("http", "threads", threads, 1, 16),
 	UINT("http", "max_headers", max_headers, 1, 1024),
 	UINT("http", "max_request_bytes", max_request_bytes, 4096, 1048576),
+	UINT("http", "request_timeout_s", request_timeout_s, 1, 3600),
+	UINT("http", "max_query_args", max_query_args, 1, 1024),
+	UINT("http", "auth_fail_limit", auth_fail_limit, 0, 1000000),
+	UINT("http", "auth_fail_window_s", auth_fail_window_s, 1, 86400),
+	UINT("http", "auth_cache_s", auth_cache_s, 1, 86400),
 	STRC("web", "tls_cert_file", tls_cert_file, check_empty_or_absolute),
 	STRC("web", "tls_key_file", tls_key_file, check_empty_or_absolute),
 	STRC("web", "tls_min_version", tls_min_version, check_tls_version),
@@ -281,6 +289,8 @@ void config_defaults(struct config *cfg)
 	cfg->bpf_slots = 4096;
 	cfg->interval_ms = 1000;
 	cfg->ring_slots = 4;
+	cfg->history_s = 60;
+	cfg->history_max_mib = 512;
 	cfg->exit_grace_ms = 30000;
 	snprintf(cfg->listen, sizeof(cfg->listen), ":9735");
 	cfg->max_connections = 64;
@@ -292,9 +302,28 @@ void config_defaults(struct config *cfg)
 	cfg->threads = 2;
 	cfg->max_headers = 64;
 	cfg->max_request_bytes = 32768;
+	cfg->request_timeout_s = 10;
+	cfg->max_query_args = 16;
+	cfg->auth_fail_limit = 5;
+	cfg->auth_fail_window_s = 60;
+	cfg->auth_cache_s = 300;
 	snprintf(cfg->tls_min_version, sizeof(cfg->tls_min_version), "TLS12");
 	snprintf(cfg->tls_client_auth_type, sizeof(cfg->tls_client_auth_type), "NoClientCert");
 	cfg->client_auth = CLIENT_AUTH_NONE;
+}
+
+unsigned config_history_slots(const struct config *cfg)
+{
+	uint64_t samples;
+	unsigned slots = 0;
+
+	if (cfg->history_s && cfg->interval_ms) {
+		samples =
+		    ((uint64_t)cfg->history_s * 1000 + cfg->interval_ms - 1) / cfg->interval_ms;
+		slots = samples + 2 > CONFIG_HISTORY_SLOTS_MAX ? CONFIG_HISTORY_SLOTS_MAX
+							       : (unsigned)samples + 2;
+	}
+	return slots;
 }
 
 static int parse_number(const char *v, int base, unsigned long *out)
@@ -598,7 +627,7 @@ static void fail_at(struct load_ctx *ctx, const char *fmt, ...)
 		return;
 	ctx->failed = ctx->lineno;
 	va_start(ap, fmt);
-	vsnprintf(ctx->err, ctx->err_size, fmt, ap);
+	reason_vset(ctx->err, ctx->err_size, -EINVAL, fmt, ap);
 	va_end(ap);
 }
 

@@ -61,6 +61,8 @@ struct config {
 	unsigned bpf_slots;	       /* vCPU threads the BPF maps hold at once */
 	unsigned interval_ms;
 	unsigned ring_slots;
+	unsigned history_s;	  /* seconds of samples kept for rates and sparklines; 0: none */
+	unsigned history_max_mib; /* all histories together; past it, sources get none */
 	unsigned exit_grace_ms;
 	char listen[CONFIG_STR_MAX];
 	unsigned max_connections;
@@ -80,6 +82,11 @@ struct config {
 	unsigned threads;		 /* HTTP threads (a pool when > 1) */
 	unsigned max_headers;		 /* more request headers: 431 */
 	unsigned max_request_bytes;	 /* memory per connection: request line + headers */
+	unsigned request_timeout_s;	 /* a whole request, accept to the end of the answer */
+	unsigned max_query_args;	 /* more query arguments: 414 */
+	unsigned auth_fail_limit;	 /* failed password checks per client and window; 0: any */
+	unsigned auth_fail_window_s;
+	unsigned auth_cache_s; /* how long a successful user/password is remembered */
 	/* [web], after the Prometheus exporter-toolkit's web configuration */
 	char tls_cert_file[CONFIG_PATH_MAX]; /* empty: plain HTTP */
 	char tls_key_file[CONFIG_PATH_MAX];
@@ -99,6 +106,16 @@ struct config {
 #define CONFIG_FD_RESERVE 256u
 
 void config_defaults(struct config *cfg);
+
+/* Most samples one history keeps, whatever history_s / interval_ms asks. */
+#define CONFIG_HISTORY_SLOTS_MAX 4096u
+
+/*
+ * Slots of each source's history: history_s of samples at interval_ms, the
+ * newest and one the writer may be filling included; 0 when history_s is
+ * 0. At most CONFIG_HISTORY_SLOTS_MAX.
+ */
+unsigned config_history_slots(const struct config *cfg);
 
 /*
  * Whether the vCPU threads' schedstat is read and exported: it belongs to

@@ -2,8 +2,9 @@
 /*
  * http - the exporter: libmicrohttpd on a listening socket it is given.
  *
- * GET/HEAD only (405 otherwise, with Allow), /metrics, / and /-/healthy
- * (404 otherwise). Bounded: connections in all and per client address,
+ * GET/HEAD only (405 otherwise, with Allow), /metrics, /-/healthy, and
+ * the JSON API (/api/) and the live page (/) through api_http.h (404
+ * otherwise). Bounded: connections in all and per client address,
  * idle timeout, memory per connection (which bounds the request line and
  * headers) and the number of headers (431). A small pool of threads
  * ([http] threads), so that one slow client or one bcrypt check does not

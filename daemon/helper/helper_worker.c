@@ -16,7 +16,6 @@
 #include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <sys/timerfd.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -29,66 +28,34 @@
 #include "journal.h"
 #include "log.h"
 #include "privdrop.h"
-#include "sandbox.h"
-#include "worker.h"
+#include "workerexec.h"
 
 #define RESTART_DELAY_MS 300
 #define CRASH_WINDOW_NS (60ull * 1000000000ull)
 
-/* Close every fd but 0-2 and keep[0..n) (ascending, -1 for none). */
-static void close_all_but(const int *keep, size_t n)
-{
-	unsigned from = 3;
-
-	for (size_t i = 0; i < n; i++) {
-		if (keep[i] < (int)from)
-			continue;
-		if ((unsigned)keep[i] > from)
-			syscall(SYS_close_range, from, (unsigned)keep[i] - 1, 0u);
-		from = (unsigned)keep[i] + 1;
-	}
-	syscall(SYS_close_range, from, ~0u, 0u);
-}
-
-static void sort3(int *a)
-{
-	for (int i = 0; i < 2; i++)
-		for (int j = 0; j < 2 - i; j++)
-			if (a[j] > a[j + 1]) {
-				int t = a[j];
-
-				a[j] = a[j + 1];
-				a[j + 1] = t;
-			}
-}
-
-/* The child: nothing of the helper's, no capabilities, the sandbox, then work. */
+/*
+ * The child: no capabilities, no_new_privs, the parent-death signal, then
+ * the worker program (workerexec.h), which enters its sandbox itself. Nothing
+ * of the helper's memory or fds but the channel crosses the exec.
+ */
 static void __attribute__((noreturn)) become_worker(struct helper *h, pid_t parent, int ipc_fd)
 {
-	/* the journal's socket (or -1): the worker cannot open one */
-	int keep[3] = { ipc_fd, h->http_fd, journal_fd() }, rc;
+	int rc;
 
-	sort3(keep);
-	close_all_but(keep, 3);
-	fdpass_set_closer(NULL); /* the helper's closing thread is not ours */
-	log_set_role("worker");
 	prctl(PR_SET_NAME, "kvmstatd-worker", 0, 0, 0);
 	rc = privdrop_to(h->uid, h->gid);
 	if (rc < 0) {
-		log_err("cannot drop privileges to %s: %s", h->cfg->user, strerror(-rc));
+		log_err("worker: cannot drop privileges to %s: %s", h->cfg->user, strerror(-rc));
 		_exit(1);
 	}
-	/* after the drop: changing credentials clears the death signal */
+	/* after the drop: changing credentials clears the death signal; an
+	 * exec of a file without set-id bits or capabilities keeps it */
 	prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0);
 	if (getppid() != parent)
 		_exit(1);
-	if (h->cfg->sandbox && (rc = sandbox_enter()) < 0) {
-		log_err("cannot enter the sandbox: %s", strerror(-rc));
-		_exit(1);
-	}
-	if (h->sandbox_selftest && sandbox_selftest() != 0)
-		_exit(1);
-	_exit(worker_run(h->cfg, h->tls, ipc_fd, h->http_fd));
+	rc = workerexec_run(h->prog, ipc_fd, NULL);
+	log_err("worker: cannot run %s: %s", h->prog->path, strerror(-rc));
+	_exit(1);
 }
 
 /* Reap the worker within timeout_ms; true once it is gone. */
@@ -144,7 +111,7 @@ int helper_send_totals(struct helper *h)
 	return fdpass_send(h->ipc_fd, &m, sizeof(m), NULL, 0);
 }
 
-int helper_send_bpf(struct helper *h)
+static int send_bpf(struct helper *h)
 {
 	struct ipc_bpf_maps m = { .hdr = { IPC_BPF_MAPS, sizeof(m) } };
 	int fds[2];
@@ -158,7 +125,7 @@ int helper_send_bpf(struct helper *h)
 	return fdpass_send(h->ipc_fd, &m, sizeof(m), fds, 2);
 }
 
-int helper_send_vcpus(struct helper *h, const struct hvm *vm, unsigned first, uint64_t created_ns)
+static int send_vcpus(struct helper *h, const struct hvm *vm, unsigned first, uint64_t created_ns)
 {
 	struct ipc_add_vcpus m = { .hdr = { IPC_ADD_VCPUS, sizeof(m) } };
 	int rc = 0;
@@ -180,7 +147,7 @@ int helper_send_vcpus(struct helper *h, const struct hvm *vm, unsigned first, ui
 	return rc;
 }
 
-int helper_send_vm(struct helper *h, const struct hvm *vm)
+static int send_vm(struct helper *h, const struct hvm *vm)
 {
 	struct ipc_add_vm m = { .hdr = { IPC_ADD_VM, sizeof(m) } };
 	int fds[2 + IPC_MAX_VCPU_FDS];
@@ -199,14 +166,48 @@ int helper_send_vm(struct helper *h, const struct hvm *vm)
 	snprintf(m.comm, sizeof(m.comm), "%s", vm->proc->comm);
 	fds[0] = vm->proc->pidfd;
 	fds[1] = vm->stats_fd;
-	memcpy(fds + 2, vm->vcpu_fds, n * sizeof(int));
+	if (n) /* (a VM without vCPUs has no array) */
+		memcpy(fds + 2, vm->vcpu_fds, n * sizeof(int));
 	rc = fdpass_send(h->ipc_fd, &m, sizeof(m), fds, 2 + n);
 	if (rc < 0) {
 		log_err("VM \"%s\" not handed to the worker: %s", vm->name, strerror(-rc));
 		return rc;
 	}
 	helper_send_schedstat(h, vm, 0, n);
-	return helper_send_vcpus(h, vm, n, vm->created_ns);
+	return send_vcpus(h, vm, n, vm->created_ns);
+}
+
+static void send_removal(struct helper *h, uint32_t vm_id)
+{
+	struct ipc_remove_vm m = { .hdr = { IPC_REMOVE_VM, sizeof(m) }, .vm_id = vm_id };
+
+	fdpass_send(h->ipc_fd, &m, sizeof(m), NULL, 0);
+}
+
+/*
+ * What the VM table marked: removals first (the worker's limits count
+ * what it holds), then new VMs and new vCPUs. Each is tried once: a
+ * worker that fails to take it dies, and its successor gets every VM.
+ */
+void helper_worker_update(struct helper *h)
+{
+	struct vmtable *t = &h->vt;
+
+	for (size_t i = 0; h->ipc_fd >= 0 && i < t->n_retiring; i++)
+		if (t->retiring[i].tell_id) {
+			send_removal(h, t->retiring[i].tell_id);
+			t->retiring[i].tell_id = 0;
+		}
+	for (size_t i = 0; h->ipc_fd >= 0 && i < t->n_vms; i++) {
+		struct hvm *vm = t->vms[i];
+
+		if (!vm->told)
+			send_vm(h, vm);
+		else if (vm->n_told < vm->n_vcpus)
+			send_vcpus(h, vm, vm->n_told, vm->news_created_ns);
+		vm->told = true;
+		vm->n_told = vm->n_vcpus;
+	}
 }
 
 void helper_send_rejected(struct helper *h, enum reject_reason reason)
@@ -228,28 +229,22 @@ void helper_sync(struct helper *h)
 	fdpass_send(h->ipc_fd, &m, sizeof(m), NULL, 0);
 }
 
-int helper_on_worker_channel(struct helper *h)
+int helper_worker_recv(struct helper *h, struct ipc_status *m)
 {
-	struct ipc_status m;
 	char why[96];
 	size_t n_fds;
-	int n;
+	int n = h->ipc_fd >= 0 ? fdpass_recv(h->ipc_fd, m, sizeof(*m), NULL, 0, &n_fds) : -EAGAIN;
 
-	/* a bounded batch: a worker that floods us must not starve the rest */
-	for (int i = 0; i < 64 && h->ipc_fd >= 0; i++) {
-		n = fdpass_recv(h->ipc_fd, &m, sizeof(m), NULL, 0, &n_fds);
-		if (n == -EAGAIN)
-			return 1;
-		if (n == 0 || n == -ECONNRESET || n == -EPIPE)
-			return 0;
-		if (n < 0 || ipc_check_status(&m, (size_t)n, n_fds, why, sizeof(why)) < 0) {
-			if (n < 0)
-				snprintf(why, sizeof(why), "%s", strerror(-n));
-			log_err("malformed message from the worker (%s): replacing it", why);
-			helper_worker_gone(h, "sent a malformed message");
-			return 1;
-		}
-		helper_worker_status(h, &m);
+	if (n == -EAGAIN)
+		return -EAGAIN;
+	if (n == 0 || n == -ECONNRESET || n == -EPIPE)
+		return 0;
+	if (n < 0 || ipc_check_status(m, (size_t)n, n_fds, why, sizeof(why)) < 0) {
+		if (n < 0)
+			snprintf(why, sizeof(why), "%s", strerror(-n));
+		log_err("malformed message from the worker (%s): replacing it", why);
+		helper_worker_gone(h, "sent a malformed message");
+		return -EAGAIN;
 	}
 	return 1;
 }
@@ -280,12 +275,14 @@ int helper_start_worker(struct helper *h, bool planned)
 	}
 	if (epoll_ctl(h->epoll_fd, EPOLL_CTL_ADD, h->ipc_fd, &ev) < 0)
 		return -errno;
-	if (helper_send_totals(h) < 0 || helper_send_bpf(h) < 0)
-		return 0; /* it died at once: SIGCHLD (or EOF) comes, and a restart */
-	for (size_t i = 0; i < h->n_vms; i++)
-		helper_send_vm(h, h->vms[i]);
+	if (boot_send(h->ipc_fd, h->cfg, &h->prog->pem, h->http_fd, journal_fd(),
+		      h->prog->selftest ? BOOT_SELFTEST : 0, (uint32_t)log_get_level()) < 0 ||
+	    helper_send_totals(h) < 0 || send_bpf(h) < 0)
+		return 0;	    /* it died at once: SIGCHLD (or EOF) comes, and a restart */
+	vmtable_untell_all(&h->vt); /* a new worker knows nothing */
+	helper_worker_update(h);
 	helper_sync(h); /* its answer means: serving, with every VM */
-	log_info("worker pid %d started (%u VMs handed over)%s", (int)pid, (unsigned)h->n_vms,
+	log_info("worker pid %d started (%u VMs handed over)%s", (int)pid, (unsigned)h->vt.n_vms,
 		 planned		? ", replacing the old one for the new configuration"
 		 : h->worker_starts > 1 ? ", replacing one that died"
 					: "");

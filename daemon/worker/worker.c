@@ -53,6 +53,8 @@ struct worker {
 	struct poll_list polls;	 /* what a tick reads: VMs not gone */
 	unsigned type_conflicts; /* as last logged */
 	bool stop;
+	uint64_t history_bytes; /* what the sources' histories hold: history_max_mib */
+	bool history_full_said; /* the cap was reached and logged */
 	struct selfstats stats;
 	struct snapshot_pub snaps; /* the current snapshot, for HTTP's page cache */
 	struct http_server *http;
@@ -123,6 +125,14 @@ static void free_vm(struct wvm *vm)
 	free(vm);
 }
 
+/* What a VM's histories held comes back to the budget when it goes. */
+static void forget_history(struct worker *w, const struct wvm *vm)
+{
+	for (size_t i = 0; i < vm->n_src; i++)
+		if (vm->src[i]->hist)
+			w->history_bytes -= ring_bytes(vm->src[i]->hist);
+}
+
 static void drop_vm_at(struct worker *w, size_t i)
 {
 	log_event(
@@ -130,6 +140,7 @@ static void drop_vm_at(struct worker *w, size_t i)
 	    &(struct log_fields){ w->vms[i]->meta->name, w->vms[i]->meta->pid, "grace_ended" },
 	    "vm \"%s\" (pid %d): series dropped, %zu stats fds closed", w->vms[i]->meta->name,
 	    (int)w->vms[i]->meta->pid, w->vms[i]->n_src);
+	forget_history(w, w->vms[i]);
 	free_vm(w->vms[i]);
 	w->vms[i] = w->vms[--w->n_vms];
 	w->dirty = true;
@@ -242,6 +253,24 @@ static void tick(struct worker *w)
 	http_tick(w->http); /* after the timing: page housekeeping, not polling */
 }
 
+/* kvmstatd_history_seconds: the samples a history holds, less the writer's and the newest. */
+static double history_window_s(const struct config *cfg)
+{
+	unsigned slots = config_history_slots(cfg);
+
+	return slots < 2 ? 0 : (double)(slots - 2) * cfg->interval_ms / 1e3;
+}
+
+/* kvmstatd_history_bytes: what the sources' histories hold. */
+static void count_history(struct worker *w, struct source *const *srcs, size_t n)
+{
+	uint64_t bytes = 0;
+
+	for (size_t i = 0; i < n; i++)
+		bytes += srcs[i]->hist ? ring_bytes(srcs[i]->hist) : 0;
+	stat_set(&w->stats.history_bytes, bytes);
+}
+
 static int publish(struct worker *w)
 {
 	struct vm_meta **metas = calloc(w->n_vms + 1, sizeof(*metas));
@@ -261,6 +290,7 @@ static int publish(struct worker *w)
 		for (size_t j = 0; j < w->vms[i]->n_src; j++)
 			srcs[n++] = w->vms[i]->src[j];
 	}
+	count_history(w, srcs, n);
 	rc = snapshot_build(&snap, metas, w->n_vms, srcs, n, &w->filter);
 	if (rc == 0) {
 		if (snap->type_conflicts != w->type_conflicts) /* say it once per change */
@@ -329,6 +359,32 @@ static int load_schema(struct worker *w, const struct wvm *vm, int fd, enum stat
 	return rc;
 }
 
+/*
+ * A history for s, within [poll] history_max_mib for all of them: past
+ * it the source is polled without one (its rates then come from the poll
+ * ring's last two samples), counted, and said once per worker.
+ */
+static void give_history(struct worker *w, const struct wvm *vm, struct source *s)
+{
+	unsigned slots = config_history_slots(w->cfg);
+	size_t need = slots ? ring_bytes_for(slots, s->schema->n_scalar) : 0;
+	uint64_t cap = (uint64_t)w->cfg->history_max_mib << 20;
+
+	if (need && w->history_bytes + need > cap) {
+		stat_add(&w->stats.history_refused, 1);
+		if (!w->history_full_said)
+			log_warn("vm \"%s\" (pid %d): [poll] history_max_mib (%u) reached: this "
+				 "and later sources have no history (said once)",
+				 vm->meta->name, (int)vm->meta->pid, w->cfg->history_max_mib);
+		w->history_full_said = true;
+	} else if (need && source_set_history(s, slots) < 0) {
+		log_warn("vm \"%s\" (pid %d): no memory for a history", vm->meta->name,
+			 (int)vm->meta->pid);
+	} else if (need) {
+		w->history_bytes += ring_bytes(s->hist);
+	}
+}
+
 /* Turn one checked fd into a source of vm; the fd is consumed either way. */
 static int add_source(struct worker *w, struct wvm *vm, int fd, enum stat_scope scope,
 		      char *kernel_id, size_t kid_size)
@@ -355,6 +411,7 @@ static int add_source(struct worker *w, struct wvm *vm, int fd, enum stat_scope 
 		close(fd);
 		return rc;
 	}
+	give_history(w, vm, s);
 	if (kernel_id)
 		snprintf(kernel_id, kid_size, "%s", id);
 	snprintf(s->id, sizeof(s->id), "%s", id);
@@ -431,10 +488,12 @@ static int on_add_vm(struct worker *w, const struct ipc_add_vm *m, int *fds, siz
 	return 0;
 fail:
 	if (vm) {
-		if (vm->meta)
+		if (vm->meta) {
+			forget_history(w, vm);
 			free_vm(vm);
-		else
+		} else {
 			free(vm);
+		}
 	}
 	return rc;
 }
@@ -750,6 +809,8 @@ int worker_run(const struct config *cfg, const struct webtls *tls, int ipc_fd, i
 	snapshot_pub_init(&w.snaps);
 	clock_gettime(CLOCK_REALTIME, &now);
 	w.stats.start_time = (double)now.tv_sec + (double)now.tv_nsec / 1e9;
+	w.stats.history_s = history_window_s(cfg);
+	w.stats.history_limit_bytes = (uint64_t)cfg->history_max_mib << 20;
 	rc = setup(&w, http_fd);
 	if (rc < 0)
 		log_err("start-up failed: %s", strerror(-rc));

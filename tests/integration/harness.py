@@ -100,6 +100,24 @@ def proc_comm(pid):
         return None
 
 
+def proc_cmdline(pid):
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+# A serving worker's command line. The helper also runs the worker program
+# as "kvmstatd-worker --check-config" for a moment (start-up, reload):
+# that one is not the worker.
+WORKER_CMDLINE = b"kvmstatd-worker\0"
+
+
+def is_worker(pid):
+    return proc_comm(pid) == "kvmstatd-worker" and proc_cmdline(pid) == WORKER_CMDLINE
+
+
 def children_of(pid):
     out = []
     for d in os.listdir("/proc"):
@@ -267,9 +285,28 @@ FD_LEAK_TIMEOUT = EXIT_GRACE_MS / 1000.0 + 3.0
 LIVE_DAEMONS = []
 
 
-def fd_tally(pid, skip=()):
-    """The link names of pid's fds but those starting with one of skip."""
-    return sorted(l for l in fd_links(pid).values() if not l.startswith(tuple(skip)))
+def fd_tally(pid, skip=(), skip_links=frozenset()):
+    """The link names of pid's fds but those starting with one of skip and
+    those in skip_links."""
+    return sorted(l for l in fd_links(pid).values()
+                  if not l.startswith(tuple(skip)) and l not in skip_links)
+
+
+def unix_connections(path):
+    """Links ("socket:[inode]") of the connected sockets bound to path: the
+    server's ends of its connections (the listening socket is unconnected)."""
+    out = set()
+    try:
+        with open("/proc/net/unix") as f:
+            next(f)
+            for line in f:
+                cols = line.split()
+                # Num RefCount Protocol Flags Type St Inode Path
+                if len(cols) >= 8 and cols[7] == path and cols[5] == "03":
+                    out.add("socket:[%s]" % cols[6])
+    except OSError:
+        pass
+    return frozenset(out)
 
 
 def _kind(link):
@@ -379,16 +416,26 @@ class Daemon:
                 raise AssertionError("kvmstatd not ready after %.0fs:\n%s" % (timeout, self.log()))
             time.sleep(0.05)
         worker = self.worker_pid()
-        self.fd_baseline = (fd_tally(self.proc.pid), fd_tally(worker, ("socket:",)))
+        self.fd_baseline = (self._helper_fds(), fd_tally(worker, ("socket:",)))
         LIVE_DAEMONS.append(self)
         return self
 
     # --- fd leaks
     def _live_worker(self):
         for c in children_of(self.proc.pid):
-            if proc_comm(c) == "kvmstatd-worker" and proc_alive(c):
+            if is_worker(c) and proc_alive(c):
                 return c
         return None
+
+    def _helper_fds(self, skip=()):
+        """The helper's fds but its registration connections, each of which
+        holds a socket and the peer's pidfd."""
+        conns = unix_connections(self.socket)
+        links = fd_tally(self.proc.pid, skip, conns)
+        for _ in conns:
+            if "anon_inode:[pidfd]" in links:
+                links.remove("anon_inode:[pidfd]")
+        return links
 
     def _holds_vms(self):
         """True when the daemon serves VMs (or cannot tell: a TLS or
@@ -411,7 +458,7 @@ class Daemon:
         def back():
             held = VM_HELD_FDS if self._holds_vms() else ()
             worker = self._live_worker()
-            h = fd_tally(self.proc.pid, held)
+            h = self._helper_fds(held)
             w = fd_tally(worker, ("socket:",) + held) if worker else None
             state.update(helper=h, worker=w)
             return w is not None and len(h) <= len(base_h) and len(w) <= len(base_w)
@@ -466,10 +513,10 @@ class Daemon:
             raise AssertionError("%s\n--- kvmstatd log ---\n%s" % (e, self.log()))
 
     def worker_pid(self, timeout=5.0):
-        """pid of the helper's child with comm kvmstatd-worker."""
+        """pid of the helper's child that is the worker program (is_worker)."""
         def find():
             for c in children_of(self.proc.pid):
-                if proc_comm(c) == "kvmstatd-worker":
+                if is_worker(c):
                     return c
             return None
         pid = wait_until(find, timeout, what="the kvmstatd-worker child of %d" % self.proc.pid)
@@ -483,7 +530,7 @@ class Daemon:
         the helper started after `old` died)."""
         def find():
             for c in children_of(self.proc.pid):
-                if c != old and proc_comm(c) == "kvmstatd-worker" and proc_alive(c):
+                if c != old and is_worker(c) and proc_alive(c):
                     return c
             return None
         try:

@@ -85,6 +85,8 @@ static void test_defaults_are_the_documented_values(void **state)
 	assert_true(c.sandbox);
 	assert_int_equal(c.interval_ms, 1000);
 	assert_int_equal(c.ring_slots, 4);
+	assert_int_equal(c.history_s, 60);
+	assert_int_equal(c.history_max_mib, 512);
 	assert_int_equal(c.exit_grace_ms, 30000);
 	assert_string_equal(c.listen, ":9735");
 	assert_int_equal(c.max_connections, 64);
@@ -1113,6 +1115,30 @@ static void test_basic_auth_users_errors(void **state)
 	assert_refused(text, "t.ini:66: [basic_auth_users] u64: more than 64 users", NULL);
 }
 
+static void test_history_slots_follow_history_s_over_interval_with_a_cap(void **state)
+{
+	struct config c;
+
+	(void)state;
+	config_defaults(&c);
+	assert_int_equal(config_history_slots(&c), 62); /* 60 s at 1 s, newest, writer's */
+	c.interval_ms = 300;				/* 200 samples, rounded up */
+	assert_int_equal(config_history_slots(&c), 202);
+	c.history_s = 0;
+	assert_int_equal(config_history_slots(&c), 0);
+	c.history_s = 3600;
+	c.interval_ms = 10;
+	assert_int_equal(config_history_slots(&c), CONFIG_HISTORY_SLOTS_MAX);
+	assert_ok("[poll]\nhistory_s = 3600\n", &c);
+	assert_int_equal(c.history_s, 3600);
+	assert_refused("[poll]\nhistory_s = 3601\n", "t.ini:2:", "[poll] history_s", "0..3600",
+		       NULL);
+	assert_ok("[poll]\nhistory_max_mib = 1\n", &c);
+	assert_int_equal(c.history_max_mib, 1);
+	assert_refused("[poll]\nhistory_max_mib = 0\n", "[poll] history_max_mib", "1..1048576",
+		       NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1168,6 +1194,7 @@ int main(void)
 		cmocka_unit_test(test_web_tls_errors),
 		cmocka_unit_test(test_basic_auth_users),
 		cmocka_unit_test(test_basic_auth_users_errors),
+		cmocka_unit_test(test_history_slots_follow_history_s_over_interval_with_a_cap),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
