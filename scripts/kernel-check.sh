@@ -298,7 +298,8 @@ run "$KB/initramfs/gcc.log" 120 gcc -static -O2 -Wall -Wextra -Werror -o \
 	"$KB/initramfs/kvm-stats-observer" tests/kernel/kvm-stats-observer.c -pthread
 # kvmstatd's own side: the helper's daemon/helper/borrow.c against the same kernel
 run "$KB/initramfs/gcc.log" 120 gcc -static -O2 -Wall -Wextra -Werror -Idaemon/helper -o \
-	"$KB/initramfs/kvmstatd-borrow" tests/kernel/kvmstatd-borrow.c daemon/helper/borrow.c
+	"$KB/initramfs/kvmstatd-borrow" tests/kernel/kvmstatd-borrow.c daemon/helper/borrow.c \
+	daemon/helper/borrow_probe.c
 run "$KB/initramfs/gcc.log" 120 gcc -static -O2 -Wall -Wextra -Werror -o \
 	"$KB/initramfs/guest-callchains" tests/kernel/guest-callchains.c -pthread
 BUSYBOX=/bin/busybox	# from busybox-static
