@@ -59,8 +59,8 @@ msg = @printf '  %-6s %s\n' $(1) $(2)
 endif
 
 .DELETE_ON_ERROR:
-.PHONY: all run check bench bench-bpf bench-smoke install clean deps unit integration lint sanitize format fuzz \
-	layout-check \
+.PHONY: all run check bench bench-bpf bench-http bench-smoke install clean deps unit integration lint sanitize format fuzz \
+	layout-check state-check \
 	fuzz-replay metrics-doc
 
 # Which process runs a file is the folder it is in (README "Layout"), and
@@ -93,7 +93,9 @@ $(B)/daemon/helper/bpfload.o: INC_helper += $(INC_BPF)
 DAEMON_DIRS := common channel helper worker exposition
 DAEMON_SRC := $(filter-out daemon/helper/main.c,$(wildcard $(DAEMON_DIRS:%=daemon/%/*.c))) \
 	$(wildcard util/*.c)
-DAEMON_OBJ := $(DAEMON_SRC:%.c=$(B)/%.o)
+# The live page's files, compiled into the worker (webassets.h).
+WEB_ASSETS := $(wildcard daemon/exposition/web/*)
+DAEMON_OBJ := $(DAEMON_SRC:%.c=$(B)/%.o) $(B)/gen/webassets.o
 DAEMON_HDR := $(wildcard $(DAEMON_DIRS:%=daemon/%/*.h) util/*.h client/*.h shim/*.h)
 CLIENT_OBJ := $(B)/client/kvmstat_client.o
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
@@ -102,7 +104,8 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 SYSTEMD_FILES := $(B)/systemd/kvmstatd.service $(B)/systemd/kvmstatd.tmpfiles
 
 all: $(B)/kvmstatd $(B)/kvmstat-demo-vmm $(B)/libkvmstat-client.a $(B)/bench-pread \
-	$(B)/bench-static $(B)/bench-debugfs $(B)/bench-render $(B)/capture-stats-layout \
+	$(B)/bench-static $(B)/bench-debugfs $(B)/bench-render $(B)/bench-history \
+	$(B)/capture-stats-layout \
 	$(B)/libkvmstat-preload.so $(SYSTEMD_FILES)
 
 # Units with this build's paths (make install PREFIX=... SYSCONFDIR=...).
@@ -118,6 +121,15 @@ $(B)/daemon/%.o: daemon/%.c $(DAEMON_HDR)
 	$(call msg,CC,$<)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(CFLAGS) $(INC_$(firstword $(subst /, ,$*))) $(PKG_CFLAGS) -c $< -o $@
+
+$(B)/gen/webassets.c: $(WEB_ASSETS) scripts/embed-assets.py
+	$(call msg,GEN,$@)
+	@mkdir -p $(dir $@)
+	$(Q)$(PYTHON) scripts/embed-assets.py $@ $(WEB_ASSETS)
+
+$(B)/gen/webassets.o: $(B)/gen/webassets.c daemon/exposition/webassets.h
+	$(call msg,CC,$<)
+	$(Q)$(CC) $(CFLAGS) $(INC_exposition) -c $< -o $@
 
 $(B)/util/%.o: util/%.c $(DAEMON_HDR)
 	$(call msg,CC,$<)
@@ -196,6 +208,11 @@ $(B)/bench-render: $(B)/bench/bench-render.o $(DAEMON_OBJ)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
 
+# What [poll] history_s costs: memory, the tick's copy, the API's queries.
+$(B)/bench-history: $(B)/bench/bench-history.o $(DAEMON_OBJ)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
+
 $(B)/bench-debugfs: $(B)/bench/bench-debugfs.o
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
@@ -221,6 +238,9 @@ $(B)/tests/%: tests/unit/%.c $(DAEMON_OBJ)
 	$(call msg,LINK,$@)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(CFLAGS) $(INC_ALL) $(PKG_CFLAGS) -Itests/unit -o $@ $^ $(PKG_LIBS) -lcmocka $(LDLIBS)
+
+# The client library under a fake ioctl() interposer, as inside the shim.
+$(B)/tests/test_client_ioctl: $(CLIENT_OBJ)
 
 deps:
 	$(Q)scripts/install-deps.sh
@@ -256,20 +276,31 @@ FUZZ_CFLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=
 SCHEMA_SRC := daemon/worker/schema.c daemon/common/statsid.c daemon/exposition/metric.c \
 	daemon/exposition/help.c util/escape.c daemon/worker/ring.c daemon/worker/source.c \
 	daemon/worker/snapshot.c daemon/worker/statfilter.c daemon/common/pattern.c daemon/exposition/render.c \
+	daemon/exposition/render_page.c daemon/exposition/render_stats.c \
+	daemon/exposition/render_schedstat.c \
 	daemon/common/buf.c daemon/exposition/selfstats.c daemon/common/reject.c \
 	daemon/exposition/render_bpf.c daemon/worker/bpfview.c daemon/exposition/exit_reasons.c
 # One target per tests/fuzz/fuzz_<t>.c: its daemon sources, libraries, libFuzzer options.
-FUZZ_TARGETS := schema config regmsg ipc webauth
+FUZZ_TARGETS := schema config regmsg ipc webauth regsock apiquery
 FUZZ_SRC_schema := $(SCHEMA_SRC)
 FUZZ_SRC_config := daemon/common/config.c daemon/common/pattern.c
 FUZZ_SRC_regmsg := daemon/helper/regmsg.c util/escape.c
 FUZZ_SRC_ipc := daemon/channel/ipc.c
 FUZZ_SRC_webauth := daemon/exposition/authheader.c
+# the helper's request path from recvmsg on (its other files stubbed in the target)
+FUZZ_SRC_regsock := daemon/helper/helper_request.c daemon/channel/fdpass.c daemon/helper/fdcheck.c \
+	daemon/helper/regmsg.c daemon/helper/policy.c daemon/common/log.c daemon/common/journal.c \
+	daemon/common/logbudget.c daemon/helper/procfs.c daemon/common/statsid.c daemon/common/reject.c \
+	util/escape.c
+FUZZ_SRC_apiquery := $(SCHEMA_SRC) daemon/exposition/api.c daemon/exposition/api_stats.c \
+	daemon/exposition/api_exits.c daemon/exposition/json.c
 FUZZ_LIBS_config := -linih
 FUZZ_OPTS_schema := -max_len=8192
 FUZZ_OPTS_regmsg := -max_len=256
 FUZZ_OPTS_ipc := -max_len=256
 FUZZ_OPTS_webauth := -max_len=1024
+FUZZ_OPTS_regsock := -max_len=1024
+FUZZ_OPTS_apiquery := -max_len=2048
 FUZZ_DEPS := $(DAEMON_SRC) $(DAEMON_HDR) tests/fuzz/run_corpus.c
 FUZZ_RUN := $(FUZZ_TARGETS:%=fuzz-run-%)
 FUZZ_SMOKE_SECONDS ?= 10
@@ -325,8 +356,14 @@ layout-check:
 	$(Q)env $(foreach d,$(LAYOUT_DIRS),INC_$(d)="$(INC_$(d))") scripts/layout-check.sh \
 		"$(CC)" "$(CFLAGS) $(PKG_CFLAGS)" $(LAYOUT_PROBES)
 
+# No hidden state in the worker and its HTTP side (scripts/state-check.sh):
+# every mutable object they define is passed in a context instead.
+STATE_OBJ := $(filter $(B)/daemon/worker/% $(B)/daemon/exposition/%,$(DAEMON_OBJ))
+state-check: $(STATE_OBJ)
+	$(Q)scripts/state-check.sh $(STATE_OBJ)
+
 check: deps
-	$(Q)$(MAKE) --no-print-directory WERROR=1 all unit layout-check
+	$(Q)$(MAKE) --no-print-directory WERROR=1 all unit layout-check state-check
 	$(Q)$(MAKE) --no-print-directory sanitize fuzz-replay fuzz-smoke
 	$(Q)$(MAKE) --no-print-directory lint
 	$(Q)$(MAKE) --no-print-directory WERROR=1 integration
@@ -335,6 +372,11 @@ check: deps
 bench: deps
 	$(Q)$(MAKE) --no-print-directory WERROR=1 all
 	$(Q)$(PYTHON) bench/bench.py
+
+# HTTP under abuse: a scraper's latency with and without 64 hostile clients.
+bench-http: deps
+	$(Q)$(MAKE) --no-print-directory WERROR=1 all
+	$(Q)$(PYTHON) bench/bench_http_abuse.py
 
 bench-bpf: deps
 	$(Q)$(MAKE) --no-print-directory WERROR=1 all $(B)/bench-bpf
@@ -347,6 +389,10 @@ bench-smoke: all
 	$(Q)$(BENCH_SMOKE_ENV) timeout 120 $(PYTHON) bench/bench.py >$(B)/bench-smoke.log 2>&1 || \
 		{ tail -n 30 $(B)/bench-smoke.log; echo "bench-smoke: FAILED"; exit 1; }
 	@echo "  bench-smoke: ok ($(B)/bench-smoke.log)"
+	$(Q)BENCH_HTTP_SECONDS=2 BENCH_HTTP_ROUNDS=1 BENCH_HTTP_MAX_REQUESTS=50 timeout 60 \
+		$(PYTHON) bench/bench_http_abuse.py >$(B)/bench-http-smoke.log 2>&1 || \
+		{ tail -n 30 $(B)/bench-http-smoke.log; echo "bench-http smoke: FAILED"; exit 1; }
+	@echo "  bench-http smoke: ok ($(B)/bench-http-smoke.log)"
 
 format:
 	$(Q)clang-format -i daemon/*/*.[ch] util/*.[ch] client/*.[ch] shim/*.[ch] demo/*.c tests/unit/*.[ch] bench/*.c \
@@ -355,10 +401,12 @@ format:
 install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/kvmstatd \
 		$(DESTDIR)$(INCDIR) $(DESTDIR)$(SYSCONFDIR)/kvmstatd $(DESTDIR)$(MANDIR)/man8 \
+		$(DESTDIR)$(MANDIR)/man1 \
 		$(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) \
 		$(DESTDIR)$(TMPFILESDIR)
 	install -m 0755 $(B)/kvmstatd $(DESTDIR)$(SBINDIR)/kvmstatd
 	install -m 0755 $(B)/kvmstat-demo-vmm $(DESTDIR)$(BINDIR)/kvmstat-demo-vmm
+	install -m 0755 cli/kvmstat $(DESTDIR)$(BINDIR)/kvmstat
 	install -m 0644 $(B)/libkvmstat-client.a $(DESTDIR)$(LIBDIR)/libkvmstat-client.a
 	install -m 0644 $(B)/libkvmstat-preload.so $(DESTDIR)$(LIBDIR)/kvmstatd/libkvmstat-preload.so
 	install -m 0644 client/kvmstat_client.h client/kvmstat_proto.h $(DESTDIR)$(INCDIR)/
@@ -368,6 +416,7 @@ install: all
 		install -m 0644 config/kvmstatd.ini $(DESTDIR)$(SYSCONFDIR)/kvmstatd/kvmstatd.ini.dist; \
 	else install -m 0640 config/kvmstatd.ini $(DESTDIR)$(SYSCONFDIR)/kvmstatd/kvmstatd.ini; fi
 	install -m 0644 docs/kvmstatd.8 $(DESTDIR)$(MANDIR)/man8/kvmstatd.8
+	install -m 0644 docs/kvmstat.1 $(DESTDIR)$(MANDIR)/man1/kvmstat.1
 	install -m 0644 docs/kvmstatd.ini.5 $(DESTDIR)$(MANDIR)/man5/kvmstatd.ini.5
 	@# made again here: this install's PREFIX may not be the build's
 	$(SUBST) systemd/kvmstatd.service.in >$(DESTDIR)$(UNITDIR)/kvmstatd.service

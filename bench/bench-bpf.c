@@ -171,6 +171,7 @@ static int bench_read(unsigned vms, unsigned vcpus)
 	struct source *src = calloc(n, sizeof(*src));
 	struct source **ptr = calloc(n, sizeof(*ptr));
 	struct kx_slot *w = MAP_FAILED;
+	struct bpfview *view = NULL;
 	double t0, tick, scan, readall;
 	struct kx_counts c;
 	int rc = 1;
@@ -202,10 +203,10 @@ static int bench_read(unsigned vms, unsigned vcpus)
 		snprintf(src[i].id, sizeof(src[i].id), "kvm-%u/vcpu-%u", 200000 + i, i % vcpus);
 		ptr[i] = &src[i];
 	}
-	if (bpfview_map(fd, mfd, n, sizeof(struct kx_slot)) < 0)
+	if (bpfview_new(&view) < 0 || bpfview_map(view, fd, mfd, n, sizeof(struct kx_slot)) < 0)
 		goto out;
 	t0 = now_s();
-	bpfview_join(ptr, n, true);
+	bpfview_join(view, ptr, n, true);
 	scan = now_s() - t0;
 	for (unsigned i = 0; i < n; i++)
 		if (!atomic_load(&src[i].bpf_join)) {
@@ -214,12 +215,12 @@ static int bench_read(unsigned vms, unsigned vcpus)
 		}
 	t0 = now_s();
 	for (int r = 0; r < 100; r++)
-		bpfview_join(ptr, n, false);
+		bpfview_join(view, ptr, n, false);
 	tick = (now_s() - t0) / 100;
 	t0 = now_s();
 	for (int r = 0; r < 20; r++)
 		for (unsigned i = 0; i < n; i++)
-			bpfview_read(&src[i], 0, sizeof(c), &c);
+			bpfview_read(view, &src[i], 0, sizeof(c), &c);
 	readall = (now_s() - t0) / 20;
 	printf("slot array, %u VMs x %u vCPUs = %u slots of %zu bytes (%.1f MiB):\n", vms, vcpus, n,
 	       sizeof(struct kx_slot), (double)len / 1048576);
@@ -229,7 +230,7 @@ static int bench_read(unsigned vms, unsigned vcpus)
 	printf("  read every slot whole (a scrape): %.3f ms\n", readall * 1e3);
 	rc = 0;
 out:
-	bpfview_unmap();
+	bpfview_free(view);
 	if (w != MAP_FAILED)
 		munmap(w, len);
 	if (fd >= 0)

@@ -360,7 +360,9 @@ def cpu_and_rss(d):
     time.sleep(CPU_SECONDS)
     c1 = cpu_ticks(helper) + cpu_ticks(worker)
     hz = os.sysconf("SC_CLK_TCK")
+    history = metric(get(d.url).decode(), "kvmstatd_history_bytes") or 0
     return {"cpu_per_s": (c1 - c0) / hz / (time.monotonic() - t0),
+            "history_bytes": history,
             "rss_helper_kib": rss_kib(helper), "rss_worker_kib": rss_kib(worker),
             "rss_peak_kib": rss_kib(helper, "VmHWM:") + rss_kib(worker, "VmHWM:")}
 

@@ -46,7 +46,9 @@ int kvmstat_client_set_timeout_ms(struct kvmstat_client *c, unsigned int timeout
  * false once a request failed in transport (timeout, reset, a malformed or
  * foreign reply): the connection is shut down and every later call fails,
  * so reconnect. A refusal by the helper (its negative status with a
- * reason) leaves the connection usable, and this true.
+ * reason) leaves the connection usable, and this true, unless the helper
+ * refused the connection itself (a uid outside its allow lists, too many
+ * connections of one uid): then its status is returned and this is false.
  */
 bool kvmstat_client_ok(const struct kvmstat_client *c);
 

@@ -10,7 +10,8 @@ BUILD="gcc make pkg-config libbpf-dev bpftool clang llvm libmicrohttpd-dev libin
 # tests: unit tests (cmocka), integration (pytest, the prometheus_client
 # parsers, promtool, curl; openssl makes the TLS tests' certificates), linters
 # systemd: systemd-socket-activate and systemd-analyze for the unit tests
-TEST="systemd libcmocka-dev python3 python3-pytest python3-prometheus-client prometheus curl openssl cppcheck clang-format"
+# the kvmstat CLI driven in tmux, the live page in headless chromium
+TEST="systemd libcmocka-dev python3 python3-pytest python3-prometheus-client prometheus curl openssl cppcheck clang-format python3-pyflakes tmux chromium"
 # benchmarks (QEMU as a peer to compare against) and fuzzing (clang, libFuzzer);
 # the lab (tests/lab/: a guest with nested KVM under QEMU where /dev/kvm is
 # missing) also needs debootstrap and mkfs.ext4 -d

@@ -13,4 +13,6 @@ cppcheck --quiet --error-exitcode=1 --std=c11 --enable=warning,portability,perfo
 	--inline-suppr --suppress=missingIncludeSystem -D_GNU_SOURCE -DKVMSTATD_VERSION='"lint"' \
 	-Idaemon/common -Idaemon/channel -Idaemon/helper -Idaemon/worker -Idaemon/exposition \
 	-Iutil -Iclient -Ishim daemon util client shim demo bench tools
+echo "lint: pyflakes (the kvmstat CLI, the asset embedder)"
+/usr/bin/python3 -m pyflakes cli/kvmstat scripts/embed-assets.py scripts/docs-screenshots.py
 echo "lint: ok"

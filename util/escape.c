@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 /* Length of the valid UTF-8 sequence at s (max n bytes), 0 if invalid. */
@@ -83,4 +84,66 @@ int escape_text(const char *src, bool quote, char *out, size_t out_size)
 	}
 	out[n] = '\0';
 	return (int)n;
+}
+
+/* The code point of the valid sequence of sl bytes at s. */
+static uint32_t code_point(const unsigned char *s, size_t sl)
+{
+	static const unsigned char lead_mask[] = { 0, 0x7f, 0x1f, 0x0f, 0x07 };
+	uint32_t cp = s[0] & lead_mask[sl];
+
+	for (size_t i = 1; i < sl; i++)
+		cp = (cp << 6) | (s[i] & 0x3f);
+	return cp;
+}
+
+/* Line and paragraph separators, direction marks, embeddings and isolates. */
+static bool reorders_line(uint32_t cp)
+{
+	return cp == 0x2028 || cp == 0x2029 || cp == 0x200e || cp == 0x200f ||
+	       (cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069);
+}
+
+/* The escape of the sl bytes at s (sl 0: one byte that is not UTF-8) into
+ * rep; its length, or 0 when the bytes pass as they are. */
+static size_t log_escape_of(const unsigned char *s, size_t sl, char rep[16])
+{
+	static const char named[0x20] = { ['\n'] = 'n', ['\r'] = 'r', ['\t'] = 't', [0x1b] = 'e' };
+	uint32_t cp = sl ? code_point(s, sl) : 0;
+
+	if (sl == 0) /* not UTF-8 */
+		return (size_t)snprintf(rep, 16, "\\x%02x", s[0]);
+	if (sl == 2 && cp < 0xa0) /* a C1 control */
+		return (size_t)snprintf(rep, 16, "\\x%02x\\x%02x", s[0], s[1]);
+	if (cp == '\\')
+		return (size_t)snprintf(rep, 16, "\\\\");
+	if (cp < 0x20 && named[cp])
+		return (size_t)snprintf(rep, 16, "\\%c", named[cp]);
+	if (cp < 0x20 || cp == 0x7f)
+		return (size_t)snprintf(rep, 16, "\\x%02x", (unsigned)cp);
+	if (reorders_line(cp))
+		return (size_t)snprintf(rep, 16, "\\u{%04x}", (unsigned)cp);
+	return 0;
+}
+
+size_t escape_log(const char *src, size_t len, char *out, size_t out_size)
+{
+	const unsigned char *p = (const unsigned char *)src;
+	size_t n = 0;
+
+	if (out_size == 0)
+		return 0;
+	for (size_t i = 0; i < len;) {
+		char rep[16];
+		size_t sl = utf8_len(p + i, len - i), rl = log_escape_of(p + i, sl, rep);
+		size_t step = sl ? sl : 1, add = rl ? rl : step;
+
+		if (n + add + 1 > out_size)
+			break;
+		memcpy(out + n, rl ? rep : src + i, add);
+		n += add;
+		i += step;
+	}
+	out[n] = '\0';
+	return n;
 }

@@ -17,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "pattern.h"
@@ -197,11 +199,14 @@ static const struct key_def keys[] = {
 	UINT("registration", "max_sources_per_uid", max_sources_per_uid, 1, 20000),
 	UINT("registration", "rate_limit", rate_limit, 0, 1000000),
 	UINT("registration", "rate_burst", rate_burst, 1, 1000000),
+	UINT("registration", "max_connections_per_uid", max_connections_per_uid, 1, 128),
 	BOOL("discovery", "enabled", discovery_enabled),
 	UINT("discovery", "interval_s", discovery_interval_s, 0, 86400),
 	BOOL("discovery", "borrow", discovery_borrow),
 	UINT("poll", "interval_ms", interval_ms, 10, 3600000),
 	UINT("poll", "ring_slots", ring_slots, 2, 64),
+	UINT("poll", "history_s", history_s, 0, 3600),
+	UINT("poll", "history_max_mib", history_max_mib, 1, 1048576),
 	UINT("poll", "exit_grace_ms", exit_grace_ms, 0, 86400000),
 	STRC("http", "listen", listen, check_listen),
 	UINT("http", "max_connections", max_connections, 1, 1024),
@@ -219,6 +224,11 @@ static const struct key_def keys[] = {
 	UINT("http", "threads", threads, 1, 16),
 	UINT("http", "max_headers", max_headers, 1, 1024),
 	UINT("http", "max_request_bytes", max_request_bytes, 4096, 1048576),
+	UINT("http", "request_timeout_s", request_timeout_s, 1, 3600),
+	UINT("http", "max_query_args", max_query_args, 1, 1024),
+	UINT("http", "auth_fail_limit", auth_fail_limit, 0, 1000000),
+	UINT("http", "auth_fail_window_s", auth_fail_window_s, 1, 86400),
+	UINT("http", "auth_cache_s", auth_cache_s, 1, 86400),
 	STRC("web", "tls_cert_file", tls_cert_file, check_empty_or_absolute),
 	STRC("web", "tls_key_file", tls_key_file, check_empty_or_absolute),
 	STRC("web", "tls_min_version", tls_min_version, check_tls_version),
@@ -228,6 +238,13 @@ static const struct key_def keys[] = {
 
 /* A section whose keys are names of the operator's choosing, not ours. */
 #define AUTH_SECTION "basic_auth_users"
+
+/* Every section, each at most once in a file; keys[] uses no other. */
+static const char *const sections[] = { "daemon", "registration", "discovery", "poll",
+					"http",	  "metrics",	  "web",       AUTH_SECTION };
+
+#define N_SECTIONS (sizeof(sections) / sizeof(sections[0]))
+#define N_KEYS (sizeof(keys) / sizeof(keys[0]))
 
 /*
  * inih reads lines through our reader, so we know the line of every
@@ -241,10 +258,13 @@ struct load_ctx {
 	size_t err_size;
 	int failed;	  /* line of the first error, 0 if none */
 	int lineno;	  /* line the reader handed out last */
-	FILE *file;	  /* the source: a file ... */
-	const char *text; /* ... or a string */
+	const char *text; /* the source, read whole */
 	char *line;	  /* the reader's buffer, any length */
 	size_t cap;
+	/* where each section and each key (but lists) was first seen: a
+	 * second one is an error, not a silent "the last one wins" */
+	int section_line[N_SECTIONS];
+	int key_line[N_KEYS];
 };
 
 void config_defaults(struct config *cfg)
@@ -259,6 +279,7 @@ void config_defaults(struct config *cfg)
 	cfg->max_sources_per_uid = 4096;
 	cfg->rate_limit = 100;
 	cfg->rate_burst = 1000;
+	cfg->max_connections_per_uid = 16;
 	cfg->discovery_enabled = true;
 	cfg->discovery_interval_s = 10;
 	cfg->discovery_borrow = true;
@@ -267,6 +288,8 @@ void config_defaults(struct config *cfg)
 	cfg->bpf_slots = 4096;
 	cfg->interval_ms = 1000;
 	cfg->ring_slots = 4;
+	cfg->history_s = 60;
+	cfg->history_max_mib = 512;
 	cfg->exit_grace_ms = 30000;
 	snprintf(cfg->listen, sizeof(cfg->listen), ":9735");
 	cfg->max_connections = 64;
@@ -278,9 +301,28 @@ void config_defaults(struct config *cfg)
 	cfg->threads = 2;
 	cfg->max_headers = 64;
 	cfg->max_request_bytes = 32768;
+	cfg->request_timeout_s = 10;
+	cfg->max_query_args = 16;
+	cfg->auth_fail_limit = 5;
+	cfg->auth_fail_window_s = 60;
+	cfg->auth_cache_s = 300;
 	snprintf(cfg->tls_min_version, sizeof(cfg->tls_min_version), "TLS12");
 	snprintf(cfg->tls_client_auth_type, sizeof(cfg->tls_client_auth_type), "NoClientCert");
 	cfg->client_auth = CLIENT_AUTH_NONE;
+}
+
+unsigned config_history_slots(const struct config *cfg)
+{
+	uint64_t samples;
+	unsigned slots = 0;
+
+	if (cfg->history_s && cfg->interval_ms) {
+		samples =
+		    ((uint64_t)cfg->history_s * 1000 + cfg->interval_ms - 1) / cfg->interval_ms;
+		slots = samples + 2 > CONFIG_HISTORY_SLOTS_MAX ? CONFIG_HISTORY_SLOTS_MAX
+							       : (unsigned)samples + 2;
+	}
+	return slots;
 }
 
 static int parse_number(const char *v, int base, unsigned long *out)
@@ -460,6 +502,11 @@ static bool is_bcrypt_char(char c)
 	       c == '.' || c == '/';
 }
 
+bool config_schedstat(const struct config *cfg)
+{
+	return strcmp(cfg->bpf, "off") != 0;
+}
+
 bool config_is_bcrypt(const char *s)
 {
 	unsigned cost;
@@ -602,6 +649,12 @@ static int on_key(void *user, const char *section, const char *name, const char 
 		fail_at(ctx, "[%s] %s: unknown key", section, name);
 		return 0;
 	}
+	if (k->kind != KEY_LIST && ctx->key_line[k - keys]) {
+		fail_at(ctx, "[%s] %s: set twice (first at line %d): which one was meant?", section,
+			name, ctx->key_line[k - keys]);
+		return 0;
+	}
+	ctx->key_line[k - keys] = ctx->lineno;
 	why = set_key(ctx->cfg, k, value, sentence, sizeof(sentence));
 	if (why && k->kind == KEY_LIST) { /* the sentence names the entry */
 		fail_at(ctx, "[%s] %s: %s", section, name, why);
@@ -618,23 +671,34 @@ static int on_key(void *user, const char *section, const char *name, const char 
 	return 1;
 }
 
-static bool known_section(const char *name, size_t len)
+/* The index of section name (len bytes) in sections[], or -1. */
+static int section_index(const char *name, size_t len)
 {
-	if (len == strlen(AUTH_SECTION) && !strncmp(name, AUTH_SECTION, len))
-		return true;
-	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
-		if (strlen(keys[i].section) == len && !strncmp(keys[i].section, name, len))
-			return true;
-	return false;
+	for (size_t i = 0; i < N_SECTIONS; i++)
+		if (strlen(sections[i]) == len && !strncmp(sections[i], name, len))
+			return (int)i;
+	return -1;
 }
 
-/* One whole line from the file or the string into *line; false at the end. */
+/* [name] (len bytes) at line num: known, and the first of its name. */
+static void check_section(struct load_ctx *ctx, const char *name, size_t len, int num)
+{
+	int i = section_index(name, len);
+
+	if (i < 0)
+		fail_at(ctx, "[%.*s]: unknown section", (int)len, name);
+	else if (ctx->section_line[i])
+		fail_at(ctx, "[%s]: section repeated (first at line %d): keep its keys together",
+			sections[i], ctx->section_line[i]);
+	else
+		ctx->section_line[i] = num;
+}
+
+/* One whole line of the text into *line; false at the end. */
 static bool next_line(struct load_ctx *ctx, char **line, size_t *cap)
 {
 	size_t len;
 
-	if (ctx->file)
-		return getline(line, cap, ctx->file) >= 0;
 	if (!ctx->text || !*ctx->text)
 		return false;
 	len = strcspn(ctx->text, "\n");
@@ -653,7 +717,8 @@ static bool next_line(struct load_ctx *ctx, char **line, size_t *cap)
 	return true;
 }
 
-/* Checks inih cannot make: long lines and unknown (even empty) sections. */
+/* Checks inih cannot make: long lines, unknown (even empty) and repeated
+ * sections. */
 static void check_line(struct load_ctx *ctx, char *line, int num)
 {
 	const char *p = line + strspn(line, " \t");
@@ -666,8 +731,8 @@ static void check_line(struct load_ctx *ctx, char *line, int num)
 	}
 	if (len > (size_t)num - 2)
 		fail_at(ctx, "line longer than %d bytes", num - 3);
-	else if (*p == '[' && strchr(p, ']') && !known_section(p + 1, strcspn(p + 1, "]")))
-		fail_at(ctx, "[%.*s]: unknown section", (int)strcspn(p + 1, "]"), p + 1);
+	else if (*p == '[' && strchr(p, ']'))
+		check_section(ctx, p + 1, strcspn(p + 1, "]"), ctx->lineno);
 }
 
 static char *read_line(char *str, int num, void *stream)
@@ -742,19 +807,96 @@ static int load(struct load_ctx *ctx, const char *name)
 	return -EINVAL;
 }
 
+static const char *file_kind(mode_t mode)
+{
+	switch (mode & S_IFMT) {
+	case S_IFDIR:
+		return "a directory";
+	case S_IFCHR:
+		return "a character device";
+	case S_IFBLK:
+		return "a block device";
+	case S_IFIFO:
+		return "a FIFO";
+	case S_IFSOCK:
+		return "a socket";
+	default:
+		return "not a regular file";
+	}
+}
+
+/*
+ * The whole of an open regular file of at most CONFIG_FILE_MAX bytes into
+ * *text (NUL-terminated, no NUL inside). 0 or -errno, with why.
+ */
+static int read_regular(int fd, char **text, const char **why)
+{
+	struct stat st;
+	size_t have = 0;
+	ssize_t n = 1;
+	char *buf = NULL;
+	int rc = 0;
+
+	*why = NULL;
+	if (fstat(fd, &st) < 0) {
+		rc = -errno;
+	} else if (!S_ISREG(st.st_mode)) {
+		*why = file_kind(st.st_mode);
+		rc = -EINVAL;
+	} else if (st.st_size > CONFIG_FILE_MAX) {
+		rc = -EFBIG;
+	} else if (!(buf = malloc(CONFIG_FILE_MAX + 1))) {
+		rc = -ENOMEM;
+	}
+	/* to the end, not to st_size: it may grow meanwhile, never past the bound */
+	while (rc == 0 && n > 0 && have <= CONFIG_FILE_MAX) {
+		n = read(fd, buf + have, CONFIG_FILE_MAX + 1 - have);
+		if (n > 0)
+			have += (size_t)n;
+		else if (n < 0 && errno != EINTR)
+			rc = -errno;
+		else if (n < 0)
+			n = 1; /* interrupted: again */
+	}
+	if (rc == 0 && have > CONFIG_FILE_MAX)
+		rc = -EFBIG;
+	if (rc == 0 && memchr(buf, '\0', have)) {
+		*why = "it holds a NUL byte";
+		rc = -EINVAL;
+	}
+	if (rc == 0) {
+		buf[have] = '\0';
+		*text = buf;
+		buf = NULL;
+	}
+	if (rc < 0 && !*why)
+		*why = rc == -EFBIG ? "larger than " CONFIG_FILE_MAX_TEXT : strerror(-rc);
+	free(buf);
+	return rc;
+}
+
 int config_load(struct config *cfg, const char *path, char *err, size_t err_size)
 {
-	struct load_ctx ctx = { .cfg = cfg, .err = err, .err_size = err_size };
-	int rc;
+	const char *why = NULL;
+	char *text = NULL;
+	int fd, rc;
 
-	ctx.file = fopen(path, "re");
-	if (!ctx.file) {
+	/* O_NONBLOCK: a FIFO must not hold us in open(); it is refused next */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0) {
 		rc = -errno;
 		snprintf(err, err_size, "%s: cannot open: %s", path, strerror(-rc));
 		return rc;
 	}
-	rc = load(&ctx, path);
-	fclose(ctx.file);
+	rc = read_regular(fd, &text, &why);
+	close(fd);
+	if (rc < 0)
+		snprintf(err, err_size,
+			 "%s: %s: the configuration must be a regular file of at most %s", path,
+			 why, CONFIG_FILE_MAX_TEXT);
+	else
+		rc = config_load_string(cfg, text, path, err, err_size);
+	free(text);
 	return rc;
 }
 

@@ -18,8 +18,10 @@
 #define CONFIG_PATTERN_MAX 1025 /* [metrics] include/exclude, NUL included */
 #define CONFIG_PATH_MAX 192	/* [web] file names (a line holds 200 bytes) */
 #define CONFIG_AUTH_USERS_MAX 64
-#define CONFIG_AUTH_NAME_MAX 64 /* a [basic_auth_users] name, NUL included */
-#define CONFIG_BCRYPT_LEN 60	/* "$2b$NN$" + 22 characters of salt + 31 of hash */
+#define CONFIG_AUTH_NAME_MAX 64	  /* a [basic_auth_users] name, NUL included */
+#define CONFIG_FILE_MAX (1 << 20) /* bytes of a configuration file */
+#define CONFIG_FILE_MAX_TEXT "1 MiB"
+#define CONFIG_BCRYPT_LEN 60 /* "$2b$NN$" + 22 characters of salt + 31 of hash */
 
 /* [web] tls_client_auth_type: the exporter-toolkit values we can honour */
 enum config_client_auth {
@@ -47,9 +49,10 @@ struct config {
 	unsigned n_allow_uids;
 	gid_t allow_gids[CONFIG_ALLOW_MAX];
 	unsigned n_allow_gids;
-	unsigned max_sources_per_uid; /* at most max_sources: lowered to it at load */
-	unsigned rate_limit;	      /* requests per second per uid; 0: no limit */
-	unsigned rate_burst;	      /* token bucket size, >= 1 */
+	unsigned max_sources_per_uid;	  /* at most max_sources: lowered to it at load */
+	unsigned rate_limit;		  /* requests per second per uid; 0: no limit */
+	unsigned rate_burst;		  /* token bucket size, >= 1 */
+	unsigned max_connections_per_uid; /* registration connections one uid may hold */
 	bool discovery_enabled;
 	unsigned discovery_interval_s; /* 0: no periodic scan */
 	bool discovery_borrow;	       /* VM and vCPU fds too, where the kernel allows */
@@ -58,6 +61,8 @@ struct config {
 	unsigned bpf_slots;	       /* vCPU threads the BPF maps hold at once */
 	unsigned interval_ms;
 	unsigned ring_slots;
+	unsigned history_s;	  /* seconds of samples kept for rates and sparklines; 0: none */
+	unsigned history_max_mib; /* all histories together; past it, sources get none */
 	unsigned exit_grace_ms;
 	char listen[CONFIG_STR_MAX];
 	unsigned max_connections;
@@ -77,6 +82,11 @@ struct config {
 	unsigned threads;		 /* HTTP threads (a pool when > 1) */
 	unsigned max_headers;		 /* more request headers: 431 */
 	unsigned max_request_bytes;	 /* memory per connection: request line + headers */
+	unsigned request_timeout_s;	 /* a whole request, accept to the end of the answer */
+	unsigned max_query_args;	 /* more query arguments: 414 */
+	unsigned auth_fail_limit;	 /* failed password checks per client and window; 0: any */
+	unsigned auth_fail_window_s;
+	unsigned auth_cache_s; /* how long a successful user/password is remembered */
 	/* [web], after the Prometheus exporter-toolkit's web configuration */
 	char tls_cert_file[CONFIG_PATH_MAX]; /* empty: plain HTTP */
 	char tls_key_file[CONFIG_PATH_MAX];
@@ -97,12 +107,34 @@ struct config {
 
 void config_defaults(struct config *cfg);
 
+/* Most samples one history keeps, whatever history_s / interval_ms asks. */
+#define CONFIG_HISTORY_SLOTS_MAX 4096u
+
+/*
+ * Slots of each source's history: history_s of samples at interval_ms, the
+ * newest and one the writer may be filling included; 0 when history_s is
+ * 0. At most CONFIG_HISTORY_SLOTS_MAX.
+ */
+unsigned config_history_slots(const struct config *cfg);
+
+/*
+ * Whether the vCPU threads' schedstat is read and exported: it belongs to
+ * the exit telemetry's "why is it slow" figures, so [daemon] bpf = off
+ * turns it off too. The one place that decides it: the helper opens the
+ * files by it, the worker's pages show the families by it.
+ */
+bool config_schedstat(const struct config *cfg);
+
 /* True when s has the form of a bcrypt hash ($2a$, $2b$, $2y$; cost 04..31). */
 bool config_is_bcrypt(const char *s);
 
 /*
- * Load path over cfg. On error returns -EINVAL (or -errno of the open) and
- * writes a one-line explanation naming file, line and key into err.
+ * Load path over cfg. path must name a regular file (a directory, device
+ * or FIFO is refused, and never blocks us) of at most CONFIG_FILE_MAX
+ * bytes. Each section and each key may appear once (the list keys, which
+ * add up, excepted). On error returns -EINVAL (or -errno of the open,
+ * -EFBIG) and writes a one-line explanation naming file, line and key into
+ * err.
  */
 int config_load(struct config *cfg, const char *path, char *err, size_t err_size);
 

@@ -1,7 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /* log - see log.h. Writes one whole line per write(2) so the helper's and
- * the worker's lines never interleave mid-line on a shared stderr. */
+ * the worker's lines never interleave mid-line on a shared stderr. Every
+ * message and journal field passes escape_log on its way out: what a VMM
+ * or an HTTP client chose (a file name, a VM name, a header) can neither
+ * start a forged line nor reach a terminal as a control sequence. */
 #include "log.h"
+
+#include "escape.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -28,32 +33,46 @@ bool log_use_journal(void)
 	return to_journal;
 }
 
+/* f's text fields escaped into vm (the reason is always one of ours). */
+static struct log_fields escaped_fields(const struct log_fields *f, char *vm, size_t vm_size)
+{
+	struct log_fields e = *f;
+
+	if (f->vm) {
+		escape_log(f->vm, strlen(f->vm), vm, vm_size);
+		e.vm = vm;
+	}
+	return e;
+}
+
 static void vlog(enum log_level level, const struct log_fields *f, const char *fmt, va_list ap)
 {
 	static const char *const names[] = { "error", "warning", "info", "debug" };
 	static const int priorities[] = { 3, 4, 6, 7 }; /* syslog's err .. debug */
-	char line[1024];
-	va_list again;
-	int n, m, sent = -1;
+	char raw[1024], text[1024], line[1100], vm[256];
+	struct log_fields ef;
+	int m, n, sent = -1;
 
 	if (level > log_level)
 		return;
+	m = vsnprintf(raw, sizeof(raw), fmt, ap);
+	escape_log(raw,
+		   m < 0		     ? 0
+		   : (size_t)m < sizeof(raw) ? (size_t)m
+					     : sizeof(raw) - 1,
+		   text, sizeof(text));
 	if (to_journal) {
-		va_copy(again, ap);
-		vsnprintf(line, sizeof(line), fmt, again);
-		va_end(again);
-		sent = journal_send(priorities[level], log_role, f, line);
+		if (f)
+			ef = escaped_fields(f, vm, sizeof(vm));
+		sent = journal_send(priorities[level], log_role, f ? &ef : NULL, text);
 	}
 	if (sent == 0)
 		return; /* else a plain line, on the journal's stream if that is stderr */
-	n = snprintf(line, sizeof(line), "kvmstatd[%s]: %s: ", log_role, names[level]);
-	m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
-	if (m < 0)
-		m = 0;
-	n += m;
-	if (n > (int)sizeof(line) - 2)
-		n = (int)sizeof(line) - 2;
-	line[n++] = '\n';
+	n = snprintf(line, sizeof(line), "kvmstatd[%s]: %s: %s\n", log_role, names[level], text);
+	if (n > (int)sizeof(line) - 1) { /* cut: still one line */
+		n = (int)sizeof(line) - 1;
+		line[n - 1] = '\n';
+	}
 	(void)!write(STDERR_FILENO, line, (size_t)n);
 }
 

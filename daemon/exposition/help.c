@@ -10,7 +10,6 @@
 #include <string.h>
 
 #include "escape.h"
-#include "schema.h"
 
 /*
  * How the kernel declares a stat (include/linux/kvm_host.h STATS_DESC_*):
@@ -147,34 +146,38 @@ static const char *type_name(enum metric_type t)
 	return t == MT_COUNTER ? "counter" : t == MT_GAUGE ? "gauge" : "histogram";
 }
 
-int help_build_heads(enum stat_scope scope, struct schema_stat *st)
+int help_build_heads(const struct help_family *f, char **text, char **om)
 {
-	const char *unit = metric_unit_name(&st->flags);
-	const char *known = help_lookup(scope, st->desc_name);
+	const char *unit = metric_unit_name(&f->flags);
+	const char *known = help_lookup(f->scope, f->desc_name);
 	char sentence[512], esc_text[1100], esc_om[1100];
-	const char *total = st->type == MT_COUNTER ? "_total" : "";
+	const char *total = f->type == MT_COUNTER ? "_total" : "";
 	char unit_line[METRIC_NAME_MAX + 32] = "";
+	int rc = 0;
 
+	*text = *om = NULL;
 	snprintf(sentence, sizeof(sentence), "%s (KVM %s stat %s, %s%s%s%s)",
-		 known ? known : "KVM statistic", scope == SCOPE_VM ? "VM" : "vCPU", st->desc_name,
-		 kind_text(&st->flags), unit ? ", in " : "", unit ? unit : "",
-		 st->sum_index >= 0 ? ", _sum from the matching cumulative stat" : "");
+		 known ? known : "KVM statistic", f->scope == SCOPE_VM ? "VM" : "vCPU",
+		 f->desc_name, kind_text(&f->flags), unit ? ", in " : "", unit ? unit : "",
+		 f->has_sum ? ", _sum from the matching cumulative stat" : "");
 	if (escape_text(sentence, false, esc_text, sizeof(esc_text)) < 0 ||
 	    escape_text(sentence, true, esc_om, sizeof(esc_om)) < 0)
 		return -ENOMEM;
 	if (unit)
-		snprintf(unit_line, sizeof(unit_line), "# UNIT %s %s\n", st->family, unit);
-	if (asprintf(&st->head_text, "# HELP %s%s %s\n# TYPE %s%s %s\n", st->family, total,
-		     esc_text, st->family, total, type_name(st->type)) < 0) {
-		st->head_text = NULL;
-		return -ENOMEM;
+		snprintf(unit_line, sizeof(unit_line), "# UNIT %s %s\n", f->family, unit);
+	/* asprintf leaves its pointer undefined on failure: NULL it ourselves */
+	if (asprintf(text, "# HELP %s%s %s\n# TYPE %s%s %s\n", f->family, total, esc_text,
+		     f->family, total, type_name(f->type)) < 0) {
+		*text = NULL;
+		rc = -ENOMEM;
+	} else if (asprintf(om, "# TYPE %s %s\n%s# HELP %s %s\n", f->family, type_name(f->type),
+			    unit_line, f->family, esc_om) < 0) {
+		*om = NULL;
+		free(*text);
+		*text = NULL;
+		rc = -ENOMEM;
 	}
-	if (asprintf(&st->head_om, "# TYPE %s %s\n%s# HELP %s %s\n", st->family,
-		     type_name(st->type), unit_line, st->family, esc_om) < 0) {
-		st->head_om = NULL;
-		return -ENOMEM;
-	}
-	return 0;
+	return rc;
 }
 
 static struct stat_flags kind_flags(enum help_kind k)

@@ -9,11 +9,10 @@
 #ifndef KVMSTATD_HELP_H
 #define KVMSTATD_HELP_H
 
+#include <stdbool.h>
 #include <stdio.h>
 
 #include "metric.h"
-
-struct schema_stat;
 
 /* The table's text for a descriptor name, or NULL. */
 const char *help_lookup(enum stat_scope scope, const char *desc_name);
@@ -26,7 +25,20 @@ const char *help_lookup(enum stat_scope scope, const char *desc_name);
  */
 int help_write_reference(FILE *out);
 
-/* Fill st->head_text and st->head_om. -ENOMEM on failure. */
-int help_build_heads(enum stat_scope scope, struct schema_stat *st);
+/* What a family's headers say about it (a schema's stat, described without the schema). */
+struct help_family {
+	enum stat_scope scope;
+	const char *desc_name; /* the kernel's descriptor name */
+	const char *family;    /* the exported family name */
+	struct stat_flags flags;
+	enum metric_type type;
+	bool has_sum; /* a histogram whose _sum comes from a cumulative twin */
+};
+
+/*
+ * The family's headers, malloc'd: *text in Prometheus text 0.0.4 ("# HELP
+ * ...\n# TYPE ...\n"), *om in OpenMetrics. -ENOMEM (both NULL) on failure.
+ */
+int help_build_heads(const struct help_family *f, char **text, char **om);
 
 #endif

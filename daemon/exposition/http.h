@@ -2,8 +2,9 @@
 /*
  * http - the exporter: libmicrohttpd on a listening socket it is given.
  *
- * GET/HEAD only (405 otherwise, with Allow), /metrics, / and /-/healthy
- * (404 otherwise). Bounded: connections in all and per client address,
+ * GET/HEAD only (405 otherwise, with Allow), /metrics, /-/healthy, and
+ * the JSON API (/api/) and the live page (/) through api_http.h (404
+ * otherwise). Bounded: connections in all and per client address,
  * idle timeout, memory per connection (which bounds the request line and
  * headers) and the number of headers (431). A small pool of threads
  * ([http] threads), so that one slow client or one bcrypt check does not
@@ -22,14 +23,18 @@
 #include "render.h"
 #include "config.h"
 #include "selfstats.h"
+#include "webtls.h"
 
 struct http_server;
 
+/* Everything here is borrowed and must outlive the server. */
 struct http_config {
 	int listen_fd;
-	const struct config *cfg; /* [http], [web], [basic_auth_users]; must outlive the server */
+	const struct config *cfg; /* [http], [basic_auth_users] */
 	struct selfstats *stats;
-	struct render_opts render; /* [metrics]: how pages are shaped */
+	struct snapshot_pub *snapshots;	    /* what the poller publishes */
+	const struct render_config *render; /* [metrics]: how pages are shaped */
+	const struct webtls *tls;	    /* [web] TLS identity; NULL or off: plain HTTP */
 };
 
 int http_start(struct http_server **out, const struct http_config *cfg);

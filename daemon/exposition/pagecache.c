@@ -36,8 +36,9 @@ struct entry {
 #define SPARE_MAX (8u << 20)
 
 struct pagecache {
+	struct snapshot_pub *snaps;
 	struct selfstats *stats;
-	struct render_opts opts;
+	const struct render_config *rc;
 	atomic_size_t last_len; /* the previous page's size: the next one's first reservation */
 	struct entry e[2];
 };
@@ -75,15 +76,16 @@ static struct page *page_new(void)
 	return p;
 }
 
-int pagecache_new(struct pagecache **out, struct selfstats *stats, const struct render_opts *ro)
+int pagecache_new(struct pagecache **out, struct snapshot_pub *snaps, struct selfstats *stats,
+		  const struct render_config *rc)
 {
 	struct pagecache *pc = calloc(1, sizeof(*pc));
 
 	if (!pc)
 		return -ENOMEM;
+	pc->snaps = snaps;
 	pc->stats = stats;
-	if (ro)
-		pc->opts = *ro;
+	pc->rc = rc;
 	for (int i = 0; i < 2; i++)
 		pthread_mutex_init(&pc->e[i].lock, NULL);
 	*out = pc;
@@ -119,7 +121,7 @@ void pagecache_free(struct pagecache *pc)
 static int render_page(struct pagecache *pc, struct entry *e, enum render_format fmt,
 		       struct page **out)
 {
-	struct snapshot *snap = snapshot_acquire();
+	struct snapshot *snap = snapshot_acquire(pc->snaps);
 	struct render_result res = { 0 };
 	struct page *p = page_new();
 	uint64_t t0 = clock_mono_ns();
@@ -131,7 +133,7 @@ static int render_page(struct pagecache *pc, struct entry *e, enum render_format
 	e->spare = (struct buf){ 0 };
 	/* one allocation of about the right size instead of doubling through it */
 	buf_reserve(&p->body, atomic_load_explicit(&pc->last_len, memory_order_relaxed) + 65536);
-	rc = render_metrics(snap, pc->stats, fmt, &pc->opts, &p->body, &res);
+	rc = render_metrics(snap, pc->stats, fmt, pc->rc, &p->body, &res);
 	if (rc < 0)
 		goto out;
 	atomic_store_explicit(&pc->last_len, p->body.len, memory_order_relaxed);
@@ -171,7 +173,7 @@ void pagecache_drop_stale(struct pagecache *pc)
 
 		if (pthread_mutex_trylock(&e->lock) != 0)
 			continue;
-		if (e->plain && e->gen != snapshot_generation())
+		if (e->plain && e->gen != snapshot_generation(pc->snaps))
 			entry_clear(e); /* a client still sending it holds its own reference */
 		pthread_mutex_unlock(&e->lock);
 	}
@@ -189,7 +191,7 @@ int pagecache_get(struct pagecache *pc, enum render_format fmt, bool gz, struct 
 	 * generation older than the one it replaces) and before rendering (a
 	 * tick that lands meanwhile makes this page stale, never the next).
 	 */
-	gen = snapshot_generation();
+	gen = snapshot_generation(pc->snaps);
 	if (!e->plain || e->gen != gen) {
 		entry_clear(e);
 		rc = render_page(pc, e, fmt, &e->plain);

@@ -5,8 +5,9 @@
  * Every scrape within one tick would render the same bytes, so the first
  * scrape of a tick renders the page for its format (and compresses it if it
  * asked for gzip) and every later one in the same tick shares those bytes.
- * A tick is a snapshot generation (snapshot_generation()): it moves when the
- * poller has written new samples or published new sources.
+ * A tick is a snapshot generation (snapshot_generation()) of the worker's
+ * snapshot_pub: it moves when the poller has written new samples or
+ * published new sources.
  *
  * Pages are immutable and reference counted: a client still downloading
  * the previous tick's page keeps it alive after the cache moved on.
@@ -21,11 +22,17 @@
 
 #include "render.h"
 #include "selfstats.h"
+#include "snapshot.h"
 
 struct page;
 struct pagecache;
 
-int pagecache_new(struct pagecache **out, struct selfstats *stats, const struct render_opts *ro);
+/*
+ * Pages of what snaps publishes. snaps, stats and rc are borrowed and must
+ * outlive the cache (rc NULL: render_metrics' defaults).
+ */
+int pagecache_new(struct pagecache **out, struct snapshot_pub *snaps, struct selfstats *stats,
+		  const struct render_config *rc);
 void pagecache_free(struct pagecache *pc);
 
 /*

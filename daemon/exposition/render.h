@@ -1,13 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * render - a snapshot in, exposition text out. Pure: no sockets, no locks;
- * the only shared state it touches is each source's ring, read lock-free.
+ * render - a snapshot in, a /metrics page out. Pure: no sockets, no locks,
+ * no state of its own; everything it reads is passed in (the snapshot,
+ * the self-metrics, the render_config), and the only shared state it
+ * touches is each source's ring and the exit telemetry's slots, both read
+ * lock-free.
  *
- * Every source's newest sample is copied once, then lines are written
- * family by family (both formats want a family's samples together).
- * Which families exist is the snapshot's business (its plan already left
- * out what the config excludes); how their samples are shaped is decided
- * here by render_opts.
+ * The page is its parts in order: the KVM stats fds' families
+ * (render_stats), the vCPU threads' schedstat families (render_schedstat),
+ * the exit telemetry's (render_bpf), then the kvmstatd_* self-metrics.
+ * Each part writes into one render_page (render_page.h) under the same
+ * options and max_series cap; no part calls another.
  */
 #ifndef KVMSTATD_RENDER_H
 #define KVMSTATD_RENDER_H
@@ -16,75 +19,40 @@
 #include <stddef.h>
 
 #include "buf.h"
+#include "render_page.h"
 #include "selfstats.h"
 #include "snapshot.h"
+#include "statfilter.h"
 
-enum render_format { FMT_TEXT_004, FMT_OPENMETRICS_100 };
-
-#define CONTENT_TYPE_TEXT "text/plain; version=0.0.4; charset=utf-8"
-#define CONTENT_TYPE_OM "application/openmetrics-text; version=1.0.0; charset=utf-8"
-
-struct render_opts {
-	/*
-	 * vCPU stats summed per VM (one series per VM, no vcpu label):
-	 * counters, gauges and histograms (bucket by bucket) add up; peak
-	 * values take the maximum.
-	 */
-	bool vcpu_sum;
-	bool no_created; /* leave out OpenMetrics _created lines */
-	/*
-	 * Most KVM sample lines per page (0: no cap), exit telemetry's
-	 * included. A series whose lines would pass it is left out whole
-	 * (never half a histogram), in page order, so the same series are
-	 * left out while the VMs stay the same.
-	 */
-	size_t max_series;
-};
-
-struct render_result {
-	size_t series;	/* KVM sample lines written (kvm_vm_info and kvmstatd_* not counted) */
-	size_t dropped; /* sample lines left out by max_series */
-};
+struct bpfview;	   /* bpfview.h */
+struct render_bpf; /* render_bpf.h */
 
 /*
- * A page being rendered. render_bpf.c writes the exit telemetry's
- * families into the same page, under the same options and cap.
+ * What shapes every page, decided once from the configuration by its
+ * owner (the worker) and read-only while pages render. Everything it
+ * points to is borrowed and must outlive every render.
  */
-struct render_page {
-	struct render_opts o;
-	bool om;      /* OpenMetrics, else Prometheus text 0.0.4 */
-	bool created; /* OpenMetrics and not turned off */
-	struct buf *b;
-	struct render_result res;
+struct render_config {
+	struct render_opts opts; /* [metrics] vcpu_series, created, max_series */
+	/*
+	 * [metrics] include/exclude/histograms, as compiled once by the
+	 * worker for its snapshots: the families that have no schema
+	 * (schedstat, exit telemetry) are filtered by the same one. NULL:
+	 * keep every family.
+	 */
+	const struct stat_filter *filter;
+	bool schedstat;		      /* the vCPU threads' schedstat families */
+	const struct render_bpf *bpf; /* exit telemetry's reasons settings; NULL: none */
+	const struct bpfview *view;   /* the exit telemetry's slots; NULL: none */
 };
-
-/*
- * Count one series' sample lines (its _created line included) against
- * max_series: true to write them, false to leave the series out (its
- * lines then count as dropped).
- */
-bool render_admit(struct render_page *pg, size_t lines);
-
-/* One series' label set and the _created value that goes with it. */
-struct render_labels {
-	const char *s;
-	size_t len;
-	const struct created *created;
-};
-
-/* A source's own labels (vm, and vcpu for a vCPU). */
-struct render_labels render_source_labels(const struct source *s);
-
-/* The labels of vCPU series summed per VM (vcpu_series = per_vm): vm only. */
-struct render_labels render_vm_labels(const struct vm_meta *vm);
 
 /*
  * snap may be NULL (nothing registered yet); stats may be NULL (no
- * self-metrics); opts may be NULL (defaults: per vCPU, _created, no cap);
- * res may be NULL.
+ * self-metrics); rc may be NULL (per vCPU, _created, no cap, no filter,
+ * the KVM stats fds' families only); res may be NULL.
  */
 int render_metrics(const struct snapshot *snap, const struct selfstats *stats,
-		   enum render_format fmt, const struct render_opts *opts, struct buf *out,
+		   enum render_format fmt, const struct render_config *rc, struct buf *out,
 		   struct render_result *res);
 
 #endif

@@ -34,14 +34,11 @@ static const struct fam {
 	  "kvm_entry; userspace: exit to the next KVM_RUN) and reason (BPF)." },
 };
 
-static struct {
-	bool ready;
-	struct stat_filter families;
-	regex_t inc, exc;
-	bool has_inc, has_exc;
-	unsigned top;
-	char le[KX_HIST_BUCKETS][METRIC_NUM_MAX];
-} C;
+/* Where a render reads the telemetry from and how it filters reasons. */
+struct bpf_in {
+	const struct render_bpf *rb;
+	const struct bpfview *view;
+};
 
 static int compile(regex_t *re, const char *pattern, const char *what, char *why, size_t size)
 {
@@ -60,47 +57,36 @@ static int compile(regex_t *re, const char *pattern, const char *what, char *why
 	return 0;
 }
 
-static void unconfigure(void)
+void render_bpf_fini(struct render_bpf *rb)
 {
-	if (!C.ready)
-		return;
-	stat_filter_free(&C.families);
-	if (C.has_inc)
-		regfree(&C.inc);
-	if (C.has_exc)
-		regfree(&C.exc);
-	memset(&C, 0, sizeof(C));
+	if (rb->has_inc)
+		regfree(&rb->inc);
+	if (rb->has_exc)
+		regfree(&rb->exc);
+	memset(rb, 0, sizeof(*rb));
 }
 
-int render_bpf_configure(const struct config *cfg, char *why, size_t why_size)
+int render_bpf_init(struct render_bpf *rb, const struct config *cfg, char *why, size_t why_size)
 {
 	const struct metric_scale ns = { 0, -9 };
-	int rc;
+	int rc = 0;
 
-	unconfigure();
-	if (!cfg)
-		return 0;
-	rc = stat_filter_init(&C.families, cfg->metrics_include, cfg->metrics_exclude,
-			      cfg->histograms, why, why_size);
-	if (rc < 0)
-		return rc;
-	C.ready = true;
-	if (cfg->reasons_include[0] &&
-	    (rc = compile(&C.inc, cfg->reasons_include, "reasons_include", why, why_size)) < 0)
-		goto fail;
-	C.has_inc = cfg->reasons_include[0];
-	if (cfg->reasons_exclude[0] &&
-	    (rc = compile(&C.exc, cfg->reasons_exclude, "reasons_exclude", why, why_size)) < 0)
-		goto fail;
-	C.has_exc = cfg->reasons_exclude[0];
-	C.top = cfg->reasons_top;
+	memset(rb, 0, sizeof(*rb));
+	rb->top = cfg->reasons_top;
+	if (cfg->reasons_include[0]) {
+		rc = compile(&rb->inc, cfg->reasons_include, "reasons_include", why, why_size);
+		rb->has_inc = rc == 0;
+	}
+	if (rc == 0 && cfg->reasons_exclude[0]) {
+		rc = compile(&rb->exc, cfg->reasons_exclude, "reasons_exclude", why, why_size);
+		rb->has_exc = rc == 0;
+	}
 	/* bucket b holds round trips of bit length <= KX_HIST_MIN_BITS + b ns */
 	for (unsigned b = 0; b + 1 < KX_HIST_BUCKETS; b++)
-		metric_format_scaled((1ull << (KX_HIST_MIN_BITS + b)) - 1, ns, C.le[b]);
-	snprintf(C.le[KX_HIST_BUCKETS - 1], METRIC_NUM_MAX, "+Inf");
-	return 0;
-fail:
-	unconfigure();
+		metric_format_scaled((1ull << (KX_HIST_MIN_BITS + b)) - 1, ns, rb->le[b]);
+	snprintf(rb->le[KX_HIST_BUCKETS - 1], METRIC_NUM_MAX, "+Inf");
+	if (rc < 0)
+		render_bpf_fini(rb);
 	return rc;
 }
 
@@ -140,20 +126,20 @@ struct vcpu_part {
 	uint64_t other; /* counted but not named (overflow, reasons >= 63) */
 };
 
-static bool reason_allowed(const char *name)
+static bool reason_allowed(const struct render_bpf *rb, const char *name)
 {
-	if (C.has_inc && regexec(&C.inc, name, 0, NULL, 0))
+	if (rb->has_inc && regexec(&rb->inc, name, 0, NULL, 0))
 		return false;
-	return !(C.has_exc && !regexec(&C.exc, name, 0, NULL, 0));
+	return !(rb->has_exc && !regexec(&rb->exc, name, 0, NULL, 0));
 }
 
-static void add_item(struct vcpu_part *p, uint64_t key, uint64_t count, const char *known,
-		     uint32_t reason)
+static void add_item(const struct bpf_in *in, struct vcpu_part *p, uint64_t key, uint64_t count,
+		     const char *known, uint32_t reason)
 {
 	struct item *it = &p->items[p->n_items];
 
 	exit_reason_label(known, reason, it->reason, sizeof(it->reason));
-	if (!reason_allowed(it->reason))
+	if (!reason_allowed(in->rb, it->reason))
 		return;
 	it->key = key;
 	it->count = count;
@@ -163,54 +149,56 @@ static void add_item(struct vcpu_part *p, uint64_t key, uint64_t count, const ch
 	p->n_items++;
 }
 
-static int read_user(const struct source *s, struct vcpu_part *p)
+static int read_user(const struct bpf_in *in, const struct source *s, struct vcpu_part *p)
 {
-	int rc = bpfview_read(s, offsetof(struct kx_counts, uexit_mask), sizeof(uint64_t),
+	int rc = bpfview_read(in->view, s, offsetof(struct kx_counts, uexit_mask), sizeof(uint64_t),
 			      &p->u.user.mask);
 
 	if (rc == 0)
-		rc = bpfview_read(s, offsetof(struct kx_counts, uexit), sizeof(p->u.user.v),
-				  p->u.user.v);
+		rc = bpfview_read(in->view, s, offsetof(struct kx_counts, uexit),
+				  sizeof(p->u.user.v), p->u.user.v);
 	for (unsigned r = 0; rc == 0 && r < KX_UEXIT_REASONS; r++) {
 		if (!(p->u.user.mask >> r & 1))
 			continue;
 		if (r == KX_UEXIT_OTHER)
 			p->other += p->u.user.v[r];
 		else
-			add_item(p, r, p->u.user.v[r], exit_reason_user(r), r);
+			add_item(in, p, r, p->u.user.v[r], exit_reason_user(r), r);
 	}
 	return rc;
 }
 
-static int read_hw(const struct source *s, struct vcpu_part *p)
+static int read_hw(const struct bpf_in *in, const struct source *s, struct vcpu_part *p)
 {
-	int rc = bpfview_read(s, offsetof(struct kx_counts, n_hw), sizeof(uint32_t), &p->u.hw.n);
+	int rc = bpfview_read(in->view, s, offsetof(struct kx_counts, n_hw), sizeof(uint32_t),
+			      &p->u.hw.n);
 
 	if (rc == 0)
-		rc = bpfview_read(s, offsetof(struct kx_counts, hw_overflow), sizeof(uint64_t),
-				  &p->u.hw.overflow);
+		rc = bpfview_read(in->view, s, offsetof(struct kx_counts, hw_overflow),
+				  sizeof(uint64_t), &p->u.hw.overflow);
 	if (rc == 0)
-		rc = bpfview_read(s, offsetof(struct kx_counts, hw), sizeof(p->u.hw.e), p->u.hw.e);
+		rc = bpfview_read(in->view, s, offsetof(struct kx_counts, hw), sizeof(p->u.hw.e),
+				  p->u.hw.e);
 	if (rc < 0)
 		return rc;
 	p->other = p->u.hw.overflow;
 	for (uint32_t i = 0; i < p->u.hw.n && i < KX_HW_ENTRIES; i++) {
 		const struct kx_hw *e = &p->u.hw.e[i];
 
-		add_item(p, (uint64_t)(e->isa & 0xff) << 32 | e->reason, e->count,
+		add_item(in, p, (uint64_t)(e->isa & 0xff) << 32 | e->reason, e->count,
 			 exit_reason_hw(e->isa, e->reason), e->reason);
 	}
 	return 0;
 }
 
-static int read_hist(const struct source *s, struct vcpu_part *p)
+static int read_hist(const struct bpf_in *in, const struct source *s, struct vcpu_part *p)
 {
-	int rc =
-	    bpfview_read(s, offsetof(struct kx_counts, n_hist), sizeof(uint32_t), &p->u.hist.n);
+	int rc = bpfview_read(in->view, s, offsetof(struct kx_counts, n_hist), sizeof(uint32_t),
+			      &p->u.hist.n);
 
 	if (rc == 0)
-		rc = bpfview_read(s, offsetof(struct kx_counts, hist), sizeof(p->u.hist.e),
-				  p->u.hist.e);
+		rc = bpfview_read(in->view, s, offsetof(struct kx_counts, hist),
+				  sizeof(p->u.hist.e), p->u.hist.e);
 	for (uint32_t i = 0; rc == 0 && i < p->u.hist.n && i < KX_HIST_ENTRIES; i++) {
 		const struct kx_hist *e = &p->u.hist.e[i];
 		uint32_t kind = e->kind & 0xff, isa = e->kind >> 8 & 0xff;
@@ -221,7 +209,7 @@ static int read_hist(const struct source *s, struct vcpu_part *p)
 			continue;
 		for (unsigned b = 0; b < KX_HIST_BUCKETS; b++)
 			n += e->bucket[b];
-		add_item(p, (uint64_t)e->kind << 32 | e->reason, n,
+		add_item(in, p, (uint64_t)e->kind << 32 | e->reason, n,
 			 kind == KX_KIND_USER ? exit_reason_user(e->reason)
 					      : exit_reason_hw(isa, e->reason),
 			 e->reason);
@@ -237,15 +225,16 @@ static int read_hist(const struct source *s, struct vcpu_part *p)
 	return rc;
 }
 
-static int read_part(const struct source *s, enum fam_kind k, struct vcpu_part *p)
+static int read_part(const struct bpf_in *in, const struct source *s, enum fam_kind k,
+		     struct vcpu_part *p)
 {
 	p->n_items = 0;
 	p->other = 0;
 	if (k == F_USER)
-		return read_user(s, p);
+		return read_user(in, s, p);
 	if (k == F_HW)
-		return read_hw(s, p);
-	return read_hist(s, p);
+		return read_hw(in, s, p);
+	return read_hist(in, s, p);
 }
 
 /* The reasons of a VM ranked by count: keys[0..n) hold the top ones. */
@@ -443,8 +432,8 @@ static void put_counter(struct render_page *pg, const struct fam *f, const struc
 	put_created(pg, f->name, l, it);
 }
 
-static void put_hist(struct render_page *pg, const struct fam *f, const struct render_labels *l,
-		     const struct item *it)
+static void put_hist(struct render_page *pg, const struct render_bpf *rb, const struct fam *f,
+		     const struct render_labels *l, const struct item *it)
 {
 	const struct metric_scale ns = { 0, -9 };
 	char num[METRIC_NUM_MAX] = "";
@@ -458,7 +447,7 @@ static void put_hist(struct render_page *pg, const struct fam *f, const struct r
 		buf_puts(pg->b, "_bucket");
 		put_labels(pg, l, it);
 		buf_puts(pg->b, ",le=\"");
-		buf_puts(pg->b, C.le[b]);
+		buf_puts(pg->b, rb->le[b]);
 		buf_puts(pg->b, "\"} ");
 		put_u64(pg->b, cum);
 		buf_putc(pg->b, '\n');
@@ -478,12 +467,12 @@ static void put_hist(struct render_page *pg, const struct fam *f, const struct r
 	put_created(pg, f->name, l, it);
 }
 
-static void put_items(struct render_page *pg, const struct fam *f, const struct render_labels *l,
-		      const struct item *items, size_t n)
+static void put_items(struct render_page *pg, const struct render_bpf *rb, const struct fam *f,
+		      const struct render_labels *l, const struct item *items, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		if (f->kind == F_HIST)
-			put_hist(pg, f, l, &items[i]);
+			put_hist(pg, rb, f, l, &items[i]);
 		else
 			put_counter(pg, f, l, &items[i]);
 	}
@@ -504,24 +493,24 @@ static void head(struct render_page *pg, const struct fam *f)
 }
 
 /* One VM's vCPUs src[0, n): per vCPU, or summed per VM. */
-static void render_vm(struct render_page *pg, const struct fam *f, struct source *const *src,
-		      size_t n, struct scratch *sc)
+static void render_vm(struct render_page *pg, const struct bpf_in *in, const struct fam *f,
+		      struct source *const *src, size_t n, struct scratch *sc)
 {
 	struct vcpu_part *p = &sc->p;
 	struct render_labels l;
 
 	memset(&sc->r, 0, sizeof(sc->r));
-	sc->r.all = C.top == 0;
+	sc->r.all = in->rb->top == 0;
 	if (!sc->r.all) {
 		for (size_t i = 0; i < n; i++)
-			if (read_part(src[i], f->kind, p) == 0)
+			if (read_part(in, src[i], f->kind, p) == 0)
 				for (size_t j = 0; j < p->n_items; j++)
 					rank_add(&sc->r, p->items[j].key, p->items[j].count);
-		rank_cut(&sc->r, C.top);
+		rank_cut(&sc->r, in->rb->top);
 	}
 	sc->acc.n = 0;
 	for (size_t i = 0; i < n; i++) {
-		if (read_part(src[i], f->kind, p) < 0)
+		if (read_part(in, src[i], f->kind, p) < 0)
 			continue;
 		cut(f->kind, p, &sc->r);
 		if (pg->o.vcpu_sum) {
@@ -529,143 +518,46 @@ static void render_vm(struct render_page *pg, const struct fam *f, struct source
 			continue;
 		}
 		l = render_source_labels(src[i]);
-		put_items(pg, f, &l, p->items, p->n_items);
+		put_items(pg, in->rb, f, &l, p->items, p->n_items);
 	}
 	if (pg->o.vcpu_sum) {
 		l = render_vm_labels(src[0]->vm);
-		put_items(pg, f, &l, sc->acc.items, sc->acc.n);
+		put_items(pg, in->rb, f, &l, sc->acc.items, sc->acc.n);
 	}
 }
 
-/*
- * The next run of one VM's vCPU sources at or after *start: true with
- * [*start, *end), false when there is none.
- */
-static bool next_vcpu_run(const struct snapshot *snap, size_t *start, size_t *end)
-{
-	size_t i = *start, j;
-
-	while (i < snap->n_sources && snap->sources[i]->vcpu < 0)
-		i++;
-	j = i;
-	while (j < snap->n_sources && snap->sources[j]->vcpu >= 0 &&
-	       snap->sources[j]->vm == snap->sources[i]->vm)
-		j++;
-	*start = i;
-	*end = j;
-	return j > i;
-}
-
-static void render_fam(struct render_page *pg, const struct fam *f, const struct snapshot *snap,
-		       struct scratch *sc)
+static void render_fam(struct render_page *pg, const struct bpf_in *in, const struct fam *f,
+		       const struct snapshot *snap, struct scratch *sc)
 {
 	head(pg, f);
-	for (size_t i = 0, j; next_vcpu_run(snap, &i, &j); i = j)
-		render_vm(pg, f, snap->sources + i, j - i, sc);
+	for (size_t i = 0, j; render_next_vcpu_run(snap, &i, &j); i = j)
+		render_vm(pg, in, f, snap->sources + i, j - i, sc);
 }
 
-static void sched_head(struct render_page *pg, const char *name, bool delay)
+void render_bpf_kvm(const struct render_bpf *rb, const struct bpfview *view,
+		    const struct stat_filter *filter, const struct snapshot *snap,
+		    struct render_page *pg)
 {
-	if (pg->om)
-		buf_printf(pg->b, "# TYPE %s counter\n# UNIT %s seconds\n# HELP %s ", name, name,
-			   name);
-	else
-		buf_printf(pg->b, "# HELP %s_total ", name);
-	buf_puts(pg->b, delay ? "Time the vCPU thread waited on a run queue for a CPU "
-				"(schedstat run delay)."
-			      : "CPU time of the vCPU thread, guest and host side (schedstat).");
-	if (!pg->om)
-		buf_printf(pg->b, "\n# TYPE %s_total counter", name);
-	buf_putc(pg->b, '\n');
-}
-
-static void put_sched(struct render_page *pg, const char *name, const struct render_labels *l,
-		      uint64_t ns)
-{
-	const struct metric_scale scale = { 0, -9 };
-	char num[METRIC_NUM_MAX] = "";
-
-	if (!render_admit(pg, 1u + pg->created))
-		return;
-	buf_puts(pg->b, name);
-	buf_puts(pg->b, "_total{");
-	buf_put(pg->b, l->s, l->len);
-	buf_puts(pg->b, "} ");
-	buf_put(pg->b, num, (size_t)metric_format_scaled(ns, scale, num));
-	buf_putc(pg->b, '\n');
-	if (pg->created) {
-		buf_puts(pg->b, name);
-		buf_puts(pg->b, "_created{");
-		buf_put(pg->b, l->s, l->len);
-		buf_putc(pg->b, '}');
-		buf_put(pg->b, l->created->text, l->created->len);
-	}
-}
-
-/* One VM's vCPUs src[0, n): per vCPU, or summed per VM. */
-static void sched_vm(struct render_page *pg, const char *name, bool delay,
-		     struct source *const *src, size_t n)
-{
-	struct render_labels l;
-	uint64_t sum = 0;
-	bool any = false;
-
-	for (size_t i = 0; i < n; i++) {
-		const struct source *s = src[i];
-		uint64_t ns;
-
-		if (!atomic_load_explicit(&s->sched_ok, memory_order_acquire))
-			continue;
-		ns = atomic_load_explicit(delay ? &s->sched_delay_ns : &s->sched_run_ns,
-					  memory_order_relaxed);
-		sum += ns;
-		any = true;
-		if (!pg->o.vcpu_sum) {
-			l = render_source_labels(s);
-			put_sched(pg, name, &l, ns);
-		}
-	}
-	if (any && pg->o.vcpu_sum) {
-		l = render_vm_labels(src[0]->vm);
-		put_sched(pg, name, &l, sum);
-	}
-}
-
-static void render_sched(struct render_page *pg, const struct snapshot *snap, bool delay)
-{
-	const char *name = delay ? "kvm_vcpu_run_delay_seconds" : "kvm_vcpu_thread_cpu_seconds";
-
-	if (!stat_filter_keeps_family(&C.families, name, true, false))
-		return;
-	sched_head(pg, name, delay);
-	for (size_t i = 0, j; next_vcpu_run(snap, &i, &j); i = j)
-		sched_vm(pg, name, delay, snap->sources + i, j - i);
-}
-
-void render_bpf_kvm(const struct snapshot *snap, struct render_page *pg)
-{
+	const struct bpf_in in = { rb, view };
 	struct scratch *sc;
 
-	if (!snap || !C.ready)
-		return;
-	render_sched(pg, snap, true);
-	render_sched(pg, snap, false);
-	if (!bpfview_enabled())
+	if (!bpfview_enabled(view))
 		return;
 	sc = malloc(sizeof(*sc));
 	if (!sc)
 		return;
 	for (size_t f = 0; f < sizeof(fams) / sizeof(fams[0]); f++)
-		if (stat_filter_keeps_family(&C.families, fams[f].name, fams[f].kind != F_HIST,
+		if (stat_filter_keeps_family(filter, fams[f].name, fams[f].kind != F_HIST,
 					     fams[f].kind == F_HIST))
-			render_fam(pg, &fams[f], snap, sc);
+			render_fam(pg, &in, &fams[f], snap, sc);
 	free(sc);
 }
 
-void render_bpf_self(bool om, bool created, double created_s, struct buf *b)
+void render_bpf_self(const struct bpfview *view, bool om, bool created, double created_s,
+		     struct buf *b)
 {
 	struct bpfview_meta m = { 0 };
-	bool on = bpfview_meta(&m) == 0;
+	bool on = bpfview_meta(view, &m) == 0;
 	static const char *const help[2] = {
 		"vCPU threads that found no free BPF slot (see [daemon] bpf_slots).",
 		"KVM_RUN entries where the BPF program did not find the running vCPU.",

@@ -85,6 +85,30 @@ static void render_skipped(const struct selfstats *st, int om, struct buf *b)
 		      st->start_time);
 }
 
+static void render_http(const struct selfstats *st, int om, struct buf *b)
+{
+	static const char *const refusals[HREF__COUNT] = {
+		"per_client", "full", "room", "deadline", "query_args", "failed_checks", "busy",
+	};
+	static const char *const checks[HCHK__COUNT] = { "remembered", "passed", "failed" };
+	char labels[64];
+
+	head(b, om, "kvmstatd_http_refused", "counter", NULL,
+	     "HTTP connections or requests turned away or cut, by reason.");
+	for (int r = 0; r < HREF__COUNT; r++) {
+		snprintf(labels, sizeof(labels), "{reason=\"%s\"}", refusals[r]);
+		count(b, om, "kvmstatd_http_refused", labels,
+		      (double)stat_get(&st->http_refused[r]), st->start_time);
+	}
+	head(b, om, "kvmstatd_http_password_checks", "counter", NULL,
+	     "Basic auth passwords checked, by result: remembered (no bcrypt), passed, failed.");
+	for (int r = 0; r < HCHK__COUNT; r++) {
+		snprintf(labels, sizeof(labels), "{result=\"%s\"}", checks[r]);
+		count(b, om, "kvmstatd_http_password_checks", labels,
+		      (double)stat_get(&st->http_checks[r]), st->start_time);
+	}
+}
+
 static void render_sources(const struct selfstats *st, unsigned n_vms, unsigned n_vcpus, int om,
 			   struct buf *b)
 {
@@ -128,6 +152,18 @@ static void render_poll(const struct selfstats *st, int om, struct buf *b)
 	seconds_counter(b, om, "kvmstatd_poll_cpu_seconds",
 			"CPU time of the poller thread spent polling, summed over ticks.",
 			stat_get(&st->poll_cpu_ns_sum), st->start_time);
+	gauge(b, om, "kvmstatd_history_bytes", "bytes",
+	      "Memory held by the sources' histories of recent samples ([poll] history_s).",
+	      (double)stat_get(&st->history_bytes));
+	gauge(b, om, "kvmstatd_history_seconds", "seconds",
+	      "Window of recent samples each source keeps for rates and sparklines.",
+	      st->history_s);
+	gauge(b, om, "kvmstatd_history_limit_bytes", "bytes",
+	      "The [poll] history_max_mib cap on all histories together.",
+	      (double)st->history_limit_bytes);
+	counter(b, om, "kvmstatd_history_refused",
+		"Sources polled without a history because history_max_mib was reached.",
+		stat_get(&st->history_refused), st->start_time);
 }
 
 static void render_pages(const struct selfstats *st, const struct page_counts *page, int om,
@@ -169,6 +205,7 @@ void selfstats_render(const struct selfstats *st, unsigned n_vms, unsigned n_vcp
 	render_sources(st, n_vms, n_vcpus, om, b);
 	render_poll(st, om, b);
 	render_pages(st, page, om, b);
+	render_http(st, om, b);
 	gauge(b, om, "kvmstatd_start_time_seconds", "seconds", "Start time of the worker.",
 	      st->start_time);
 	if (om)

@@ -16,6 +16,21 @@
 #include "buf.h"
 #include "reject.h"
 
+/* Why the HTTP server turned a connection or request away (label reason). */
+enum http_refusal {
+	HREF_PER_CLIENT,    /* the client held max_connections_per_ip */
+	HREF_FULL,	    /* max_connections, none could be cut */
+	HREF_ROOM,	    /* cut to make room for a newcomer */
+	HREF_DEADLINE,	    /* cut at request_timeout_s */
+	HREF_QUERY_ARGS,    /* 414: more than max_query_args */
+	HREF_FAILED_CHECKS, /* 429: the client's budget of failed checks spent */
+	HREF_BUSY,	    /* 503: the slow lane's queue full */
+	HREF__COUNT
+};
+
+/* What became of a password check (label result). */
+enum http_check { HCHK_REMEMBERED, HCHK_PASSED, HCHK_FAILED, HCHK__COUNT };
+
 struct selfstats {
 	atomic_uint_fast64_t polls;
 	atomic_uint_fast64_t poll_wall_ns_last, poll_cpu_ns_last;
@@ -31,11 +46,17 @@ struct selfstats {
 	atomic_uint_fast64_t sources_refused; /* stats fds whose schema was refused */
 	atomic_uint_fast64_t stats_skipped_unknown, stats_skipped_invalid, stats_skipped_collision;
 	atomic_uint_fast64_t vms_exited;
-	atomic_uint_fast64_t vms_discovered; /* the helper's total */
-	atomic_uint_fast64_t worker_starts;  /* the helper's count; 1 = never restarted */
-	atomic_uint_fast64_t bpf_enabled;    /* 1 once the exit telemetry maps are mapped */
-	double start_time;		     /* unix seconds: this worker's start */
-	double helper_start_time;	     /* unix seconds: the helper's, for its totals */
+	atomic_uint_fast64_t vms_discovered;  /* the helper's total */
+	atomic_uint_fast64_t worker_starts;   /* the helper's count; 1 = never restarted */
+	atomic_uint_fast64_t bpf_enabled;     /* 1 once the exit telemetry maps are mapped */
+	atomic_uint_fast64_t history_bytes;   /* memory of every source's history ring */
+	atomic_uint_fast64_t history_refused; /* sources left without one: history_max_mib */
+	uint64_t history_limit_bytes;	      /* [poll] history_max_mib, in bytes */
+	double history_s;		      /* the window one history holds, in seconds */
+	atomic_uint_fast64_t http_refused[HREF__COUNT];
+	atomic_uint_fast64_t http_checks[HCHK__COUNT];
+	double start_time;	  /* unix seconds: this worker's start */
+	double helper_start_time; /* unix seconds: the helper's, for its totals */
 };
 
 static inline void stat_add(atomic_uint_fast64_t *c, uint64_t n)

@@ -15,8 +15,14 @@
 #include <sys/random.h>
 
 #include "authheader.h"
+#include "clock.h"
 
-#define MAC_LEN 32 /* HMAC-SHA256 */
+#define MAC_LEN WEBAUTH_MAC_LEN
+
+struct cached {
+	unsigned char mac[MAC_LEN];
+	uint64_t until_ns; /* remembered until then */
+};
 
 struct webauth {
 	const struct config_auth_user *users;
@@ -24,8 +30,9 @@ struct webauth {
 	/* a setting of the highest configured cost, for unknown users */
 	char dummy[CONFIG_BCRYPT_LEN + 1];
 	unsigned char mac_key[MAC_LEN];
+	uint64_t cache_ns;
 	pthread_mutex_t lock; /* the cache below */
-	unsigned char cache[WEBAUTH_CACHE_SIZE][MAC_LEN];
+	struct cached cache[WEBAUTH_CACHE_SIZE];
 	unsigned n_cached, next_slot; /* filled slots; the oldest, replaced next */
 	atomic_uint_fast64_t bcrypt_runs, cache_hits;
 };
@@ -41,7 +48,8 @@ static unsigned bcrypt_cost(const char *hash)
 	return (unsigned)(hash[4] - '0') * 10 + (unsigned)(hash[5] - '0');
 }
 
-int webauth_new(struct webauth **out, const struct config_auth_user *users, unsigned n)
+int webauth_new(struct webauth **out, const struct config_auth_user *users, unsigned n,
+		uint64_t cache_ns)
 {
 	struct webauth *a = calloc(1, sizeof(*a));
 	unsigned cost = 4;
@@ -51,6 +59,7 @@ int webauth_new(struct webauth **out, const struct config_auth_user *users, unsi
 		return -ENOMEM;
 	a->users = users;
 	a->n_users = n;
+	a->cache_ns = cache_ns;
 	for (unsigned i = 0; i < n; i++)
 		if (bcrypt_cost(users[i].hash) > cost)
 			cost = bcrypt_cost(users[i].hash);
@@ -102,21 +111,23 @@ static int cache_key(const struct webauth *a, const char *user, const char *pass
 }
 
 /* Every slot is compared, found or not: the time does not tell which slot matched. */
-static bool cache_has(struct webauth *a, const unsigned char mac[MAC_LEN])
+static bool cache_has(struct webauth *a, const unsigned char mac[MAC_LEN], uint64_t now_ns)
 {
 	bool found = false;
 
 	pthread_mutex_lock(&a->lock);
 	for (unsigned i = 0; i < a->n_cached; i++)
-		found |= same_bytes(a->cache[i], mac, MAC_LEN);
+		found |=
+		    same_bytes(a->cache[i].mac, mac, MAC_LEN) & (a->cache[i].until_ns > now_ns);
 	pthread_mutex_unlock(&a->lock);
 	return found;
 }
 
-static void cache_add(struct webauth *a, const unsigned char mac[MAC_LEN])
+static void cache_add(struct webauth *a, const unsigned char mac[MAC_LEN], uint64_t now_ns)
 {
 	pthread_mutex_lock(&a->lock);
-	memcpy(a->cache[a->next_slot], mac, MAC_LEN);
+	memcpy(a->cache[a->next_slot].mac, mac, MAC_LEN);
+	a->cache[a->next_slot].until_ns = now_ns + a->cache_ns;
 	a->next_slot = (a->next_slot + 1) % WEBAUTH_CACHE_SIZE;
 	if (a->n_cached < WEBAUTH_CACHE_SIZE)
 		a->n_cached++;
@@ -150,44 +161,68 @@ static const struct config_auth_user *find_user(const struct webauth *a, const c
 	return NULL;
 }
 
-/* 0 when user and pass match a cached success; -ENOENT when not cached; -errno. */
+/* 0 when user and pass match a remembered success; -ENOENT when not; -errno. */
 static int check_cached(struct webauth *a, const char *user, const char *pass,
-			const struct config_auth_user *u, unsigned char mac[MAC_LEN])
+			const struct config_auth_user *u, uint64_t now_ns,
+			unsigned char mac[MAC_LEN])
 {
 	int rc = cache_key(a, user, pass, u->hash, mac);
 
-	if (rc == 0 && !cache_has(a, mac))
+	if (rc == 0 && !cache_has(a, mac, now_ns))
 		rc = -ENOENT;
 	if (rc == 0)
 		atomic_fetch_add_explicit(&a->cache_hits, 1, memory_order_relaxed);
 	return rc;
 }
 
-static int check_pair(struct webauth *a, const char *user, const char *pass)
+void webauth_attempt_clear(struct webauth_attempt *at)
 {
-	const struct config_auth_user *u = find_user(a, user);
+	explicit_bzero(at, sizeof(*at));
+}
+
+int webauth_begin(struct webauth *a, const char *authorization, uint64_t now_ns,
+		  struct webauth_attempt *at)
+{
+	const struct config_auth_user *u;
+	unsigned char mac[MAC_LEN];
+	int rc = -EACCES;
+
+	if (authorization && authheader_parse(authorization, at->user, sizeof(at->user), at->pass,
+					      sizeof(at->pass)) == 0) {
+		u = find_user(a, at->user);
+		rc = u ? check_cached(a, at->user, at->pass, u, now_ns, mac) : -ENOENT;
+		if (rc == -ENOENT)
+			rc = -EINPROGRESS;
+	}
+	if (rc != -EINPROGRESS)
+		webauth_attempt_clear(at);
+	return rc;
+}
+
+int webauth_finish(struct webauth *a, struct webauth_attempt *at, uint64_t now_ns)
+{
+	const struct config_auth_user *u = find_user(a, at->user);
 	unsigned char mac[MAC_LEN];
 	bool ok = false;
 	int rc;
 
 	if (!u) /* the same work as for a known user, then no */
-		rc = bcrypt_matches(a, pass, a->dummy, NULL, &ok);
-	else if ((rc = check_cached(a, user, pass, u, mac)) == 0)
-		ok = true;
-	else if (rc == -ENOENT && (rc = bcrypt_matches(a, pass, u->hash, u->hash, &ok)) == 0 && ok)
-		cache_add(a, mac);
+		rc = bcrypt_matches(a, at->pass, a->dummy, NULL, &ok);
+	else if ((rc = bcrypt_matches(a, at->pass, u->hash, u->hash, &ok)) == 0 && ok &&
+		 (rc = cache_key(a, at->user, at->pass, u->hash, mac)) == 0)
+		cache_add(a, mac, now_ns);
+	webauth_attempt_clear(at);
 	return rc < 0 ? rc : ok ? 0 : -EACCES;
 }
 
 int webauth_check(struct webauth *a, const char *authorization)
 {
-	char user[CONFIG_AUTH_NAME_MAX], pass[AUTHHEADER_MAX];
-	int rc = -EACCES;
+	struct webauth_attempt at;
+	uint64_t now = clock_mono_ns();
+	int rc = webauth_begin(a, authorization, now, &at);
 
-	if (authorization &&
-	    authheader_parse(authorization, user, sizeof(user), pass, sizeof(pass)) == 0)
-		rc = check_pair(a, user, pass);
-	explicit_bzero(pass, sizeof(pass));
+	if (rc == -EINPROGRESS)
+		rc = webauth_finish(a, &at, now);
 	return rc;
 }
 

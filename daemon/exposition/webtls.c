@@ -17,9 +17,6 @@
 
 #include "log.h"
 
-static struct webtls loaded;
-static int tls_on;
-
 /* The whole of a regular file as a C string in *out. 0 or -errno. */
 static int read_pem(const char *path, char **out)
 {
@@ -122,12 +119,12 @@ static int fail(char *err, size_t size, int rc, const char *fmt, ...)
 	return rc;
 }
 
-static int read_all(const struct config *cfg, char *err, size_t size)
+static int read_all(struct webtls *loaded, const struct config *cfg, char *err, size_t size)
 {
 	static const char *const key_names[] = { "tls_cert_file", "tls_key_file",
 						 "tls_client_ca_file" };
 	const char *paths[] = { cfg->tls_cert_file, cfg->tls_key_file, cfg->tls_client_ca_file };
-	char **dst[] = { &loaded.cert_pem, &loaded.key_pem, &loaded.ca_pem };
+	char **dst[] = { &loaded->cert_pem, &loaded->key_pem, &loaded->ca_pem };
 	int rc = 0;
 
 	for (size_t i = 0; rc == 0 && i < 3; i++) {
@@ -141,14 +138,14 @@ static int read_all(const struct config *cfg, char *err, size_t size)
 	return rc;
 }
 
-static int check_all(const struct config *cfg, char *err, size_t size)
+static int check_all(const struct webtls *loaded, const struct config *cfg, char *err, size_t size)
 {
-	int rc = parse_certs(loaded.cert_pem, cfg->tls_cert_file);
+	int rc = parse_certs(loaded->cert_pem, cfg->tls_cert_file);
 
 	if (rc < 0)
 		return fail(err, size, -EINVAL, "[web] tls_cert_file %s: no PEM certificate: %s",
 			    cfg->tls_cert_file, gnutls_strerror(rc));
-	rc = parse_key(&loaded);
+	rc = parse_key(loaded);
 	if (rc == GNUTLS_E_CERTIFICATE_KEY_MISMATCH)
 		return fail(err, size, -EINVAL,
 			    "[web] tls_key_file %s: not the key of the certificate in %s",
@@ -157,37 +154,37 @@ static int check_all(const struct config *cfg, char *err, size_t size)
 		return fail(err, size, -EINVAL,
 			    "[web] tls_key_file %s: no unencrypted PEM private key: %s",
 			    cfg->tls_key_file, gnutls_strerror(rc));
-	if (loaded.ca_pem && (rc = parse_certs(loaded.ca_pem, cfg->tls_client_ca_file)) < 0)
+	if (loaded->ca_pem && (rc = parse_certs(loaded->ca_pem, cfg->tls_client_ca_file)) < 0)
 		return fail(err, size, -EINVAL,
 			    "[web] tls_client_ca_file %s: no PEM certificate: %s",
 			    cfg->tls_client_ca_file, gnutls_strerror(rc));
 	return 0;
 }
 
-int webtls_load(const struct config *cfg, char *err, size_t err_size)
+int webtls_load(struct webtls *t, const struct config *cfg, char *err, size_t err_size)
 {
 	int rc;
 
+	*t = (struct webtls){ .client_auth = CLIENT_AUTH_NONE };
 	if (!cfg->tls_cert_file[0])
 		return 0;
 	/* exporter-toolkit's TLS12 also offers 1.3; the minimum is what matters */
-	loaded.priorities = !strcmp(cfg->tls_min_version, "TLS13")
-				? "NORMAL:-VERS-ALL:+VERS-TLS1.3"
-				: "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2";
-	loaded.client_auth = cfg->client_auth;
-	rc = read_all(cfg, err, err_size);
+	t->priorities = !strcmp(cfg->tls_min_version, "TLS13")
+			    ? "NORMAL:-VERS-ALL:+VERS-TLS1.3"
+			    : "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2";
+	t->client_auth = cfg->client_auth;
+	rc = read_all(t, cfg, err, err_size);
 	if (rc == 0)
-		rc = check_all(cfg, err, err_size);
+		rc = check_all(t, cfg, err, err_size);
 	if (rc < 0)
-		webtls_free();
-	else
-		tls_on = 1;
+		webtls_free(t);
 	return rc;
 }
 
-const struct webtls *webtls_get(void)
+bool webtls_on(const struct webtls *t)
 {
-	return tls_on ? &loaded : NULL;
+	/* webtls_load keeps a certificate only when all of it checked out */
+	return t && t->cert_pem;
 }
 
 static void wipe(char **pem)
@@ -199,12 +196,11 @@ static void wipe(char **pem)
 	}
 }
 
-void webtls_free(void)
+void webtls_free(struct webtls *t)
 {
-	wipe(&loaded.cert_pem);
-	wipe(&loaded.key_pem);
-	wipe(&loaded.ca_pem);
-	tls_on = 0;
+	wipe(&t->cert_pem);
+	wipe(&t->key_pem);
+	wipe(&t->ca_pem);
 }
 
 int webtls_check_client(const struct webtls *t, void *session)

@@ -6,10 +6,11 @@
  * The privileged process reads the files at start-up, before it drops its
  * privileges (so the key may be readable by root alone), and checks them
  * with GnuTLS: each must parse, and the key must be the certificate's. The
- * PEM text then stays in memory, one copy per process: the worker, forked
- * later (and again after a restart), inherits it and hands it to
- * libmicrohttpd (MHD_OPTION_HTTPS_MEM_*); it could not read the files
- * itself, its sandbox refuses every open().
+ * PEM text then stays in memory, in a struct webtls the helper owns and
+ * hands to each worker it starts (forked, it inherits the memory); the
+ * worker passes it to its HTTP server, which hands it to libmicrohttpd
+ * (MHD_OPTION_HTTPS_MEM_*). The worker could not read the files itself:
+ * its sandbox refuses every open().
  *
  * libmicrohttpd 0.9.75 has no hook into the handshake, so client
  * certificates are asked for there (MHD_OPTION_HTTPS_MEM_TRUST) and
@@ -19,6 +20,7 @@
 #ifndef KVMSTATD_WEBTLS_H
 #define KVMSTATD_WEBTLS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "config.h"
@@ -34,16 +36,17 @@ struct webtls {
 };
 
 /*
- * Read and check the files cfg names; 0 (TLS off when there are none), or
- * -errno with a sentence naming the key and the file in err.
+ * Read and check the files cfg names into t; 0 (TLS off when there are
+ * none), or -errno with a sentence naming the key and the file in err
+ * (t is then off and holds nothing).
  */
-int webtls_load(const struct config *cfg, char *err, size_t err_size);
+int webtls_load(struct webtls *t, const struct config *cfg, char *err, size_t err_size);
 
-/* What webtls_load kept; NULL when TLS is off. */
-const struct webtls *webtls_get(void);
+/* Whether t holds an identity to serve HTTPS with (t may be NULL). */
+bool webtls_on(const struct webtls *t);
 
-/* Wipe and free it. */
-void webtls_free(void);
+/* Wipe and free what t holds; t is then off. */
+void webtls_free(struct webtls *t);
 
 /*
  * May the peer of a TLS session (a gnutls_session_t) be served? With

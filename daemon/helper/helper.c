@@ -35,9 +35,10 @@
 #define SO_PEERPIDFD 77
 #endif
 
-#define HELPER_MAX_CONNS 256
-#define HELPER_MAX_CONNS_PER_UID 16	       /* one uid cannot hold every connection */
 #define HELPER_IDLE_NS (60ull * 1000000000ull) /* a silent connection is closed */
+#define HELPER_REFUSAL_BURST 20		       /* refusal lines logged at once ... */
+#define HELPER_REFUSALS_PER_S 10	       /* ... and a second after that */
+#define HELPER_DRAIN_MAX 64 /* datagrams a refused peer queued, dropped before the close */
 
 static int stale_socket(const char *path)
 {
@@ -246,11 +247,94 @@ static void sweep(struct helper *h)
 		h->accept_paused = false;
 }
 
+/* Drop what a refused peer queued, closing the fds it sent. */
+static void drain(int fd)
+{
+	int fds[KVMSTAT_MAX_FDS_PER_MSG];
+	char buf[16];
+	size_t n;
+
+	for (int i = 0; i < HELPER_DRAIN_MAX; i++) {
+		/* any datagram, too long or carrying too much, is taken and dropped */
+		int len = fdpass_recv(fd, buf, sizeof(buf), fds, KVMSTAT_MAX_FDS_PER_MSG, &n);
+
+		fdpass_close_all(fds, n);
+		if (len == 0 && n == 0) /* read side shut: nothing more */
+			break;
+		if (len < 0 && len != -EMSGSIZE && len != -E2BIG && len != -EBADMSG)
+			break;
+	}
+}
+
+/*
+ * A peer turned away at accept: counted, logged (limited), told why and
+ * closed at once. Reading is shut first, so that nothing more can arrive,
+ * and what came already is dropped (its fds closed): closing a socket with
+ * unread data would reset the peer before it reads the answer. The answer
+ * has seq 0: the peer may not have asked anything yet.
+ */
+static void refuse_peer(struct helper *h, int fd, const struct ucred *cred,
+			enum reject_reason reason, int status, const char *why)
+{
+	shutdown(fd, SHUT_RD);
+	drain(fd);
+	helper_send_reply(fd, 0, status, 0, why);
+	close(fd);
+	helper_send_rejected(h, reason);
+	helper_log_refusal(h, cred->pid, cred->uid, reason, why);
+}
+
+/*
+ * Who may hold a connection is decided here, before the peer can send a
+ * byte: a uid outside allow_users/allow_groups never holds one, and the
+ * policy bounds the connections per uid (with a reserve for root's), so
+ * that a few uids cannot take every connection.
+ */
+static void admit_peer(struct helper *h, int fd)
+{
+	struct ucred cred = { .pid = 0, .uid = (uid_t)-1, .gid = (gid_t)-1 };
+	socklen_t len = sizeof(cred);
+	char why[KVMSTAT_REASON_MAX];
+	struct conn *c = calloc(1, sizeof(*c));
+
+	if (!c || getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
+		refuse_peer(h, fd, &cred, REJ_LIMIT, -ENOMEM, "no memory or no peer credentials");
+		goto free_conn;
+	}
+	len = sizeof(c->groups);
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, c->groups, &len) == 0)
+		c->n_groups = len / sizeof(gid_t);
+	if (policy_admit(h->policy, cred.uid, cred.gid, c->groups, c->n_groups, why, sizeof(why)) <
+	    0) {
+		refuse_peer(h, fd, &cred, REJ_NOT_ALLOWED, -EPERM, why);
+		goto free_conn;
+	}
+	if (policy_admit_conn(h->policy, cred.uid, conns_of(h, cred.uid), (unsigned)h->n_conns, why,
+			      sizeof(why)) < 0) {
+		refuse_peer(h, fd, &cred, REJ_LIMIT, -ENOSPC, why);
+		goto free_conn;
+	}
+	c->tag = TAG_CONN;
+	c->fd = fd;
+	c->last_ns = clock_mono_ns();
+	c->pid = cred.pid;
+	c->uid = cred.uid;
+	c->gid = cred.gid;
+	c->pidfd = peer_pidfd(fd, cred.pid);
+	if (c->pidfd < 0 || epoll_add(h, fd, c) < 0) {
+		if (c->pidfd >= 0)
+			close(c->pidfd);
+		refuse_peer(h, fd, &cred, REJ_LIMIT, -ENOMEM, "no pidfd for it");
+		goto free_conn;
+	}
+	h->conns[h->n_conns++] = c;
+	c = NULL;
+free_conn:
+	free(c);
+}
+
 static void on_accept(struct helper *h)
 {
-	struct ucred cred;
-	socklen_t len = sizeof(cred);
-	struct conn *c;
 	int fd = accept4(h->reg_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 
 	if (fd < 0 && (errno == EMFILE || errno == ENFILE)) {
@@ -259,49 +343,8 @@ static void on_accept(struct helper *h)
 		epoll_ctl(h->epoll_fd, EPOLL_CTL_DEL, h->reg_fd, NULL);
 		h->accept_paused = true;
 	}
-	if (fd < 0)
-		return;
-	if (h->n_conns >= HELPER_MAX_CONNS ||
-	    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
-		log_warn("registration connection refused: %s", h->n_conns >= HELPER_MAX_CONNS
-								    ? "too many connections"
-								    : "no peer credentials");
-		close(fd);
-		return;
-	}
-	if (conns_of(h, cred.uid) >= HELPER_MAX_CONNS_PER_UID) {
-		/* counted and logged like a refusal, but no reply: nothing was asked */
-		helper_send_rejected(h, REJ_LIMIT);
-		log_warn("registration connection from pid %d (uid %u) refused: %d connections "
-			 "of that uid are open",
-			 (int)cred.pid, (unsigned)cred.uid, HELPER_MAX_CONNS_PER_UID);
-		close(fd);
-		return;
-	}
-	c = calloc(1, sizeof(*c));
-	if (!c) {
-		close(fd);
-		return;
-	}
-	c->tag = TAG_CONN;
-	c->fd = fd;
-	c->last_ns = clock_mono_ns();
-	c->pid = cred.pid;
-	c->uid = cred.uid;
-	c->gid = cred.gid;
-	len = sizeof(c->groups);
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, c->groups, &len) == 0)
-		c->n_groups = len / sizeof(gid_t);
-	c->pidfd = peer_pidfd(fd, cred.pid);
-	if (c->pidfd < 0 || epoll_add(h, fd, c) < 0) {
-		log_warn("registration connection from pid %d refused: no pidfd", (int)cred.pid);
-		if (c->pidfd >= 0)
-			close(c->pidfd);
-		close(fd);
-		free(c);
-		return;
-	}
-	h->conns[h->n_conns++] = c;
+	if (fd >= 0)
+		admit_peer(h, fd);
 }
 
 static void on_conn(struct helper *h, struct conn *c)
@@ -368,6 +411,8 @@ static int setup(struct helper *h)
 	fdpass_set_closer(closer_close);
 	if ((rc = policy_new(&h->policy, h->cfg)) < 0)
 		return rc;
+	logbudget_init(&h->refusal_log, HELPER_REFUSAL_BURST, HELPER_REFUSALS_PER_S,
+		       clock_mono_ns());
 	if ((rc = epoll_add(h, h->reg_fd, &h->tag_reg)) < 0 ||
 	    (rc = epoll_add(h, h->signal_fd, &h->tag_signal)) < 0 ||
 	    (rc = epoll_add(h, h->restart_fd, &h->tag_restart)) < 0 ||
@@ -425,12 +470,14 @@ int helper_run(const struct helper_args *a)
 			    .listen_override = a->listen_override,
 			    .ready_pending = true,
 			    .bpf = a->bpf,
+			    .tls = a->tls,
 			    .reg_fd = a->reg_fd,
 			    .http_fd = a->http_fd,
 			    .uid = a->uid,
 			    .gid = a->gid,
 			    .sandbox_selftest = a->sandbox_selftest,
 			    .borrow = a->borrow,
+			    .check_fd = fdcheck_stats_fd,
 			    .ipc_fd = -1,
 			    .signal_fd = -1,
 			    .epoll_fd = -1,

@@ -24,6 +24,8 @@
  */
 int helper_open_socket(const struct config *cfg, uid_t owner, int *out_fd, int *dir_fd);
 
+struct webtls; /* the worker side's (webtls.h); the helper only hands it on */
+
 struct helper_args {
 	struct config *cfg;	     /* a reload (SIGHUP) replaces it in place */
 	const char *config_path;     /* read again on SIGHUP */
@@ -36,6 +38,7 @@ struct helper_args {
 	bool sandbox_selftest;		 /* each worker tests its sandbox and logs the result */
 	bool borrow;			 /* discovery may borrow VM and vCPU fds (borrow.h) */
 	const struct bpf_telemetry *bpf; /* loaded before the privilege drop, or not enabled */
+	const struct webtls *tls;	 /* [web] TLS, read before the drop; each worker's HTTP */
 };
 
 /*

@@ -121,15 +121,15 @@ static void bound_by_thread(pid_t tid, uint64_t *created)
  * that discovery found has this vCPU already, from the very same file:
  * accepted, but no new source. Otherwise a vCPU sent twice is an error.
  */
-static int check_vcpus(struct conn *c, const struct hvm *vm, const int *fds, size_t n, int *idx,
-		       bool *known, uint64_t *created, struct verdict *v)
+static int check_vcpus(struct helper *h, struct conn *c, const struct hvm *vm, const int *fds,
+		       size_t n, int *idx, bool *known, uint64_t *created, struct verdict *v)
 {
 	struct fdcheck_result res;
 
 	for (size_t i = 0; i < n; i++) {
 		int slot;
 
-		if (fdcheck_stats_fd(fds[i], FD_VCPU_STATS, &res) < 0)
+		if (h->check_fd(fds[i], FD_VCPU_STATS, &res) < 0)
 			return deny(v, -EBADF, REJ_BAD_FD, "fd %zu: %s", i, res.why);
 		if (!fdcheck_is_thread_of(res.id_pid, c->pid))
 			return deny(v, -EPERM, REJ_NOT_OWNER,
@@ -376,7 +376,7 @@ static int adopt(struct helper *h, struct conn *c, struct hvm *vm, const struct 
 	if (vm->has_handle || vm->proc->pid != c->pid)
 		return deny(v, -EEXIST, REJ_DUPLICATE, "this VM stats fd is registered as \"%s\"",
 			    vm->name);
-	if (check_vcpus(c, vm, fds + 1, n - 1, idx, known, &created, v) < 0 ||
+	if (check_vcpus(h, c, vm, fds + 1, n - 1, idx, known, &created, v) < 0 ||
 	    check_counts(h, vm->proc, vm, (size_t)count_new(known, n - 1),
 			 (size_t)count_new(known, n - 1), v) < 0 ||
 	    charge(h, vm->proc->uid, (size_t)count_new(known, n - 1), v) < 0)
@@ -401,11 +401,12 @@ static bool has_discovered_vms(struct helper *h, pid_t pid)
 	return false;
 }
 
-static int check_vm_fd(struct conn *c, int fd, uint64_t *created, struct verdict *v)
+static int check_vm_fd(struct helper *h, struct conn *c, int fd, uint64_t *created,
+		       struct verdict *v)
 {
 	struct fdcheck_result res;
 
-	if (fdcheck_stats_fd(fd, FD_VM_STATS, &res) < 0)
+	if (h->check_fd(fd, FD_VM_STATS, &res) < 0)
 		return deny(v, -EBADF, REJ_BAD_FD, "fd 0: %s", res.why);
 	if (!fdcheck_is_thread_of(res.id_pid, c->pid))
 		return deny(v, -EPERM, REJ_NOT_OWNER, "VM created by tid %d, not by pid %d",
@@ -432,7 +433,7 @@ static int do_register(struct helper *h, struct conn *c, const struct regmsg *b,
 			    (unsigned long long)b->vm_handle);
 	drop_borrowed(h, c->pid);
 	if (has_discovered_vms(h, c->pid)) { /* maybe one of those: look first */
-		if (check_vm_fd(c, fds[0], &created, v) < 0)
+		if (check_vm_fd(h, c, fds[0], &created, v) < 0)
 			return v->status;
 		if ((vm = helper_vm_by_file(h, fds[0])))
 			return adopt(h, c, vm, b, fds, n, v);
@@ -441,8 +442,8 @@ static int do_register(struct helper *h, struct conn *c, const struct regmsg *b,
 	if (pick_name(h, c, b, name, sizeof(name), v) < 0 ||
 	    check_counts(h, find_proc(h, c->pid), NULL, n - 1, n, v) < 0)
 		return v->status;
-	if (check_vm_fd(c, fds[0], &created, v) < 0 ||
-	    check_vcpus(c, NULL, fds + 1, n - 1, idx, known, &created, v) < 0)
+	if (check_vm_fd(h, c, fds[0], &created, v) < 0 ||
+	    check_vcpus(h, c, NULL, fds + 1, n - 1, idx, known, &created, v) < 0)
 		return v->status;
 	if ((vm = helper_vm_by_file(h, fds[0])))
 		return deny(v, -EEXIST, REJ_DUPLICATE, "this VM stats fd is registered as \"%s\"",
@@ -489,7 +490,7 @@ static int do_add_vcpus(struct helper *h, struct conn *c, const struct regmsg *b
 		return deny(v, -ENOENT, REJ_UNKNOWN_VM, "no VM with handle %llu",
 			    (unsigned long long)b->vm_handle);
 	if (check_counts(h, vm->proc, vm, n, n, v) < 0 || /* cheap, before any pread */
-	    check_vcpus(c, vm, fds, n, idx, known, &created, v) < 0)
+	    check_vcpus(h, c, vm, fds, n, idx, known, &created, v) < 0)
 		return v->status;
 	n_new = (size_t)count_new(known, n);
 	if (charge(h, vm->proc->uid, n_new, v) < 0)
@@ -586,46 +587,42 @@ static int do_unregister(struct helper *h, struct conn *c, const struct regmsg *
 
 /*
  * Every refusal is logged, but a hostile peer must not flood the journal:
- * at most 20 lines at once and 10 a second after that (a token bucket),
- * with a count of those left out. Every refusal is counted regardless.
+ * h->refusal_log lets a burst through, then a few a second, with a count
+ * of those left out. Every refusal is counted regardless.
  */
-static void log_refusal(const struct conn *c, const struct verdict *v)
+void helper_log_refusal(struct helper *h, pid_t pid, uid_t uid, enum reject_reason reason,
+			const char *why)
 {
-	static uint64_t tokens = 20, last_ns;
-	static unsigned quiet;
-	uint64_t now = clock_mono_ns(), add = (now - last_ns) / 100000000ull;
+	uint64_t left_out;
 
-	if (add) {
-		tokens = tokens + add > 20 ? 20 : tokens + add;
-		last_ns = now;
-	}
-	if (tokens == 0) {
-		quiet++;
+	if (!logbudget_take(&h->refusal_log, clock_mono_ns(), &left_out))
 		return;
-	}
-	tokens--;
-	if (quiet)
-		log_warn("%u more refusals not logged (too many)", quiet);
-	quiet = 0;
-	log_event(LOG_LVL_WARN, &(struct log_fields){ NULL, c->pid, reject_reason_name(v->reason) },
-		  "registration from pid %d (uid %u) refused (%s): %s", (int)c->pid,
-		  (unsigned)c->uid, reject_reason_name(v->reason), v->why);
+	if (left_out)
+		log_warn("%llu more refusals not logged (too many)", (unsigned long long)left_out);
+	log_event(LOG_LVL_WARN, &(struct log_fields){ NULL, pid, reject_reason_name(reason) },
+		  "registration from pid %d (uid %u) refused (%s): %s", (int)pid, (unsigned)uid,
+		  reject_reason_name(reason), why);
 }
 
-static void answer(struct helper *h, struct conn *c, uint32_t seq, const struct verdict *v)
+void helper_send_reply(int fd, uint32_t seq, int status, unsigned accepted, const char *why)
 {
 	struct kvmstat_msg_reply r = { .hdr = { KVMSTAT_PROTO_MAGIC, KVMSTAT_PROTO_VERSION,
 						KVMSTAT_MSG_REPLY, sizeof(r), seq } };
 
-	r.body.status = v->status;
-	r.body.accepted = v->accepted;
-	snprintf(r.body.reason, sizeof(r.body.reason), "%s", v->status ? v->why : "ok");
+	r.body.status = status;
+	r.body.accepted = accepted;
+	snprintf(r.body.reason, sizeof(r.body.reason), "%s", status ? why : "ok");
+	/* a peer that left without reading its answer is no error of ours */
+	send(fd, &r, sizeof(r), MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+static void answer(struct helper *h, struct conn *c, uint32_t seq, const struct verdict *v)
+{
 	if (v->status) {
-		log_refusal(c, v);
+		helper_log_refusal(h, c->pid, c->uid, v->reason, v->why);
 		helper_send_rejected(h, v->reason);
 	}
-	/* a peer that left without reading its answer is no error of ours */
-	send(c->fd, &r, sizeof(r), MSG_NOSIGNAL | MSG_DONTWAIT);
+	helper_send_reply(c->fd, seq, v->status, v->accepted, v->why);
 }
 
 /* Who may ask, and how often: before anything the request carries is read. */
@@ -664,6 +661,16 @@ static void decide(struct helper *h, struct conn *c, const char *buf, int len, i
 		do_unregister(h, c, m, v);
 }
 
+/*
+ * recvmsg's 0 is a hang-up only when no fd came with it: a datagram of no
+ * bytes carrying fds is a request (refused as shorter than a header), and
+ * its fds must be closed like any other's.
+ */
+static bool hung_up(int len, size_t n_fds)
+{
+	return (len == 0 && n_fds == 0) || len == -ECONNRESET;
+}
+
 int helper_serve_request(struct helper *h, struct conn *c)
 {
 	int fds[KVMSTAT_MAX_FDS_PER_MSG];
@@ -676,8 +683,8 @@ int helper_serve_request(struct helper *h, struct conn *c)
 	len = fdpass_recv(c->fd, buf, sizeof(buf), fds, KVMSTAT_MAX_FDS_PER_MSG, &n);
 	if (len == -EAGAIN)
 		return 0;
-	if (len == 0 || len == -ECONNRESET)
-		return -1; /* the peer hung up */
+	if (hung_up(len, n))
+		return -1;
 	decide(h, c, buf, len, fds, n, &m, &v);
 	/* we keep copies of what we accepted: the received fds go either way */
 	fdpass_close_all(fds, n);

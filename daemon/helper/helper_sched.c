@@ -16,7 +16,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
-#include <string.h>
 #include <unistd.h>
 
 #include "fdcheck.h"
@@ -42,8 +41,7 @@ void helper_send_schedstat(struct helper *h, const struct hvm *vm, unsigned firs
 	struct ipc_schedstat m = { .hdr = { IPC_SCHEDSTAT, sizeof(m) } };
 	int fds[IPC_MAX_VCPU_FDS];
 
-	/* part of the "why is it slow" telemetry: [daemon] bpf = off turns it off too */
-	if (!strcmp(h->cfg->bpf, "off"))
+	if (!config_schedstat(h->cfg))
 		return;
 	m.vm_id = vm->id;
 	for (unsigned i = first; i < end && h->ipc_fd >= 0; i++) {

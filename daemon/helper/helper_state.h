@@ -13,12 +13,16 @@
 
 #include "bpfload.h"
 #include "config.h"
+#include "fdcheck.h"
 #include "ipc.h"
+#include "logbudget.h"
 #include "policy.h"
 #include "reject.h"
 #include "kvmstat_proto.h"
 
 enum helper_tag { TAG_CONN = 1, TAG_PROC };
+
+struct webtls; /* the worker side's (webtls.h); the helper only hands it on */
 
 struct conn {
 	enum helper_tag tag; /* first: epoll data points here */
@@ -68,6 +72,7 @@ struct helper {
 	const char *config_path;
 	const char *listen_override;	 /* --listen, or NULL */
 	const struct bpf_telemetry *bpf; /* exit telemetry maps, handed to each worker */
+	const struct webtls *tls; /* [web] TLS identity, handed to each worker (NULL: none) */
 	int reg_fd, ipc_fd, signal_fd, epoll_fd;
 	int http_fd;	 /* kept for the next worker; never read here */
 	int restart_fd;	 /* timerfd: start a worker again */
@@ -92,9 +97,13 @@ struct helper {
 	unsigned heartbeat_ms;
 	uint32_t status_vms, status_vcpus; /* as systemd last heard */
 	struct policy *policy;
-	bool accept_paused; /* out of fds: the listening socket is out of epoll */
+	/* fdcheck_stats_fd: what a registered fd must pass (a fuzzer may
+	 * stand in for the kernel here) */
+	int (*check_fd)(int fd, enum fd_kind kind, struct fdcheck_result *res);
+	struct logbudget refusal_log; /* refusals' log lines (a peer may make many) */
+	bool accept_paused;	      /* out of fds: the listening socket is out of epoll */
 	char tag_reg, tag_signal, tag_ipc, tag_restart, tag_discover;
-	struct conn *conns[256];
+	struct conn *conns[POLICY_MAX_CONNS];
 	size_t n_conns;
 	struct hproc **procs;
 	size_t n_procs;
@@ -156,8 +165,19 @@ void helper_refund(struct helper *h, uid_t uid, size_t n_fds);
 void helper_discover(struct helper *h);
 void helper_schedule_discovery(struct helper *h, unsigned delay_ms);
 
-/* Read and answer one request; < 0 means: close this connection. */
+/*
+ * Read and answer one request; < 0 means: close this connection. Every fd
+ * the datagram carried is closed before it returns, whatever the verdict
+ * (a datagram of no bytes with fds is a refused request, not a hang-up).
+ */
 int helper_serve_request(struct helper *h, struct conn *c);
+
+/* One reply (kvmstat_proto.h) on fd, without blocking; why: a refusal's. */
+void helper_send_reply(int fd, uint32_t seq, int status, unsigned accepted, const char *why);
+
+/* Log a refusal of peer pid/uid, at most as often as h->refusal_log lets. */
+void helper_log_refusal(struct helper *h, pid_t pid, uid_t uid, enum reject_reason reason,
+			const char *why);
 
 int helper_watch_proc(struct helper *h, struct hproc *p);
 void helper_forget_proc(struct helper *h, struct hproc *p);

@@ -88,7 +88,7 @@ static void __attribute__((noreturn)) become_worker(struct helper *h, pid_t pare
 	}
 	if (h->sandbox_selftest && sandbox_selftest() != 0)
 		_exit(1);
-	_exit(worker_run(h->cfg, ipc_fd, h->http_fd));
+	_exit(worker_run(h->cfg, h->tls, ipc_fd, h->http_fd));
 }
 
 /* Reap the worker within timeout_ms; true once it is gone. */

@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <grp.h>
 #include <limits.h>
 #include <microhttpd.h>
 #include <signal.h>
@@ -146,7 +147,7 @@ static int load_config(const struct options *o, struct config *cfg)
  * read a key only root can: the files are read into memory here and the
  * worker inherits them (it cannot open files). 0 or -errno, logged.
  */
-static int prepare_web(const struct config *cfg)
+static int prepare_web(const struct config *cfg, struct webtls *tls)
 {
 	char err[512];
 	int rc = 0;
@@ -160,7 +161,7 @@ static int prepare_web(const struct config *cfg)
 			log_err(
 			    "[basic_auth_users] %s: this system's libcrypt cannot check its hash",
 			    cfg->auth_users[i].name);
-	if (rc == 0 && (rc = webtls_load(cfg, err, sizeof(err))) < 0)
+	if (rc == 0 && (rc = webtls_load(tls, cfg, err, sizeof(err))) < 0)
 		log_err("%s", err);
 	if (rc == 0 && cfg->tls_cert_file[0])
 		log_info("HTTPS only: %s or later, client certificates: %s", cfg->tls_min_version,
@@ -315,9 +316,36 @@ static int drop_privileges(const struct config *cfg, const struct helper_args *a
 	return rc;
 }
 
-static int start(struct config *cfg, const struct options *o)
+/*
+ * The accounts the configuration names must exist: [daemon] user, and
+ * [registration] socket_group when set. Checked by --check-config too, so
+ * that a file it calls valid does not stop the start. 0 or -errno, logged.
+ */
+static int lookup_accounts(const struct config *cfg, uid_t *uid, gid_t *gid)
+{
+	struct group gr, *res = NULL;
+	char buf[4096];
+	int rc;
+
+	if ((rc = privdrop_lookup(cfg->user, uid, gid)) < 0) {
+		log_err(
+		    "user \"%s\" (config [daemon] user): %s; create it with scripts/create-user.sh",
+		    cfg->user, rc == -ENOENT ? "no such user" : strerror(-rc));
+		return rc;
+	}
+	if (cfg->socket_group[0] &&
+	    (getgrnam_r(cfg->socket_group, &gr, buf, sizeof(buf), &res) != 0 || !res)) {
+		log_err("group \"%s\" (config [registration] socket_group): no such group",
+			cfg->socket_group);
+		return -ENOENT;
+	}
+	return 0;
+}
+
+static int start(struct config *cfg, const struct options *o, const struct webtls *tls)
 {
 	struct helper_args a = { .cfg = cfg,
+				 .tls = tls,
 				 .config_path = o->config_path,
 				 .listen_override = o->listen,
 				 .reg_fd = -1,
@@ -327,12 +355,8 @@ static int start(struct config *cfg, const struct options *o)
 	char err[256] = "";
 	int rc;
 
-	if ((rc = privdrop_lookup(cfg->user, &a.uid, &a.gid)) < 0) {
-		log_err(
-		    "user \"%s\" (config [daemon] user): %s; create it with scripts/create-user.sh",
-		    cfg->user, rc == -ENOENT ? "no such user" : strerror(-rc));
+	if (lookup_accounts(cfg, &a.uid, &a.gid) < 0)
 		return 1;
-	}
 	fit_fd_limit(cfg);
 	if ((rc = fdcheck_init()) < 0) {
 		log_err("cannot make an eventfd to recognise anonymous inodes: %s", strerror(-rc));
@@ -373,18 +397,25 @@ static int start(struct config *cfg, const struct options *o)
 int main(int argc, char **argv)
 {
 	struct options o = { 0 };
+	struct webtls tls = { 0 };
 	struct config cfg;
+	int rc;
 
 	parse_args(argc, argv, &o);
 	log_set_role("helper");
 	log_use_journal(); /* now: it needs a socket, which only start-up may make */
 	if (load_config(&o, &cfg) < 0)
 		return 2;
-	if (prepare_web(&cfg) < 0)
+	if (prepare_web(&cfg, &tls) < 0)
 		return o.check_only ? 2 : 1;
-	if (o.check_only) {
+	if (!o.check_only)
+		rc = start(&cfg, &o, &tls);
+	else if (lookup_accounts(&cfg, &(uid_t){ 0 }, &(gid_t){ 0 }) < 0)
+		rc = 2;
+	else {
 		printf("%s: configuration valid\n", o.config_path);
-		return 0;
+		rc = 0;
 	}
-	return start(&cfg, &o);
+	webtls_free(&tls);
+	return rc;
 }

@@ -54,10 +54,11 @@ struct policy {
 	gid_t allow_gids[CONFIG_ALLOW_MAX];
 	unsigned n_allow_uids, n_allow_gids;
 	unsigned max_per_uid;
-	unsigned rate, burst; /* rate 0: no limit, no buckets kept */
-	uint64_t capacity;    /* burst * TOKEN */
-	uint64_t fill_ns;     /* an empty bucket is full after this long */
-	uint64_t now_ns;      /* the latest time policy_take_token was given */
+	unsigned max_conns_per_uid; /* registration connections */
+	unsigned rate, burst;	    /* rate 0: no limit, no buckets kept */
+	uint64_t capacity;	    /* burst * TOKEN */
+	uint64_t fill_ns;	    /* an empty bucket is full after this long */
+	uint64_t now_ns;	    /* the latest time policy_take_token was given */
 
 	struct uid_entry *entries; /* dense: [0, n_entries) */
 	size_t n_entries, max_entries;
@@ -236,6 +237,9 @@ int policy_new(struct policy **out, const struct config *cfg)
 	for (unsigned i = 0; i < p->n_allow_gids; i++)
 		p->allow_gids[i] = cfg->allow_gids[i];
 	p->max_per_uid = cfg->max_sources_per_uid;
+	p->max_conns_per_uid = cfg->max_connections_per_uid ? cfg->max_connections_per_uid : 1;
+	if (p->max_conns_per_uid > POLICY_MAX_CONNS / 2) /* the reserve leaves the others half */
+		p->max_conns_per_uid = POLICY_MAX_CONNS / 2;
 	p->rate = cfg->rate_limit;
 	p->burst = cfg->rate_burst ? cfg->rate_burst : 1;
 	if (p->rate) {
@@ -286,6 +290,26 @@ int policy_admit(const struct policy *p, uid_t uid, gid_t gid, const gid_t *grou
 	}
 	snprintf(why, why_size, "uid %u is not in allow_users/allow_groups", (unsigned)uid);
 	return -EPERM;
+}
+
+int policy_admit_conn(const struct policy *p, uid_t uid, unsigned n_uid, unsigned n_all, char *why,
+		      size_t why_size)
+{
+	unsigned others_max = POLICY_MAX_CONNS - p->max_conns_per_uid;
+
+	if (n_uid >= p->max_conns_per_uid) {
+		snprintf(why, why_size,
+			 "uid %u holds %u registration connections "
+			 "(max_connections_per_uid)",
+			 (unsigned)uid, n_uid);
+		return -ENOSPC;
+	}
+	if (n_all >= POLICY_MAX_CONNS || (uid != 0 && n_all >= others_max)) {
+		snprintf(why, why_size, "%u registration connections are open%s", n_all,
+			 uid != 0 && n_all < POLICY_MAX_CONNS ? ": the rest are root's" : "");
+		return -ENOSPC;
+	}
+	return 0;
 }
 
 int policy_take_token(struct policy *p, uid_t uid, uint64_t now_ns, char *why, size_t why_size)

@@ -8,6 +8,7 @@
  *                                empty: whoever can connect to the socket)
  *   max_sources_per_uid          stats fds one uid may hold, over all its VMMs
  *   rate_limit, rate_burst       requests per second per uid (token bucket)
+ *   max_connections_per_uid      registration connections one uid may hold
  * Every refusal returns a reject_reason for the metric and writes one
  * sentence into why that names the uid and the rule.
  */
@@ -22,6 +23,9 @@
 
 struct policy;
 
+/* Registration connections the helper holds at most, from all uids. */
+#define POLICY_MAX_CONNS 256u
+
 int policy_new(struct policy **out, const struct config *cfg);
 void policy_free(struct policy *p);
 
@@ -31,6 +35,17 @@ void policy_free(struct policy *p);
  */
 int policy_admit(const struct policy *p, uid_t uid, gid_t gid, const gid_t *groups, size_t n_groups,
 		 char *why, size_t why_size);
+
+/*
+ * May uid open one more registration connection, holding n_uid of the
+ * n_all open? 0, or -ENOSPC (reason REJ_LIMIT) with why when uid holds
+ * max_connections_per_uid already, all POLICY_MAX_CONNS are open, or uid
+ * is not root and all but root's reserve are: the other uids together
+ * hold at most POLICY_MAX_CONNS - max_connections_per_uid, so however many
+ * of them connect, root's VMM always gets its connections.
+ */
+int policy_admit_conn(const struct policy *p, uid_t uid, unsigned n_uid, unsigned n_all, char *why,
+		      size_t why_size);
 
 /*
  * Take one request token of uid's bucket at now_ns (CLOCK_MONOTONIC).

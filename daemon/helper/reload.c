@@ -30,6 +30,7 @@ static const struct {
 	KEEP("[registration] max_sources_per_uid", max_sources_per_uid),
 	KEEP("[registration] rate_limit", rate_limit),
 	KEEP("[registration] rate_burst", rate_burst),
+	KEEP("[registration] max_connections_per_uid", max_connections_per_uid),
 	KEEP("[discovery] enabled", discovery_enabled),
 	KEEP("[discovery] borrow", discovery_borrow),
 	KEEP("[http] listen", listen),

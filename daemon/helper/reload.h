@@ -10,7 +10,7 @@
  *   [registration] socket, socket_mode, socket_group, max_sources
  *                                    the socket exists, the fd limit is fitted
  *   [registration] allow_users, allow_groups, max_sources_per_uid,
- *                  rate_limit, rate_burst
+ *                  rate_limit, rate_burst, max_connections_per_uid
  *                                    the policy holds every uid's charges
  *   [discovery] enabled              its capabilities are kept or dropped
  *   [discovery] borrow               the kernel was probed as root at start

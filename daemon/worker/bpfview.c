@@ -11,14 +11,33 @@
 
 #include "bpf_layout.h"
 
-static struct {
+struct bpfview {
 	const struct kx_slot *slots;
 	const struct kx_meta *meta;
 	uint32_t n;
 	size_t slots_len, meta_len;
-	uint64_t claims_seen;
-	atomic_bool on;
-} V;
+	uint64_t claims_seen; /* the poller's: claims when it last scanned */
+	atomic_bool on;	      /* set last when mapped: the fields above are valid */
+};
+
+int bpfview_new(struct bpfview **out)
+{
+	struct bpfview *v = calloc(1, sizeof(*v));
+
+	if (!v)
+		return -ENOMEM;
+	atomic_init(&v->on, false);
+	*out = v;
+	return 0;
+}
+
+void bpfview_free(struct bpfview *v)
+{
+	if (!v)
+		return;
+	bpfview_unmap(v);
+	free(v);
+}
 
 static size_t page_round(size_t len)
 {
@@ -27,48 +46,48 @@ static size_t page_round(size_t len)
 	return (len + page - 1) / page * page;
 }
 
-int bpfview_map(int slots_fd, int meta_fd, uint32_t n_slots, uint32_t slot_size)
+int bpfview_map(struct bpfview *v, int slots_fd, int meta_fd, uint32_t n_slots, uint32_t slot_size)
 {
 	void *s, *m;
 
-	if (atomic_load(&V.on))
+	if (atomic_load(&v->on))
 		return -EEXIST;
 	if (slot_size != sizeof(struct kx_slot) || n_slots == 0)
 		return -EPROTO; /* a helper of another build: its layout is not ours */
-	V.slots_len = page_round((size_t)n_slots * sizeof(struct kx_slot));
-	V.meta_len = page_round(sizeof(struct kx_meta));
+	v->slots_len = page_round((size_t)n_slots * sizeof(struct kx_slot));
+	v->meta_len = page_round(sizeof(struct kx_meta));
 	/* the kernel refuses a length past the map: a wrong n_slots fails here */
-	s = mmap(NULL, V.slots_len, PROT_READ, MAP_SHARED, slots_fd, 0);
+	s = mmap(NULL, v->slots_len, PROT_READ, MAP_SHARED, slots_fd, 0);
 	if (s == MAP_FAILED)
 		return -errno;
-	m = mmap(NULL, V.meta_len, PROT_READ, MAP_SHARED, meta_fd, 0);
+	m = mmap(NULL, v->meta_len, PROT_READ, MAP_SHARED, meta_fd, 0);
 	if (m == MAP_FAILED) {
 		int rc = -errno;
 
-		munmap(s, V.slots_len);
+		munmap(s, v->slots_len);
 		return rc;
 	}
-	V.slots = s;
-	V.meta = m;
-	V.n = n_slots;
-	V.claims_seen = ~0ull;
-	atomic_store_explicit(&V.on, true, memory_order_release);
+	v->slots = s;
+	v->meta = m;
+	v->n = n_slots;
+	v->claims_seen = ~0ull;
+	atomic_store_explicit(&v->on, true, memory_order_release);
 	return 0;
 }
 
-bool bpfview_enabled(void)
+bool bpfview_enabled(const struct bpfview *v)
 {
-	return atomic_load_explicit(&V.on, memory_order_acquire);
+	return v && atomic_load_explicit(&v->on, memory_order_acquire);
 }
 
-void bpfview_unmap(void)
+void bpfview_unmap(struct bpfview *v)
 {
-	if (!atomic_exchange(&V.on, false))
+	if (!atomic_exchange(&v->on, false))
 		return;
-	munmap((void *)V.slots, V.slots_len);
-	munmap((void *)V.meta, V.meta_len);
-	V.slots = NULL;
-	V.meta = NULL;
+	munmap((void *)v->slots, v->slots_len);
+	munmap((void *)v->meta, v->meta_len);
+	v->slots = NULL;
+	v->meta = NULL;
 }
 
 static uint32_t load_seq(const struct kx_slot *s)
@@ -123,14 +142,14 @@ static int table_fill(struct table *t, struct source *const *src, size_t n, size
 	return 0;
 }
 
-static void scan(struct source *const *src, size_t n, size_t unjoined)
+static void scan(const struct bpfview *v, struct source *const *src, size_t n, size_t unjoined)
 {
 	struct table t;
 
 	if (table_fill(&t, src, n, unjoined) < 0)
 		return; /* next tick */
-	for (uint32_t i = 0; i < V.n; i++) {
-		const struct kx_slot *s = &V.slots[i];
+	for (uint32_t i = 0; i < v->n; i++) {
+		const struct kx_slot *s = &v->slots[i];
 		uint32_t seq = load_seq(s);
 		size_t h;
 
@@ -152,43 +171,43 @@ static void scan(struct source *const *src, size_t n, size_t unjoined)
 	free(t.e);
 }
 
-void bpfview_join(struct source *const *src, size_t n, bool added)
+void bpfview_join(struct bpfview *v, struct source *const *src, size_t n, bool added)
 {
 	size_t unjoined = 0;
 	uint64_t claims;
 
-	if (!bpfview_enabled())
+	if (!bpfview_enabled(v))
 		return;
 	for (size_t i = 0; i < n; i++) {
 		uint64_t j = atomic_load_explicit(&src[i]->bpf_join, memory_order_relaxed);
 
-		if (j && load_seq(&V.slots[(uint32_t)j - 1]) != (uint32_t)(j >> 32)) {
+		if (j && load_seq(&v->slots[(uint32_t)j - 1]) != (uint32_t)(j >> 32)) {
 			atomic_store_explicit(&src[i]->bpf_join, 0, memory_order_release);
 			j = 0;
 		}
 		unjoined += !j;
 	}
-	claims = __atomic_load_n(&V.meta->claims, __ATOMIC_ACQUIRE);
-	if (unjoined && (added || claims != V.claims_seen)) {
-		V.claims_seen = claims;
-		scan(src, n, unjoined);
+	claims = __atomic_load_n(&v->meta->claims, __ATOMIC_ACQUIRE);
+	if (unjoined && (added || claims != v->claims_seen)) {
+		v->claims_seen = claims;
+		scan(v, src, n, unjoined);
 	}
 }
 
-int bpfview_read(const struct source *s, size_t off, size_t len, void *out)
+int bpfview_read(const struct bpfview *v, const struct source *s, size_t off, size_t len, void *out)
 {
 	uint64_t j = atomic_load_explicit(&s->bpf_join, memory_order_acquire);
 	const struct kx_slot *last;
 
 	if (off > sizeof(struct kx_counts) || len > sizeof(struct kx_counts) - off)
 		return -EINVAL;
-	if (j && bpfview_enabled()) {
+	if (j && bpfview_enabled(v)) {
 		uint32_t idx = (uint32_t)j - 1, seq = (uint32_t)(j >> 32);
 		const struct kx_slot *sl;
 
-		if (idx >= V.n)
+		if (idx >= v->n)
 			return -ENOENT;
-		sl = &V.slots[idx];
+		sl = &v->slots[idx];
 		if (load_seq(sl) != seq)
 			return -ENOENT;
 		memcpy(out, (const char *)&sl->c + off, len);
@@ -202,7 +221,7 @@ int bpfview_read(const struct source *s, size_t off, size_t len, void *out)
 	return 0;
 }
 
-void bpfview_retire(struct source *s)
+void bpfview_retire(const struct bpfview *v, struct source *s)
 {
 	struct kx_slot *copy;
 
@@ -210,19 +229,19 @@ void bpfview_retire(struct source *s)
 	    atomic_load_explicit(&s->bpf_last, memory_order_relaxed))
 		return;
 	copy = calloc(1, sizeof(*copy));
-	if (copy && bpfview_read(s, 0, sizeof(copy->c), &copy->c) == 0)
+	if (copy && bpfview_read(v, s, 0, sizeof(copy->c), &copy->c) == 0)
 		atomic_store_explicit(&s->bpf_last, copy, memory_order_release);
 	else
 		free(copy);
 	atomic_store_explicit(&s->bpf_join, 0, memory_order_release);
 }
 
-int bpfview_meta(struct bpfview_meta *m)
+int bpfview_meta(const struct bpfview *v, struct bpfview_meta *m)
 {
-	if (!bpfview_enabled())
+	if (!bpfview_enabled(v))
 		return -ENOENT;
-	m->claims = __atomic_load_n(&V.meta->claims, __ATOMIC_RELAXED);
-	m->slots_full = __atomic_load_n(&V.meta->slots_full, __ATOMIC_RELAXED);
-	m->no_vcpu = __atomic_load_n(&V.meta->no_vcpu, __ATOMIC_RELAXED);
+	m->claims = __atomic_load_n(&v->meta->claims, __ATOMIC_RELAXED);
+	m->slots_full = __atomic_load_n(&v->meta->slots_full, __ATOMIC_RELAXED);
+	m->no_vcpu = __atomic_load_n(&v->meta->no_vcpu, __ATOMIC_RELAXED);
 	return 0;
 }

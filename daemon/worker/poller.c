@@ -23,7 +23,20 @@ int poller_sample(struct source *s, uint64_t now_ns)
 		return rc;
 	}
 	ring_commit(s->ring, now_ns);
+	if (s->hist)
+		poller_keep_history(s->hist, s->schema->scalar_index, s->schema->n_scalar, slot,
+				    now_ns);
 	return 0;
+}
+
+void poller_keep_history(struct ring *hist, const uint32_t *scalar_index, uint32_t n_scalar,
+			 const uint64_t *vals, uint64_t now_ns)
+{
+	uint64_t *h = ring_begin_write(hist);
+
+	for (uint32_t k = 0; k < n_scalar; k++)
+		h[k] = vals[scalar_index[k]];
+	ring_commit(hist, now_ns);
 }
 
 void poll_list_clear(struct poll_list *l)
@@ -44,8 +57,13 @@ int poll_list_add(struct poll_list *l, const struct source *s)
 		l->items = p;
 		l->cap = cap;
 	}
-	l->items[l->n++] = (struct poll_item){ s->ring, s->fd, s->schema->data_offset,
-					       s->schema->data_words * 8u };
+	l->items[l->n++] = (struct poll_item){ s->ring,
+					       s->fd,
+					       s->schema->data_offset,
+					       s->schema->data_words * 8u,
+					       s->hist,
+					       s->schema->scalar_index,
+					       s->schema->n_scalar };
 	return 0;
 }
 
@@ -71,6 +89,9 @@ unsigned poll_list_run(const struct poll_list *l, uint64_t now_ns)
 		slot = ring_begin_write(it->ring);
 		if (pread(it->fd, slot, it->bytes, it->offset) == (ssize_t)it->bytes) {
 			ring_commit(it->ring, now_ns);
+			if (it->hist) /* the slot stays ours to read until the next write */
+				poller_keep_history(it->hist, it->scalar_index, it->n_scalar, slot,
+						    now_ns);
 		} else {
 			ring_abort(it->ring);
 			errors++;

@@ -28,6 +28,9 @@ struct poll_item {
 	struct ring *ring;
 	int fd;
 	uint32_t offset, bytes;
+	struct ring *hist; /* NULL: no history */
+	const uint32_t *scalar_index;
+	uint32_t n_scalar;
 };
 
 struct poll_list {
@@ -38,6 +41,10 @@ struct poll_list {
 void poll_list_clear(struct poll_list *l);
 int poll_list_add(struct poll_list *l, const struct source *s); /* 0 or -ENOMEM */
 void poll_list_free(struct poll_list *l);
+
+/* Append the single-value words of a sample to a history ring. */
+void poller_keep_history(struct ring *hist, const uint32_t *scalar_index, uint32_t n_scalar,
+			 const uint64_t *vals, uint64_t now_ns);
 
 /* One pread per item into its ring; returns how many failed. */
 unsigned poll_list_run(const struct poll_list *l, uint64_t now_ns);

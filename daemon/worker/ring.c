@@ -24,6 +24,12 @@ static struct slot *slot_at(const struct ring *r, uint64_t n)
 	return (struct slot *)(void *)(r->mem + (n % r->slots) * r->slot_size);
 }
 
+/* a cache line per slot start keeps the writer off the readers' lines */
+static size_t slot_size_for(uint32_t words)
+{
+	return (sizeof(struct slot) + (size_t)words * 8 + 63) & ~(size_t)63;
+}
+
 int ring_new(struct ring **out, uint32_t slots, uint32_t words)
 {
 	struct ring *r = calloc(1, sizeof(*r));
@@ -32,8 +38,7 @@ int ring_new(struct ring **out, uint32_t slots, uint32_t words)
 		goto fail;
 	r->slots = slots;
 	r->words = words;
-	/* a cache line per slot start keeps the writer off the readers' lines */
-	r->slot_size = (sizeof(struct slot) + (size_t)words * 8 + 63) & ~(size_t)63;
+	r->slot_size = slot_size_for(words);
 	r->mem = aligned_alloc(64, r->slot_size * slots);
 	if (!r->mem)
 		goto fail;
@@ -115,6 +120,37 @@ int ring_read_latest(const struct ring *r, uint64_t *vals, uint64_t *timestamp_n
 	return -EAGAIN;
 }
 
+int ring_read_back(const struct ring *r, uint32_t back, uint32_t first, uint32_t n, uint64_t *vals,
+		   uint64_t *timestamp_ns)
+{
+	int rc = -EAGAIN;
+
+	for (int tries = 0; tries < 16 && rc == -EAGAIN; tries++) {
+		uint64_t count = atomic_load_explicit(&r->count, memory_order_acquire), k;
+		const struct slot *s;
+		unsigned seq;
+
+		if (back >= count || back + 1 >= r->slots) {
+			rc = -ENODATA;
+			break;
+		}
+		k = count - 1 - back;
+		s = slot_at(r, k);
+		seq = atomic_load_explicit(&s->seq, memory_order_acquire);
+		if (seq & 1)
+			continue;
+		memcpy(vals, s->vals + first, (size_t)n * 8);
+		*timestamp_ns = s->timestamp_ns;
+		atomic_thread_fence(memory_order_acquire);
+		/* as in ring_read_latest: the writer reaches sample k's slot
+		 * only once count has moved past k by slots - 1 */
+		if (atomic_load_explicit(&s->seq, memory_order_relaxed) == seq &&
+		    atomic_load_explicit(&r->count, memory_order_relaxed) - k < r->slots)
+			rc = 0;
+	}
+	return rc;
+}
+
 uint64_t ring_count(const struct ring *r)
 {
 	return atomic_load_explicit(&r->count, memory_order_acquire);
@@ -123,4 +159,19 @@ uint64_t ring_count(const struct ring *r)
 uint32_t ring_words(const struct ring *r)
 {
 	return r->words;
+}
+
+uint32_t ring_slots(const struct ring *r)
+{
+	return r->slots;
+}
+
+size_t ring_bytes(const struct ring *r)
+{
+	return sizeof(*r) + r->slot_size * r->slots;
+}
+
+size_t ring_bytes_for(uint32_t slots, uint32_t words)
+{
+	return sizeof(struct ring) + slot_size_for(words) * slots;
 }

@@ -33,7 +33,20 @@ void ring_prefetch_write(const struct ring *r);
  */
 int ring_read_latest(const struct ring *r, uint64_t *vals, uint64_t *timestamp_ns);
 
+/*
+ * Copy n words from word first of the sample back samples before the
+ * newest (back 0: the newest) into vals. Returns 0, -ENODATA when that
+ * sample was never written or is no longer kept (a ring of S slots keeps
+ * S - 1: the writer may be filling the last), -EAGAIN as above. first + n
+ * must be at most ring_words().
+ */
+int ring_read_back(const struct ring *r, uint32_t back, uint32_t first, uint32_t n, uint64_t *vals,
+		   uint64_t *timestamp_ns);
+
 uint64_t ring_count(const struct ring *r); /* samples committed so far */
 uint32_t ring_words(const struct ring *r);
+uint32_t ring_slots(const struct ring *r);
+size_t ring_bytes(const struct ring *r);	       /* memory it holds, itself included */
+size_t ring_bytes_for(uint32_t slots, uint32_t words); /* the same, before ring_new */
 
 #endif

@@ -440,6 +440,33 @@ static int take_all(struct schema *s, const uint8_t *buf, const struct kvm_stats
 	return 0;
 }
 
+/* Which data words the history keeps: every single-value stat's. */
+static int build_scalar_index(struct schema *s)
+{
+	s->scalar_index = calloc(s->n_stats ? s->n_stats : 1, sizeof(*s->scalar_index));
+	if (!s->scalar_index)
+		return -ENOMEM;
+	for (size_t i = 0; i < s->n_stats; i++)
+		if (s->stats[i].type != MT_HISTOGRAM && s->stats[i].size == 1)
+			s->scalar_index[s->n_scalar++] = s->stats[i].index;
+	return 0;
+}
+
+/* The family headers of st, from the HELP table or its descriptor. */
+static int build_heads(enum stat_scope scope, struct schema_stat *st)
+{
+	const struct help_family f = {
+		.scope = scope,
+		.desc_name = st->desc_name,
+		.family = st->family,
+		.flags = st->flags,
+		.type = st->type,
+		.has_sum = st->sum_index >= 0,
+	};
+
+	return help_build_heads(&f, &st->head_text, &st->head_om);
+}
+
 static int finish_stats(struct schema *s, bool no_histograms)
 {
 	int rc;
@@ -455,9 +482,11 @@ static int finish_stats(struct schema *s, bool no_histograms)
 	pair_sums(s);
 	rc = drop_collisions(s);
 	for (size_t i = 0; rc == 0 && i < s->n_stats; i++)
-		rc = help_build_heads(s->scope, &s->stats[i]);
+		rc = build_heads(s->scope, &s->stats[i]);
 	for (size_t i = 0; rc == 0 && i < s->n_stats; i++)
 		rc = build_pieces(&s->stats[i]);
+	if (rc == 0)
+		rc = build_scalar_index(s);
 	return rc;
 }
 
@@ -499,6 +528,7 @@ fail:
 		for (size_t i = 0; i < s->n_stats; i++)
 			free_stat(&s->stats[i]);
 		free(s->stats);
+		free(s->scalar_index);
 		free(s);
 	}
 	return rc;
@@ -529,6 +559,7 @@ void schema_unref(struct schema *s)
 	for (size_t i = 0; i < s->n_stats; i++)
 		free_stat(&s->stats[i]);
 	free(s->stats);
+	free(s->scalar_index);
 	free(s->key);
 	free(s);
 }

@@ -84,6 +84,13 @@ struct schema {
 	size_t n_stats;
 	struct schema_stat *stats; /* exported stats, descriptor order */
 	struct schema_skips skips;
+	/*
+	 * The history (source.h): data words of the single-value stats
+	 * (counters and gauges, no histograms), in stats order. A history
+	 * sample's word k is data word scalar_index[k].
+	 */
+	uint32_t *scalar_index;
+	uint32_t n_scalar;
 	/* interning key: scope + the raw header fields and descriptor block */
 	uint8_t *key;
 	size_t key_len;

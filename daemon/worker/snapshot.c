@@ -1,17 +1,10 @@
 /* SPDX-License-Identifier: MIT */
-/*
- * snapshot - see snapshot.h. The only lock guards the published pointer and
- * is held for a pointer copy and a reference increment: no I/O, no render.
- */
+/* snapshot - see snapshot.h. */
 #include "snapshot.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-
-static pthread_mutex_t current_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct snapshot *current;
 
 static int cmp_source(const void *a, const void *b)
 {
@@ -132,43 +125,49 @@ void snapshot_unref(struct snapshot *s)
 	free(s);
 }
 
-static atomic_uint_fast64_t generation = 1;
-
-void snapshot_tick(void)
+void snapshot_pub_init(struct snapshot_pub *p)
 {
-	atomic_fetch_add_explicit(&generation, 1, memory_order_release);
+	pthread_mutex_init(&p->lock, NULL);
+	p->current = NULL;
+	atomic_init(&p->generation, 1);
 }
 
-uint64_t snapshot_generation(void)
+void snapshot_pub_fini(struct snapshot_pub *p)
 {
-	return atomic_load_explicit(&generation, memory_order_acquire);
+	snapshot_publish(p, NULL);
+	pthread_mutex_destroy(&p->lock);
 }
 
-void snapshot_publish(struct snapshot *s)
+void snapshot_tick(struct snapshot_pub *p)
+{
+	atomic_fetch_add_explicit(&p->generation, 1, memory_order_release);
+}
+
+uint64_t snapshot_generation(struct snapshot_pub *p)
+{
+	return atomic_load_explicit(&p->generation, memory_order_acquire);
+}
+
+void snapshot_publish(struct snapshot_pub *p, struct snapshot *s)
 {
 	struct snapshot *old;
 
-	pthread_mutex_lock(&current_lock);
-	old = current;
-	current = s;
-	pthread_mutex_unlock(&current_lock);
-	snapshot_tick();
+	pthread_mutex_lock(&p->lock);
+	old = p->current;
+	p->current = s;
+	pthread_mutex_unlock(&p->lock);
+	snapshot_tick(p);
 	snapshot_unref(old);
 }
 
-struct snapshot *snapshot_acquire(void)
+struct snapshot *snapshot_acquire(struct snapshot_pub *p)
 {
 	struct snapshot *s;
 
-	pthread_mutex_lock(&current_lock);
-	s = current;
+	pthread_mutex_lock(&p->lock);
+	s = p->current;
 	if (s)
 		atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
-	pthread_mutex_unlock(&current_lock);
+	pthread_mutex_unlock(&p->lock);
 	return s;
-}
-
-void snapshot_shutdown(void)
-{
-	snapshot_publish(NULL);
 }

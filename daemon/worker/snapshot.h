@@ -10,6 +10,7 @@
 #ifndef KVMSTATD_SNAPSHOT_H
 #define KVMSTATD_SNAPSHOT_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -49,17 +50,31 @@ int snapshot_build(struct snapshot **out, struct vm_meta *const *vms, size_t n_v
 		   const struct stat_filter *filter);
 void snapshot_unref(struct snapshot *s);
 
-/* The published snapshot (process-wide, one per worker). */
-void snapshot_publish(struct snapshot *s); /* takes the caller's reference */
-struct snapshot *snapshot_acquire(void);   /* NULL before the first publish */
-void snapshot_shutdown(void);
-
 /*
- * A number that moves whenever what a scrape would show changes: at every
- * publish and at every poll tick (snapshot_tick). Pages rendered at one
- * generation can be served until it moves.
+ * Where the poller publishes the current snapshot and scrapes take it:
+ * one per worker, which owns it and lends it to its page cache. The only
+ * lock guards the published pointer and is held for a pointer copy and a
+ * reference increment: no I/O, no render.
  */
-void snapshot_tick(void);
-uint64_t snapshot_generation(void);
+struct snapshot_pub {
+	pthread_mutex_t lock;
+	struct snapshot *current; /* under lock; NULL before the first publish */
+	/*
+	 * A number that moves whenever what a scrape would show changes: at
+	 * every publish and at every poll tick (snapshot_tick). Pages
+	 * rendered at one generation can be served until it moves.
+	 */
+	atomic_uint_fast64_t generation;
+};
+
+void snapshot_pub_init(struct snapshot_pub *p);
+void snapshot_pub_fini(struct snapshot_pub *p); /* drops the current snapshot */
+
+void snapshot_publish(struct snapshot_pub *p,
+		      struct snapshot *s);		   /* takes the caller's reference */
+struct snapshot *snapshot_acquire(struct snapshot_pub *p); /* NULL before the first publish */
+
+void snapshot_tick(struct snapshot_pub *p);
+uint64_t snapshot_generation(struct snapshot_pub *p);
 
 #endif

@@ -140,6 +140,15 @@ fail:
 	return rc;
 }
 
+int source_set_history(struct source *s, uint32_t slots)
+{
+	int rc = 0;
+
+	if (slots >= 2 && !s->hist)
+		rc = ring_new(&s->hist, slots, s->schema->n_scalar);
+	return rc;
+}
+
 struct source *source_ref(struct source *s)
 {
 	atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
@@ -163,6 +172,7 @@ void source_unref(struct source *s)
 	source_close_fd(s);
 	free(atomic_load_explicit(&s->bpf_last, memory_order_acquire));
 	ring_free(s->ring);
+	ring_free(s->hist);
 	schema_unref(s->schema);
 	vm_meta_unref(s->vm);
 	free(s->labels);

@@ -51,6 +51,14 @@ struct source {
 	struct vm_meta *vm;
 	struct schema *schema;
 	struct ring *ring;
+	/*
+	 * The history: the single-value stats of every sample of the last
+	 * [poll] history_s (schema->scalar_index says which words), for rates
+	 * over a window and sparklines. NULL when history_s is 0. Apart from
+	 * ring so that the poll's ring stays small and histograms, most of a
+	 * vCPU's words, are not kept history_s long.
+	 */
+	struct ring *hist;
 	int fd;	      /* poller thread only; -1 once closed */
 	int vcpu;     /* -1: the VM's own stats */
 	char *labels; /* vm="..." or vm="...",vcpu="N" */
@@ -85,6 +93,8 @@ void vm_meta_unref(struct vm_meta *vm);
 /* Takes ownership of fd and of the schema reference. */
 int source_new(struct source **out, struct vm_meta *vm, struct schema *schema, int fd, int vcpu,
 	       uint32_t ring_slots);
+/* Give s a history of slots samples (before it is published). 0 or -errno. */
+int source_set_history(struct source *s, uint32_t slots);
 struct source *source_ref(struct source *s);
 void source_unref(struct source *s);
 void source_close_fd(struct source *s);

@@ -23,6 +23,7 @@
 #include "ipc.h"
 #include "log.h"
 #include "poller.h"
+#include "render.h"
 #include "render_bpf.h"
 #include "schedstat.h"
 #include "snapshot.h"
@@ -52,13 +53,20 @@ struct worker {
 	struct poll_list polls;	 /* what a tick reads: VMs not gone */
 	unsigned type_conflicts; /* as last logged */
 	bool stop;
+	uint64_t history_bytes; /* what the sources' histories hold: history_max_mib */
+	bool history_full_said; /* the cap was reached and logged */
 	struct selfstats stats;
+	struct snapshot_pub snaps; /* the current snapshot, for HTTP's page cache */
 	struct http_server *http;
-	struct stat_filter filter; /* [metrics] include/exclude/histograms */
+	const struct webtls *tls;  /* the helper's, loaded before the privilege drop; NULL: none */
+	struct stat_filter filter; /* [metrics] include/exclude/histograms: snapshots and pages */
+	struct render_bpf render_bpf; /* [metrics] reasons_*: the exit telemetry's families */
+	struct bpfview *bpf;	      /* the exit telemetry maps, once the helper sends them */
+	struct render_config render;  /* how every page is shaped; HTTP borrows it */
+	/* epoll tags for the fixed fds (only their addresses matter); VM pidfds
+	 * carry their struct wvm pointer */
+	char tag_ipc, tag_timer, tag_signal, tag_beat;
 };
-
-/* epoll tags for the fixed fds; VM pidfds carry their struct wvm pointer */
-static char tag_ipc, tag_timer, tag_signal, tag_beat;
 
 static int epoll_add(struct worker *w, int fd, void *ptr)
 {
@@ -117,6 +125,14 @@ static void free_vm(struct wvm *vm)
 	free(vm);
 }
 
+/* What a VM's histories held comes back to the budget when it goes. */
+static void forget_history(struct worker *w, const struct wvm *vm)
+{
+	for (size_t i = 0; i < vm->n_src; i++)
+		if (vm->src[i]->hist)
+			w->history_bytes -= ring_bytes(vm->src[i]->hist);
+}
+
 static void drop_vm_at(struct worker *w, size_t i)
 {
 	log_event(
@@ -124,6 +140,7 @@ static void drop_vm_at(struct worker *w, size_t i)
 	    &(struct log_fields){ w->vms[i]->meta->name, w->vms[i]->meta->pid, "grace_ended" },
 	    "vm \"%s\" (pid %d): series dropped, %zu stats fds closed", w->vms[i]->meta->name,
 	    (int)w->vms[i]->meta->pid, w->vms[i]->n_src);
+	forget_history(w, w->vms[i]);
 	free_vm(w->vms[i]);
 	w->vms[i] = w->vms[--w->n_vms];
 	w->dirty = true;
@@ -151,7 +168,7 @@ static void join_bpf(struct worker *w)
 	struct source **live;
 	size_t n = 0;
 
-	if (!bpfview_enabled())
+	if (!bpfview_enabled(w->bpf))
 		return;
 	for (size_t i = 0; i < w->n_vms; i++)
 		n += w->vms[i]->gone ? 0 : w->vms[i]->n_src;
@@ -163,7 +180,7 @@ static void join_bpf(struct worker *w)
 		for (size_t j = 0; !w->vms[i]->gone && j < w->vms[i]->n_src; j++)
 			if (w->vms[i]->src[j]->vcpu >= 0)
 				live[n++] = w->vms[i]->src[j];
-	bpfview_join(live, n, w->bpf_added);
+	bpfview_join(w->bpf, live, n, w->bpf_added);
 	w->bpf_added = false;
 	free(live);
 }
@@ -176,7 +193,7 @@ static void retire_vm(struct worker *w, struct wvm *vm, const char *why, const c
 		return;
 	sample_vm(w, vm, clock_mono_ns());
 	for (size_t i = 0; i < vm->n_src; i++)
-		bpfview_retire(vm->src[i]); /* its slot may serve another thread soon */
+		bpfview_retire(w->bpf, vm->src[i]); /* its slot may serve another thread soon */
 	vm->gone = true;
 	w->poll_dirty = true;
 	vm->expires_ns = clock_mono_ns() + (uint64_t)w->cfg->exit_grace_ms * 1000000u;
@@ -223,7 +240,7 @@ static void tick(struct worker *w)
 				sample_vm(w, w->vms[i], t0);
 	}
 	join_bpf(w);
-	snapshot_tick(); /* pages rendered before these samples are stale */
+	snapshot_tick(&w->snaps); /* pages rendered before these samples are stale */
 	wall = clock_mono_ns() - t0;
 	cpu = clock_ns(CLOCK_THREAD_CPUTIME_ID) - c0;
 	stat_set(&w->stats.poll_wall_ns_last, wall);
@@ -234,6 +251,24 @@ static void tick(struct worker *w)
 	/* after the timing too: schedstat is /proc text, ~0.6 us a thread, not a stats fd */
 	sample_schedstat(w);
 	http_tick(w->http); /* after the timing: page housekeeping, not polling */
+}
+
+/* kvmstatd_history_seconds: the samples a history holds, less the writer's and the newest. */
+static double history_window_s(const struct config *cfg)
+{
+	unsigned slots = config_history_slots(cfg);
+
+	return slots < 2 ? 0 : (double)(slots - 2) * cfg->interval_ms / 1e3;
+}
+
+/* kvmstatd_history_bytes: what the sources' histories hold. */
+static void count_history(struct worker *w, struct source *const *srcs, size_t n)
+{
+	uint64_t bytes = 0;
+
+	for (size_t i = 0; i < n; i++)
+		bytes += srcs[i]->hist ? ring_bytes(srcs[i]->hist) : 0;
+	stat_set(&w->stats.history_bytes, bytes);
 }
 
 static int publish(struct worker *w)
@@ -255,13 +290,14 @@ static int publish(struct worker *w)
 		for (size_t j = 0; j < w->vms[i]->n_src; j++)
 			srcs[n++] = w->vms[i]->src[j];
 	}
+	count_history(w, srcs, n);
 	rc = snapshot_build(&snap, metas, w->n_vms, srcs, n, &w->filter);
 	if (rc == 0) {
 		if (snap->type_conflicts != w->type_conflicts) /* say it once per change */
 			log_warn("%u stats left out: their family exists with another type or unit",
 				 snap->type_conflicts);
 		w->type_conflicts = snap->type_conflicts;
-		snapshot_publish(snap);
+		snapshot_publish(&w->snaps, snap);
 		schema_cache_trim(&w->cache);
 		w->dirty = false;
 	}
@@ -323,6 +359,32 @@ static int load_schema(struct worker *w, const struct wvm *vm, int fd, enum stat
 	return rc;
 }
 
+/*
+ * A history for s, within [poll] history_max_mib for all of them: past
+ * it the source is polled without one (its rates then come from the poll
+ * ring's last two samples), counted, and said once per worker.
+ */
+static void give_history(struct worker *w, const struct wvm *vm, struct source *s)
+{
+	unsigned slots = config_history_slots(w->cfg);
+	size_t need = slots ? ring_bytes_for(slots, s->schema->n_scalar) : 0;
+	uint64_t cap = (uint64_t)w->cfg->history_max_mib << 20;
+
+	if (need && w->history_bytes + need > cap) {
+		stat_add(&w->stats.history_refused, 1);
+		if (!w->history_full_said)
+			log_warn("vm \"%s\" (pid %d): [poll] history_max_mib (%u) reached: this "
+				 "and later sources have no history (said once)",
+				 vm->meta->name, (int)vm->meta->pid, w->cfg->history_max_mib);
+		w->history_full_said = true;
+	} else if (need && source_set_history(s, slots) < 0) {
+		log_warn("vm \"%s\" (pid %d): no memory for a history", vm->meta->name,
+			 (int)vm->meta->pid);
+	} else if (need) {
+		w->history_bytes += ring_bytes(s->hist);
+	}
+}
+
 /* Turn one checked fd into a source of vm; the fd is consumed either way. */
 static int add_source(struct worker *w, struct wvm *vm, int fd, enum stat_scope scope,
 		      char *kernel_id, size_t kid_size)
@@ -349,6 +411,7 @@ static int add_source(struct worker *w, struct wvm *vm, int fd, enum stat_scope 
 		close(fd);
 		return rc;
 	}
+	give_history(w, vm, s);
 	if (kernel_id)
 		snprintf(kernel_id, kid_size, "%s", id);
 	snprintf(s->id, sizeof(s->id), "%s", id);
@@ -425,10 +488,12 @@ static int on_add_vm(struct worker *w, const struct ipc_add_vm *m, int *fds, siz
 	return 0;
 fail:
 	if (vm) {
-		if (vm->meta)
+		if (vm->meta) {
+			forget_history(w, vm);
 			free_vm(vm);
-		else
+		} else {
 			free(vm);
+		}
 	}
 	return rc;
 }
@@ -459,7 +524,7 @@ static int arm_beat(struct worker *w, unsigned ms)
 
 static int on_bpf_maps(struct worker *w, const struct ipc_bpf_maps *m, const int *fds)
 {
-	int rc = bpfview_map(fds[0], fds[1], m->n_slots, m->slot_size);
+	int rc = bpfview_map(w->bpf, fds[0], fds[1], m->n_slots, m->slot_size);
 
 	if (rc < 0) /* stats go on without: this is telemetry, not the service */
 		log_err("exit telemetry maps not mapped: %s", strerror(-rc));
@@ -547,6 +612,7 @@ static int on_ipc(struct worker *w)
 		return 0;
 	}
 	if (n <= 0) {
+		fdpass_close_all(fds, n_fds); /* no bytes but fds: not ours to keep either */
 		if (n == 0)
 			log_info("helper closed the channel; exiting");
 		else
@@ -616,13 +682,13 @@ static int loop(struct worker *w)
 		for (int i = 0; i < n && rc == 0; i++) {
 			void *p = ev[i].data.ptr;
 
-			if (p == &tag_ipc)
+			if (p == &w->tag_ipc)
 				rc = on_ipc(w);
-			else if (p == &tag_timer)
+			else if (p == &w->tag_timer)
 				rc = on_timer(w);
-			else if (p == &tag_signal)
+			else if (p == &w->tag_signal)
 				rc = on_signal(w);
-			else if (p == &tag_beat)
+			else if (p == &w->tag_beat)
 				rc = on_beat(w);
 			else
 				retire_vm(w, p, "VMM exited", "vmm_exited");
@@ -640,6 +706,35 @@ static int loop(struct worker *w)
 	return rc == -EPIPE ? 0 : rc;
 }
 
+/*
+ * Everything that shapes a page, decided once from the config: the
+ * [metrics] filter (compiled here once: snapshots and pages share it),
+ * the exit telemetry's reasons settings and its (still unmapped) view.
+ */
+static int setup_render(struct worker *w, char *why, size_t why_size)
+{
+	int rc = stat_filter_init(&w->filter, w->cfg->metrics_include, w->cfg->metrics_exclude,
+				  w->cfg->histograms, why, why_size);
+
+	if (rc == 0)
+		rc = render_bpf_init(&w->render_bpf, w->cfg, why, why_size);
+	if (rc == 0) {
+		rc = bpfview_new(&w->bpf);
+		if (rc < 0)
+			snprintf(why, why_size, "exit telemetry view: %s", strerror(-rc));
+	}
+	w->render = (struct render_config){
+		.opts = { .vcpu_sum = !strcmp(w->cfg->vcpu_series, "per_vm"),
+			  .no_created = !w->cfg->created,
+			  .max_series = w->cfg->max_series },
+		.filter = &w->filter,
+		.schedstat = config_schedstat(w->cfg),
+		.bpf = &w->render_bpf,
+		.view = w->bpf,
+	};
+	return rc;
+}
+
 static int setup(struct worker *w, int http_fd)
 {
 	struct itimerspec its = { 0 };
@@ -647,27 +742,21 @@ static int setup(struct worker *w, int http_fd)
 		.listen_fd = http_fd,
 		.cfg = w->cfg,
 		.stats = &w->stats,
-		.render = { .vcpu_sum = !strcmp(w->cfg->vcpu_series, "per_vm"),
-			    .no_created = !w->cfg->created,
-			    .max_series = w->cfg->max_series },
+		.snapshots = &w->snaps,
+		.render = &w->render,
+		.tls = w->tls,
 	};
 	char why[160];
 	sigset_t mask;
 	int rc;
 
 	/* the config was checked when it was read: only memory can fail here */
-	rc = stat_filter_init(&w->filter, w->cfg->metrics_include, w->cfg->metrics_exclude,
-			      w->cfg->histograms, why, sizeof(why));
+	rc = setup_render(w, why, sizeof(why));
 	if (rc < 0) {
 		log_err("[metrics]: %s", why);
 		return rc;
 	}
 	w->stats.max_series = w->cfg->max_series;
-	rc = render_bpf_configure(w->cfg, why, sizeof(why));
-	if (rc < 0) {
-		log_err("[metrics]: %s", why);
-		return rc;
-	}
 	w->cache.no_histograms = !w->cfg->histograms;
 
 	sigemptyset(&mask);
@@ -695,18 +784,19 @@ static int setup(struct worker *w, int http_fd)
 	its.it_value = its.it_interval;
 	if (timerfd_settime(w->timer_fd, 0, &its, NULL) < 0)
 		return -errno;
-	if ((rc = epoll_add(w, w->ipc_fd, &tag_ipc)) < 0 ||
-	    (rc = epoll_add(w, w->timer_fd, &tag_timer)) < 0 ||
-	    (rc = epoll_add(w, w->signal_fd, &tag_signal)) < 0 ||
-	    (rc = epoll_add(w, w->beat_fd, &tag_beat)) < 0)
+	if ((rc = epoll_add(w, w->ipc_fd, &w->tag_ipc)) < 0 ||
+	    (rc = epoll_add(w, w->timer_fd, &w->tag_timer)) < 0 ||
+	    (rc = epoll_add(w, w->signal_fd, &w->tag_signal)) < 0 ||
+	    (rc = epoll_add(w, w->beat_fd, &w->tag_beat)) < 0)
 		return rc;
 	return http_start(&w->http, &hc);
 }
 
-int worker_run(const struct config *cfg, int ipc_fd, int http_fd)
+int worker_run(const struct config *cfg, const struct webtls *tls, int ipc_fd, int http_fd)
 {
 	struct worker w = {
 		.cfg = cfg,
+		.tls = tls,
 		.ipc_fd = ipc_fd,
 		.timer_fd = -1,
 		.signal_fd = -1,
@@ -716,17 +806,20 @@ int worker_run(const struct config *cfg, int ipc_fd, int http_fd)
 	struct timespec now;
 	int rc;
 
+	snapshot_pub_init(&w.snaps);
 	clock_gettime(CLOCK_REALTIME, &now);
 	w.stats.start_time = (double)now.tv_sec + (double)now.tv_nsec / 1e9;
+	w.stats.history_s = history_window_s(cfg);
+	w.stats.history_limit_bytes = (uint64_t)cfg->history_max_mib << 20;
 	rc = setup(&w, http_fd);
 	if (rc < 0)
 		log_err("start-up failed: %s", strerror(-rc));
 	else
 		rc = publish(&w) < 0 ? -ENOMEM : loop(&w);
 	http_stop(w.http);
-	snapshot_shutdown();
-	bpfview_unmap();
-	render_bpf_configure(NULL, NULL, 0);
+	snapshot_pub_fini(&w.snaps);
+	bpfview_free(w.bpf); /* no scrape left: HTTP has stopped */
+	render_bpf_fini(&w.render_bpf);
 	for (size_t i = 0; i < w.n_vms; i++)
 		free_vm(w.vms[i]);
 	free(w.vms);

@@ -12,6 +12,9 @@
 
 #include "config.h"
 
-int worker_run(const struct config *cfg, int ipc_fd, int http_fd);
+struct webtls;
+
+/* tls: the [web] TLS identity the helper loaded (NULL: plain HTTP), read-only. */
+int worker_run(const struct config *cfg, const struct webtls *tls, int ipc_fd, int http_fd);
 
 #endif

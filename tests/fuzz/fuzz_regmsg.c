@@ -6,7 +6,8 @@
  *
  * Beyond memory safety it checks the contract: the status and the reason
  * agree, why is a sentence exactly when refused, and an accepted request
- * is exactly what the wire format allows, decoded faithfully.
+ * is exactly what the wire format allows, decoded faithfully. The same
+ * bytes escaped for the log (escape_log) are one clean line.
  *
  * Build and run: see tests/fuzz/README.md. Seeds: tests/fuzz/corpus/regmsg.
  */
@@ -62,6 +63,24 @@ static void check_accepted(const uint8_t *msg, size_t len, size_t n_fds, const s
 	}
 }
 
+/*
+ * What a VMM sends may reach the log (a name, a refused fd's link): escaped,
+ * any bytes are one line of clean UTF-8 without a control character, and a
+ * smaller buffer holds a prefix of the same escape.
+ */
+static void check_log_escape(const uint8_t *msg, size_t len)
+{
+	char out[1024], small[17];
+	size_t n = escape_log((const char *)msg, len, out, sizeof(out));
+	size_t m = escape_log((const char *)msg, len, small, sizeof(small));
+
+	if (n >= sizeof(out) || out[n] || !escape_is_clean_utf8(out, n) || m > n ||
+	    memcmp(small, out, m) || small[m])
+		abort();
+	if (len <= sizeof(out) / 4 - 1 && strlen(out) != n) /* whole: no NUL inside */
+		abort();
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	size_t n_fds = size ? data[0] % 71 : 0, len = size ? size - 1 : 0;
@@ -99,6 +118,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	if (regmsg_parse(msg, len, n_fds, &again, NULL, 0) != rc)
 		abort();
+	check_log_escape(msg, len);
 	free(msg);
 	return 0;
 }

@@ -41,15 +41,15 @@ static void render_with(struct schema *s, uint64_t seed)
 	ring_commit(src->ring, 1);
 	if (snapshot_build(&snap, &vm, 1, &src, 1, NULL) == 0) {
 		/* per vCPU and plain, then summed per VM, capped, without _created */
-		struct render_opts o = { .vcpu_sum = seed & 1,
-					 .no_created = seed & 2,
-					 .max_series = (size_t)(seed >> 8) % 64 };
+		struct render_config rc = { .opts = { .vcpu_sum = seed & 1,
+						      .no_created = seed & 2,
+						      .max_series = (size_t)(seed >> 8) % 64 } };
 
 		render_metrics(snap, NULL, FMT_TEXT_004, NULL, &out, NULL);
 		buf_free(&out);
 		render_metrics(snap, NULL, FMT_OPENMETRICS_100, NULL, &out, NULL);
 		buf_free(&out);
-		render_metrics(snap, NULL, FMT_OPENMETRICS_100, &o, &out, NULL);
+		render_metrics(snap, NULL, FMT_OPENMETRICS_100, &rc, &out, NULL);
 		buf_free(&out);
 		snapshot_unref(snap);
 	}

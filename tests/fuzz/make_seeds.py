@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Write the seed corpora of fuzz_regmsg and fuzz_ipc.
+"""Write the seed corpora of fuzz_regmsg, fuzz_ipc and fuzz_regsock.
 
     tests/fuzz/make_seeds.py        (from anywhere; rewrites both directories)
 
@@ -181,6 +181,58 @@ def ipc_seeds():
     return s
 
 
+# ----------------------------------------------------------------- regsock
+# tests/fuzz/fuzz_regsock.c: flags, fd count, SCM_RIGHTS messages - 1,
+# limits, one kind byte per fd, then datagrams split at ff ff ff.
+F_PASSCRED, F_SEND_CREDS, F_NOT_ALLOWED, F_HANG_UP, F_FAKE_KVM, F_FIX_HEADER, F_WATCH_FAILS = (
+    1, 2, 4, 8, 16, 32, 64)
+# kinds: 0/1 pipe ends, 2/3 a socketpair, 4 eventfd "VM", 5..8 "vCPUs 0..3",
+# 9 another "vCPU 0", 10 memfd, 11 /dev/null, 12 /, 13 unlinked file,
+# 14 epoll, 15 FIFO, 16 the connection itself
+EVERY_KIND = bytes(range(17))
+CUT = b"\xff\xff\xff"
+LIMITS_ROOMY = 0x1f  # 4 VMs, 8 vCPUs, 2 stats fds (0x1f: max_sources from bits 5..7 = 0)
+
+
+def regsock(flags, kinds, datagrams, n_cmsgs=1, limits=0xff):
+    return bytes([flags, len(kinds), n_cmsgs - 1, limits]) + bytes(kinds) + CUT.join(datagrams)
+
+
+def regsock_seeds():
+    many = (EVERY_KIND * 4)[:64]
+    s = {
+        # issue 14: no bytes, 64 fds: taken for a hang-up, the fds never closed
+        "empty-64-fds": regsock(0, many, [b""]),
+        "empty-64-fds-three-cmsgs": regsock(0, many, [b""], n_cmsgs=3),
+        "empty-fds-and-credentials": regsock(F_SEND_CREDS, EVERY_KIND, [b""]),
+        "empty-no-fds": regsock(0, b"", [b""]),
+        "empty-fds-not-allowed": regsock(F_NOT_ALLOWED, many, [b""]),
+        "empty-fds-hang-up": regsock(F_HANG_UP, many, [b"", b""]),
+        # 253 fds (the kernel's maximum) and credentials asked for: cut (MSG_CTRUNC)
+        "passcred-253-fds": regsock(F_PASSCRED, (EVERY_KIND * 15)[:253], [b""]),
+        "253-fds-too-many": regsock(0, (EVERY_KIND * 15)[:253], [register()]),
+        "every-kind-as-vm": regsock(0, EVERY_KIND, [register()]),
+        "too-long": regsock(0, EVERY_KIND, [register() + b"x" * 200]),
+        "garbage": regsock(0, EVERY_KIND, [bytes(range(96))]),
+        # with eventfds for stats fds: register, add, duplicate, unregister
+        "fake-register": regsock(F_FAKE_KVM, [4, 5, 6], [register(b"vm-a", handle=1)],
+                                 limits=0xff),
+        "fake-register-add-unregister": regsock(
+            F_FAKE_KVM, [4, 5], [register(b"vm-a", handle=1), small(ADD_VCPUS, handle=1),
+                                 small(UNREGISTER_VM, handle=1)], limits=0xff),
+        "fake-vcpu-twice": regsock(F_FAKE_KVM, [4, 5, 9], [register(b"vm-b")], limits=0xff),
+        "fake-limits": regsock(F_FAKE_KVM, [4, 5, 6, 7, 8], [register(b"vm-c")], limits=0),
+        "fake-watch-fails": regsock(F_FAKE_KVM | F_WATCH_FAILS, [4, 5], [register(b"vm-d")]),
+        "fake-fixed-header": regsock(F_FAKE_KVM | F_FIX_HEADER, [4, 6],
+                                     [b"\x00\x00\x00\x00\x07\x01", b"\x01\x00\x00\x00\x08\x01"]),
+        "fake-rate": regsock(F_FAKE_KVM, [4], [register(b"r1", handle=1), register(b"r2", handle=2),
+                                               register(b"r3", handle=3), register(b"r4", handle=4)],
+                             limits=0x80),
+        "itself-over-itself": regsock(0, [16, 16, 4], [b""]),
+    }
+    return s
+
+
 def write(directory, seeds):
     path = os.path.join(CORPUS, directory)
     os.makedirs(path, exist_ok=True)
@@ -196,7 +248,9 @@ def write(directory, seeds):
 def main():
     n = write("regmsg", regmsg_seeds())
     m = write("ipc", ipc_seeds())
-    print("make_seeds: %d regmsg and %d ipc seeds in %s" % (n, m, os.path.relpath(CORPUS)))
+    k = write("regsock", regsock_seeds())
+    print("make_seeds: %d regmsg, %d ipc and %d regsock seeds in %s"
+          % (n, m, k, os.path.relpath(CORPUS)))
     return 0
 
 

@@ -12,6 +12,8 @@ KVMSTATD_NO_SKIP=1 (set by .ci/run) turns every skip for want of KVM, root
 or the lab into a failure: CI cannot pass by skipping. At the end, one line says
 where the KVM tests ran (host, or the lab guest of tests/lab/) and how
 they ended.
+Every test ends with the fds of the daemons it used back at their baseline
+(_no_fd_leaks here, Daemon.stop in harness.py).
 Modules: statsfd.py is the independent stats-fd reader (the oracle) and the
 raw registration client; harness.py starts and checks the processes.
 """
@@ -46,6 +48,18 @@ def _require_binary(path):
         pytest.fail("%s is missing or not executable: build it first (make, or make check)"
                     % os.path.relpath(path, harness.REPO), pytrace=False)
     return path
+
+
+@pytest.fixture(autouse=True)
+def _no_fd_leaks():
+    """After every test, a daemon that outlives it (a module's) holds no
+    more fds than when it was ready (harness.Daemon.assert_fds_at_baseline);
+    the daemons a test made itself are checked as they stop."""
+    before = list(harness.LIVE_DAEMONS)
+    yield
+    for d in before:
+        if d in harness.LIVE_DAEMONS:
+            d.assert_fds_at_baseline()
 
 
 @pytest.fixture(scope="session")

@@ -252,6 +252,31 @@ def parse_exposition(text, le_key=None):
     return e
 
 
+# --------------------------------------------------------------- fd leaks
+# "No fd leaks, ever": every Daemon notes its helper's and worker's fd
+# counts once ready, and after each test (conftest.py) and before each stop
+# they must be back at or under them. While the daemon holds VMs, the fds a
+# VM legitimately holds are left out of the count (stats fds, pidfds of
+# VMMs, schedstat files); the worker's sockets are always left out (HTTP
+# clients come and go at the test's pace, and no registration fd ever
+# reaches the worker but stats fds).
+
+VM_HELD_FDS = ("anon_inode:kvm-vm-stats", "anon_inode:kvm-vcpu-stats:", "anon_inode:[pidfd]",
+               "/proc/")
+FD_LEAK_TIMEOUT = EXIT_GRACE_MS / 1000.0 + 3.0
+LIVE_DAEMONS = []
+
+
+def fd_tally(pid, skip=()):
+    """The link names of pid's fds but those starting with one of skip."""
+    return sorted(l for l in fd_links(pid).values() if not l.startswith(tuple(skip)))
+
+
+def _kind(link):
+    """socket:[123] -> socket: what an fd is, without its inode number."""
+    return re.sub(r":\[\d+\]$", "", link)
+
+
 # ------------------------------------------------------------------ daemon
 
 BPF_ON = {("daemon", "bpf"): "auto"}
@@ -321,6 +346,7 @@ class Daemon:
         self.log_path = os.path.join(self.dir, "kvmstatd.log")
         self.proc = None
         self._workers = set()
+        self.fd_baseline = None
         self.prefix = list(prefix)
         self.env = env
         self.owns_socket = owns_socket
@@ -352,8 +378,60 @@ class Daemon:
             if time.monotonic() >= deadline:
                 raise AssertionError("kvmstatd not ready after %.0fs:\n%s" % (timeout, self.log()))
             time.sleep(0.05)
-        self.worker_pid()
+        worker = self.worker_pid()
+        self.fd_baseline = (fd_tally(self.proc.pid), fd_tally(worker, ("socket:",)))
+        LIVE_DAEMONS.append(self)
         return self
+
+    # --- fd leaks
+    def _live_worker(self):
+        for c in children_of(self.proc.pid):
+            if proc_comm(c) == "kvmstatd-worker" and proc_alive(c):
+                return c
+        return None
+
+    def _holds_vms(self):
+        """True when the daemon serves VMs (or cannot tell: a TLS or
+        authenticated endpoint, a broken one)."""
+        try:  # plain http(): a subclass's get() may speak TLS or ask a password
+            r = http(self.url, "/metrics", timeout=2.0)
+            e = parse_exposition(r.text) if r.status == 200 else None
+        except Exception:  # pylint: disable=broad-except
+            return True
+        return e is None or bool(e.matching("kvm_vm_info")) or e.total("kvmstatd_sources") > 0
+
+    def assert_fds_at_baseline(self, timeout=FD_LEAK_TIMEOUT):
+        """The helper and the worker (a new one, if the first was replaced)
+        hold no more fds than when they were ready, VMs' own fds aside."""
+        if self.proc is None or self.proc.poll() is not None or self.fd_baseline is None:
+            return
+        base_h, base_w = self.fd_baseline
+        state = {}
+
+        def back():
+            held = VM_HELD_FDS if self._holds_vms() else ()
+            worker = self._live_worker()
+            h = fd_tally(self.proc.pid, held)
+            w = fd_tally(worker, ("socket:",) + held) if worker else None
+            state.update(helper=h, worker=w)
+            return w is not None and len(h) <= len(base_h) and len(w) <= len(base_w)
+        try:
+            wait_until(back, timeout, 0.1, "the helper's and the worker's fd counts to return "
+                       "to %d and %d" % (len(base_h), len(base_w)))
+        except AssertionError as e:
+            def extra(now, base):
+                left = [_kind(l) for l in base]
+                out = []
+                for l in map(_kind, now or []):
+                    if l in left:
+                        left.remove(l)
+                    else:
+                        out.append(l)
+                return out
+            raise AssertionError("fd leak: %s; the helper holds %r more, the worker %r more\n"
+                                 "--- kvmstatd log ---\n%s"
+                                 % (e, extra(state.get("helper"), base_h),
+                                    extra(state.get("worker"), base_w), self.log()))
 
     def _healthy(self):
         try:
@@ -439,6 +517,13 @@ class Daemon:
         if self.proc is None:
             return
         problems = []
+        if self in LIVE_DAEMONS:
+            LIVE_DAEMONS.remove(self)
+        if check:
+            try:
+                self.assert_fds_at_baseline()
+            except AssertionError as e:
+                problems.append(str(e))
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -469,6 +554,8 @@ class Daemon:
 
     def kill_all(self):
         """Best-effort cleanup after a test that broke the daemon on purpose."""
+        if self in LIVE_DAEMONS:
+            LIVE_DAEMONS.remove(self)
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(5)

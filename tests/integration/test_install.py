@@ -15,12 +15,14 @@ import harness
 EXPECTED = {
     "usr/sbin/kvmstatd",
     "usr/bin/kvmstat-demo-vmm",
+    "usr/bin/kvmstat",
     "usr/lib/libkvmstat-client.a",
     "usr/lib/kvmstatd/libkvmstat-preload.so",
     "usr/include/kvmstat_client.h",
     "usr/include/kvmstat_proto.h",
     "etc/kvmstatd/kvmstatd.ini",
     "usr/share/man/man8/kvmstatd.8",
+    "usr/share/man/man1/kvmstat.1",
     "usr/share/man/man5/kvmstatd.ini.5",
     "usr/lib/systemd/system/kvmstatd.service",
     "usr/lib/systemd/system/kvmstatd.socket",
@@ -57,6 +59,7 @@ def test_install_lays_out_the_expected_tree(installed):
     assert tree(installed) == EXPECTED
     st = os.stat(os.path.join(installed, "usr/sbin/kvmstatd"))
     assert st.st_mode & 0o777 == 0o755
+    assert os.stat(os.path.join(installed, "usr/bin/kvmstat")).st_mode & 0o777 == 0o755
     # the service user reads it again on reload; tmpfiles.d gives it the group
     assert os.stat(os.path.join(installed, "etc/kvmstatd/kvmstatd.ini")).st_mode & 0o777 == 0o640
     unit = open(os.path.join(installed, "usr/lib/systemd/system/kvmstatd.service")).read()

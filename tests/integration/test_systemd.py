@@ -202,8 +202,8 @@ def test_sighup_with_a_broken_config_keeps_running(notified):
     os.chmod(d.config, 0o644)
     n.wait(lambda f: f.get("READY") == "1", what="READY=1")
     worker = d.worker_pid()
-    with open(d.config, "a") as f:
-        f.write("[poll]\ninterval_ms = 1\n")
+    harness.write_config(d.config, d.socket, d.config_port, d.user,
+                         {("poll", "interval_ms"): "1"})
     n.poll(0.05)  # messages are stamped when read: read the old ones first
     t0 = time.monotonic()
     d.signal(signal.SIGHUP)

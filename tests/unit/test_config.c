@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -84,6 +85,8 @@ static void test_defaults_are_the_documented_values(void **state)
 	assert_true(c.sandbox);
 	assert_int_equal(c.interval_ms, 1000);
 	assert_int_equal(c.ring_slots, 4);
+	assert_int_equal(c.history_s, 60);
+	assert_int_equal(c.history_max_mib, 512);
 	assert_int_equal(c.exit_grace_ms, 30000);
 	assert_string_equal(c.listen, ":9735");
 	assert_int_equal(c.max_connections, 64);
@@ -236,13 +239,65 @@ static void test_empty_file_keeps_the_defaults(void **state)
 	assert_same_config(&c, &d);
 }
 
-static void test_later_keys_override_earlier_ones(void **state)
+static void test_repeated_section_is_refused_naming_both_lines(void **state)
+{
+	(void)state;
+	assert_refused("[poll]\ninterval_ms = 20\n[http]\n[poll]\ninterval_ms = 30\n",
+		       "t.ini:4: [poll]: section repeated (first at line 1)", NULL);
+	assert_refused("[http]\n\n[http]\n", "t.ini:3: [http]: section repeated (first at line 1)",
+		       NULL);
+	assert_refused("[basic_auth_users]\n[basic_auth_users]\n", "t.ini:2: [basic_auth_users]",
+		       "repeated", NULL);
+}
+
+static void test_repeated_scalar_key_is_refused_naming_both_lines(void **state)
+{
+	(void)state;
+	assert_refused("[poll]\ninterval_ms = 20\n; later\ninterval_ms = 30\n",
+		       "t.ini:4: [poll] interval_ms: set twice (first at line 2)", NULL);
+	/* the same value twice is as ambiguous a file */
+	assert_refused("[daemon]\nuser = a\nuser = a\n", "t.ini:3: [daemon] user: set twice", NULL);
+	assert_refused("[registration]\nsocket_mode = 0660\nsocket_mode = 0600\n",
+		       "t.ini:3: [registration] socket_mode: set twice (first at line 2)", NULL);
+}
+
+static void test_list_keys_add_up_when_repeated(void **state)
 {
 	struct config c;
 
 	(void)state;
-	assert_ok("[poll]\ninterval_ms = 20\n[http]\n[poll]\ninterval_ms = 30\n", &c);
-	assert_int_equal(c.interval_ms, 30);
+	assert_ok(
+	    "[registration]\nallow_users = 0\nallow_users = 1\nallow_groups = 0\n"
+	    "allow_groups = 1\n[metrics]\ninclude = a\ninclude = b\nexclude = c\nexclude = d\n"
+	    "reasons_include = e\nreasons_include = f\nreasons_exclude = g\n"
+	    "reasons_exclude = h\n",
+	    &c);
+	assert_int_equal(c.n_allow_uids, 2);
+	assert_int_equal(c.n_allow_gids, 2);
+	assert_string_equal(c.metrics_include, "a|b");
+	assert_string_equal(c.reasons_exclude, "g|h");
+}
+
+static void test_schedstat_follows_the_bpf_key_and_only_off_stops_it(void **state)
+{
+	static const struct {
+		const char *text;
+		bool on;
+	} cases[] = {
+		{ "", true },
+		{ "[daemon]\nbpf = auto\n", true },
+		{ "[daemon]\nbpf = on\n", true },
+		{ "[daemon]\nbpf = off\n", false },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct config c;
+
+		config_defaults(&c);
+		assert_ok(cases[i].text, &c);
+		assert_int_equal(config_schedstat(&c), cases[i].on);
+	}
 }
 
 static void test_semicolon_inside_a_value_is_kept(void **state)
@@ -424,6 +479,57 @@ static void test_missing_file_is_reported_with_its_errno(void **state)
 	assert_int_equal(config_load(&c, "/nonexistent/kvmstatd.ini", err, sizeof(err)), -ENOENT);
 	assert_non_null(strstr(err, "/nonexistent/kvmstatd.ini"));
 	assert_non_null(strstr(err, "cannot open"));
+}
+
+static void assert_file_refused(const char *path, int want, const char *part)
+{
+	struct config c;
+
+	config_defaults(&c);
+	c.interval_ms = 1234;
+	memset(err, 0, sizeof(err));
+	assert_int_equal(config_load(&c, path, err, sizeof(err)), want);
+	if (!strstr(err, path) || !strstr(err, part) || !strstr(err, "must be a regular file"))
+		fail_msg("message \"%s\" lacks the path, \"%s\" or the rule", err, part);
+	assert_int_equal(c.interval_ms, 1234); /* nothing of it was applied */
+}
+
+static void test_config_that_is_not_a_regular_file_is_refused(void **state)
+{
+	char dir[] = "/tmp/kvmstatd-test-XXXXXX", fifo[64];
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(fifo, sizeof(fifo), "%s/fifo", dir);
+	assert_int_equal(mkfifo(fifo, 0600), 0);
+	assert_file_refused(dir, -EINVAL, "a directory");
+	assert_file_refused("/dev/zero", -EINVAL, "a character device");
+	assert_file_refused("/dev/null", -EINVAL, "a character device");
+	/* no writer: an open() without O_NONBLOCK would wait for ever */
+	assert_file_refused(fifo, -EINVAL, "a FIFO");
+	unlink(fifo);
+	rmdir(dir);
+}
+
+static void test_config_larger_than_the_bound_or_with_nul_is_refused(void **state)
+{
+	char path[] = "/tmp/kvmstatd-test-XXXXXX";
+	int fd = mkstemp(path);
+	char *big = malloc(CONFIG_FILE_MAX + 1);
+
+	(void)state;
+	assert_true(fd >= 0);
+	assert_non_null(big);
+	memset(big, ';', CONFIG_FILE_MAX);
+	big[CONFIG_FILE_MAX] = '\n'; /* comments only, one byte too many */
+	assert_int_equal(write(fd, big, CONFIG_FILE_MAX + 1), CONFIG_FILE_MAX + 1);
+	assert_file_refused(path, -EFBIG, "larger than 1 MiB");
+	assert_int_equal(ftruncate(fd, 0), 0);
+	assert_int_equal(pwrite(fd, "[poll]\n\0interval_ms = 20\n", 26, 0), 26);
+	assert_file_refused(path, -EINVAL, "NUL byte");
+	close(fd);
+	unlink(path);
+	free(big);
 }
 
 static void test_error_message_fits_a_small_buffer(void **state)
@@ -662,7 +768,7 @@ static void test_booleans_take_yes_no_true_false_1_0(void **state)
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
-		snprintf(text, sizeof(text), "[daemon]\nsandbox = no\nsandbox = %s\n", yes[i]);
+		snprintf(text, sizeof(text), "[daemon]\nsandbox = %s\n", yes[i]);
 		assert_ok(text, &c);
 		assert_true(c.sandbox);
 		snprintf(text, sizeof(text), "[daemon]\nsandbox = %s\n", no[i]);
@@ -1009,6 +1115,30 @@ static void test_basic_auth_users_errors(void **state)
 	assert_refused(text, "t.ini:66: [basic_auth_users] u64: more than 64 users", NULL);
 }
 
+static void test_history_slots_follow_history_s_over_interval_with_a_cap(void **state)
+{
+	struct config c;
+
+	(void)state;
+	config_defaults(&c);
+	assert_int_equal(config_history_slots(&c), 62); /* 60 s at 1 s, newest, writer's */
+	c.interval_ms = 300;				/* 200 samples, rounded up */
+	assert_int_equal(config_history_slots(&c), 202);
+	c.history_s = 0;
+	assert_int_equal(config_history_slots(&c), 0);
+	c.history_s = 3600;
+	c.interval_ms = 10;
+	assert_int_equal(config_history_slots(&c), CONFIG_HISTORY_SLOTS_MAX);
+	assert_ok("[poll]\nhistory_s = 3600\n", &c);
+	assert_int_equal(c.history_s, 3600);
+	assert_refused("[poll]\nhistory_s = 3601\n", "t.ini:2:", "[poll] history_s", "0..3600",
+		       NULL);
+	assert_ok("[poll]\nhistory_max_mib = 1\n", &c);
+	assert_int_equal(c.history_max_mib, 1);
+	assert_refused("[poll]\nhistory_max_mib = 0\n", "[poll] history_max_mib", "1..1048576",
+		       NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1016,7 +1146,12 @@ int main(void)
 		cmocka_unit_test(test_shipped_config_file_states_the_defaults),
 		cmocka_unit_test(test_valid_file_sets_every_key),
 		cmocka_unit_test(test_empty_file_keeps_the_defaults),
-		cmocka_unit_test(test_later_keys_override_earlier_ones),
+		cmocka_unit_test(test_repeated_section_is_refused_naming_both_lines),
+		cmocka_unit_test(test_repeated_scalar_key_is_refused_naming_both_lines),
+		cmocka_unit_test(test_list_keys_add_up_when_repeated),
+		cmocka_unit_test(test_config_that_is_not_a_regular_file_is_refused),
+		cmocka_unit_test(test_config_larger_than_the_bound_or_with_nul_is_refused),
+		cmocka_unit_test(test_schedstat_follows_the_bpf_key_and_only_off_stops_it),
 		cmocka_unit_test(test_semicolon_inside_a_value_is_kept),
 		cmocka_unit_test(test_unknown_key_names_line_and_key),
 		cmocka_unit_test(test_out_of_range_names_line_key_and_allowed_range),
@@ -1059,6 +1194,7 @@ int main(void)
 		cmocka_unit_test(test_web_tls_errors),
 		cmocka_unit_test(test_basic_auth_users),
 		cmocka_unit_test(test_basic_auth_users_errors),
+		cmocka_unit_test(test_history_slots_follow_history_s_over_interval_with_a_cap),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -170,6 +170,102 @@ static void test_clean_utf8_refuses_controls_and_bad_sequences(void **state)
 	assert_true(escape_is_clean_utf8("ab\0c", 2));
 }
 
+/* ---- escape_log ------------------------------------------------------------------- */
+
+static void assert_log(const char *src, size_t len, const char *expect)
+{
+	char out[256];
+	size_t n = escape_log(src, len, out, sizeof(out));
+
+	assert_int_equal(n, strlen(expect));
+	assert_string_equal(out, expect);
+}
+
+static void test_log_escapes_newlines_and_controls(void **state)
+{
+	(void)state;
+	assert_log("a\nkvmstatd[helper]: info: forged", 32, "a\\nkvmstatd[helper]: info: forged");
+	assert_log("\r\t\x01\x7f", 4, "\\r\\t\\x01\\x7f");
+	assert_log("\x1b[31mred\x1b[0m", 12, "\\e[31mred\\e[0m");
+	assert_log("a\0b", 3, "a\\x00b"); /* a NUL inside the bytes given is shown, not an end */
+}
+
+static void test_log_escapes_backslash_so_escapes_cannot_be_faked(void **state)
+{
+	(void)state;
+	assert_log("\\n", 2, "\\\\n");
+	assert_log("C:\\x", 4, "C:\\\\x");
+}
+
+static void test_log_shows_bad_utf8_and_c1_controls_as_bytes(void **state)
+{
+	(void)state;
+	assert_log("\xff\xfe", 2, "\\xff\\xfe");
+	assert_log("\xc3", 1, "\\xc3");		 /* cut sequence */
+	assert_log("\xc0\xaf", 2, "\\xc0\\xaf"); /* overlong '/' */
+	assert_log("\xc2\x9b"
+		   "31m",
+		   5, "\\xc2\\x9b31m");		 /* CSI, the one-character ESC [ */
+	assert_log("\xc2\x85", 2, "\\xc2\\x85"); /* NEL */
+}
+
+static void test_log_escapes_line_separators_and_direction_marks(void **state)
+{
+	(void)state;
+	assert_log("a\xe2\x80\xa8"
+		   "b",
+		   5, "a\\u{2028}b");
+	assert_log("\xe2\x80\xae"
+		   "evil",
+		   7, "\\u{202e}evil");
+	assert_log("\xe2\x81\xa6", 3, "\\u{2066}");
+}
+
+static void test_log_passes_printable_utf8(void **state)
+{
+	(void)state;
+	assert_log("vm \"M\xc3\xbcnchen-\xe2\x82\xac\" \xf0\x9f\x98\x80", 22,
+		   "vm \"M\xc3\xbcnchen-\xe2\x82\xac\" \xf0\x9f\x98\x80");
+	assert_log("", 0, "");
+}
+
+static void test_log_cuts_at_a_whole_escape(void **state)
+{
+	char out[8];
+
+	(void)state;
+	memset(out, 'x', sizeof(out));
+	assert_int_equal(escape_log("abc\n", 4, out, 5), 3); /* "\n" needs two more */
+	assert_string_equal(out, "abc");
+	assert_int_equal(escape_log("\xe2\x82\xac\xe2\x82\xac", 6, out, 6), 3);
+	assert_string_equal(out, "\xe2\x82\xac");
+	assert_int_equal(escape_log("abc", 3, out, 0), 0);
+	assert_int_equal(out[0], '\xe2'); /* size 0: untouched */
+	assert_int_equal(escape_log("abc", 3, out, 1), 0);
+	assert_string_equal(out, "");
+}
+
+static void test_log_output_is_always_one_clean_line(void **state)
+{
+	unsigned char src[4];
+	char out[64];
+
+	(void)state;
+	/* every 1- and 2-byte input, and 3-byte ones through 0xe2: never a
+	 * control byte or bad UTF-8 out */
+	for (unsigned a = 0; a < 256; a++)
+		for (unsigned b = 0; b < 256; b++) {
+			size_t n;
+
+			src[0] = (unsigned char)a;
+			src[1] = (unsigned char)b;
+			src[2] = 0x80 | (b & 0x3f);
+			n = escape_log((const char *)src, a == 0xe2 ? 3 : 2, out, sizeof(out));
+			assert_true(escape_is_clean_utf8(out, n));
+			assert_null(strchr(out, '\n'));
+		}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -183,6 +279,13 @@ int main(void)
 		cmocka_unit_test(test_clean_utf8_accepts_printable_text),
 		cmocka_unit_test(test_clean_utf8_refuses_controls_and_bad_sequences),
 		cmocka_unit_test(test_zero_sized_buffer_is_never_written),
+		cmocka_unit_test(test_log_escapes_newlines_and_controls),
+		cmocka_unit_test(test_log_escapes_backslash_so_escapes_cannot_be_faked),
+		cmocka_unit_test(test_log_shows_bad_utf8_and_c1_controls_as_bytes),
+		cmocka_unit_test(test_log_escapes_line_separators_and_direction_marks),
+		cmocka_unit_test(test_log_passes_printable_utf8),
+		cmocka_unit_test(test_log_cuts_at_a_whole_escape),
+		cmocka_unit_test(test_log_output_is_always_one_clean_line),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -3,7 +3,7 @@
  * test_pagecache - a page rendered at most once per snapshot generation and
  * format, its gzip at most once, pages outliving the cache's hold on them.
  *
- * The snapshot is the process-wide published one (snapshot_publish), built
+ * The snapshot is published where the worker would (a snapshot_pub), built
  * from the real captured schemas; selfstats counts renders and
  * compressions.
  */
@@ -27,6 +27,7 @@ struct world {
 	struct vm_meta *vm;
 	struct source *src[3];
 	struct selfstats stats;
+	struct snapshot_pub snaps;
 	struct pagecache *pc;
 };
 
@@ -67,7 +68,7 @@ static void publish(struct world *w)
 	struct snapshot *snap = NULL;
 
 	assert_int_equal(snapshot_build(&snap, &w->vm, 1, w->src, 3, NULL), 0);
-	snapshot_publish(snap);
+	snapshot_publish(&w->snaps, snap);
 }
 
 /* VM "pc" with its VM stats and two vCPUs; published; a cache with default options. */
@@ -76,6 +77,7 @@ static int build_world(void **state)
 	struct world *w = calloc(1, sizeof(*w));
 
 	assert_non_null(w);
+	snapshot_pub_init(&w->snaps);
 	w->vm_schema = tu_parse(vm_blk, vm_len, SCOPE_VM);
 	w->vcpu_schema = tu_parse(vcpu_blk, vcpu_len, SCOPE_VCPU);
 	assert_int_equal(vm_meta_new(&w->vm, 1, 4242, 1000, "pc", "kvm-4242", "vmm", "registered"),
@@ -87,7 +89,7 @@ static int build_world(void **state)
 		commit_exits(w, i, 10 + i);
 	publish(w);
 	w->stats.start_time = 1700000000;
-	assert_int_equal(pagecache_new(&w->pc, &w->stats, NULL), 0);
+	assert_int_equal(pagecache_new(&w->pc, &w->snaps, &w->stats, NULL), 0);
 	*state = w;
 	return 0;
 }
@@ -97,7 +99,7 @@ static int free_world(void **state)
 	struct world *w = *state;
 
 	pagecache_free(w->pc);
-	snapshot_shutdown();
+	snapshot_pub_fini(&w->snaps);
 	for (size_t i = 0; i < 3; i++)
 		source_unref(w->src[i]);
 	vm_meta_unref(w->vm);
@@ -160,10 +162,10 @@ static void test_a_tick_makes_the_next_get_render_a_new_page(void **state)
 {
 	struct world *w = *state;
 	struct page *a = get(w, FMT_TEXT_004, false), *b, *c;
-	uint64_t gen = snapshot_generation();
+	uint64_t gen = snapshot_generation(&w->snaps);
 
-	snapshot_tick();
-	assert_true(snapshot_generation() > gen);
+	snapshot_tick(&w->snaps);
+	assert_true(snapshot_generation(&w->snaps) > gen);
 	b = get(w, FMT_TEXT_004, false);
 	c = get(w, FMT_TEXT_004, false);
 	assert_ptr_not_equal(a, b);
@@ -188,7 +190,7 @@ static void test_a_page_shows_the_samples_of_its_generation(void **state)
 	b = get(w, FMT_TEXT_004, false);
 	assert_ptr_equal(a, b);
 	/* the poller's tick after writing it: the next page has it */
-	snapshot_tick();
+	snapshot_tick(&w->snaps);
 	c = get(w, FMT_TEXT_004, false);
 	s = text_of(c);
 	assert_non_null(strstr(s, "\nkvm_vcpu_exits_total{vm=\"pc\",vcpu=\"0\"} 99\n"));
@@ -227,7 +229,7 @@ static void test_each_format_is_rendered_once_per_generation(void **state)
 	assert_int_equal(stat_get(&w->stats.renders), 2);
 	assert_null(strstr(t, "# EOF"));
 	assert_non_null(strstr(o, "# EOF\n"));
-	snapshot_tick();
+	snapshot_tick(&w->snaps);
 	page_unref(get(w, FMT_TEXT_004, false));
 	page_unref(get(w, FMT_OPENMETRICS_100, false));
 	page_unref(get(w, FMT_TEXT_004, false));
@@ -261,14 +263,14 @@ static void test_gzip_is_compressed_once_per_generation_and_unzips_to_the_plain_
 	page_unref(plain);
 
 	/* next generation: one more render, one more compression */
-	snapshot_tick();
+	snapshot_tick(&w->snaps);
 	page_unref(get(w, FMT_OPENMETRICS_100, false));
 	page_unref(get(w, FMT_OPENMETRICS_100, true));
 	page_unref(get(w, FMT_OPENMETRICS_100, true));
 	assert_int_equal(stat_get(&w->stats.renders), 2);
 	assert_int_equal(stat_get(&w->stats.compressions), 2);
 	/* a plain-only generation compresses nothing */
-	snapshot_tick();
+	snapshot_tick(&w->snaps);
 	page_unref(get(w, FMT_TEXT_004, false));
 	assert_int_equal(stat_get(&w->stats.compressions), 2);
 	assert_true(stat_get(&w->stats.render_ns_sum) > 0);
@@ -282,7 +284,7 @@ static void test_compressions_counter_is_served_on_the_next_page(void **state)
 	char *s;
 
 	page_unref(get(w, FMT_TEXT_004, true));
-	snapshot_tick();
+	snapshot_tick(&w->snaps);
 	p = get(w, FMT_TEXT_004, false);
 	s = text_of(p);
 	assert_non_null(strstr(s, "\nkvmstatd_compressions_total 1\n"));
@@ -300,7 +302,7 @@ static void test_a_page_ref_stays_valid_after_the_cache_moved_on(void **state)
 
 	/* two generations later the cache holds neither */
 	for (int i = 0; i < 2; i++) {
-		snapshot_tick();
+		snapshot_tick(&w->snaps);
 		commit_exits(w, 2, 1000 + (uint64_t)i);
 		page_unref(get(w, FMT_TEXT_004, false));
 		page_unref(get(w, FMT_TEXT_004, true));
@@ -335,7 +337,7 @@ static void test_freeing_the_cache_leaves_held_pages_alive(void **state)
 	free(s);
 	free(want);
 	page_unref(p);
-	assert_int_equal(pagecache_new(&w->pc, &w->stats, NULL), 0);
+	assert_int_equal(pagecache_new(&w->pc, &w->snaps, &w->stats, NULL), 0);
 }
 
 static void test_nothing_published_renders_the_selfstats_page(void **state)
@@ -344,7 +346,7 @@ static void test_nothing_published_renders_the_selfstats_page(void **state)
 	struct page *p;
 	char *s;
 
-	snapshot_shutdown();
+	snapshot_publish(&w->snaps, NULL);
 	p = get(w, FMT_OPENMETRICS_100, false);
 	s = text_of(p);
 	assert_null(strstr(s, "kvm_vm_info"));
@@ -357,13 +359,15 @@ static void test_nothing_published_renders_the_selfstats_page(void **state)
 static void test_the_caches_options_shape_the_page_and_drops_add_up(void **state)
 {
 	struct world *w = *state;
-	const struct render_opts o = { .vcpu_sum = true, .no_created = true, .max_series = 20 };
+	const struct render_config rc = {
+		.opts = { .vcpu_sum = true, .no_created = true, .max_series = 20 },
+	};
 	struct pagecache *pc = NULL;
 	struct page *p = NULL;
 	uint64_t dropped;
 	char *s;
 
-	assert_int_equal(pagecache_new(&pc, &w->stats, &o), 0);
+	assert_int_equal(pagecache_new(&pc, &w->snaps, &w->stats, &rc), 0);
 	assert_int_equal(pagecache_get(pc, FMT_OPENMETRICS_100, false, &p), 0);
 	s = text_of(p);
 	assert_null(strstr(s, "vcpu=\""));
@@ -374,7 +378,7 @@ static void test_the_caches_options_shape_the_page_and_drops_add_up(void **state
 	dropped = stat_get(&w->stats.series_dropped);
 	assert_true(dropped > 0);
 	/* a second render of a later tick drops as many again */
-	snapshot_tick();
+	snapshot_tick(&w->snaps);
 	assert_int_equal(pagecache_get(pc, FMT_OPENMETRICS_100, false, &p), 0);
 	page_unref(p);
 	assert_int_equal(stat_get(&w->stats.series_dropped), 2 * dropped);

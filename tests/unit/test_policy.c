@@ -535,6 +535,60 @@ static void test_table_stays_consistent_under_churn(void **state)
 	free(model);
 }
 
+/* ---- registration connections --------------------------------------------------- */
+
+static int admit_conn(const struct policy *p, uid_t uid, unsigned n_uid, unsigned n_all)
+{
+	why[0] = '\0';
+	return policy_admit_conn(p, uid, n_uid, n_all, why, sizeof(why));
+}
+
+static void test_a_uid_holds_at_most_max_connections_per_uid(void **state)
+{
+	struct config c = base_config();
+	struct policy *p;
+
+	(void)state;
+	c.max_connections_per_uid = 4;
+	p = new_policy(&c);
+	assert_int_equal(admit_conn(p, 1000, 3, 10), 0);
+	assert_int_equal(admit_conn(p, 1000, 4, 10), -ENOSPC);
+	assert_why_has("uid 1000 holds 4 registration connections (max_connections_per_uid)");
+	assert_int_equal(admit_conn(p, 0, 4, 10), -ENOSPC); /* root too: its reserve is one share */
+	policy_free(p);
+}
+
+static void test_other_uids_never_take_roots_reserve(void **state)
+{
+	struct config c = base_config();
+	struct policy *p = new_policy(&c); /* 16 per uid: 240 for all but root */
+
+	(void)state;
+	assert_int_equal(admit_conn(p, 1000, 0, POLICY_MAX_CONNS - 17), 0);
+	assert_int_equal(admit_conn(p, 1000, 0, POLICY_MAX_CONNS - 16), -ENOSPC);
+	assert_why_has("the rest are root's");
+	for (unsigned held = 0; held < 16; held++) /* root gets its whole share after them */
+		assert_int_equal(admit_conn(p, 0, held, POLICY_MAX_CONNS - 16 + held), 0);
+	assert_int_equal(admit_conn(p, 0, 0, POLICY_MAX_CONNS), -ENOSPC);
+	assert_why_has("256 registration connections are open");
+	policy_free(p);
+}
+
+static void test_sixteen_uids_cannot_hold_every_connection(void **state)
+{
+	struct config c = base_config();
+	struct policy *p = new_policy(&c);
+	unsigned open = 0;
+
+	(void)state;
+	for (uid_t uid = 1000; uid < 1016; uid++)
+		for (unsigned held = 0; held < 16; held++)
+			open += admit_conn(p, uid, held, open) == 0;
+	assert_int_equal(open, POLICY_MAX_CONNS - 16);
+	assert_int_equal(admit_conn(p, 0, 0, open), 0);
+	policy_free(p);
+}
+
 static void test_new_with_smallest_limits(void **state)
 {
 	struct config c = base_config();
@@ -560,6 +614,9 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_empty_lists_allow_everyone),
+		cmocka_unit_test(test_a_uid_holds_at_most_max_connections_per_uid),
+		cmocka_unit_test(test_other_uids_never_take_roots_reserve),
+		cmocka_unit_test(test_sixteen_uids_cannot_hold_every_connection),
 		cmocka_unit_test(test_admit_by_uid),
 		cmocka_unit_test(test_admit_by_primary_gid),
 		cmocka_unit_test(test_admit_by_supplementary_gid),

@@ -47,6 +47,9 @@ struct world {
 static struct kx_slot *slots; /* the test's writable view of the slots memfd */
 static size_t slots_len, meta_len;
 static int slots_fd = -1, meta_fd = -1;
+static struct bpfview *view;	  /* the worker's read-only view of the same */
+static struct stat_filter filter; /* [metrics] as the last configure() set it */
+static struct render_bpf rb;
 
 static int memfd_of(size_t len)
 {
@@ -68,18 +71,20 @@ static int map_slots(void **state)
 	meta_fd = memfd_of(meta_len);
 	slots = mmap(NULL, slots_len, PROT_READ | PROT_WRITE, MAP_SHARED, slots_fd, 0);
 	assert_true(slots != MAP_FAILED);
-	assert_int_equal(bpfview_map(slots_fd, meta_fd, N_SLOTS, sizeof(struct kx_slot)), 0);
+	assert_int_equal(bpfview_new(&view), 0);
+	assert_int_equal(bpfview_map(view, slots_fd, meta_fd, N_SLOTS, sizeof(struct kx_slot)), 0);
 	return 0;
 }
 
 static int unmap_slots(void **state)
 {
 	(void)state;
-	bpfview_unmap();
+	bpfview_free(view);
 	munmap(slots, slots_len);
 	close(slots_fd);
 	close(meta_fd);
-	render_bpf_configure(NULL, NULL, 0);
+	render_bpf_fini(&rb);
+	stat_filter_free(&filter);
 	return 0;
 }
 
@@ -177,7 +182,7 @@ static int build_world(void **state)
 	vcpu_source(w, 0, w->vms[0], 0, 1000000000);
 	vcpu_source(w, 1, w->vms[0], 1, 500000000);
 	vcpu_source(w, 2, w->vms[1], 0, 250000000);
-	bpfview_join(w->src, 3, true);
+	bpfview_join(view, w->src, 3, true);
 	for (int i = 0; i < 3; i++)
 		assert_int_not_equal(atomic_load(&w->src[i]->bpf_join), 0);
 	assert_int_equal(snapshot_build(&w->snap, w->vms, 2, w->src, 3, NULL), 0);
@@ -200,7 +205,10 @@ static int free_world(void **state)
 	return 0;
 }
 
-/* [metrics] as given by an INI snippet (empty: the defaults). */
+/*
+ * [metrics] as given by an INI snippet (empty: the defaults), compiled as
+ * the worker compiles it: one stats filter, the reasons settings.
+ */
 static void configure(const char *metrics)
 {
 	struct config cfg;
@@ -210,16 +218,26 @@ static void configure(const char *metrics)
 	config_defaults(&cfg);
 	if (config_load_string(&cfg, text, "test", err, sizeof(err)) < 0)
 		fail_msg("config: %s", err);
-	assert_int_equal(render_bpf_configure(&cfg, err, sizeof(err)), 0);
+	render_bpf_fini(&rb);
+	stat_filter_free(&filter);
+	assert_int_equal(stat_filter_init(&filter, cfg.metrics_include, cfg.metrics_exclude,
+					  cfg.histograms, err, sizeof(err)),
+			 0);
+	assert_int_equal(render_bpf_init(&rb, &cfg, err, sizeof(err)), 0);
 }
 
 static char *render(const struct world *w, enum render_format fmt, const struct render_opts *o,
 		    struct render_result *res, bool self)
 {
+	const struct render_config rc = { .opts = o ? *o : (struct render_opts){ 0 },
+					  .filter = &filter,
+					  .schedstat = true,
+					  .bpf = &rb,
+					  .view = view };
 	struct buf b = { 0 };
 	char *s;
 
-	assert_int_equal(render_metrics(w->snap, self ? &w->stats : NULL, fmt, o, &b, res), 0);
+	assert_int_equal(render_metrics(w->snap, self ? &w->stats : NULL, fmt, &rc, &b, res), 0);
 	assert_false(b.failed);
 	s = strndup(b.data ? b.data : "", b.len);
 	assert_non_null(s);
@@ -453,6 +471,32 @@ static void test_include_keeps_only_the_named_bpf_families(void **state)
 	free(out);
 }
 
+/* ---- the schedstat switch ([daemon] bpf = off) ---------------------------------------- */
+
+static void test_schedstat_off_leaves_out_its_families_and_nothing_else(void **state)
+{
+	const struct world *w = *state;
+	const struct render_config off = {
+		.filter = &filter, .schedstat = false, .bpf = &rb, .view = view
+	};
+	struct buf b = { 0 };
+	char *out, *on;
+
+	configure("");
+	on = render(w, FMT_TEXT_004, NULL, NULL, false);
+	assert_int_equal(render_metrics(w->snap, NULL, FMT_TEXT_004, &off, &b, NULL), 0);
+	out = strndup(b.data, b.len);
+	assert_non_null(out);
+	assert_null(strstr(out, "kvm_vcpu_run_delay_seconds"));
+	assert_null(strstr(out, "kvm_vcpu_thread_cpu_seconds"));
+	assert_int_equal(tu_lines_starting(out, UX "{"), tu_lines_starting(on, UX "{"));
+	assert_int_equal(tu_lines_starting(out, RT "_count{"), tu_lines_starting(on, RT "_count{"));
+	assert_int_equal(tu_lines_starting(on, DELAY "{"), 3);
+	buf_free(&b);
+	free(out);
+	free(on);
+}
+
 static void test_histograms_no_leaves_out_the_round_trip_histograms(void **state)
 {
 	const struct world *w = *state;
@@ -481,6 +525,7 @@ int main(void)
 		T(test_exclude_names_bpf_families_by_their_exported_name),
 		T(test_include_keeps_only_the_named_bpf_families),
 		T(test_histograms_no_leaves_out_the_round_trip_histograms),
+		T(test_schedstat_off_leaves_out_its_families_and_nothing_else),
 	};
 #undef T
 	return cmocka_run_group_tests(tests, map_slots, unmap_slots);

@@ -185,10 +185,11 @@ static char *render_opts(const struct snapshot *snap, const struct selfstats *st
 			 enum render_format fmt, const struct render_opts *o,
 			 struct render_result *res)
 {
+	struct render_config rc = { .opts = o ? *o : (struct render_opts){ 0 } };
 	struct buf b = { 0 };
 	char *s;
 
-	assert_int_equal(render_metrics(snap, st, fmt, o, &b, res), 0);
+	assert_int_equal(render_metrics(snap, st, fmt, &rc, &b, res), 0);
 	assert_false(b.failed);
 	s = malloc(b.len + 1);
 	assert_non_null(s);

@@ -320,6 +320,56 @@ static void test_concurrent_readers_on_the_smallest_ring(void **state)
 	run_readers_against_writer(2);
 }
 
+static void put(struct ring *r, uint64_t v, uint64_t ts)
+{
+	uint64_t *slot = ring_begin_write(r);
+
+	slot[0] = v;
+	slot[1] = v * 10;
+	slot[2] = v * 100;
+	ring_commit(r, ts);
+}
+
+static void test_read_back_reaches_every_kept_sample_and_no_further(void **state)
+{
+	struct ring *r = NULL;
+	uint64_t v[2], ts;
+
+	(void)state;
+	assert_int_equal(ring_new(&r, 4, 3), 0);
+	assert_int_equal(ring_read_back(r, 0, 0, 1, v, &ts), -ENODATA);
+	for (uint64_t i = 1; i <= 10; i++)
+		put(r, i, i * 1000);
+	/* 4 slots keep 3 samples: 10, 9, 8 */
+	for (uint32_t back = 0; back < 3; back++) {
+		assert_int_equal(ring_read_back(r, back, 1, 2, v, &ts), 0);
+		assert_int_equal(ts, (10 - back) * 1000);
+		assert_int_equal(v[0], (10 - back) * 10);
+		assert_int_equal(v[1], (10 - back) * 100);
+	}
+	assert_int_equal(ring_read_back(r, 3, 0, 1, v, &ts), -ENODATA);
+	assert_int_equal(ring_read_back(r, 1000, 0, 1, v, &ts), -ENODATA);
+	assert_int_equal(ring_slots(r), 4);
+	assert_true(ring_bytes(r) >= 4 * (8 + 8 + 3 * 8));
+	ring_free(r);
+}
+
+static void test_read_back_of_a_young_ring_stops_at_its_first_sample(void **state)
+{
+	struct ring *r = NULL;
+	uint64_t v, ts;
+
+	(void)state;
+	assert_int_equal(ring_new(&r, 64, 3), 0);
+	put(r, 7, 70);
+	put(r, 8, 80);
+	assert_int_equal(ring_read_back(r, 1, 0, 1, &v, &ts), 0);
+	assert_int_equal(v, 7);
+	assert_int_equal(ts, 70);
+	assert_int_equal(ring_read_back(r, 2, 0, 1, &v, &ts), -ENODATA);
+	ring_free(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -332,6 +382,8 @@ int main(void)
 		cmocka_unit_test(test_zero_word_ring_still_counts_samples),
 		cmocka_unit_test(test_concurrent_readers_never_see_torn_or_older_samples),
 		cmocka_unit_test(test_concurrent_readers_on_the_smallest_ring),
+		cmocka_unit_test(test_read_back_reaches_every_kept_sample_and_no_further),
+		cmocka_unit_test(test_read_back_of_a_young_ring_stops_at_its_first_sample),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -177,6 +177,21 @@ static void test_reload_keeps_what_needs_a_restart(void **state)
 	assert_int_equal(reload_merge(&cur, &next, NULL, NULL), 0); /* merged: nothing left */
 }
 
+static void test_connections_per_uid_wait_for_a_restart(void **state)
+{
+	struct config cur, next;
+	unsigned calls = 0;
+
+	(void)state;
+	config_defaults(&cur);
+	config_defaults(&next);
+	kept_keys[0] = '\0';
+	next.max_connections_per_uid = 2; /* the policy holds the running bound */
+	assert_int_equal(reload_merge(&cur, &next, note, &calls), 1);
+	assert_string_equal(kept_keys, "[registration] max_connections_per_uid;");
+	assert_int_equal(next.max_connections_per_uid, 16);
+}
+
 static void test_journal_stream_must_name_stderr_exactly(void **state)
 {
 	(void)state;
@@ -228,6 +243,7 @@ int main(void)
 		cmocka_unit_test(test_hostile_names_and_counts_are_refused),
 		cmocka_unit_test(test_notify_socket_addresses),
 		cmocka_unit_test(test_reload_keeps_what_needs_a_restart),
+		cmocka_unit_test(test_connections_per_uid_wait_for_a_restart),
 		cmocka_unit_test(test_journal_stream_must_name_stderr_exactly),
 		cmocka_unit_test(test_journal_record_has_its_fields_and_a_binary_message),
 	};

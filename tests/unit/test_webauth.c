@@ -226,7 +226,7 @@ static struct webauth *new_auth(void)
 	make_hash("s3cret", 0, users[0].hash);
 	snprintf(users[1].name, sizeof(users[1].name), "bob");
 	make_hash("hunter2", 'y', users[1].hash);
-	assert_int_equal(webauth_new(&a, users, 2), 0);
+	assert_int_equal(webauth_new(&a, users, 2, 60000000000ull), 0);
 	return a;
 }
 
@@ -298,7 +298,7 @@ static void test_cache_is_bounded(void **state)
 	base[72] = '\0';
 	snprintf(users[0].name, sizeof(users[0].name), "alice");
 	make_hash(base, 0, users[0].hash);
-	assert_int_equal(webauth_new(&a, users, 1), 0);
+	assert_int_equal(webauth_new(&a, users, 1, 60000000000ull), 0);
 	for (unsigned i = 0; i < many; i++) {
 		snprintf(pw, sizeof(pw), "%s%u", base, i);
 		assert_int_equal(webauth_check(a, header("alice", pw)), 0);
@@ -312,6 +312,48 @@ static void test_cache_is_bounded(void **state)
 	webauth_get_counts(a, &n);
 	assert_int_equal(n.cache_hits, 1);
 	assert_int_equal(n.bcrypt_runs, many + 1);
+	webauth_free(a);
+}
+
+/* The two halves the HTTP server uses: no bcrypt in the first one. */
+static void test_begin_answers_without_bcrypt_and_finish_pays_it(void **state)
+{
+	struct webauth *a = new_auth();
+	struct webauth_attempt at;
+	struct webauth_counts n;
+	const uint64_t t = 1000000000ull;
+
+	(void)state;
+	assert_int_equal(webauth_begin(a, "Basic !!!!", t, &at), -EACCES);
+	assert_int_equal(webauth_begin(a, NULL, t, &at), -EACCES);
+	assert_int_equal(webauth_begin(a, header("alice", "s3cret"), t, &at), -EINPROGRESS);
+	webauth_get_counts(a, &n);
+	assert_int_equal(n.bcrypt_runs, 0);
+	assert_int_equal(webauth_finish(a, &at, t), 0);
+	/* the pair is gone from the attempt once finished */
+	assert_int_equal(at.pass[0], '\0');
+	assert_int_equal(webauth_begin(a, header("alice", "s3cret"), t + 1, &at), 0);
+	assert_int_equal(webauth_begin(a, header("mallory", "x"), t, &at), -EINPROGRESS);
+	assert_int_equal(webauth_finish(a, &at, t), -EACCES);
+	webauth_get_counts(a, &n);
+	assert_int_equal(n.bcrypt_runs, 2);
+	assert_int_equal(n.cache_hits, 1);
+	webauth_free(a);
+}
+
+/* A success is remembered for cache_ns (60 s here), then paid again. */
+static void test_a_remembered_success_expires(void **state)
+{
+	struct webauth *a = new_auth();
+	struct webauth_attempt at;
+	const uint64_t t = 5000000000ull, ttl = 60000000000ull;
+
+	(void)state;
+	assert_int_equal(webauth_begin(a, header("alice", "s3cret"), t, &at), -EINPROGRESS);
+	assert_int_equal(webauth_finish(a, &at, t), 0);
+	assert_int_equal(webauth_begin(a, header("alice", "s3cret"), t + ttl - 1, &at), 0);
+	assert_int_equal(webauth_begin(a, header("alice", "s3cret"), t + ttl, &at), -EINPROGRESS);
+	webauth_attempt_clear(&at);
 	webauth_free(a);
 }
 
@@ -357,6 +399,8 @@ int main(void)
 		cmocka_unit_test(test_unknown_users_pay_a_bcrypt_too),
 		cmocka_unit_test(test_successes_are_cached_failures_are_not),
 		cmocka_unit_test(test_cache_is_bounded),
+		cmocka_unit_test(test_begin_answers_without_bcrypt_and_finish_pays_it),
+		cmocka_unit_test(test_a_remembered_success_expires),
 		cmocka_unit_test(test_hash_forms),
 	};
 
