@@ -12,6 +12,7 @@ PREFIX ?= /usr/local
 BINDIR ?= $(PREFIX)/bin
 SBINDIR ?= $(PREFIX)/sbin
 LIBDIR ?= $(PREFIX)/lib
+LIBEXECDIR ?= $(PREFIX)/libexec
 INCDIR ?= $(PREFIX)/include
 MANDIR ?= $(PREFIX)/share/man
 SYSCONFDIR ?= /etc
@@ -25,12 +26,19 @@ B := build
 CC ?= cc
 PYTHON := /usr/bin/python3
 
-PKGS := libmicrohttpd inih libcap-ng zlib libseccomp gnutls libxcrypt libsystemd
+# The two programs link different libraries: the privileged helper
+# (kvmstatd) nothing that parses the network or renders, the worker
+# (kvmstatd-worker) no libsystemd, libcap-ng or libbpf.
+# tests/integration/test_exec_split.py checks what each binary needs.
+HELPER_PKGS := inih libcap-ng libseccomp libsystemd
+WORKER_PKGS := libmicrohttpd gnutls libxcrypt zlib libseccomp inih
+PKGS := $(sort $(HELPER_PKGS) $(WORKER_PKGS))
 # Exit telemetry (bpf/kvmexit.bpf.c): BPF=0 builds a daemon without it, for
 # a build host whose kernel has no BTF (/sys/kernel/btf/vmlinux).
 BPF ?= 1
 ifeq ($(BPF),1)
 PKGS += libbpf
+HELPER_PKGS += libbpf
 endif
 BPFTOOL ?= $(shell command -v bpftool 2>/dev/null || echo /usr/sbin/bpftool)
 CLANG ?= clang
@@ -48,6 +56,8 @@ INC_BPF := -I$(B)/bpf
 endif
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+HELPER_LIBS = $(shell pkg-config --libs $(HELPER_PKGS) 2>/dev/null)
+WORKER_LIBS = $(shell pkg-config --libs $(WORKER_PKGS) 2>/dev/null)
 LDLIBS += -pthread -lm
 
 ifeq ($(V),1)
@@ -61,7 +71,7 @@ endif
 .DELETE_ON_ERROR:
 .PHONY: all run check bench bench-bpf bench-http bench-smoke install clean deps unit integration lint sanitize format fuzz \
 	layout-check state-check \
-	fuzz-replay metrics-doc
+	fuzz-replay metrics-doc FORCE
 
 # Which process runs a file is the folder it is in (README "Layout"), and
 # each folder compiles with only the include paths it may use, so that a
@@ -83,19 +93,23 @@ INC_worker := $(INC_channel) -Idaemon/worker -Idaemon/exposition $(INC_BPF)
 INC_exposition := $(INC_common) -Idaemon/worker -Idaemon/exposition
 # Everything, for tests and benchmarks that reach into any module.
 INC_ALL := $(INC_channel) -Idaemon/helper -Idaemon/worker -Idaemon/exposition $(INC_BPF)
-# The helper still forks the worker without exec: these three files start
-# it and check its web settings, so they see the worker's headers too.
-INC_helper_forks_worker := $(INC_helper) -Idaemon/worker -Idaemon/exposition $(INC_BPF)
-HELPER_FORKS_WORKER := main helper_worker helper_service
-$(HELPER_FORKS_WORKER:%=$(B)/daemon/helper/%.o): INC_helper = $(INC_helper_forks_worker)
 $(B)/daemon/helper/bpfload.o: INC_helper += $(INC_BPF)
 
 DAEMON_DIRS := common channel helper worker exposition
-DAEMON_SRC := $(filter-out daemon/helper/main.c,$(wildcard $(DAEMON_DIRS:%=daemon/%/*.c))) \
+DAEMON_MAINS := daemon/helper/main.c daemon/worker/main.c
+DAEMON_SRC := $(filter-out $(DAEMON_MAINS),$(wildcard $(DAEMON_DIRS:%=daemon/%/*.c))) \
 	$(wildcard util/*.c)
 # The live page's files, compiled into the worker (webassets.h).
 WEB_ASSETS := $(wildcard daemon/exposition/web/*)
 DAEMON_OBJ := $(DAEMON_SRC:%.c=$(B)/%.o) $(B)/gen/webassets.o
+# What both programs share, as an archive: each links only what it calls
+# (the worker no privdrop, hence no libcap-ng).
+SHARED_OBJ := $(filter $(B)/daemon/common/% $(B)/daemon/channel/% $(B)/util/%,$(DAEMON_OBJ))
+HELPER_OBJ := $(filter $(B)/daemon/helper/%,$(DAEMON_OBJ))
+WORKER_OBJ := $(filter $(B)/daemon/worker/% $(B)/daemon/exposition/% $(B)/gen/%,$(DAEMON_OBJ))
+# Where the installed helper finds the worker program (workerexec.h); a build
+# tree's helper uses the kvmstatd-worker next to it instead.
+WORKER_PATH := $(LIBEXECDIR)/kvmstatd/kvmstatd-worker
 DAEMON_HDR := $(wildcard $(DAEMON_DIRS:%=daemon/%/*.h) util/*.h client/*.h shim/*.h)
 CLIENT_OBJ := $(B)/client/kvmstat_client.o
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
@@ -103,13 +117,14 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 
 SYSTEMD_FILES := $(B)/systemd/kvmstatd.service $(B)/systemd/kvmstatd.tmpfiles
 
-all: $(B)/kvmstatd $(B)/kvmstat-demo-vmm $(B)/libkvmstat-client.a $(B)/bench-pread \
+all: $(B)/kvmstatd $(B)/kvmstatd-worker $(B)/kvmstat-demo-vmm $(B)/libkvmstat-client.a $(B)/bench-pread \
 	$(B)/bench-static $(B)/bench-debugfs $(B)/bench-render $(B)/bench-history \
 	$(B)/capture-stats-layout \
 	$(B)/libkvmstat-preload.so $(SYSTEMD_FILES)
 
 # Units with this build's paths (make install PREFIX=... SYSCONFDIR=...).
 SUBST = sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+	-e 's|@LIBEXECDIR@|$(LIBEXECDIR)|g' \
 	-e 's|@USER@|kvmstatd|g'
 $(B)/systemd/%: systemd/%.in Makefile
 	$(call msg,GEN,$@)
@@ -162,10 +177,17 @@ $(B)/bpf/vmlinux.h:
 		"telemetry; build without it with 'make BPF=0'" >&2; exit 1; }
 	$(Q)$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $@
 
-$(B)/bpf/kvmexit.bpf.o: bpf/kvmexit.bpf.c daemon/common/bpf_layout.h $(B)/bpf/vmlinux.h
+# -g makes the BTF that CO-RE needs, and DWARF that nothing at run time
+# reads: `bpftool gen object` keeps the first and drops the second, so the
+# skeleton (and the helper, which embeds it) carries ~65 KiB, not ~750.
+$(B)/bpf/kvmexit.tmp.bpf.o: bpf/kvmexit.bpf.c daemon/common/bpf_layout.h $(B)/bpf/vmlinux.h
 	$(call msg,CLANG,$@)
 	$(Q)$(CLANG) -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_x86 -Wall -I$(B)/bpf -Idaemon/common \
 		-c $< -o $@
+
+$(B)/bpf/kvmexit.bpf.o: $(B)/bpf/kvmexit.tmp.bpf.o
+	$(call msg,BPFOBJ,$@)
+	$(Q)$(BPFTOOL) gen object $@ $<
 
 $(B)/bpf/kvmexit.skel.h: $(B)/bpf/kvmexit.bpf.o
 	$(call msg,SKEL,$@)
@@ -175,9 +197,26 @@ ifeq ($(BPF),1)
 $(B)/daemon/helper/bpfload.o: $(B)/bpf/kvmexit.skel.h
 endif
 
-$(B)/kvmstatd: $(B)/daemon/helper/main.o $(DAEMON_OBJ)
+# The path compiled into the helper: a PREFIX given to `make install`
+# rebuilds it (the file changes only when the path does).
+$(B)/worker-path: FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(WORKER_PATH)' | cmp -s - $@ || echo '$(WORKER_PATH)' >$@
+$(B)/daemon/helper/workerexec.o: $(B)/worker-path
+$(B)/daemon/helper/workerexec.o: CFLAGS += -DKVMSTATD_WORKER_PATH='"$(WORKER_PATH)"'
+
+$(B)/libkvmstatd-shared.a: $(SHARED_OBJ)
+	$(call msg,AR,$@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+# --as-needed: what a binary records as NEEDED is what it calls.
+$(B)/kvmstatd: $(B)/daemon/helper/main.o $(HELPER_OBJ) $(B)/libkvmstatd-shared.a
 	$(call msg,LINK,$@)
-	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
+	$(Q)$(CC) $(CFLAGS) -Wl,--as-needed -o $@ $^ $(HELPER_LIBS) $(LDLIBS)
+
+$(B)/kvmstatd-worker: $(B)/daemon/worker/main.o $(WORKER_OBJ) $(B)/libkvmstatd-shared.a
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(CFLAGS) -Wl,--as-needed -o $@ $^ $(WORKER_LIBS) $(LDLIBS)
 
 $(B)/libkvmstat-client.a: $(CLIENT_OBJ)
 	$(call msg,AR,$@)
@@ -256,12 +295,13 @@ unit: $(UNIT_BIN)
 integration: all
 	$(Q)tests/lab/integration
 
-lint: $(B)/kvmstatd
+lint: $(B)/kvmstatd $(B)/kvmstatd-worker
 	$(Q)scripts/lint.sh
 	$(Q)$(PYTHON) scripts/metrics-doc.py $(B)/kvmstatd --check
 
-# README's metrics reference, from the daemon's HELP table.
-metrics-doc: $(B)/kvmstatd
+# README's metrics reference, from the daemon's HELP table (the worker
+# program prints it; kvmstatd --metrics-reference runs that).
+metrics-doc: $(B)/kvmstatd $(B)/kvmstatd-worker
 	$(Q)$(PYTHON) scripts/metrics-doc.py $(B)/kvmstatd
 
 # Unit tests again under AddressSanitizer + UndefinedBehaviorSanitizer.
@@ -341,10 +381,12 @@ LAYOUT_PROBES := \
 	helper:render.h:no helper:http.h:no helper:webtls.h:no helper:schema.h:no \
 	helper:source.h:no helper:worker.h:no \
 	helper:fdpass.h:yes helper:ipc.h:yes helper:config.h:yes helper:kvmstat_proto.h:yes \
-	helper:statsid.h:yes helper:escape.h:yes \
+	helper:statsid.h:yes helper:escape.h:yes helper:boot.h:yes helper:help.h:no \
+	helper:webauth.h:no \
 	exposition:fdpass.h:no exposition:ipc.h:no exposition:helper_state.h:no \
 	exposition:snapshot.h:yes exposition:render.h:yes exposition:config.h:yes \
 	worker:helper_state.h:no worker:fdcheck.h:no worker:ipc.h:yes worker:render.h:yes \
+	worker:boot.h:yes worker:workerexec.h:no exposition:boot.h:no \
 	channel:render.h:no channel:helper_state.h:no channel:kvmstat_proto.h:yes \
 	common:ipc.h:no common:render.h:no common:schema.h:no common:helper_state.h:no \
 	common:escape.h:yes \
@@ -358,7 +400,8 @@ layout-check:
 
 # No hidden state in the worker and its HTTP side (scripts/state-check.sh):
 # every mutable object they define is passed in a context instead.
-STATE_OBJ := $(filter $(B)/daemon/worker/% $(B)/daemon/exposition/%,$(DAEMON_OBJ))
+STATE_OBJ := $(filter $(B)/daemon/worker/% $(B)/daemon/exposition/%,$(DAEMON_OBJ)) \
+	$(B)/daemon/worker/main.o
 state-check: $(STATE_OBJ)
 	$(Q)scripts/state-check.sh $(STATE_OBJ)
 
@@ -400,11 +443,13 @@ format:
 
 install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/kvmstatd \
+		$(DESTDIR)$(LIBEXECDIR)/kvmstatd \
 		$(DESTDIR)$(INCDIR) $(DESTDIR)$(SYSCONFDIR)/kvmstatd $(DESTDIR)$(MANDIR)/man8 \
 		$(DESTDIR)$(MANDIR)/man1 \
 		$(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) \
 		$(DESTDIR)$(TMPFILESDIR)
 	install -m 0755 $(B)/kvmstatd $(DESTDIR)$(SBINDIR)/kvmstatd
+	install -m 0755 $(B)/kvmstatd-worker $(DESTDIR)$(LIBEXECDIR)/kvmstatd/kvmstatd-worker
 	install -m 0755 $(B)/kvmstat-demo-vmm $(DESTDIR)$(BINDIR)/kvmstat-demo-vmm
 	install -m 0755 cli/kvmstat $(DESTDIR)$(BINDIR)/kvmstat
 	install -m 0644 $(B)/libkvmstat-client.a $(DESTDIR)$(LIBDIR)/libkvmstat-client.a

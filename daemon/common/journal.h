@@ -42,8 +42,11 @@ int journal_encode(char *buf, size_t size, int priority, const char *role,
  */
 bool journal_open(void);
 
-/* The connected socket (to keep in the worker), or -1. */
+/* The connected socket (to hand to the worker), or -1. */
 int journal_fd(void);
+
+/* Send on fd, a socket journal_open connected in the helper (-1: none). */
+void journal_adopt(int fd);
 
 /* Send one record; 0 or -errno (the caller falls back to stderr). */
 int journal_send(int priority, const char *role, const struct log_fields *f, const char *msg);

@@ -27,6 +27,17 @@ void log_set_level(enum log_level level)
 	log_level = level;
 }
 
+enum log_level log_get_level(void)
+{
+	return log_level;
+}
+
+void log_use_journal_fd(int fd)
+{
+	journal_adopt(fd);
+	to_journal = fd >= 0;
+}
+
 bool log_use_journal(void)
 {
 	to_journal = journal_open();

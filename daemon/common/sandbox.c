@@ -187,8 +187,7 @@ static const int helper_denied[] = {
 	SCMP_SYS(ptrace),
 	SCMP_SYS(process_vm_readv),
 	SCMP_SYS(process_vm_writev),
-	SCMP_SYS(execve),
-	SCMP_SYS(execveat),
+	SCMP_SYS(execve), /* execveat: one form, below */
 	SCMP_SYS(creat),
 	SCMP_SYS(truncate),
 	SCMP_SYS(ftruncate),
@@ -274,7 +273,27 @@ static int deny_writable_opens(scmp_filter_ctx ctx)
 	return rc;
 }
 
-int sandbox_enter_helper(void)
+/*
+ * The one exec left: execveat(exe_fd, "", ..., AT_EMPTY_PATH), the worker
+ * program the helper opened at start-up, run by a child that has dropped
+ * every capability. A filter cannot read the path string: with an
+ * absolute path the kernel ignores the fd, so a subverted helper could
+ * still name another program. What it would gain is little: the program
+ * runs as the service user, with no capability (no_new_privs, no ambient
+ * set, file capabilities and set-id bits ignored) and under this filter.
+ */
+static int allow_worker_exec(scmp_filter_ctx ctx, int exe_fd)
+{
+	int rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(execveat), 1,
+				  SCMP_A0(SCMP_CMP_NE, (scmp_datum_t)exe_fd));
+
+	if (rc == 0)
+		rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(execveat), 1,
+				      SCMP_A4(SCMP_CMP_NE, AT_EMPTY_PATH));
+	return rc;
+}
+
+int sandbox_enter_helper(int exe_fd)
 {
 	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
 	int rc;
@@ -283,6 +302,8 @@ int sandbox_enter_helper(void)
 		return -ENOMEM;
 	rc = add_all(ctx, SCMP_ACT_ERRNO(EPERM), helper_denied,
 		     sizeof(helper_denied) / sizeof(helper_denied[0]));
+	if (rc == 0)
+		rc = allow_worker_exec(ctx, exe_fd);
 	if (rc == 0)
 		rc = deny_writable_opens(ctx);
 	/* no filesystem change but removing its own socket: only unlinkat(dirfd, name, 0) */

@@ -28,11 +28,13 @@ int sandbox_enter(void);
  * The helper's filter, a deny-list: it keeps CAP_SYS_PTRACE for
  * pidfd_getfd, so what that capability would otherwise allow is taken
  * away here: ptrace, process_vm_readv/writev, opening any file for
- * writing (/proc/<pid>/mem included), exec, and changes to the file
- * system except removing its socket. Inherited by the worker, whose own
- * allow-list is stricter still.
+ * writing (/proc/<pid>/mem included), changes to the file system except
+ * removing its socket, and exec but for one form: execveat(exe_fd, "",
+ * AT_EMPTY_PATH) of the worker program (workerexec.h), which its children
+ * need. Inherited across that exec by the worker, whose own allow-list is
+ * stricter still.
  */
-int sandbox_enter_helper(void);
+int sandbox_enter_helper(int exe_fd);
 
 /*
  * Try what the sandbox must forbid (open a file, create a socket, exec,

@@ -3,7 +3,6 @@
 #include "webtls.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <gnutls/gnutls.h>
@@ -11,56 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "log.h"
-
-/* The whole of a regular file as a C string in *out. 0 or -errno. */
-static int read_pem(const char *path, char **out)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	struct stat st;
-	char *buf = NULL;
-	ssize_t n = 0;
-	int rc = 0;
-
-	if (fd < 0)
-		return -errno;
-	if (fstat(fd, &st) < 0)
-		rc = -errno;
-	else if (!S_ISREG(st.st_mode))
-		rc = -EINVAL;
-	else if (st.st_size <= 0 || (size_t)st.st_size > WEBTLS_FILE_MAX)
-		rc = -EFBIG;
-	else if (!(buf = malloc((size_t)st.st_size + 1)))
-		rc = -ENOMEM;
-	else if ((n = read(fd, buf, (size_t)st.st_size)) != st.st_size)
-		rc = n < 0 ? -errno
-			   : -EIO; /* a file that changed under us: read it again next start */
-	close(fd);
-	if (rc == 0) {
-		buf[n] = '\0';
-		*out = buf;
-	} else if (buf) {
-		explicit_bzero(buf, (size_t)st.st_size + 1);
-		free(buf);
-	}
-	return rc;
-}
-
-static const char *read_error(int rc)
-{
-	switch (rc) {
-	case -EINVAL:
-		return "not a regular file";
-	case -EFBIG:
-		return "empty or larger than 1 MiB";
-	default:
-		return strerror(-rc);
-	}
-}
 
 static gnutls_datum_t datum(const char *pem)
 {
@@ -119,25 +71,6 @@ static int fail(char *err, size_t size, int rc, const char *fmt, ...)
 	return rc;
 }
 
-static int read_all(struct webtls *loaded, const struct config *cfg, char *err, size_t size)
-{
-	static const char *const key_names[] = { "tls_cert_file", "tls_key_file",
-						 "tls_client_ca_file" };
-	const char *paths[] = { cfg->tls_cert_file, cfg->tls_key_file, cfg->tls_client_ca_file };
-	char **dst[] = { &loaded->cert_pem, &loaded->key_pem, &loaded->ca_pem };
-	int rc = 0;
-
-	for (size_t i = 0; rc == 0 && i < 3; i++) {
-		if (!paths[i][0])
-			continue;
-		rc = read_pem(paths[i], dst[i]);
-		if (rc < 0)
-			fail(err, size, rc, "[web] %s %s: %s", key_names[i], paths[i],
-			     read_error(rc));
-	}
-	return rc;
-}
-
 static int check_all(const struct webtls *loaded, const struct config *cfg, char *err, size_t size)
 {
 	int rc = parse_certs(loaded->cert_pem, cfg->tls_cert_file);
@@ -161,22 +94,29 @@ static int check_all(const struct webtls *loaded, const struct config *cfg, char
 	return 0;
 }
 
-int webtls_load(struct webtls *t, const struct config *cfg, char *err, size_t err_size)
+int webtls_load(struct webtls *t, const struct config *cfg, char *cert_pem, char *key_pem,
+		char *ca_pem, char *err, size_t err_size)
 {
-	int rc;
+	int rc = 0;
 
-	*t = (struct webtls){ .client_auth = CLIENT_AUTH_NONE };
-	if (!cfg->tls_cert_file[0])
-		return 0;
-	/* exporter-toolkit's TLS12 also offers 1.3; the minimum is what matters */
-	t->priorities = !strcmp(cfg->tls_min_version, "TLS13")
-			    ? "NORMAL:-VERS-ALL:+VERS-TLS1.3"
-			    : "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2";
-	t->client_auth = cfg->client_auth;
-	rc = read_all(t, cfg, err, err_size);
-	if (rc == 0)
-		rc = check_all(t, cfg, err, err_size);
-	if (rc < 0)
+	*t = (struct webtls){ .cert_pem = cert_pem,
+			      .key_pem = key_pem,
+			      .ca_pem = ca_pem,
+			      .client_auth = CLIENT_AUTH_NONE };
+	if (cfg->tls_cert_file[0]) {
+		/* exporter-toolkit's TLS12 also offers 1.3; the minimum is what matters */
+		t->priorities = !strcmp(cfg->tls_min_version, "TLS13")
+				    ? "NORMAL:-VERS-ALL:+VERS-TLS1.3"
+				    : "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2";
+		t->client_auth = cfg->client_auth;
+		if (!cert_pem || !key_pem || (cfg->tls_client_ca_file[0] && !ca_pem))
+			rc = fail(err, err_size, -EINVAL,
+				  "[web] the helper sent no PEM text for a configured file");
+		if (rc == 0)
+			rc = check_all(t, cfg, err, err_size);
+	}
+	/* nothing kept without a certificate: webtls_on() tells by cert_pem */
+	if (rc < 0 || !cfg->tls_cert_file[0])
 		webtls_free(t);
 	return rc;
 }

@@ -3,12 +3,14 @@
  * webtls - the exporter's TLS identity: certificate, key, client CAs and
  * the protocol versions on offer ([web] tls_*).
  *
- * The privileged process reads the files at start-up, before it drops its
- * privileges (so the key may be readable by root alone), and checks them
- * with GnuTLS: each must parse, and the key must be the certificate's. The
- * PEM text then stays in memory, in a struct webtls the helper owns and
- * hands to each worker it starts (forked, it inherits the memory); the
- * worker passes it to its HTTP server, which hands it to libmicrohttpd
+ * The privileged helper reads the files at start-up, before it drops its
+ * privileges (so the key may be readable by root alone), and sends their
+ * bytes to every worker in its boot message; it links no GnuTLS. The
+ * worker program checks them here, under its sandbox: each must parse, and
+ * the key must be the certificate's (the helper's start-up and
+ * --check-config run the same check in the worker program's check mode).
+ * The PEM text then stays in a struct webtls the worker owns; it passes it
+ * to its HTTP server, which hands it to libmicrohttpd
  * (MHD_OPTION_HTTPS_MEM_*). The worker could not read the files itself:
  * its sandbox refuses every open().
  *
@@ -25,8 +27,6 @@
 
 #include "config.h"
 
-#define WEBTLS_FILE_MAX (1u << 20) /* a PEM file larger than this is refused */
-
 struct webtls {
 	char *cert_pem; /* the certificate (chain), NUL-terminated */
 	char *key_pem;
@@ -36,11 +36,15 @@ struct webtls {
 };
 
 /*
- * Read and check the files cfg names into t; 0 (TLS off when there are
- * none), or -errno with a sentence naming the key and the file in err
- * (t is then off and holds nothing).
+ * Check the PEM texts of the files cfg names (cert, key, client CA;
+ * malloc'd, NULL where not configured) and keep them in t: they are t's
+ * from now on (webtls_free wipes them; on error, or with no certificate
+ * configured, that is done here). 0 (TLS off when cfg names no
+ * certificate), or -errno with a sentence naming the key and the file in
+ * err (t is then off and holds nothing).
  */
-int webtls_load(struct webtls *t, const struct config *cfg, char *err, size_t err_size);
+int webtls_load(struct webtls *t, const struct config *cfg, char *cert_pem, char *key_pem,
+		char *ca_pem, char *err, size_t err_size);
 
 /* Whether t holds an identity to serve HTTPS with (t may be NULL). */
 bool webtls_on(const struct webtls *t);

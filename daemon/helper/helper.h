@@ -15,6 +15,7 @@
 
 #include "bpfload.h"
 #include "config.h"
+#include "workerexec.h"
 
 /*
  * Create the registration socket (directory, stale socket, mode, group),
@@ -23,8 +24,6 @@
  * can remove the socket when it stops; *dir_fd stays open for that.
  */
 int helper_open_socket(const struct config *cfg, uid_t owner, int *out_fd, int *dir_fd);
-
-struct webtls; /* the worker side's (webtls.h); the helper only hands it on */
 
 struct helper_args {
 	struct config *cfg;	     /* a reload (SIGHUP) replaces it in place */
@@ -35,10 +34,9 @@ struct helper_args {
 	const char *socket_name;     /* its name in there */
 	uid_t uid;		     /* the service user, the worker's */
 	gid_t gid;
-	bool sandbox_selftest;		 /* each worker tests its sandbox and logs the result */
+	const struct workerexec *prog;	 /* the worker program and what each worker gets */
 	bool borrow;			 /* discovery may borrow VM and vCPU fds (borrow.h) */
 	const struct bpf_telemetry *bpf; /* loaded before the privilege drop, or not enabled */
-	const struct webtls *tls;	 /* [web] TLS, read before the drop; each worker's HTTP */
 };
 
 /*

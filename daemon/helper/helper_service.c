@@ -14,8 +14,9 @@
  *     hangs (or is stopped) misses its pings and systemd restarts the
  *     service; a hung helper pings no more either;
  *   - STATUS= when the number of VMs or vCPUs polled changes.
- * A reload replaces the worker with one forked from the new configuration,
- * and says READY=1 again once that one answers.
+ * A reload checks the new configuration with the worker program
+ * (workerexec_check), replaces the worker with one started from it, and says
+ * READY=1 again once that one answers.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -27,7 +28,7 @@
 #include "log.h"
 #include "notify.h"
 #include "reload.h"
-#include "webauth.h"
+#include "workerexec.h"
 
 void helper_worker_status(struct helper *h, const struct ipc_status *m)
 {
@@ -57,30 +58,26 @@ static void kept(const char *key, void *ctx)
 		 key);
 }
 
-/* What the start-up checks of [basic_auth_users] would refuse. */
-static int check_web(const struct config *cfg, char *err, size_t err_size)
-{
-	for (unsigned i = 0; i < cfg->n_auth_users; i++)
-		if (webauth_hash_usable(cfg->auth_users[i].hash) < 0) {
-			snprintf(
-			    err, err_size,
-			    "[basic_auth_users] %s: this system's libcrypt cannot check its hash",
-			    cfg->auth_users[i].name);
-			return -EINVAL;
-		}
-	return 0;
-}
-
+/* The file again, with what cannot change put back (reload_merge). */
 static int read_again(struct helper *h, struct config *next, char *err, size_t err_size)
 {
+	const struct workerexec_user user = { h->uid, h->gid };
 	int rc;
 
 	config_defaults(next);
 	rc = config_load(next, h->config_path, err, err_size);
 	if (rc == 0 && h->listen_override) /* the command line still wins */
 		snprintf(next->listen, sizeof(next->listen), "%s", h->listen_override);
-	if (rc == 0)
-		rc = check_web(next, err, err_size);
+	if (rc == 0 && reload_merge(h->cfg, next, kept, NULL))
+		snprintf(h->reload_note, sizeof(h->reload_note),
+			 " (reloaded; some changes wait for a restart, see the log)");
+	/* what only the worker program can check (the [basic_auth_users]
+	 * hashes; the TLS texts are the start-up's): before the running
+	 * worker is stopped */
+	if (rc == 0 && (rc = workerexec_check(h->prog, next, &user)) < 0)
+		snprintf(err, err_size, "the worker program refused it (see above)");
+	if (rc < 0)
+		h->reload_note[0] = '\0';
 	return rc;
 }
 
@@ -105,9 +102,6 @@ void helper_reload(struct helper *h)
 		free(next);
 		return;
 	}
-	if (reload_merge(h->cfg, next, kept, NULL))
-		snprintf(h->reload_note, sizeof(h->reload_note),
-			 " (reloaded; some changes wait for a restart, see the log)");
 	*h->cfg = *next;
 	free(next);
 	h->ready_pending = true;

@@ -18,11 +18,10 @@
 #include "logbudget.h"
 #include "policy.h"
 #include "reject.h"
+#include "workerexec.h"
 #include "kvmstat_proto.h"
 
 enum helper_tag { TAG_CONN = 1, TAG_PROC };
-
-struct webtls; /* the worker side's (webtls.h); the helper only hands it on */
 
 struct conn {
 	enum helper_tag tag; /* first: epoll data points here */
@@ -72,17 +71,16 @@ struct helper {
 	const char *config_path;
 	const char *listen_override;	 /* --listen, or NULL */
 	const struct bpf_telemetry *bpf; /* exit telemetry maps, handed to each worker */
-	const struct webtls *tls; /* [web] TLS identity, handed to each worker (NULL: none) */
 	int reg_fd, ipc_fd, signal_fd, epoll_fd;
 	int http_fd;	 /* kept for the next worker; never read here */
 	int restart_fd;	 /* timerfd: start a worker again */
 	int discover_fd; /* timerfd: next /proc scan */
 	uid_t uid;	 /* the service user: the worker's (and our) uid */
 	gid_t gid;
-	bool sandbox_selftest;
-	bool borrow;	  /* the kernel gives stats fds to observers (borrow.h) */
-	pid_t worker;	  /* 0 once reaped */
-	bool worker_died; /* gave up restarting: exit status 1 */
+	const struct workerexec *prog; /* the worker program, its [web] files (workerexec.h) */
+	bool borrow;		       /* the kernel gives stats fds to observers (borrow.h) */
+	pid_t worker;		       /* 0 once reaped */
+	bool worker_died;	       /* gave up restarting: exit status 1 */
 	uint32_t worker_starts;
 	uint64_t start_ns[5]; /* the last worker starts: a crash loop stops us */
 	uint64_t rejected[REJ__COUNT], discovered; /* totals, told to each new worker */

@@ -16,7 +16,6 @@
 #include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <sys/timerfd.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -29,66 +28,34 @@
 #include "journal.h"
 #include "log.h"
 #include "privdrop.h"
-#include "sandbox.h"
-#include "worker.h"
+#include "workerexec.h"
 
 #define RESTART_DELAY_MS 300
 #define CRASH_WINDOW_NS (60ull * 1000000000ull)
 
-/* Close every fd but 0-2 and keep[0..n) (ascending, -1 for none). */
-static void close_all_but(const int *keep, size_t n)
-{
-	unsigned from = 3;
-
-	for (size_t i = 0; i < n; i++) {
-		if (keep[i] < (int)from)
-			continue;
-		if ((unsigned)keep[i] > from)
-			syscall(SYS_close_range, from, (unsigned)keep[i] - 1, 0u);
-		from = (unsigned)keep[i] + 1;
-	}
-	syscall(SYS_close_range, from, ~0u, 0u);
-}
-
-static void sort3(int *a)
-{
-	for (int i = 0; i < 2; i++)
-		for (int j = 0; j < 2 - i; j++)
-			if (a[j] > a[j + 1]) {
-				int t = a[j];
-
-				a[j] = a[j + 1];
-				a[j + 1] = t;
-			}
-}
-
-/* The child: nothing of the helper's, no capabilities, the sandbox, then work. */
+/*
+ * The child: no capabilities, no_new_privs, the parent-death signal, then
+ * the worker program (workerexec.h), which enters its sandbox itself. Nothing
+ * of the helper's memory or fds but the channel crosses the exec.
+ */
 static void __attribute__((noreturn)) become_worker(struct helper *h, pid_t parent, int ipc_fd)
 {
-	/* the journal's socket (or -1): the worker cannot open one */
-	int keep[3] = { ipc_fd, h->http_fd, journal_fd() }, rc;
+	int rc;
 
-	sort3(keep);
-	close_all_but(keep, 3);
-	fdpass_set_closer(NULL); /* the helper's closing thread is not ours */
-	log_set_role("worker");
 	prctl(PR_SET_NAME, "kvmstatd-worker", 0, 0, 0);
 	rc = privdrop_to(h->uid, h->gid);
 	if (rc < 0) {
-		log_err("cannot drop privileges to %s: %s", h->cfg->user, strerror(-rc));
+		log_err("worker: cannot drop privileges to %s: %s", h->cfg->user, strerror(-rc));
 		_exit(1);
 	}
-	/* after the drop: changing credentials clears the death signal */
+	/* after the drop: changing credentials clears the death signal; an
+	 * exec of a file without set-id bits or capabilities keeps it */
 	prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0);
 	if (getppid() != parent)
 		_exit(1);
-	if (h->cfg->sandbox && (rc = sandbox_enter()) < 0) {
-		log_err("cannot enter the sandbox: %s", strerror(-rc));
-		_exit(1);
-	}
-	if (h->sandbox_selftest && sandbox_selftest() != 0)
-		_exit(1);
-	_exit(worker_run(h->cfg, h->tls, ipc_fd, h->http_fd));
+	rc = workerexec_run(h->prog, ipc_fd, NULL);
+	log_err("worker: cannot run %s: %s", h->prog->path, strerror(-rc));
+	_exit(1);
 }
 
 /* Reap the worker within timeout_ms; true once it is gone. */
@@ -280,7 +247,9 @@ int helper_start_worker(struct helper *h, bool planned)
 	}
 	if (epoll_ctl(h->epoll_fd, EPOLL_CTL_ADD, h->ipc_fd, &ev) < 0)
 		return -errno;
-	if (helper_send_totals(h) < 0 || helper_send_bpf(h) < 0)
+	if (boot_send(h->ipc_fd, h->cfg, &h->prog->pem, h->http_fd, journal_fd(),
+		      h->prog->selftest ? BOOT_SELFTEST : 0, (uint32_t)log_get_level()) < 0 ||
+	    helper_send_totals(h) < 0 || helper_send_bpf(h) < 0)
 		return 0; /* it died at once: SIGCHLD (or EOF) comes, and a restart */
 	for (size_t i = 0; i < h->n_vms; i++)
 		helper_send_vm(h, h->vms[i]);

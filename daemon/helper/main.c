@@ -3,15 +3,16 @@
  * kvmstatd - export KVM VM and vCPU statistics to Prometheus.
  *
  * main: command line, configuration, the two sockets, then the split. The
- * process that started stays the privileged helper; a forked child drops
- * to the configured user and becomes the worker before it reads anything
- * from outside. Runs in the foreground; never daemonises.
+ * process that started stays the privileged helper; each worker is a
+ * forked child that drops to the configured user and execs the worker
+ * program (workerexec.h), which links what the helper must not: libmicrohttpd,
+ * GnuTLS, libcrypt, zlib and the renderer. Runs in the foreground; never
+ * daemonises.
  */
 #include <errno.h>
 #include <getopt.h>
 #include <grp.h>
 #include <limits.h>
-#include <microhttpd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,21 +29,20 @@
 #include "fdcheck.h"
 #include "helper.h"
 #include "listen.h"
-#include "help.h"
 #include "log.h"
 #include "notify.h"
 #include "bpfload.h"
 #include "privdrop.h"
 #include "sandbox.h"
-#include "webauth.h"
-#include "webtls.h"
-#include "worker.h"
+#include "workerexec.h"
+#include "webfiles.h"
 
 struct options {
 	const char *config_path;
 	const char *listen;
 	int check_only;
 	int sandbox_selftest;
+	int metrics_reference;
 };
 
 static void usage(FILE *f)
@@ -96,7 +96,8 @@ static int parse_args(int argc, char **argv, struct options *o)
 			o->sandbox_selftest = 1;
 			break;
 		case 'M':
-			exit(help_write_reference(stdout) < 0 || fflush(stdout) ? 1 : 0);
+			o->metrics_reference = 1;
+			break;
 		case 'v':
 			log_set_level(LOG_LVL_DEBUG);
 			break;
@@ -143,36 +144,41 @@ static int load_config(const struct options *o, struct config *cfg)
 }
 
 /*
- * [web] and [basic_auth_users], checked now, while the process may still
- * read a key only root can: the files are read into memory here and the
- * worker inherits them (it cannot open files). 0 or -errno, logged.
+ * The worker program, and the parts of the configuration only it can
+ * check: the [web] files are read now, while the process may still read a
+ * key only root can, and the worker program parses them (and checks the
+ * [basic_auth_users] hashes) in its check mode, as user when not NULL.
+ * 0; 1 when the worker program cannot run; 2 when the configuration is
+ * refused (--check-config's exit statuses). Logged.
  */
-static int prepare_web(const struct config *cfg, struct webtls *tls)
+static int prepare_worker(const struct config *cfg, struct workerexec *s,
+			  const struct workerexec_user *user)
 {
 	char err[512];
-	int rc = 0;
+	int rc = workerexec_open(s);
 
-	if (cfg->tls_cert_file[0] && MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
-		log_err("[web] tls_cert_file is set, but this libmicrohttpd was built without TLS");
-		return -ENOTSUP;
+	if (rc < 0) {
+		log_err("the worker program %s: %s", s->path, strerror(-rc));
+		return 1;
 	}
-	for (unsigned i = 0; rc == 0 && i < cfg->n_auth_users; i++)
-		if ((rc = webauth_hash_usable(cfg->auth_users[i].hash)) < 0)
-			log_err(
-			    "[basic_auth_users] %s: this system's libcrypt cannot check its hash",
-			    cfg->auth_users[i].name);
-	if (rc == 0 && (rc = webtls_load(tls, cfg, err, sizeof(err))) < 0)
+	if ((rc = webfiles_read(cfg, &s->pem, err, sizeof(err))) < 0)
 		log_err("%s", err);
-	if (rc == 0 && cfg->tls_cert_file[0])
-		log_info("HTTPS only: %s or later, client certificates: %s", cfg->tls_min_version,
-			 cfg->tls_client_auth_type);
-	if (rc == 0 && cfg->n_auth_users)
-		log_info("basic auth: %u user(s), on every path", cfg->n_auth_users);
-	if (rc == 0 && cfg->n_auth_users && !cfg->tls_cert_file[0])
-		log_warn(
-		    "[basic_auth_users] without TLS ([web] tls_cert_file): passwords cross the "
-		    "network in clear text");
-	return rc;
+	else
+		rc = workerexec_check(s, cfg, user);
+	return rc == 0 ? 0 : rc == -EIO ? 1 : 2;
+}
+
+/* The table is the renderer's: the worker program prints it. */
+static void __attribute__((noreturn)) metrics_reference(void)
+{
+	struct workerexec s;
+	int rc = workerexec_open(&s);
+
+	if (rc == 0)
+		execl(s.path, "kvmstatd-worker", "--metrics-reference", (char *)NULL);
+	fprintf(stderr, "kvmstatd: the worker program %s: %s\n", s.path,
+		strerror(rc < 0 ? -rc : errno));
+	exit(1);
 }
 
 /*
@@ -309,7 +315,7 @@ static int drop_privileges(const struct config *cfg, const struct helper_args *a
 
 	if ((rc = privdrop_helper(a->uid, a->gid, cfg->discovery_enabled)) < 0)
 		log_err("cannot drop the helper's privileges to %s: %s", cfg->user, strerror(-rc));
-	else if (cfg->sandbox && (rc = sandbox_enter_helper()) < 0)
+	else if (cfg->sandbox && (rc = sandbox_enter_helper(a->prog->exe_fd)) < 0)
 		log_err("cannot install the helper's seccomp filter: %s", strerror(-rc));
 	if (rc < 0 && a->socket_dir_fd >= 0)
 		unlinkat(a->socket_dir_fd, a->socket_name, 0);
@@ -342,20 +348,22 @@ static int lookup_accounts(const struct config *cfg, uid_t *uid, gid_t *gid)
 	return 0;
 }
 
-static int start(struct config *cfg, const struct options *o, const struct webtls *tls)
+static int start(struct config *cfg, const struct options *o, struct workerexec *prog)
 {
 	struct helper_args a = { .cfg = cfg,
-				 .tls = tls,
 				 .config_path = o->config_path,
 				 .listen_override = o->listen,
 				 .reg_fd = -1,
 				 .http_fd = -1,
-				 .socket_dir_fd = -1 };
+				 .socket_dir_fd = -1,
+				 .prog = prog };
 	static struct bpf_telemetry bpf; /* lives as long as the helper */
 	char err[256] = "";
 	int rc;
 
 	if (lookup_accounts(cfg, &a.uid, &a.gid) < 0)
+		return 1;
+	if (prepare_worker(cfg, prog, &(struct workerexec_user){ a.uid, a.gid }))
 		return 1;
 	fit_fd_limit(cfg);
 	if ((rc = fdcheck_init()) < 0) {
@@ -368,7 +376,7 @@ static int start(struct config *cfg, const struct options *o, const struct webtl
 			 strerror(-rc));
 	if (open_sockets(cfg, &a))
 		return 1;
-	a.sandbox_selftest = o->sandbox_selftest;
+	prog->selftest = o->sandbox_selftest;
 	a.borrow = probe_borrow(cfg);
 	/* while CAP_BPF and CAP_PERFMON are still ours: the links outlive them */
 	if ((rc = bpfload_start(&bpf, cfg, err, sizeof(err))) < 0) {
@@ -396,26 +404,27 @@ static int start(struct config *cfg, const struct options *o, const struct webtl
 
 int main(int argc, char **argv)
 {
+	struct workerexec prog = { .exe_fd = -1 }; /* lives as long as the helper */
+	struct workerexec_user user;
 	struct options o = { 0 };
-	struct webtls tls = { 0 };
 	struct config cfg;
 	int rc;
 
 	parse_args(argc, argv, &o);
+	if (o.metrics_reference)
+		metrics_reference();
 	log_set_role("helper");
 	log_use_journal(); /* now: it needs a socket, which only start-up may make */
 	if (load_config(&o, &cfg) < 0)
 		return 2;
-	if (prepare_web(&cfg, &tls) < 0)
-		return o.check_only ? 2 : 1;
 	if (!o.check_only)
-		rc = start(&cfg, &o, &tls);
-	else if (lookup_accounts(&cfg, &(uid_t){ 0 }, &(gid_t){ 0 }) < 0)
+		rc = start(&cfg, &o, &prog);
+	else if (lookup_accounts(&cfg, &user.uid, &user.gid) < 0)
 		rc = 2;
-	else {
+	/* as the service user when run as root (else as the caller): the
+	 * worker program's own sandbox confines the parsing either way */
+	else if ((rc = prepare_worker(&cfg, &prog, &user)) == 0)
 		printf("%s: configuration valid\n", o.config_path);
-		rc = 0;
-	}
-	webtls_free(&tls);
+	boot_pem_free(&prog.pem); /* the key, wiped */
 	return rc;
 }

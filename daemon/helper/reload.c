@@ -63,5 +63,8 @@ unsigned reload_merge(const struct config *cur, struct config *next,
 		}
 		last = restart_only[i].key;
 	}
+	/* not a key: the fd limit measured at start-up, which the helper's
+	 * registration check needs (0 would switch that check off) */
+	next->fd_limit = cur->fd_limit;
 	return n;
 }

@@ -100,6 +100,24 @@ def proc_comm(pid):
         return None
 
 
+def proc_cmdline(pid):
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+# A serving worker's command line. The helper also runs the worker program
+# as "kvmstatd-worker --check-config" for a moment (start-up, reload):
+# that one is not the worker.
+WORKER_CMDLINE = b"kvmstatd-worker\0"
+
+
+def is_worker(pid):
+    return proc_comm(pid) == "kvmstatd-worker" and proc_cmdline(pid) == WORKER_CMDLINE
+
+
 def children_of(pid):
     out = []
     for d in os.listdir("/proc"):
@@ -386,7 +404,7 @@ class Daemon:
     # --- fd leaks
     def _live_worker(self):
         for c in children_of(self.proc.pid):
-            if proc_comm(c) == "kvmstatd-worker" and proc_alive(c):
+            if is_worker(c) and proc_alive(c):
                 return c
         return None
 
@@ -466,10 +484,10 @@ class Daemon:
             raise AssertionError("%s\n--- kvmstatd log ---\n%s" % (e, self.log()))
 
     def worker_pid(self, timeout=5.0):
-        """pid of the helper's child with comm kvmstatd-worker."""
+        """pid of the helper's child that is the worker program (is_worker)."""
         def find():
             for c in children_of(self.proc.pid):
-                if proc_comm(c) == "kvmstatd-worker":
+                if is_worker(c):
                     return c
             return None
         pid = wait_until(find, timeout, what="the kvmstatd-worker child of %d" % self.proc.pid)
@@ -483,7 +501,7 @@ class Daemon:
         the helper started after `old` died)."""
         def find():
             for c in children_of(self.proc.pid):
-                if c != old and proc_comm(c) == "kvmstatd-worker" and proc_alive(c):
+                if c != old and is_worker(c) and proc_alive(c):
                     return c
             return None
         try:

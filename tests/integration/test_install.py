@@ -14,6 +14,7 @@ import harness
 
 EXPECTED = {
     "usr/sbin/kvmstatd",
+    "usr/libexec/kvmstatd/kvmstatd-worker",
     "usr/bin/kvmstat-demo-vmm",
     "usr/bin/kvmstat",
     "usr/lib/libkvmstat-client.a",
@@ -59,6 +60,12 @@ def test_install_lays_out_the_expected_tree(installed):
     assert tree(installed) == EXPECTED
     st = os.stat(os.path.join(installed, "usr/sbin/kvmstatd"))
     assert st.st_mode & 0o777 == 0o755
+    worker = os.path.join(installed, "usr/libexec/kvmstatd/kvmstatd-worker")
+    assert os.stat(worker).st_mode & 0o777 == 0o755
+    # the installed helper looks for its worker program where it was put
+    # (no kvmstatd-worker next to it in sbin/)
+    with open(os.path.join(installed, "usr/sbin/kvmstatd"), "rb") as f:
+        assert b"/usr/libexec/kvmstatd/kvmstatd-worker\0" in f.read()
     assert os.stat(os.path.join(installed, "usr/bin/kvmstat")).st_mode & 0o777 == 0o755
     # the service user reads it again on reload; tmpfiles.d gives it the group
     assert os.stat(os.path.join(installed, "etc/kvmstatd/kvmstatd.ini")).st_mode & 0o777 == 0o640

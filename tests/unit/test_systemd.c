@@ -175,6 +175,10 @@ static void test_reload_keeps_what_needs_a_restart(void **state)
 	assert_string_equal(next.metrics_exclude, "kvm_vcpu_exits");
 	assert_int_equal(next.max_vcpus_per_vm, 8);
 	assert_int_equal(reload_merge(&cur, &next, NULL, NULL), 0); /* merged: nothing left */
+	/* the fd limit measured at start-up is no key and stays */
+	cur.fd_limit = 20000;
+	assert_int_equal(reload_merge(&cur, &next, NULL, NULL), 0);
+	assert_int_equal(next.fd_limit, 20000);
 }
 
 static void test_connections_per_uid_wait_for_a_restart(void **state)
