@@ -19,6 +19,7 @@ SYSCONFDIR ?= /etc
 UNITDIR ?= $(PREFIX)/lib/systemd/system
 SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
 TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
+MONITORINGDIR ?= $(PREFIX)/share/kvmstatd/monitoring
 DESTDIR ?=
 
 VERSION := 0.1.0
@@ -70,8 +71,8 @@ endif
 
 .DELETE_ON_ERROR:
 .PHONY: all run check bench bench-bpf bench-http bench-smoke install clean deps unit integration lint sanitize format fuzz \
-	layout-check state-check \
-	fuzz-replay metrics-doc FORCE
+	layout-check state-check coverage cycles \
+	fuzz-replay metrics-doc FORCE monitoring monitoring-check
 
 # Which process runs a file is the folder it is in (README "Layout"), and
 # each folder compiles with only the include paths it may use, so that a
@@ -309,6 +310,22 @@ SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sa
 sanitize:
 	$(Q)$(MAKE) --no-print-directory B=build/asan WERROR=1 EXTRA_CFLAGS="$(SAN_FLAGS)" unit
 
+# Import cycles between the daemon's files, from their objects' symbols
+# (a module calls down, never back up): lists each, fails if there is one.
+cycles: $(DAEMON_OBJ) $(B)/daemon/helper/main.o
+	$(Q)$(PYTHON) scripts/import-cycles.py $^
+
+# Line coverage of the privileged helper (daemon/helper/) by the unit
+# tests: gcc --coverage at -O0 in build/coverage, then gcov per file.
+COV_B := build/coverage
+coverage:
+	@mkdir -p $(COV_B)
+	$(Q)find $(COV_B) -name '*.gcda' -delete
+	$(Q)$(MAKE) --no-print-directory B=$(COV_B) WERROR=1 EXTRA_CFLAGS="-O0 --coverage" unit \
+		$(COV_B)/daemon/helper/main.o \
+		>$(COV_B)/unit.log 2>&1 || { tail -n 30 $(COV_B)/unit.log; echo "coverage: unit tests FAILED"; exit 1; }
+	$(Q)scripts/coverage.sh $(COV_B) daemon/helper
+
 # Fuzzers (clang + libFuzzer): make fuzz FUZZ_SECONDS=300
 FUZZ_SECONDS ?= 60
 FUZZ_CFLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -std=gnu11 \
@@ -319,27 +336,32 @@ SCHEMA_SRC := daemon/worker/schema.c daemon/common/statsid.c daemon/exposition/m
 	daemon/exposition/render_page.c daemon/exposition/render_stats.c \
 	daemon/exposition/render_schedstat.c \
 	daemon/common/buf.c daemon/exposition/selfstats.c daemon/common/reject.c \
-	daemon/exposition/render_bpf.c daemon/worker/bpfview.c daemon/exposition/exit_reasons.c
+	daemon/exposition/render_bpf.c daemon/worker/bpfview.c daemon/exposition/exit_reasons.c \
+	daemon/common/reason.c
 # One target per tests/fuzz/fuzz_<t>.c: its daemon sources, libraries, libFuzzer options.
 FUZZ_TARGETS := schema config regmsg ipc webauth regsock apiquery
 FUZZ_SRC_schema := $(SCHEMA_SRC)
-FUZZ_SRC_config := daemon/common/config.c daemon/common/pattern.c
-FUZZ_SRC_regmsg := daemon/helper/regmsg.c util/escape.c
-FUZZ_SRC_ipc := daemon/channel/ipc.c
+FUZZ_SRC_config := daemon/common/config.c daemon/common/pattern.c daemon/common/reason.c
+FUZZ_SRC_regmsg := daemon/helper/regmsg.c util/escape.c daemon/common/reason.c
+FUZZ_SRC_ipc := daemon/channel/ipc.c daemon/common/reason.c
 FUZZ_SRC_webauth := daemon/exposition/authheader.c
-# the helper's request path from recvmsg on (its other files stubbed in the target)
+# the helper's request path from recvmsg on, with the VM table (the loop's part in the target)
 FUZZ_SRC_regsock := daemon/helper/helper_request.c daemon/channel/fdpass.c daemon/helper/fdcheck.c \
 	daemon/helper/regmsg.c daemon/helper/policy.c daemon/common/log.c daemon/common/journal.c \
 	daemon/common/logbudget.c daemon/helper/procfs.c daemon/common/statsid.c daemon/common/reject.c \
-	util/escape.c
+	util/escape.c daemon/helper/vmtable.c daemon/helper/sysops.c daemon/helper/borrow.c \
+	daemon/common/reason.c
 FUZZ_SRC_apiquery := $(SCHEMA_SRC) daemon/exposition/api.c daemon/exposition/api_stats.c \
-	daemon/exposition/api_exits.c daemon/exposition/json.c
+	daemon/exposition/api_exits.c daemon/exposition/api_filter.c daemon/exposition/api_math.c \
+	daemon/exposition/json.c
 FUZZ_LIBS_config := -linih
 FUZZ_OPTS_schema := -max_len=8192
 FUZZ_OPTS_regmsg := -max_len=256
 FUZZ_OPTS_ipc := -max_len=256
 FUZZ_OPTS_webauth := -max_len=1024
-FUZZ_OPTS_regsock := -max_len=1024
+# (-print_funcs=0: printing a NEW_FUNC starts llvm-symbolizer, whose pipes
+# the target's fd-leak check would take for the helper's)
+FUZZ_OPTS_regsock := -max_len=1024 -print_funcs=0
 FUZZ_OPTS_apiquery := -max_len=2048
 FUZZ_DEPS := $(DAEMON_SRC) $(DAEMON_HDR) tests/fuzz/run_corpus.c
 FUZZ_RUN := $(FUZZ_TARGETS:%=fuzz-run-%)
@@ -405,10 +427,21 @@ STATE_OBJ := $(filter $(B)/daemon/worker/% $(B)/daemon/exposition/%,$(DAEMON_OBJ
 state-check: $(STATE_OBJ)
 	$(Q)scripts/state-check.sh $(STATE_OBJ)
 
+# monitoring/: regenerate the dashboards and the include profile after
+# editing monitoring/tools/generate.py; monitoring-check runs every static
+# check of the rules, tests, runbooks and dashboards (see check.py).
+monitoring:
+	$(Q)$(PYTHON) monitoring/tools/generate.py
+
+monitoring-check: $(B)/kvmstatd
+	$(Q)scripts/install-npm-deps.sh
+	$(Q)$(PYTHON) monitoring/tools/check.py --kvmstatd $(B)/kvmstatd --tsc --work $(B)/monitoring-check
+
 check: deps
-	$(Q)$(MAKE) --no-print-directory WERROR=1 all unit layout-check state-check
+	$(Q)$(MAKE) --no-print-directory WERROR=1 all unit layout-check state-check cycles
 	$(Q)$(MAKE) --no-print-directory sanitize fuzz-replay fuzz-smoke
 	$(Q)$(MAKE) --no-print-directory lint
+	$(Q)$(MAKE) --no-print-directory monitoring-check
 	$(Q)$(MAKE) --no-print-directory WERROR=1 integration
 	$(Q)$(MAKE) --no-print-directory bench-smoke
 
@@ -468,6 +501,14 @@ install: all
 	$(SUBST) systemd/kvmstatd.tmpfiles.in >$(DESTDIR)$(TMPFILESDIR)/kvmstatd.conf
 	install -m 0644 systemd/kvmstatd.socket systemd/kvmstatd-register.socket $(DESTDIR)$(UNITDIR)/
 	install -m 0644 systemd/kvmstatd.sysusers $(DESTDIR)$(SYSUSERSDIR)/kvmstatd.conf
+	@# rules, alerts, runbooks, dashboards and the include profile
+	install -d $(DESTDIR)$(MONITORINGDIR)/rules $(DESTDIR)$(MONITORINGDIR)/runbooks \
+		$(DESTDIR)$(MONITORINGDIR)/dashboards $(DESTDIR)$(MONITORINGDIR)/tests
+	install -m 0644 monitoring/rules/*.rules.yml $(DESTDIR)$(MONITORINGDIR)/rules/
+	install -m 0644 monitoring/runbooks/*.md $(DESTDIR)$(MONITORINGDIR)/runbooks/
+	install -m 0644 monitoring/dashboards/*.json $(DESTDIR)$(MONITORINGDIR)/dashboards/
+	install -m 0644 monitoring/tests/rules.test.yml $(DESTDIR)$(MONITORINGDIR)/tests/
+	install -m 0644 monitoring/kvmstatd-include.ini monitoring/README.md $(DESTDIR)$(MONITORINGDIR)/
 	@# on this host, as root: the user, then the file modes tmpfiles.d asks for
 	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ]; then \
 		scripts/create-user.sh && \

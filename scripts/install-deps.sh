@@ -16,9 +16,14 @@ TEST="systemd libcmocka-dev python3 python3-pytest python3-prometheus-client pro
 # the lab (tests/lab/: a guest with nested KVM under QEMU where /dev/kvm is
 # missing) also needs debootstrap and mkfs.ext4 -d
 BENCH="qemu-system-x86 clang debootstrap e2fsprogs"
+# monitoring/: Alertmanager for the alert-delivery tests, YAML for the
+# static checks, Node.js and npm for the dashboards' type check (an
+# installed node that brings its own npm is kept)
+MONITORING="prometheus-alertmanager python3-yaml"
+command -v npm >/dev/null 2>&1 || MONITORING="$MONITORING nodejs npm"
 
 missing=""
-for p in $BUILD $TEST $BENCH; do
+for p in $BUILD $TEST $BENCH $MONITORING; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done
 if [ -n "$missing" ]; then

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "pattern.h"
+#include "reason.h"
 
 enum key_kind { KEY_STR, KEY_UINT, KEY_OCTAL, KEY_BOOL, KEY_LIST };
 
@@ -626,7 +627,7 @@ static void fail_at(struct load_ctx *ctx, const char *fmt, ...)
 		return;
 	ctx->failed = ctx->lineno;
 	va_start(ap, fmt);
-	vsnprintf(ctx->err, ctx->err_size, fmt, ap);
+	reason_vset(ctx->err, ctx->err_size, -EINVAL, fmt, ap);
 	va_end(ap);
 }
 

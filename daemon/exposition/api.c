@@ -180,36 +180,6 @@ int api_query_set(struct api_query *q, const char *key, const char *value, char 
 	return rc;
 }
 
-double api_rate(uint64_t v_new, uint64_t t_new_ns, uint64_t v_old, uint64_t t_old_ns, double factor)
-{
-	bool known = t_new_ns > t_old_ns && v_new >= v_old;
-
-	return known ? (double)(v_new - v_old) * factor / ((double)(t_new_ns - t_old_ns) / 1e9)
-		     : NAN;
-}
-
-double api_quantile(const uint64_t *bucket, const double *bound, size_t n, double q)
-{
-	double total = 0, rank, seen = 0, lo = 0;
-	double ans = NAN;
-
-	for (size_t b = 0; b < n; b++)
-		total += (double)bucket[b];
-	rank = q * total;
-	for (size_t b = 0; total > 0 && b < n; b++) {
-		double c = (double)bucket[b];
-
-		if (c > 0 && seen + c >= rank) {
-			ans = b + 1 == n ? lo : lo + (bound[b] - lo) * ((rank - seen) / c);
-			break;
-		}
-		seen += c;
-		if (b + 1 < n)
-			lo = bound[b];
-	}
-	return ans;
-}
-
 void api_error(struct buf *out, const char *type, const char *why)
 {
 	buf_puts(out, "{\"status\":\"error\",\"errorType\":");
@@ -248,22 +218,6 @@ static void free_filters(struct api_filter *f)
 		regfree(&f->match);
 }
 
-bool api_filter_vm(const struct api_filter *f, const struct vm_meta *vm)
-{
-	return !f->has_vm || !regexec(&f->vm, vm->name, 0, NULL, 0);
-}
-
-bool api_filter_name(const struct api_filter *f, const char *name)
-{
-	return !f->has_match || !regexec(&f->match, name, 0, NULL, 0);
-}
-
-bool api_filter_source(const struct api_filter *f, const struct source *s)
-{
-	return api_filter_vm(f, s->vm) && (f->vcpu < 0 || s->vcpu == f->vcpu);
-}
-
-/* The VMs: who they are, how many vCPUs, since when. */
 static void render_vms(const struct snapshot *snap, const struct api_query *q,
 		       const struct api_filter *f, struct buf *b)
 {

@@ -3,7 +3,6 @@
 #include "webtls.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
@@ -13,6 +12,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "reason.h"
 
 static gnutls_datum_t datum(const char *pem)
 {
@@ -58,39 +58,27 @@ static int parse_key(const struct webtls *t)
 	return rc < 0 ? rc : 0;
 }
 
-static int fail(char *err, size_t size, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int fail(char *err, size_t size, int rc, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, size, fmt, ap);
-	va_end(ap);
-	return rc;
-}
-
 static int check_all(const struct webtls *loaded, const struct config *cfg, char *err, size_t size)
 {
 	int rc = parse_certs(loaded->cert_pem, cfg->tls_cert_file);
 
 	if (rc < 0)
-		return fail(err, size, -EINVAL, "[web] tls_cert_file %s: no PEM certificate: %s",
-			    cfg->tls_cert_file, gnutls_strerror(rc));
+		return reason_set(err, size, -EINVAL,
+				  "[web] tls_cert_file %s: no PEM certificate: %s",
+				  cfg->tls_cert_file, gnutls_strerror(rc));
 	rc = parse_key(loaded);
 	if (rc == GNUTLS_E_CERTIFICATE_KEY_MISMATCH)
-		return fail(err, size, -EINVAL,
-			    "[web] tls_key_file %s: not the key of the certificate in %s",
-			    cfg->tls_key_file, cfg->tls_cert_file);
+		return reason_set(err, size, -EINVAL,
+				  "[web] tls_key_file %s: not the key of the certificate in %s",
+				  cfg->tls_key_file, cfg->tls_cert_file);
 	if (rc < 0)
-		return fail(err, size, -EINVAL,
-			    "[web] tls_key_file %s: no unencrypted PEM private key: %s",
-			    cfg->tls_key_file, gnutls_strerror(rc));
+		return reason_set(err, size, -EINVAL,
+				  "[web] tls_key_file %s: no unencrypted PEM private key: %s",
+				  cfg->tls_key_file, gnutls_strerror(rc));
 	if (loaded->ca_pem && (rc = parse_certs(loaded->ca_pem, cfg->tls_client_ca_file)) < 0)
-		return fail(err, size, -EINVAL,
-			    "[web] tls_client_ca_file %s: no PEM certificate: %s",
-			    cfg->tls_client_ca_file, gnutls_strerror(rc));
+		return reason_set(err, size, -EINVAL,
+				  "[web] tls_client_ca_file %s: no PEM certificate: %s",
+				  cfg->tls_client_ca_file, gnutls_strerror(rc));
 	return 0;
 }
 
@@ -110,8 +98,8 @@ int webtls_load(struct webtls *t, const struct config *cfg, char *cert_pem, char
 				    : "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2";
 		t->client_auth = cfg->client_auth;
 		if (!cert_pem || !key_pem || (cfg->tls_client_ca_file[0] && !ca_pem))
-			rc = fail(err, err_size, -EINVAL,
-				  "[web] the helper sent no PEM text for a configured file");
+			rc = reason_set(err, err_size, -EINVAL,
+					"[web] the helper sent no PEM text for a configured file");
 		if (rc == 0)
 			rc = check_all(t, cfg, err, err_size);
 	}

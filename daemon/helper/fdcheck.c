@@ -2,13 +2,13 @@
 /* fdcheck - see fdcheck.h. */
 #include "fdcheck.h"
 
+#include "reason.h"
 #include "statsid.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/kvm.h>
 #include <linux/magic.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -16,11 +16,7 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
-static dev_t anon_dev;
-static ino_t anon_ino;
-static int anon_known;
-
-int fdcheck_init(void)
+int fdcheck_init(struct fdcheck *fc)
 {
 	struct stat st;
 	int fd = eventfd(0, EFD_CLOEXEC), rc = 0;
@@ -30,25 +26,11 @@ int fdcheck_init(void)
 	if (fstat(fd, &st) < 0)
 		rc = -errno;
 	else {
-		anon_dev = st.st_dev;
-		anon_ino = st.st_ino;
-		anon_known = 1;
+		fc->anon_dev = st.st_dev;
+		fc->anon_ino = st.st_ino;
 	}
 	close(fd);
 	return rc;
-}
-
-static int refuse(struct fdcheck_result *res, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static int refuse(struct fdcheck_result *res, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(res->why, sizeof(res->why), fmt, ap);
-	va_end(ap);
-	return -EBADF;
 }
 
 /* Step 1: the link name, which the kernel writes and no file can fake. */
@@ -62,34 +44,38 @@ static int check_link(int fd, enum fd_kind kind, struct fdcheck_result *res)
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
 	len = readlink(path, link, sizeof(link) - 1);
 	if (len < 0)
-		return refuse(res, "cannot read its link: %s", strerror(errno));
+		return reason_set(res->why, sizeof(res->why), -EBADF, "cannot read its link: %s",
+				  strerror(errno));
 	link[len] = '\0';
 	if (kind == FD_VM_STATS) {
 		if (strcmp(link, "anon_inode:kvm-vm-stats"))
-			return refuse(res, "\"%.64s\" is not a KVM VM stats fd", link);
+			return reason_set(res->why, sizeof(res->why), -EBADF,
+					  "\"%.64s\" is not a KVM VM stats fd", link);
 		res->vcpu = -1;
 		return 0;
 	}
 	if (sscanf(link, "anon_inode:kvm-vcpu-stats:%u%n", &n, &end) != 1 || link[end] || n > 65535)
-		return refuse(res, "\"%.64s\" is not a KVM vCPU stats fd", link);
+		return reason_set(res->why, sizeof(res->why), -EBADF,
+				  "\"%.64s\" is not a KVM vCPU stats fd", link);
 	res->vcpu = (int)n;
 	return 0;
 }
 
 /* Steps 2-4: the file system, the inode, the access mode. */
-static int check_inode(int fd, struct fdcheck_result *res)
+static int check_inode(const struct fdcheck *fc, int fd, struct fdcheck_result *res)
 {
 	struct statfs sfs;
 	struct stat st;
 	int fl;
 
 	if (fstatfs(fd, &sfs) < 0 || sfs.f_type != ANON_INODE_FS_MAGIC)
-		return refuse(res, "not on anon_inodefs");
-	if (fstat(fd, &st) < 0 || !anon_known || st.st_dev != anon_dev || st.st_ino != anon_ino)
-		return refuse(res, "not the kernel's anonymous inode");
+		return reason_set(res->why, sizeof(res->why), -EBADF, "not on anon_inodefs");
+	if (fstat(fd, &st) < 0 || st.st_dev != fc->anon_dev || st.st_ino != fc->anon_ino)
+		return reason_set(res->why, sizeof(res->why), -EBADF,
+				  "not the kernel's anonymous inode");
 	fl = fcntl(fd, F_GETFL);
 	if (fl < 0 || (fl & O_ACCMODE) != O_RDONLY)
-		return refuse(res, "not opened read-only");
+		return reason_set(res->why, sizeof(res->why), -EBADF, "not opened read-only");
 	return 0;
 }
 
@@ -102,21 +88,24 @@ static int check_header(int fd, enum fd_kind kind, struct fdcheck_result *res)
 	int vcpu;
 
 	if (pread(fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h))
-		return refuse(res, "header unreadable");
+		return reason_set(res->why, sizeof(res->why), -EBADF, "header unreadable");
 	if (h.flags || h.name_size == 0 || h.name_size > sizeof(id) || h.num_desc == 0 ||
 	    h.num_desc > STATSID_MAX_DESCS || h.id_offset < sizeof(h))
-		return refuse(res, "header out of range");
+		return reason_set(res->why, sizeof(res->why), -EBADF, "header out of range");
 	if (pread(fd, id, h.name_size, h.id_offset) != (ssize_t)h.name_size ||
 	    !memchr(id, '\0', h.name_size))
-		return refuse(res, "id string unreadable or unterminated");
+		return reason_set(res->why, sizeof(res->why), -EBADF,
+				  "id string unreadable or unterminated");
 	if (statsid_parse(id, &tid, &vcpu) < 0 || vcpu != res->vcpu)
-		return refuse(res, "id \"%.32s\" is not %s", id,
-			      kind == FD_VM_STATS ? "kvm-<pid>" : "kvm-<tid>/vcpu-<n> of its link");
+		return reason_set(res->why, sizeof(res->why), -EBADF, "id \"%.32s\" is not %s", id,
+				  kind == FD_VM_STATS ? "kvm-<pid>"
+						      : "kvm-<tid>/vcpu-<n> of its link");
 	res->id_pid = (pid_t)tid;
 	return 0;
 }
 
-int fdcheck_stats_fd(int fd, enum fd_kind kind, struct fdcheck_result *res)
+int fdcheck_stats_fd(const struct fdcheck *fc, int fd, enum fd_kind kind,
+		     struct fdcheck_result *res)
 {
 	int rc;
 
@@ -125,7 +114,7 @@ int fdcheck_stats_fd(int fd, enum fd_kind kind, struct fdcheck_result *res)
 	res->vcpu = -1;
 	rc = check_link(fd, kind, res);
 	if (rc == 0)
-		rc = check_inode(fd, res);
+		rc = check_inode(fc, fd, res);
 	if (rc == 0)
 		rc = check_header(fd, kind, res);
 	return rc;

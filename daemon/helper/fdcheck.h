@@ -28,11 +28,18 @@ struct fdcheck_result {
 	char why[128];
 };
 
-/* Remember the anon inode's identity (an eventfd of our own). */
-int fdcheck_init(void);
+/* The identity of the kernel's anonymous inode, learned from an eventfd. */
+struct fdcheck {
+	dev_t anon_dev;
+	ino_t anon_ino;
+};
+
+/* Learn it (an eventfd of our own): 0 or -errno. */
+int fdcheck_init(struct fdcheck *fc);
 
 /* 0 if fd is a genuine stats fd of kind; -EBADF with res->why otherwise. */
-int fdcheck_stats_fd(int fd, enum fd_kind kind, struct fdcheck_result *res);
+int fdcheck_stats_fd(const struct fdcheck *fc, int fd, enum fd_kind kind,
+		     struct fdcheck_result *res);
 
 /* True if tid is a thread of process pid (owner check). */
 int fdcheck_is_thread_of(pid_t tid, pid_t pid);

@@ -1,12 +1,14 @@
 /* SPDX-License-Identifier: MIT */
-/* helper - see helper.h. Requests: helper_request.c; this file: sockets,
- * peers, processes and the event loop. */
+/*
+ * helper - see helper.h. This file: the registration socket, peers, and
+ * the event loop. The loop owns the effects: registration
+ * (helper_request.c) and discovery (discover.c) decide and change the VM
+ * table (vmtable.c); the loop then watches the new processes, tells the
+ * worker (helper_worker_update), counts refusals and schedules scans.
+ */
 #include "helper.h"
 
 #include <errno.h>
-#include <dirent.h>
-#include <fcntl.h>
-#include <grp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -16,12 +18,9 @@
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/timerfd.h>
-#include <sys/un.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "clock.h"
@@ -36,158 +35,7 @@
 #endif
 
 #define HELPER_IDLE_NS (60ull * 1000000000ull) /* a silent connection is closed */
-#define HELPER_REFUSAL_BURST 20		       /* refusal lines logged at once ... */
-#define HELPER_REFUSALS_PER_S 10	       /* ... and a second after that */
 #define HELPER_DRAIN_MAX 64 /* datagrams a refused peer queued, dropped before the close */
-
-static int stale_socket(const char *path)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd, rc;
-
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	rc = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 ? -EADDRINUSE : 0;
-	close(fd);
-	return rc;
-}
-
-static int socket_owner(const struct config *cfg)
-{
-	struct group gr, *res = NULL;
-	char buf[4096];
-
-	if (chmod(cfg->socket_path, cfg->socket_mode) < 0)
-		return -errno;
-	if (cfg->socket_group[0] == '\0')
-		return 0;
-	if (getgrnam_r(cfg->socket_group, &gr, buf, sizeof(buf), &res) != 0 || !res)
-		return -ENOENT;
-	return chown(cfg->socket_path, (uid_t)-1, gr.gr_gid) < 0 ? -errno : 0;
-}
-
-/*
- * Root chmods and chowns the socket by path: in a directory someone else
- * may write to, that path could be swapped for a link to any file. Only a
- * real directory of root's or the service user's, that nobody else can
- * write, is accepted (the service user's processes are the helper, which
- * wrote the socket, and the sandboxed worker, which cannot touch files).
- */
-static int check_socket_dir(int dir_fd, uid_t owner)
-{
-	struct stat st;
-
-	if (fstat(dir_fd, &st) < 0)
-		return -errno;
-	if (!S_ISDIR(st.st_mode) || (st.st_uid != geteuid() && st.st_uid != owner) ||
-	    (st.st_mode & 0022))
-		return -EPERM;
-	return 0;
-}
-
-/*
- * A directory of root's that holds nothing but (a stale copy of) our socket
- * is ours, from an earlier run: give it to the service user as if we had
- * just created it, so the unprivileged helper can remove the socket when
- * it stops. A shared directory such as /run is never touched.
- */
-static bool only_our_socket(int dir_fd, const char *path)
-{
-	const char *name = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
-	struct dirent *de;
-	bool ours = true;
-	struct stat st;
-	DIR *d;
-	int fd = dup(dir_fd);
-
-	if (fd < 0 || fstat(fd, &st) < 0 || st.st_uid != 0 || !(d = fdopendir(fd))) {
-		if (fd >= 0)
-			close(fd);
-		return false;
-	}
-	while (ours && (de = readdir(d)))
-		ours = !strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") ||
-		       !strcmp(de->d_name, name);
-	closedir(d);
-	return ours;
-}
-
-/* *give: the directory is ours, to be given to the service user once the
- * socket is in place (never before: root still works on it by path). */
-static int open_socket_dir(const char *path, uid_t owner, int *dir_fd, bool *give)
-{
-	char dir[sizeof(((struct sockaddr_un *)0)->sun_path)], *slash;
-	bool created = false;
-	int fd, rc;
-
-	snprintf(dir, sizeof(dir), "%s", path);
-	slash = strrchr(dir, '/');
-	if (!slash)
-		snprintf(dir, sizeof(dir), ".");
-	else if (slash == dir)
-		dir[1] = '\0';
-	else
-		*slash = '\0';
-	if (mkdir(dir, 0755) == 0)
-		created = true;
-	else if (errno != EEXIST)
-		return -errno;
-	fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	*give = (created || only_our_socket(fd, path)) && geteuid() == 0;
-	if ((rc = check_socket_dir(fd, owner)) < 0)
-		goto fail;
-	*dir_fd = fd;
-	return 0;
-fail:
-	close(fd);
-	return rc;
-}
-
-int helper_open_socket(const struct config *cfg, uid_t owner, int *out_fd, int *dir_fd)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	bool give = false;
-	struct stat st;
-	int fd = -1, rc;
-
-	if (strlen(cfg->socket_path) >= sizeof(sa.sun_path))
-		return -ENAMETOOLONG;
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", cfg->socket_path);
-	if ((rc = open_socket_dir(cfg->socket_path, owner, dir_fd, &give)) < 0)
-		return rc;
-	if (lstat(cfg->socket_path, &st) == 0) {
-		rc = -EEXIST; /* never unlink something that is not ours */
-		if (!S_ISSOCK(st.st_mode) || (rc = stale_socket(cfg->socket_path)) < 0)
-			goto fail;
-		unlink(cfg->socket_path);
-	}
-	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0) {
-		rc = -errno;
-		goto fail;
-	}
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 64) < 0) {
-		rc = -errno;
-		goto fail;
-	}
-	if ((rc = socket_owner(cfg)) < 0 || (give && fchown(*dir_fd, owner, (gid_t)-1) < 0)) {
-		rc = rc < 0 ? rc : -errno;
-		unlink(cfg->socket_path);
-		goto fail;
-	}
-	*out_fd = fd;
-	return 0;
-fail:
-	if (fd >= 0)
-		close(fd);
-	close(*dir_fd);
-	*dir_fd = -1;
-	return rc;
-}
 
 static int epoll_add(struct helper *h, int fd, void *ptr)
 {
@@ -281,7 +129,7 @@ static void refuse_peer(struct helper *h, int fd, const struct ucred *cred,
 	helper_send_reply(fd, 0, status, 0, why);
 	close(fd);
 	helper_send_rejected(h, reason);
-	helper_log_refusal(h, cred->pid, cred->uid, reason, why);
+	helper_log_refusal(&h->reg, cred->pid, cred->uid, reason, why);
 }
 
 /*
@@ -347,10 +195,60 @@ static void on_accept(struct helper *h)
 		admit_peer(h, fd);
 }
 
+static void schedule_discovery(struct helper *h, unsigned delay_ms)
+{
+	struct itimerspec its = { 0 }, cur;
+
+	if (!h->cfg->discovery_enabled || h->discover_fd < 0)
+		return;
+	if (delay_ms == 0) /* soon, but after this batch of events: a burst is one scan */
+		delay_ms = 100;
+	if (timerfd_gettime(h->discover_fd, &cur) == 0 &&
+	    (cur.it_value.tv_sec || cur.it_value.tv_nsec) &&
+	    (uint64_t)cur.it_value.tv_sec * 1000u + (uint64_t)cur.it_value.tv_nsec / 1000000u <=
+		delay_ms)
+		return; /* a scan comes sooner anyway */
+	its.it_value.tv_sec = delay_ms / 1000;
+	its.it_value.tv_nsec = (long)(delay_ms % 1000) * 1000000L;
+	timerfd_settime(h->discover_fd, 0, &its, NULL);
+}
+
+/*
+ * Do what the VM table marked: watch the new processes' pidfds, and tell
+ * the worker. A process we cannot watch would never be released: it is
+ * forgotten at once, as if it had exited.
+ */
+static void apply(struct helper *h)
+{
+	for (size_t i = h->vt.n_procs; i-- > 0;) {
+		struct hproc *p = h->vt.procs[i];
+
+		if (p->watched)
+			continue;
+		if (epoll_add(h, p->pidfd, p) == 0) {
+			p->watched = true;
+			continue;
+		}
+		log_err("cannot watch VMM pid %d (%s): its %u VMs are released", (int)p->pid,
+			strerror(errno), p->n_vms);
+		vmtable_forget_proc(&h->vt, p);
+	}
+	helper_worker_update(h);
+}
+
 static void on_conn(struct helper *h, struct conn *c)
 {
+	struct verdict v;
+	int rc;
+
 	c->last_ns = clock_mono_ns();
-	if (helper_serve_request(h, c) < 0)
+	rc = helper_serve_request(&h->reg, c, &v);
+	apply(h);
+	if (v.answered && v.status)
+		helper_send_rejected(h, v.reason);
+	if (v.scan_soon)
+		schedule_discovery(h, 0); /* its other VMs, if it holds some */
+	if (rc < 0)
 		close_conn(h, c);
 }
 
@@ -359,13 +257,39 @@ static void on_proc_exit(struct helper *h, struct hproc *p)
 	log_event(LOG_LVL_INFO, &(struct log_fields){ NULL, p->pid, "vmm_exited" },
 		  "VMM pid %d exited: %u VMs released", (int)p->pid, p->n_vms);
 	epoll_ctl(h->epoll_fd, EPOLL_CTL_DEL, p->pidfd, NULL);
-	helper_forget_proc(h, p);
-	helper_schedule_discovery(h, 0);
+	vmtable_forget_proc(&h->vt, p);
+	schedule_discovery(h, 0);
 }
 
-int helper_watch_proc(struct helper *h, struct hproc *p)
+/* A scan of /proc; every process but ourselves, the worker and the VMMs
+ * connected to us (they register their own VMs). */
+static void on_discover_timer(struct helper *h)
 {
-	return epoll_add(h, p->pidfd, p);
+	pid_t skip[2 + POLICY_MAX_CONNS];
+	struct scan_counts n = { 0 };
+	uint64_t t0 = clock_mono_ns(), expirations;
+	size_t n_skip = 0;
+
+	if (read(h->discover_fd, &expirations, sizeof(expirations)) < 0 && errno != EAGAIN)
+		log_debug("discovery timer: %s", strerror(errno));
+	skip[n_skip++] = getpid();
+	skip[n_skip++] = h->worker;
+	for (size_t i = 0; i < h->n_conns; i++)
+		skip[n_skip++] = h->conns[i]->pid;
+	discover_scan(&h->disc, skip, n_skip, &n);
+	apply(h);
+	if (n.vms) {
+		h->discovered += n.vms;
+		helper_send_totals(h);
+	}
+	log_debug("discovery: %u processes scanned in %.1f ms: %u new VMs, %u new vCPUs", n.procs,
+		  (double)(clock_mono_ns() - t0) / 1e6, n.vms, n.vcpus);
+	if (!h->scanned) { /* the start-up scan: READY=1 once the worker has its VMs */
+		h->scanned = true;
+		helper_sync(h);
+	}
+	if (h->cfg->discovery_interval_s)
+		schedule_discovery(h, h->cfg->discovery_interval_s * 1000u);
 }
 
 static bool on_signal(struct helper *h)
@@ -388,7 +312,7 @@ static bool on_signal(struct helper *h)
 	return h->worker_died;
 }
 
-static int setup(struct helper *h)
+static int setup(struct helper *h, bool borrow)
 {
 	sigset_t mask;
 	int rc;
@@ -411,8 +335,15 @@ static int setup(struct helper *h)
 	fdpass_set_closer(closer_close);
 	if ((rc = policy_new(&h->policy, h->cfg)) < 0)
 		return rc;
-	logbudget_init(&h->refusal_log, HELPER_REFUSAL_BURST, HELPER_REFUSALS_PER_S,
-		       clock_mono_ns());
+	if ((rc = fdcheck_init(&h->fdcheck)) < 0) {
+		log_err("cannot make an eventfd to recognise anonymous inodes: %s", strerror(-rc));
+		return rc;
+	}
+	sysops_init(&h->ops, &h->fdcheck);
+	vmtable_init(&h->vt, h->cfg, h->policy, &h->ops);
+	registrar_init(&h->reg, &h->vt);
+	if ((rc = discovery_init(&h->disc, &h->vt, borrow)) < 0)
+		return rc;
 	if ((rc = epoll_add(h, h->reg_fd, &h->tag_reg)) < 0 ||
 	    (rc = epoll_add(h, h->signal_fd, &h->tag_signal)) < 0 ||
 	    (rc = epoll_add(h, h->restart_fd, &h->tag_restart)) < 0 ||
@@ -421,7 +352,7 @@ static int setup(struct helper *h)
 	if ((rc = helper_start_worker(h, false)) < 0)
 		return rc;
 	h->scanned = !h->cfg->discovery_enabled; /* else READY=1 waits for the first scan */
-	helper_schedule_discovery(h, 0);
+	schedule_discovery(h, 0);
 	return 0;
 }
 
@@ -432,25 +363,45 @@ static bool channel_readable(const struct helper *h)
 	return h->ipc_fd >= 0 && poll(&p, 1, 0) == 1;
 }
 
+/* The worker's messages: false once its channel has reached its end. */
+static bool on_worker_channel(struct helper *h)
+{
+	struct ipc_status m = { 0 };
+	int rc = -EAGAIN;
+
+	/* a bounded batch: a worker that floods us must not starve the rest */
+	for (int i = 0; i < 64 && (rc = helper_worker_recv(h, &m)) == 1; i++)
+		helper_worker_status(h, &m);
+	return rc != 0;
+}
+
+/*
+ * The worker's channel has reached its end: the worker is gone, unless a
+ * Ctrl-C to the process group stopped it before us (the signal is read
+ * first then); an event left in this batch for a channel closed by
+ * SIGCHLD is stale. True: stop.
+ */
+static bool on_worker_end(struct helper *h)
+{
+	bool stop = on_signal(h);
+
+	if (!stop && channel_readable(h))
+		helper_worker_gone(h, "closed its channel");
+	return stop || h->worker_died;
+}
+
 static void dispatch(struct helper *h, void *p, bool *stop)
 {
 	if (p == &h->tag_reg)
 		on_accept(h);
 	else if (p == &h->tag_signal)
 		*stop = on_signal(h);
-	else if (p == &h->tag_ipc) {
-		/* the worker's messages, or its end: unless a Ctrl-C to the
-		 * process group stopped it before us (the signal is read
-		 * first then); an event left in this batch for a channel
-		 * closed by SIGCHLD is stale */
-		if (helper_on_worker_channel(h) == 0 && !(*stop = on_signal(h)) &&
-		    channel_readable(h))
-			helper_worker_gone(h, "closed its channel");
-		*stop = *stop || h->worker_died;
-	} else if (p == &h->tag_restart)
+	else if (p == &h->tag_ipc)
+		*stop = !on_worker_channel(h) ? on_worker_end(h) : h->worker_died;
+	else if (p == &h->tag_restart)
 		helper_on_restart_timer(h);
 	else if (p == &h->tag_discover)
-		helper_discover(h);
+		on_discover_timer(h);
 	else if (*(enum helper_tag *)p == TAG_CONN)
 		on_conn(h, p);
 	else
@@ -475,14 +426,11 @@ int helper_run(const struct helper_args *a)
 			    .uid = a->uid,
 			    .gid = a->gid,
 			    .prog = a->prog,
-			    .borrow = a->borrow,
-			    .check_fd = fdcheck_stats_fd,
 			    .ipc_fd = -1,
 			    .signal_fd = -1,
 			    .epoll_fd = -1,
 			    .restart_fd = -1,
 			    .discover_fd = -1,
-			    .next_vm_id = 1,
 			    .start_unix_ns = clock_ns(CLOCK_REALTIME) };
 	struct epoll_event ev[16];
 	bool stop = false;
@@ -494,7 +442,7 @@ int helper_run(const struct helper_args *a)
 		h.heartbeat_ms = wd_ms / 4 < 50			    ? 50
 				 : wd_ms / 4 > IPC_HEARTBEAT_MAX_MS ? IPC_HEARTBEAT_MAX_MS
 								    : (unsigned)(wd_ms / 4);
-	rc = setup(&h);
+	rc = setup(&h, a->borrow);
 
 	if (rc < 0)
 		log_err("start-up failed: %s", strerror(-rc));
@@ -509,7 +457,8 @@ int helper_run(const struct helper_args *a)
 	helper_stop_worker(&h);
 	while (h.n_conns)
 		close_conn(&h, h.conns[0]);
-	helper_forget_all(&h);
+	vmtable_fini(&h.vt);
+	discovery_fini(&h.disc);
 	policy_free(h.policy);
 	/* in a directory of root's (systemd's RuntimeDirectory=, say) the
 	 * unprivileged helper cannot; the next start replaces a stale socket */

@@ -17,14 +17,6 @@
 #include "config.h"
 #include "workerexec.h"
 
-/*
- * Create the registration socket (directory, stale socket, mode, group),
- * as root, before the helper drops its privileges. A directory it creates
- * is given to owner (the service user), so that the unprivileged helper
- * can remove the socket when it stops; *dir_fd stays open for that.
- */
-int helper_open_socket(const struct config *cfg, uid_t owner, int *out_fd, int *dir_fd);
-
 struct helper_args {
 	struct config *cfg;	     /* a reload (SIGHUP) replaces it in place */
 	const char *config_path;     /* read again on SIGHUP */

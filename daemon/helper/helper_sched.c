@@ -23,13 +23,13 @@
 #include "helper_state.h"
 #include "log.h"
 
-static int open_schedstat(pid_t pid, int stats_fd)
+static int open_schedstat(const struct sysops *ops, pid_t pid, int stats_fd)
 {
 	struct fdcheck_result res;
 	char path[64];
 	int fd;
 
-	if (fdcheck_stats_fd(stats_fd, FD_VCPU_STATS, &res) < 0)
+	if (ops->check_fd(ops->ctx, stats_fd, FD_VCPU_STATS, &res) < 0)
 		return -EBADF;
 	snprintf(path, sizeof(path), "/proc/%d/task/%d/schedstat", (int)pid, (int)res.id_pid);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -45,7 +45,7 @@ void helper_send_schedstat(struct helper *h, const struct hvm *vm, unsigned firs
 		return;
 	m.vm_id = vm->id;
 	for (unsigned i = first; i < end && h->ipc_fd >= 0; i++) {
-		int fd = open_schedstat(vm->proc->pid, vm->vcpu_fds[i]);
+		int fd = open_schedstat(&h->ops, vm->proc->pid, vm->vcpu_fds[i]);
 
 		if (fd >= 0) {
 			m.vcpu[m.n] = vm->vcpus[i];

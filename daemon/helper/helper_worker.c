@@ -111,7 +111,7 @@ int helper_send_totals(struct helper *h)
 	return fdpass_send(h->ipc_fd, &m, sizeof(m), NULL, 0);
 }
 
-int helper_send_bpf(struct helper *h)
+static int send_bpf(struct helper *h)
 {
 	struct ipc_bpf_maps m = { .hdr = { IPC_BPF_MAPS, sizeof(m) } };
 	int fds[2];
@@ -125,7 +125,7 @@ int helper_send_bpf(struct helper *h)
 	return fdpass_send(h->ipc_fd, &m, sizeof(m), fds, 2);
 }
 
-int helper_send_vcpus(struct helper *h, const struct hvm *vm, unsigned first, uint64_t created_ns)
+static int send_vcpus(struct helper *h, const struct hvm *vm, unsigned first, uint64_t created_ns)
 {
 	struct ipc_add_vcpus m = { .hdr = { IPC_ADD_VCPUS, sizeof(m) } };
 	int rc = 0;
@@ -147,7 +147,7 @@ int helper_send_vcpus(struct helper *h, const struct hvm *vm, unsigned first, ui
 	return rc;
 }
 
-int helper_send_vm(struct helper *h, const struct hvm *vm)
+static int send_vm(struct helper *h, const struct hvm *vm)
 {
 	struct ipc_add_vm m = { .hdr = { IPC_ADD_VM, sizeof(m) } };
 	int fds[2 + IPC_MAX_VCPU_FDS];
@@ -166,14 +166,48 @@ int helper_send_vm(struct helper *h, const struct hvm *vm)
 	snprintf(m.comm, sizeof(m.comm), "%s", vm->proc->comm);
 	fds[0] = vm->proc->pidfd;
 	fds[1] = vm->stats_fd;
-	memcpy(fds + 2, vm->vcpu_fds, n * sizeof(int));
+	if (n) /* (a VM without vCPUs has no array) */
+		memcpy(fds + 2, vm->vcpu_fds, n * sizeof(int));
 	rc = fdpass_send(h->ipc_fd, &m, sizeof(m), fds, 2 + n);
 	if (rc < 0) {
 		log_err("VM \"%s\" not handed to the worker: %s", vm->name, strerror(-rc));
 		return rc;
 	}
 	helper_send_schedstat(h, vm, 0, n);
-	return helper_send_vcpus(h, vm, n, vm->created_ns);
+	return send_vcpus(h, vm, n, vm->created_ns);
+}
+
+static void send_removal(struct helper *h, uint32_t vm_id)
+{
+	struct ipc_remove_vm m = { .hdr = { IPC_REMOVE_VM, sizeof(m) }, .vm_id = vm_id };
+
+	fdpass_send(h->ipc_fd, &m, sizeof(m), NULL, 0);
+}
+
+/*
+ * What the VM table marked: removals first (the worker's limits count
+ * what it holds), then new VMs and new vCPUs. Each is tried once: a
+ * worker that fails to take it dies, and its successor gets every VM.
+ */
+void helper_worker_update(struct helper *h)
+{
+	struct vmtable *t = &h->vt;
+
+	for (size_t i = 0; h->ipc_fd >= 0 && i < t->n_retiring; i++)
+		if (t->retiring[i].tell_id) {
+			send_removal(h, t->retiring[i].tell_id);
+			t->retiring[i].tell_id = 0;
+		}
+	for (size_t i = 0; h->ipc_fd >= 0 && i < t->n_vms; i++) {
+		struct hvm *vm = t->vms[i];
+
+		if (!vm->told)
+			send_vm(h, vm);
+		else if (vm->n_told < vm->n_vcpus)
+			send_vcpus(h, vm, vm->n_told, vm->news_created_ns);
+		vm->told = true;
+		vm->n_told = vm->n_vcpus;
+	}
 }
 
 void helper_send_rejected(struct helper *h, enum reject_reason reason)
@@ -195,28 +229,22 @@ void helper_sync(struct helper *h)
 	fdpass_send(h->ipc_fd, &m, sizeof(m), NULL, 0);
 }
 
-int helper_on_worker_channel(struct helper *h)
+int helper_worker_recv(struct helper *h, struct ipc_status *m)
 {
-	struct ipc_status m;
 	char why[96];
 	size_t n_fds;
-	int n;
+	int n = h->ipc_fd >= 0 ? fdpass_recv(h->ipc_fd, m, sizeof(*m), NULL, 0, &n_fds) : -EAGAIN;
 
-	/* a bounded batch: a worker that floods us must not starve the rest */
-	for (int i = 0; i < 64 && h->ipc_fd >= 0; i++) {
-		n = fdpass_recv(h->ipc_fd, &m, sizeof(m), NULL, 0, &n_fds);
-		if (n == -EAGAIN)
-			return 1;
-		if (n == 0 || n == -ECONNRESET || n == -EPIPE)
-			return 0;
-		if (n < 0 || ipc_check_status(&m, (size_t)n, n_fds, why, sizeof(why)) < 0) {
-			if (n < 0)
-				snprintf(why, sizeof(why), "%s", strerror(-n));
-			log_err("malformed message from the worker (%s): replacing it", why);
-			helper_worker_gone(h, "sent a malformed message");
-			return 1;
-		}
-		helper_worker_status(h, &m);
+	if (n == -EAGAIN)
+		return -EAGAIN;
+	if (n == 0 || n == -ECONNRESET || n == -EPIPE)
+		return 0;
+	if (n < 0 || ipc_check_status(m, (size_t)n, n_fds, why, sizeof(why)) < 0) {
+		if (n < 0)
+			snprintf(why, sizeof(why), "%s", strerror(-n));
+		log_err("malformed message from the worker (%s): replacing it", why);
+		helper_worker_gone(h, "sent a malformed message");
+		return -EAGAIN;
 	}
 	return 1;
 }
@@ -249,12 +277,12 @@ int helper_start_worker(struct helper *h, bool planned)
 		return -errno;
 	if (boot_send(h->ipc_fd, h->cfg, &h->prog->pem, h->http_fd, journal_fd(),
 		      h->prog->selftest ? BOOT_SELFTEST : 0, (uint32_t)log_get_level()) < 0 ||
-	    helper_send_totals(h) < 0 || helper_send_bpf(h) < 0)
-		return 0; /* it died at once: SIGCHLD (or EOF) comes, and a restart */
-	for (size_t i = 0; i < h->n_vms; i++)
-		helper_send_vm(h, h->vms[i]);
+	    helper_send_totals(h) < 0 || send_bpf(h) < 0)
+		return 0;	    /* it died at once: SIGCHLD (or EOF) comes, and a restart */
+	vmtable_untell_all(&h->vt); /* a new worker knows nothing */
+	helper_worker_update(h);
 	helper_sync(h); /* its answer means: serving, with every VM */
-	log_info("worker pid %d started (%u VMs handed over)%s", (int)pid, (unsigned)h->n_vms,
+	log_info("worker pid %d started (%u VMs handed over)%s", (int)pid, (unsigned)h->vt.n_vms,
 		 planned		? ", replacing the old one for the new configuration"
 		 : h->worker_starts > 1 ? ", replacing one that died"
 					: "");

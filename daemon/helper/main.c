@@ -26,13 +26,13 @@
 #include "activation.h"
 #include "borrow.h"
 #include "config.h"
-#include "fdcheck.h"
 #include "helper.h"
 #include "listen.h"
 #include "log.h"
 #include "notify.h"
 #include "bpfload.h"
 #include "privdrop.h"
+#include "regsocket.h"
 #include "sandbox.h"
 #include "workerexec.h"
 #include "webfiles.h"
@@ -292,7 +292,7 @@ static int open_sockets(struct config *cfg, struct helper_args *a)
 				 path, cfg->socket_path);
 		return 0;
 	}
-	rc = helper_open_socket(cfg, a->uid, &a->reg_fd, &a->socket_dir_fd);
+	rc = regsocket_open(cfg, a->uid, &a->reg_fd, &a->socket_dir_fd);
 	if (rc < 0) {
 		log_err("registration socket %s: %s", cfg->socket_path, socket_error(rc));
 		goto fail;
@@ -366,10 +366,6 @@ static int start(struct config *cfg, const struct options *o, struct workerexec 
 	if (prepare_worker(cfg, prog, &(struct workerexec_user){ a.uid, a.gid }))
 		return 1;
 	fit_fd_limit(cfg);
-	if ((rc = fdcheck_init()) < 0) {
-		log_err("cannot make an eventfd to recognise anonymous inodes: %s", strerror(-rc));
-		return 1;
-	}
 	/* connected now: later the helper may no longer reach the socket's path */
 	if ((rc = notify_open()) < 0)
 		log_warn("NOTIFY_SOCKET: %s: the service manager will not hear from us",

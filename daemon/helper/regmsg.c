@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "escape.h"
+#include "reason.h"
 
 static int refuse(struct regmsg *out, int status, enum reject_reason reason, char *why,
 		  size_t why_size, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
@@ -20,11 +21,9 @@ static int refuse(struct regmsg *out, int status, enum reject_reason reason, cha
 	out->vm_handle = 0;
 	memset(out->name, 0, sizeof(out->name));
 	out->reason = reason;
-	if (why && why_size) {
-		va_start(ap, fmt);
-		vsnprintf(why, why_size, fmt, ap);
-		va_end(ap);
-	}
+	va_start(ap, fmt);
+	reason_vset(why, why_size, status, fmt, ap);
+	va_end(ap);
 	return status;
 }
 

@@ -9,7 +9,6 @@
 #include "schema.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,21 +17,9 @@
 
 #include "buf.h"
 #include "help.h"
+#include "reason.h"
 
 #define DESC_FIXED 16u /* struct kvm_stats_desc without its name */
-
-static int fail(struct schema_error *err, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static int fail(struct schema_error *err, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err->why, sizeof(err->why), fmt, ap);
-	va_end(ap);
-	return -EINVAL;
-}
 
 static uint32_t get_u32(const uint8_t *p)
 {
@@ -55,23 +42,29 @@ static uint64_t desc_end(const struct kvm_stats_header *h)
 static int check_header(const struct kvm_stats_header *h, struct schema_error *err)
 {
 	if (h->flags != 0)
-		return fail(err, "header flags 0x%x unknown (expected 0)", h->flags);
+		return reason_set(err->why, sizeof(err->why), -EINVAL,
+				  "header flags 0x%x unknown (expected 0)", h->flags);
 	if (h->name_size == 0 || h->name_size > SCHEMA_MAX_NAME_SIZE)
-		return fail(err, "name_size %u out of range 1..%u", h->name_size,
-			    SCHEMA_MAX_NAME_SIZE);
+		return reason_set(err->why, sizeof(err->why), -EINVAL,
+				  "name_size %u out of range 1..%u", h->name_size,
+				  SCHEMA_MAX_NAME_SIZE);
 	if (h->num_desc == 0 || h->num_desc > SCHEMA_MAX_DESCS)
-		return fail(err, "num_desc %u out of range 1..%u", h->num_desc, SCHEMA_MAX_DESCS);
+		return reason_set(err->why, sizeof(err->why), -EINVAL,
+				  "num_desc %u out of range 1..%u", h->num_desc, SCHEMA_MAX_DESCS);
 	if (h->id_offset < SCHEMA_HEADER_SIZE || h->desc_offset < SCHEMA_HEADER_SIZE ||
 	    h->data_offset < SCHEMA_HEADER_SIZE)
-		return fail(err, "id/desc/data offset %u/%u/%u inside the header", h->id_offset,
-			    h->desc_offset, h->data_offset);
+		return reason_set(err->why, sizeof(err->why), -EINVAL,
+				  "id/desc/data offset %u/%u/%u inside the header", h->id_offset,
+				  h->desc_offset, h->data_offset);
 	/* id and descriptors may not overlap; data comes after both */
 	if ((uint64_t)h->id_offset + h->name_size > h->desc_offset && desc_end(h) > h->id_offset)
-		return fail(err, "id string at %u overlaps descriptors at %u", h->id_offset,
-			    h->desc_offset);
+		return reason_set(err->why, sizeof(err->why), -EINVAL,
+				  "id string at %u overlaps descriptors at %u", h->id_offset,
+				  h->desc_offset);
 	if ((uint64_t)h->id_offset + h->name_size > h->data_offset || desc_end(h) > h->data_offset)
-		return fail(err, "data block at %u overlaps the id or the descriptors",
-			    h->data_offset);
+		return reason_set(err->why, sizeof(err->why), -EINVAL,
+				  "data block at %u overlaps the id or the descriptors",
+				  h->data_offset);
 	return 0;
 }
 
@@ -99,11 +92,14 @@ int schema_read(int fd, uint8_t **buf, size_t *len, struct schema_error *err)
 	if ((uint64_t)h.id_offset + h.name_size > end)
 		end = (uint64_t)h.id_offset + h.name_size;
 	if (end > SCHEMA_MAX_PREFIX)
-		return fail(err, "id and descriptors end at %llu, beyond %u bytes",
-			    (unsigned long long)end, SCHEMA_MAX_PREFIX);
+		return reason_set(err->why, sizeof(err->why), -EINVAL,
+				  "id and descriptors end at %llu, beyond %u bytes",
+				  (unsigned long long)end, SCHEMA_MAX_PREFIX);
 	b = malloc(end);
 	if (!b)
-		return fail(err, "out of memory for %llu bytes", (unsigned long long)end), -ENOMEM;
+		return reason_set(err->why, sizeof(err->why), -EINVAL,
+				  "out of memory for %llu bytes", (unsigned long long)end),
+		       -ENOMEM;
 	n = pread(fd, b, end, 0);
 	if (n != (ssize_t)end) {
 		rc = n < 0 ? -errno : -EIO;
@@ -134,13 +130,15 @@ static int check_extent(const uint8_t *buf, size_t len, struct kvm_stats_header 
 			struct schema_error *err)
 {
 	if (len < SCHEMA_HEADER_SIZE)
-		return fail(err, "%zu bytes, shorter than the header", len);
+		return reason_set(err->why, sizeof(err->why), -EINVAL,
+				  "%zu bytes, shorter than the header", len);
 	get_header(buf, h);
 	if (check_header(h, err) < 0)
 		return -EINVAL;
 	if (desc_end(h) > len || (uint64_t)h->id_offset + h->name_size > len)
-		return fail(err, "descriptors end at %llu, beyond the %zu bytes read",
-			    (unsigned long long)desc_end(h), len);
+		return reason_set(err->why, sizeof(err->why), -EINVAL,
+				  "descriptors end at %llu, beyond the %zu bytes read",
+				  (unsigned long long)desc_end(h), len);
 	return 0;
 }
 
@@ -151,7 +149,8 @@ int schema_parse_id(const uint8_t *buf, size_t len, char *id, struct schema_erro
 	if (check_extent(buf, len, &h, err) < 0)
 		return -EINVAL;
 	if (check_name(buf + h.id_offset, h.name_size) < 0)
-		return fail(err, "id string is empty, unterminated or not printable ASCII");
+		return reason_set(err->why, sizeof(err->why), -EINVAL,
+				  "id string is empty, unterminated or not printable ASCII");
 	snprintf(id, SCHEMA_ID_MAX, "%s", (const char *)buf + h.id_offset);
 	return 0;
 }
@@ -216,13 +215,14 @@ static int check_data(struct schema *s, const uint32_t *offsets, const struct kv
 	int rc = 0;
 
 	if (!r)
-		return fail(err, "out of memory"), -ENOMEM;
+		return reason_set(err->why, sizeof(err->why), -EINVAL, "out of memory"), -ENOMEM;
 	for (size_t i = 0; i < s->n_stats; i++) {
 		uint64_t end = (uint64_t)offsets[i] / 8 + s->stats[i].size;
 
 		if (offsets[i] % 8 || end > SCHEMA_MAX_DATA_WORDS) {
-			rc = fail(err, "stat \"%s\": data offset %u misaligned or beyond %u words",
-				  s->stats[i].desc_name, offsets[i], SCHEMA_MAX_DATA_WORDS);
+			rc = reason_set(err->why, sizeof(err->why), -EINVAL,
+					"stat \"%s\": data offset %u misaligned or beyond %u words",
+					s->stats[i].desc_name, offsets[i], SCHEMA_MAX_DATA_WORDS);
 			goto out;
 		}
 		r[i] = (struct range){ offsets[i] / 8, (uint32_t)end, (uint32_t)i };
@@ -232,13 +232,16 @@ static int check_data(struct schema *s, const uint32_t *offsets, const struct kv
 	qsort(r, s->n_stats, sizeof(*r), cmp_range);
 	for (size_t i = 1; i < s->n_stats; i++)
 		if (r[i].start < r[i - 1].end) {
-			rc = fail(err, "stats \"%s\" and \"%s\" overlap in the data block",
-				  s->stats[r[i - 1].desc].desc_name, s->stats[r[i].desc].desc_name);
+			rc = reason_set(err->why, sizeof(err->why), -EINVAL,
+					"stats \"%s\" and \"%s\" overlap in the data block",
+					s->stats[r[i - 1].desc].desc_name,
+					s->stats[r[i].desc].desc_name);
 			goto out;
 		}
 	if ((uint64_t)h->data_offset + words * 8 > UINT32_MAX) {
-		rc = fail(err, "data block at %u of %llu words exceeds 4 GiB", h->data_offset,
-			  (unsigned long long)words);
+		rc = reason_set(err->why, sizeof(err->why), -EINVAL,
+				"data block at %u of %llu words exceeds 4 GiB", h->data_offset,
+				(unsigned long long)words);
 		goto out;
 	}
 	s->data_words = (uint32_t)words;
@@ -520,7 +523,7 @@ static int parse(const uint8_t *buf, size_t len, enum stat_scope scope, bool no_
 	*out = s;
 	return 0;
 fail_nomem:
-	fail(err, "out of memory");
+	reason_set(err->why, sizeof(err->why), -EINVAL, "out of memory");
 	rc = -ENOMEM;
 fail:
 	free(offsets);
@@ -600,7 +603,8 @@ int schema_cache_get(struct schema_cache *c, const uint8_t *buf, size_t len, enu
 
 		nv = realloc(c->v, cap * sizeof(*nv));
 		if (!nv)
-			return fail(err, "out of memory"), -ENOMEM;
+			return reason_set(err->why, sizeof(err->why), -EINVAL, "out of memory"),
+			       -ENOMEM;
 		c->v = nv;
 		c->cap = cap;
 	}

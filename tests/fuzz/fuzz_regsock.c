@@ -16,11 +16,11 @@
  * connection, a peer that hangs up first, a uid outside allow_users.
  *
  * The one assertion beyond memory safety: once the input is served and
- * the helper's tables are freed (helper_forget_all, as at exit), the
- * process holds exactly the fds it held before. A leak on any path aborts.
+ * the helper's tables are freed (vmtable_fini, as at exit), the process
+ * holds exactly the fds it held before. A leak on any path aborts.
  *
  * Without KVM no fd passes the real fdcheck_stats_fd, so the helper's
- * check_fd seam stands in for the kernel: an eventfd whose count is N is
+ * seam (struct sysops) stands in for the kernel: an eventfd whose count is N is
  * taken for a VM stats fd (N = 0) or the stats fd of vCPU N - 1 of this
  * process, after the real check has run (and refused it). That lets
  * registrations, additions, duplicates, limits and unregistrations run
@@ -49,7 +49,10 @@
 #include <unistd.h>
 
 #include "fdpass.h"
-#include "helper_state.h"
+#include "helper_request.h"
+#include "policy.h"
+#include "sysops.h"
+#include "vmtable.h"
 #include "log.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -61,49 +64,29 @@ enum {
 	F_HANG_UP = 1 << 3,	/* the sender closes before the helper reads */
 	F_FAKE_KVM = 1 << 4,	/* eventfds pass for stats fds */
 	F_FIX_HEADER = 1 << 5,	/* magic, version and length made right */
-	F_WATCH_FAILS = 1 << 6, /* helper_watch_proc fails (out of epoll room) */
+	F_WATCH_FAILS = 1 << 6, /* the loop cannot watch a new VMM (out of epoll room) */
 };
 
 #define MAX_DATAGRAMS 4
 #define N_KINDS 16
 
-/* ---- the rest of the helper: what helper_request.c calls ------------------ */
+/* ---- the rest of the helper: what its loop does after each request -------- */
 
-static bool watch_fails;
-
-int helper_send_vm(struct helper *h, const struct hvm *vm)
+/* Watch the new VMMs (or, out of epoll room, forget them) and tell the worker. */
+static void as_the_loop(struct vmtable *t, bool watch_fails)
 {
-	(void)h;
-	(void)vm;
-	return 0;
-}
-
-int helper_send_vcpus(struct helper *h, const struct hvm *vm, unsigned first, uint64_t created_ns)
-{
-	(void)h;
-	(void)vm;
-	(void)first;
-	(void)created_ns;
-	return 0;
-}
-
-void helper_send_rejected(struct helper *h, enum reject_reason reason)
-{
-	if ((unsigned)reason < REJ__COUNT)
-		h->rejected[reason]++;
-}
-
-int helper_watch_proc(struct helper *h, struct hproc *p)
-{
-	(void)h;
-	(void)p;
-	return watch_fails ? -ENOSPC : 0;
-}
-
-void helper_schedule_discovery(struct helper *h, unsigned delay_ms)
-{
-	(void)h;
-	(void)delay_ms;
+	for (size_t i = t->n_procs; i-- > 0;) {
+		if (t->procs[i]->watched)
+			continue;
+		if (watch_fails)
+			vmtable_forget_proc(t, t->procs[i]);
+		else
+			t->procs[i]->watched = true;
+	}
+	for (size_t i = 0; i < t->n_vms; i++) {
+		t->vms[i]->told = true;
+		t->vms[i]->n_told = t->vms[i]->n_vcpus;
+	}
 }
 
 /* ---- the kernel's part, when there is no KVM --------------------------------- */
@@ -128,11 +111,11 @@ static long eventfd_count(int fd)
 	return p ? strtol(p + 14, NULL, 16) : -1;
 }
 
-static int fake_check(int fd, enum fd_kind kind, struct fdcheck_result *res)
+static int fake_check(void *ctx, int fd, enum fd_kind kind, struct fdcheck_result *res)
 {
 	long count;
 
-	if (fdcheck_stats_fd(fd, kind, res) == 0) /* the real one first, on every fd */
+	if (fdcheck_stats_fd(ctx, fd, kind, res) == 0) /* the real one first, on every fd */
 		return 0;
 	count = eventfd_count(fd);
 	if (count < 0 || (kind == FD_VM_STATS) != (count == 0))
@@ -337,24 +320,27 @@ static void set_limits(struct config *cfg, uint8_t limits)
 	cfg->exit_grace_ms = 0;
 }
 
-static void serve(const struct input *in, struct config *cfg)
+static void serve(const struct input *in, struct config *cfg, struct fdcheck *fc)
 {
-	struct helper h = {
-		.cfg = cfg, .ipc_fd = -1, .next_vm_id = 1, .check_fd = fdcheck_stats_fd
-	};
 	struct conn c = { .tag = TAG_CONN, .pid = getpid(), .uid = getuid(), .gid = getgid() };
+	struct registrar reg;
+	struct policy *policy;
+	struct vmtable vt;
+	struct sysops ops;
+	struct verdict v;
 	int sv[2];
 
 	if (in->flags & F_NOT_ALLOWED) {
 		cfg->allow_uids[0] = getuid() + 1;
 		cfg->n_allow_uids = 1;
 	}
+	sysops_init(&ops, fc);
 	if (in->flags & F_FAKE_KVM)
-		h.check_fd = fake_check;
-	watch_fails = in->flags & F_WATCH_FAILS;
-	logbudget_init(&h.refusal_log, 20, 10, 0);
-	if (policy_new(&h.policy, cfg) < 0)
+		ops.check_fd = fake_check;
+	if (policy_new(&policy, cfg) < 0)
 		abort();
+	vmtable_init(&vt, cfg, policy, &ops);
+	registrar_init(&reg, &vt);
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
 		abort();
 	c.fd = sv[0];
@@ -371,27 +357,32 @@ static void serve(const struct input *in, struct config *cfg)
 	}
 	/* as the event loop does: until the helper closes the connection or
 	 * nothing is left to read (one more call sees the hang-up, if any) */
-	for (size_t i = 0; i <= in->n_datagrams; i++)
-		if (helper_serve_request(&h, &c) < 0)
+	for (size_t i = 0; i <= in->n_datagrams; i++) {
+		int rc = helper_serve_request(&reg, &c, &v);
+
+		as_the_loop(&vt, in->flags & F_WATCH_FAILS);
+		if (rc < 0)
 			break;
+	}
 	close(sv[0]);
 	if (sv[1] >= 0)
 		close(sv[1]);
 	close(c.pidfd);
-	helper_forget_all(&h);
-	policy_free(h.policy);
+	vmtable_fini(&vt);
+	policy_free(policy);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static int baseline = -1;
+	static struct fdcheck fc;
 	struct config cfg;
 	struct input in;
 	int now;
 
 	if (baseline < 0) {
 		log_set_level(LOG_LVL_ERR); /* every refusal is a warning: keep the run quiet */
-		if (fdcheck_init() < 0)
+		if (fdcheck_init(&fc) < 0)
 			abort();
 		make_kinds();
 		baseline = fd_count();
@@ -399,7 +390,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!decode(data, size, &in))
 		return 0;
 	set_limits(&cfg, in.limits);
-	serve(&in, &cfg);
+	serve(&in, &cfg, &fc);
 	now = fd_count();
 	if (now != baseline) {
 		fprintf(stderr, "fuzz_regsock: %d fds open after the input, %d before:\n", now,

@@ -285,9 +285,28 @@ FD_LEAK_TIMEOUT = EXIT_GRACE_MS / 1000.0 + 3.0
 LIVE_DAEMONS = []
 
 
-def fd_tally(pid, skip=()):
-    """The link names of pid's fds but those starting with one of skip."""
-    return sorted(l for l in fd_links(pid).values() if not l.startswith(tuple(skip)))
+def fd_tally(pid, skip=(), skip_links=frozenset()):
+    """The link names of pid's fds but those starting with one of skip and
+    those in skip_links."""
+    return sorted(l for l in fd_links(pid).values()
+                  if not l.startswith(tuple(skip)) and l not in skip_links)
+
+
+def unix_connections(path):
+    """Links ("socket:[inode]") of the connected sockets bound to path: the
+    server's ends of its connections (the listening socket is unconnected)."""
+    out = set()
+    try:
+        with open("/proc/net/unix") as f:
+            next(f)
+            for line in f:
+                cols = line.split()
+                # Num RefCount Protocol Flags Type St Inode Path
+                if len(cols) >= 8 and cols[7] == path and cols[5] == "03":
+                    out.add("socket:[%s]" % cols[6])
+    except OSError:
+        pass
+    return frozenset(out)
 
 
 def _kind(link):
@@ -397,7 +416,7 @@ class Daemon:
                 raise AssertionError("kvmstatd not ready after %.0fs:\n%s" % (timeout, self.log()))
             time.sleep(0.05)
         worker = self.worker_pid()
-        self.fd_baseline = (fd_tally(self.proc.pid), fd_tally(worker, ("socket:",)))
+        self.fd_baseline = (self._helper_fds(), fd_tally(worker, ("socket:",)))
         LIVE_DAEMONS.append(self)
         return self
 
@@ -407,6 +426,16 @@ class Daemon:
             if is_worker(c) and proc_alive(c):
                 return c
         return None
+
+    def _helper_fds(self, skip=()):
+        """The helper's fds but its registration connections, each of which
+        holds a socket and the peer's pidfd."""
+        conns = unix_connections(self.socket)
+        links = fd_tally(self.proc.pid, skip, conns)
+        for _ in conns:
+            if "anon_inode:[pidfd]" in links:
+                links.remove("anon_inode:[pidfd]")
+        return links
 
     def _holds_vms(self):
         """True when the daemon serves VMs (or cannot tell: a TLS or
@@ -429,7 +458,7 @@ class Daemon:
         def back():
             held = VM_HELD_FDS if self._holds_vms() else ()
             worker = self._live_worker()
-            h = fd_tally(self.proc.pid, held)
+            h = self._helper_fds(held)
             w = fd_tally(worker, ("socket:",) + held) if worker else None
             state.update(helper=h, worker=w)
             return w is not None and len(h) <= len(base_h) and len(w) <= len(base_w)

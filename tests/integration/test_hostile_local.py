@@ -275,7 +275,8 @@ def test_check_config_refuses_repeats_naming_the_line(kvmstatd_bin, tmp_path, ca
 
 def test_check_config_lets_list_keys_repeat(kvmstatd_bin, tmp_path):
     cfg = tmp_path / "kvmstatd.ini"
-    cfg.write_text("[daemon]\nuser = root\n[registration]\nallow_users = root\n"
+    cfg.write_text("[daemon]\nuser = %s\n[registration]\nallow_users = root\n"
+                   % harness.worker_user().pw_name +
                    "allow_users = 0\n[metrics]\ninclude = kvm_vcpu_exits.*\n"
                    "include = kvm_vm_pages.*\n")
     p = check_config(kvmstatd_bin, cfg)

@@ -2,6 +2,7 @@
 systemd-analyze (systemd 252) verifies the installed units against it
 and rates their sandbox."""
 
+import glob
 import os
 import re
 import shutil
@@ -31,6 +32,12 @@ EXPECTED = {
     "usr/lib/sysusers.d/kvmstatd.conf",
     "usr/lib/tmpfiles.d/kvmstatd.conf",
 }
+# monitoring/: rules, their tests, runbooks, dashboards, the include profile
+MONITORING = "usr/share/kvmstatd/monitoring/"
+EXPECTED |= {MONITORING + os.path.relpath(p, os.path.join(harness.REPO, "monitoring"))
+             for pattern in ("rules/*.rules.yml", "runbooks/*.md", "dashboards/*.json",
+                             "tests/rules.test.yml", "kvmstatd-include.ini", "README.md")
+             for p in glob.glob(os.path.join(harness.REPO, "monitoring", pattern))}
 # the README's figure; a change to the unit that raises it fails here
 # (3.1 before CAP_SYS_ADMIN joined the bounding set for module BTF)
 EXPOSURE_MAX = 3.3
@@ -76,6 +83,17 @@ def test_install_lays_out_the_expected_tree(installed):
     assert "z /etc/kvmstatd/kvmstatd.ini 0640 root kvmstatd -" in tmpfiles
     sysusers = open(os.path.join(installed, "usr/lib/sysusers.d/kvmstatd.conf")).read()
     assert re.search(r"^u kvmstatd - ", sysusers, re.M)
+
+
+def test_the_installed_rules_pass_their_tests(installed):
+    """The installed rule tests find the installed rules (relative paths)
+    and pass; the alerts' runbooks are installed next to them."""
+    mon = os.path.join(installed, MONITORING)
+    assert len(glob.glob(mon + "dashboards/*.json")) == 3
+    assert len(glob.glob(mon + "runbooks/*.md")) >= 10
+    r = subprocess.run(["promtool", "test", "rules", "tests/rules.test.yml"], cwd=mon,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
 
 
 def test_a_second_install_keeps_an_edited_config(installed):

@@ -21,12 +21,21 @@
 #include <unistd.h>
 
 #include "fdpass.h"
-#include "helper_state.h"
+#include "fdcheck.h"
+#include "helper_request.h"
+#include "policy.h"
+#include "sysops.h"
+#include "vmtable.h"
 #include "log.h"
 
 struct fixture {
 	struct config cfg;
-	struct helper h;
+	struct fdcheck fc;
+	struct sysops ops;
+	struct policy *policy;
+	struct vmtable vt;
+	struct registrar reg;
+	uint64_t rejected[REJ__COUNT]; /* refusals, counted as the helper's loop does */
 	struct conn c;
 	int peer;
 	int baseline;
@@ -55,14 +64,11 @@ static int setup(void **state)
 	f.baseline = fd_count();
 	config_defaults(&f.cfg);
 	f.cfg.discovery_enabled = false;
-	f.h = (struct helper){ .cfg = &f.cfg,
-			       .ipc_fd = -1,
-			       .epoll_fd = -1,
-			       .discover_fd = -1,
-			       .next_vm_id = 1,
-			       .check_fd = fdcheck_stats_fd };
-	logbudget_init(&f.h.refusal_log, 20, 10, 0);
-	assert_int_equal(policy_new(&f.h.policy, &f.cfg), 0);
+	assert_int_equal(fdcheck_init(&f.fc), 0);
+	sysops_init(&f.ops, &f.fc);
+	assert_int_equal(policy_new(&f.policy, &f.cfg), 0);
+	vmtable_init(&f.vt, &f.cfg, f.policy, &f.ops);
+	registrar_init(&f.reg, &f.vt);
 	assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
 	f.c = (struct conn){ .tag = TAG_CONN,
 			     .fd = sv[0],
@@ -82,8 +88,8 @@ static int teardown(void **state)
 	close(f->c.fd);
 	if (f->peer >= 0)
 		close(f->peer);
-	helper_forget_all(&f->h);
-	policy_free(f->h.policy);
+	vmtable_fini(&f->vt);
+	policy_free(f->policy);
 	assert_int_equal(fd_count(), f->baseline);
 	return 0;
 }
@@ -98,6 +104,17 @@ static void send_with_fds(int sock, const void *data, size_t len, size_t n)
 	assert_int_equal(fdpass_send(sock, data, len, fds, n), 0);
 	for (size_t i = 0; i < n; i++)
 		close(fds[i]);
+}
+
+/* One request served, its refusal counted as the helper's loop does. */
+static int serve(struct fixture *f)
+{
+	struct verdict v;
+	int rc = helper_serve_request(&f->reg, &f->c, &v);
+
+	if (v.answered && v.status)
+		f->rejected[v.reason]++;
+	return rc;
 }
 
 static int32_t reply_status(int sock, uint32_t *seq)
@@ -116,11 +133,11 @@ static void test_empty_datagram_with_fds_is_a_refused_request(void **state)
 	uint32_t seq;
 
 	send_with_fds(f->peer, "", 0, 64);
-	assert_true(helper_serve_request(&f->h, &f->c) < 0); /* a bad message: not heard twice */
+	assert_true(serve(f) < 0); /* a bad message: not heard twice */
 	assert_int_equal(fd_count(), before);
 	assert_int_equal(reply_status(f->peer, &seq), -EBADMSG);
 	assert_int_equal(seq, 0);
-	assert_int_equal(f->h.rejected[REJ_BAD_MESSAGE], 1);
+	assert_int_equal(f->rejected[REJ_BAD_MESSAGE], 1);
 }
 
 static void test_empty_datagram_without_fds_is_a_hang_up(void **state)
@@ -129,10 +146,10 @@ static void test_empty_datagram_without_fds_is_a_hang_up(void **state)
 	char b;
 
 	assert_int_equal(send(f->peer, "", 0, 0), 0);
-	assert_true(helper_serve_request(&f->h, &f->c) < 0);
+	assert_true(serve(f) < 0);
 	assert_int_equal(recv(f->peer, &b, 1, MSG_DONTWAIT), -1); /* no answer */
 	for (int r = 0; r < REJ__COUNT; r++)
-		assert_int_equal(f->h.rejected[r], 0);
+		assert_int_equal(f->rejected[r], 0);
 }
 
 static void test_peer_gone_is_a_hang_up(void **state)
@@ -141,16 +158,16 @@ static void test_peer_gone_is_a_hang_up(void **state)
 
 	close(f->peer);
 	f->peer = -1;
-	assert_true(helper_serve_request(&f->h, &f->c) < 0);
+	assert_true(serve(f) < 0);
 	for (int r = 0; r < REJ__COUNT; r++)
-		assert_int_equal(f->h.rejected[r], 0);
+		assert_int_equal(f->rejected[r], 0);
 }
 
 static void test_nothing_to_read_keeps_the_connection(void **state)
 {
 	struct fixture *f = *state;
 
-	assert_int_equal(helper_serve_request(&f->h, &f->c), 0);
+	assert_int_equal(serve(f), 0);
 }
 
 static void test_fds_of_a_refused_request_are_closed(void **state)
@@ -162,7 +179,7 @@ static void test_fds_of_a_refused_request_are_closed(void **state)
 	uint32_t seq;
 
 	send_with_fds(f->peer, &m, sizeof(m), 3); /* eventfds are no stats fds */
-	assert_true(helper_serve_request(&f->h, &f->c) < 0);
+	assert_true(serve(f) < 0);
 	assert_int_equal(fd_count(), before);
 	assert_int_equal(reply_status(f->peer, &seq), -EBADF);
 	assert_int_equal(seq, 42);
@@ -175,13 +192,13 @@ static void test_fds_beyond_a_request_and_too_long_datagrams_are_closed(void **s
 	int before = fd_count();
 
 	send_with_fds(f->peer, big, 10, FDPASS_MAX_FDS); /* 253 fds: more than 64 */
-	assert_true(helper_serve_request(&f->h, &f->c) < 0);
+	assert_true(serve(f) < 0);
 	assert_int_equal(fd_count(), before);
 	send_with_fds(f->peer, big, sizeof(big), 5); /* cut: longer than any request */
-	assert_true(helper_serve_request(&f->h, &f->c) < 0);
+	assert_true(serve(f) < 0);
 	assert_int_equal(fd_count(), before);
-	assert_int_equal(f->h.rejected[REJ_FD_COUNT], 1);
-	assert_int_equal(f->h.rejected[REJ_BAD_MESSAGE], 1);
+	assert_int_equal(f->rejected[REJ_FD_COUNT], 1);
+	assert_int_equal(f->rejected[REJ_BAD_MESSAGE], 1);
 }
 
 int main(void)
