@@ -67,7 +67,9 @@ class PrometheusServer:
 
     # --------------------------------------------------------- process
 
-    def start(self, timeout=15.0):
+    def start(self, timeout=60.0):
+        # a deadline against a server that never gets ready, not a figure:
+        # under emulation (the lab) on a busy machine its start took > 15 s
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
             [PROMETHEUS,
