@@ -198,12 +198,11 @@ ifeq ($(BPF),1)
 $(B)/daemon/helper/bpfload.o: $(B)/bpf/kvmexit.skel.h
 endif
 
-# The path compiled into the helper: a PREFIX given to `make install`
-# rebuilds it (the file changes only when the path does).
-$(B)/worker-path: FORCE
-	@mkdir -p $(dir $@)
-	@echo '$(WORKER_PATH)' | cmp -s - $@ || echo '$(WORKER_PATH)' >$@
-$(B)/daemon/helper/workerexec.o: $(B)/worker-path
+# The helper looks for the worker next to itself (the build tree), then at
+# ../libexec/kvmstatd/ from its own directory (make install with any PREFIX
+# and the default LIBEXECDIR), then at the path compiled in here. An
+# install does not rebuild it: machines without a compiler (the lab) install
+# the build they were given.
 $(B)/daemon/helper/workerexec.o: CFLAGS += -DKVMSTATD_WORKER_PATH='"$(WORKER_PATH)"'
 
 $(B)/libkvmstatd-shared.a: $(SHARED_OBJ)

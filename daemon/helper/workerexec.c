@@ -46,17 +46,29 @@ static int try_path(struct workerexec *s, const char *path)
 	return rc < 0 ? rc : 0;
 }
 
+/* From the helper's directory to the worker's in an installed tree. */
+#define INSTALLED_REL "../libexec/kvmstatd"
+
 int workerexec_open(struct workerexec *s)
 {
-	char self[PATH_MAX], sibling[PATH_MAX + sizeof(WORKER_NAME) + 1];
+	char self[PATH_MAX], sibling[PATH_MAX + sizeof(INSTALLED_REL) + sizeof(WORKER_NAME) + 1];
 	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	const char *dir;
 	int rc = -ENOENT;
 
 	s->exe_fd = -1;
 	if (n > 0) {
 		self[n] = '\0';
-		snprintf(sibling, sizeof(sibling), "%s/%s", dirname(self), WORKER_NAME);
+		dir = dirname(self);
+		/* the build tree: both programs in build/ */
+		snprintf(sibling, sizeof(sibling), "%s/%s", dir, WORKER_NAME);
 		rc = try_path(s, sibling);
+		/* make install's layout, whatever its PREFIX: sbin/ and libexec/ */
+		if (rc < 0) {
+			snprintf(sibling, sizeof(sibling), "%s/%s/%s", dir, INSTALLED_REL,
+				 WORKER_NAME);
+			rc = try_path(s, sibling);
+		}
 	}
 	if (rc < 0)
 		rc = try_path(s, KVMSTATD_WORKER_PATH);
