@@ -137,6 +137,7 @@ def test_2000_malformed_requests_log_a_few_warnings_and_say_how_many_were_left_o
     400 and warns. Before, that was 2,000 lines; now at most 20 at once and
     one a second, then one line with the count of those left out."""
     n = 2000
+    t0 = time.monotonic()
     for _ in range(n):
         s = connect_from(daemon.port, "127.0.0.2")
         try:
@@ -144,10 +145,13 @@ def test_2000_malformed_requests_log_a_few_warnings_and_say_how_many_were_left_o
             assert s.recv(12).startswith(b"HTTP/1.1 400"), "not a 400"
         finally:
             s.close()
+    took = time.monotonic() - t0
     left = daemon.wait_log(r"http: \d+ warnings left out", timeout=5.0)
     written = len(daemon.log_lines(r"worker\]: warning: http: Error processing request"))
     left_out = sum(int(l.split("http: ")[1].split()[0]) for l in left)
-    assert written <= 30, "%d warnings written" % written
+    # the budget: 20 at once, then one a second (an emulated machine takes
+    # longer over the 2,000 requests: the bound follows the time they took)
+    assert written <= 20 + int(took) + 2, "%d warnings written in %.1f s" % (written, took)
     assert written + left_out >= n, (written, left_out)
 
 
@@ -390,6 +394,14 @@ def test_wrong_passwords_on_many_connections_do_not_slow_a_remembered_scrape(aut
     once (before: 0.5-2 s with both threads inside bcrypt)."""
     d = auth_daemon(cost=12, overrides={("http", "auth_fail_limit"): "0",
                                         ("http", "threads"): str(threads)})
+    # one bcrypt at cost 12 on this machine (an emulated one is slower)
+    h = bcrypt("x", 12)
+    t = time.monotonic()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        crypt.crypt("x", h)
+    one_bcrypt = time.monotonic() - t
+    idle = sorted(timed_get(d, "127.0.7.1", "alice", PASSWORD)[1] for _ in range(5))[2]
     worker = d.worker_pid()
     cpu0 = slow_lane_cpu(worker)
     stop = threading.Event()
@@ -417,8 +429,10 @@ def test_wrong_passwords_on_many_connections_do_not_slow_a_remembered_scrape(aut
         stop.set()
         for t in attackers:
             t.join(20)
-    assert took[5] < 0.1, took  # the median
-    assert took[-1] < 0.4, took  # less than one bcrypt at cost 12
+    # the median: as fast as without the attack, give or take the machine's
+    # own noise; the slowest: less than one bcrypt at cost 12
+    assert took[5] < max(0.1, 4 * idle), (took, idle)
+    assert took[-1] < max(0.4, one_bcrypt), (took, one_bcrypt)
 
 
 def test_a_scraper_with_the_right_password_is_checked_before_guessers(auth_daemon):
