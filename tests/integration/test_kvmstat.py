@@ -521,7 +521,7 @@ class Tmux:
                            capture_output=True, text=True, timeout=10)
         return p.stdout
 
-    def wait(self, pred, what, timeout=15):
+    def wait(self, pred, what, timeout=40):  # an emulated machine (the lab) redraws slowly
         return harness.wait_until(lambda: pred(self.screen()), timeout, 0.1, what)
 
     def alive(self):
