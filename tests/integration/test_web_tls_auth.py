@@ -302,6 +302,14 @@ def test_a_slow_bcrypt_stalls_nobody_even_with_one_http_thread(web_daemon, threa
     o = users(alice=bcrypt(PASSWORD), slow=bcrypt("x", cost=15))
     o[("http", "threads")] = str(threads)
     d = web_daemon(o, user_pw=("alice", PASSWORD))
+    # alice's remembered scrape with nothing else going on: the yardstick
+    # (an emulated machine, the lab, is slower than 0.5 s allows)
+    idle = []
+    for _ in range(3):
+        t = time.monotonic()
+        assert d.get("/metrics", user=("alice", PASSWORD), timeout=60).code == 200
+        idle.append(time.monotonic() - t)
+    idle = sorted(idle)[1]
     worker = d.worker_pid()
     cpu0 = slow_lane_cpu(worker)
     slow = threading.Thread(target=lambda: d.get("/metrics", user=("slow", "wrong"), timeout=60))
@@ -315,7 +323,7 @@ def test_a_slow_bcrypt_stalls_nobody_even_with_one_http_thread(web_daemon, threa
         still_slow = slow.is_alive()
     finally:
         slow.join(60)
-    assert still_slow and took < 0.5, took
+    assert still_slow and took < max(0.5, 4 * idle), (took, idle)
 
 
 # ------------------------------------------------------------------ start-up errors
