@@ -473,10 +473,12 @@ def test_api_exits_has_reasons_quantiles_and_run_delay(daemon_factory, demo_vmm)
     io = [r for r in d["rows"] if r["kind"] == "userspace" and r["reason"] == "io"]
     assert io and io[0]["count"] > 0 and io[0]["vm"] == "api-exits0", d["rows"]
     assert io[0]["roundtrips"] > 0 and 0 < io[0]["p50_s"] <= io[0]["p99_s"], io
-    # the exposition's count of the same exits, read after: never below the API's
-    e = daemon.scrape()
-    assert e.total("kvm_vcpu_userspace_exits_total", vm="api-exits0", reason="io") >= \
-        io[0]["count"]
+    # the exposition's count of the same exits, on a page rendered after the
+    # API's answer (pages are rendered once per tick): never below the API's
+    harness.wait_until(
+        lambda: daemon.scrape().total("kvm_vcpu_userspace_exits_total", vm="api-exits0",
+                                      reason="io") >= io[0]["count"], 10.0, 0.1,
+        "a page counting at least the API's %d io exits" % io[0]["count"])
     (s,) = d["sched"]
     assert s["vm"] == "api-exits0" and s["cpu_s"] > 0 and s["run_delay_s"] >= 0, s
 
