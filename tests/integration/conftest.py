@@ -32,12 +32,16 @@ TEST_DEADLINE_S = 90
 
 
 @pytest.fixture(autouse=True)
-def _deadline():
-    """No test may hang: each one fails after TEST_DEADLINE_S seconds."""
+def _deadline(request):
+    """No test may hang: each one fails after TEST_DEADLINE_S seconds, or
+    the seconds of its @pytest.mark.deadline(N)."""
+    mark = request.node.get_closest_marker("deadline")
+    limit = mark.args[0] if mark else TEST_DEADLINE_S
+
     def expired(signum, frame):
-        raise TimeoutError("test still running after %d s" % TEST_DEADLINE_S)
+        raise TimeoutError("test still running after %d s" % limit)
     old = signal.signal(signal.SIGALRM, expired)
-    signal.alarm(TEST_DEADLINE_S)
+    signal.alarm(limit)
     yield
     signal.alarm(0)
     signal.signal(signal.SIGALRM, old)
