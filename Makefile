@@ -243,12 +243,12 @@ $(B)/bench-static: $(B)/bench/bench-static.o
 	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 # The renderer alone on the captured layouts: the figure to tune it by.
-$(B)/bench-render: $(B)/bench/bench-render.o $(DAEMON_OBJ)
+$(B)/bench-render: $(B)/bench/bench-render.o $(B)/bench/captured.o $(DAEMON_OBJ)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
 
 # What [poll] history_s costs: memory, the tick's copy, the API's queries.
-$(B)/bench-history: $(B)/bench/bench-history.o $(DAEMON_OBJ)
+$(B)/bench-history: $(B)/bench/bench-history.o $(B)/bench/captured.o $(DAEMON_OBJ)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
 

@@ -26,47 +26,7 @@
 #include "poller.h"
 #include "snapshot.h"
 
-static unsigned char *slurp(const char *dir, const char *name, size_t *len)
-{
-	char path[512];
-	FILE *f;
-	unsigned char *b = NULL;
-	long n;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	f = fopen(path, "rb");
-	if (!f || fseek(f, 0, SEEK_END) || (n = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) ||
-	    !(b = malloc((size_t)n + 1)) || fread(b, 1, (size_t)n, f) != (size_t)n) {
-		fprintf(stderr, "bench-history: cannot read %s\n", path);
-		exit(1);
-	}
-	fclose(f);
-	*len = (size_t)n;
-	return b;
-}
-
-static struct schema *parse(const char *dir, const char *name, enum stat_scope scope)
-{
-	struct schema_error err;
-	struct schema *s = NULL;
-	size_t len;
-	unsigned char *b = slurp(dir, name, &len);
-
-	if (schema_parse(b, len, scope, &s, &err) != 0) {
-		fprintf(stderr, "bench-history: %s: %s\n", name, err.why);
-		exit(1);
-	}
-	free(b);
-	return s;
-}
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
+#include "captured.h"
 
 static long rss_kib(void)
 {
@@ -119,10 +79,10 @@ static uint64_t median_tick(struct world *w, int history, int rounds)
 	uint64_t *t = calloc((size_t)rounds, sizeof(*t)), m;
 
 	for (int r = 0; r < rounds; r++) {
-		uint64_t t0 = now_ns();
+		uint64_t t0 = captured_now_ns();
 
 		tick(w, history);
-		t[r] = now_ns() - t0;
+		t[r] = captured_now_ns() - t0;
 	}
 	qsort(t, (size_t)rounds, sizeof(*t), cmp_u64);
 	m = t[rounds / 2];
@@ -144,11 +104,11 @@ static uint64_t median_query(const struct snapshot *snap, const char *const *kv,
 			exit(1);
 	for (int r = 0; r < rounds; r++) {
 		struct buf b = { 0 };
-		uint64_t t0 = now_ns();
+		uint64_t t0 = captured_now_ns();
 
 		if (api_render(snap, &q, &env, &b) != 200)
 			exit(1);
-		t[r] = now_ns() - t0;
+		t[r] = captured_now_ns() - t0;
 		*bytes = b.len;
 		buf_free(&b);
 	}
@@ -165,8 +125,8 @@ int main(int argc, char **argv)
 	struct config cfg;
 	int rounds = argc > 5 ? atoi(argv[5]) : 30;
 	const char *dir = argc > 6 ? argv[6] : "tests/data";
-	struct schema *vm_sc = parse(dir, "vm-stats-layout.bin", SCOPE_VM);
-	struct schema *vcpu_sc = parse(dir, "vcpu-stats-layout.bin", SCOPE_VCPU);
+	struct schema *vm_sc = captured_schema(dir, "vm-stats-layout.bin", SCOPE_VM);
+	struct schema *vcpu_sc = captured_schema(dir, "vcpu-stats-layout.bin", SCOPE_VCPU);
 	struct world w = { .n = vms * (vcpus + 1) };
 	struct vm_meta **metas = calloc(vms, sizeof(*metas));
 	struct snapshot *snap = NULL;
@@ -185,7 +145,7 @@ int main(int argc, char **argv)
 	cfg.interval_ms = argc > 4 ? (unsigned)strtoul(argv[4], NULL, 10) : 1000;
 	slots = config_history_slots(&cfg);
 	w.src = calloc(w.n, sizeof(*w.src));
-	w.data = (const uint64_t *)(void *)slurp(dir, "vcpu-stats-data.bin", &data_len);
+	w.data = (const uint64_t *)(void *)captured_read(dir, "vcpu-stats-data.bin", &data_len);
 	w.data_words = data_len / 8;
 	if (!metas || !w.src || rounds < 1)
 		return 2;

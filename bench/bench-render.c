@@ -20,47 +20,7 @@
 #include "render.h"
 #include "snapshot.h"
 
-static unsigned char *slurp(const char *dir, const char *name, size_t *len)
-{
-	char path[512];
-	FILE *f;
-	unsigned char *b = NULL;
-	long n;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	f = fopen(path, "rb");
-	if (!f || fseek(f, 0, SEEK_END) || (n = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) ||
-	    !(b = malloc((size_t)n + 1)) || fread(b, 1, (size_t)n, f) != (size_t)n) {
-		fprintf(stderr, "bench-render: cannot read %s\n", path);
-		exit(1);
-	}
-	fclose(f);
-	*len = (size_t)n;
-	return b;
-}
-
-static struct schema *parse(const char *dir, const char *name, enum stat_scope scope)
-{
-	struct schema_error err;
-	struct schema *s = NULL;
-	size_t len;
-	unsigned char *b = slurp(dir, name, &len);
-
-	if (schema_parse(b, len, scope, &s, &err) != 0) {
-		fprintf(stderr, "bench-render: %s: %s\n", name, err.why);
-		exit(1);
-	}
-	free(b);
-	return s;
-}
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
+#include "captured.h"
 
 static int cmp_u64(const void *a, const void *b)
 {
@@ -101,12 +61,12 @@ static uint64_t median_render(struct snapshot *snap, struct selfstats *st, enum 
 	struct render_result res = { 0 };
 
 	for (int r = 0; r < rounds; r++) {
-		uint64_t t0 = now_ns();
+		uint64_t t0 = captured_now_ns();
 
 		b->len = 0;
 		if (render_metrics(snap, st, f, NULL, b, &res) != 0)
 			exit(1);
-		t[r] = now_ns() - t0;
+		t[r] = captured_now_ns() - t0;
 	}
 	qsort(t, (size_t)rounds, sizeof(*t), cmp_u64);
 	m = t[rounds / 2];
@@ -121,12 +81,12 @@ int main(int argc, char **argv)
 	size_t vcpus = argc > 2 ? strtoul(argv[2], NULL, 10) : 4;
 	int rounds = argc > 3 ? atoi(argv[3]) : 50;
 	const char *dir = argc > 4 ? argv[4] : "tests/data";
-	struct schema *vm_sc = parse(dir, "vm-stats-layout.bin", SCOPE_VM);
-	struct schema *vcpu_sc = parse(dir, "vcpu-stats-layout.bin", SCOPE_VCPU);
+	struct schema *vm_sc = captured_schema(dir, "vm-stats-layout.bin", SCOPE_VM);
+	struct schema *vcpu_sc = captured_schema(dir, "vcpu-stats-layout.bin", SCOPE_VCPU);
 	size_t n_src = vms * (vcpus + 1), k = 0, data_len, lines, om_lines;
 	struct vm_meta **metas = calloc(vms, sizeof(*metas));
 	struct source **src = calloc(n_src, sizeof(*src));
-	uint64_t *data = (uint64_t *)(void *)slurp(dir, "vcpu-stats-data.bin", &data_len);
+	uint64_t *data = (uint64_t *)(void *)captured_read(dir, "vcpu-stats-data.bin", &data_len);
 	struct selfstats st = { .start_time = 1700000000 };
 	struct snapshot *snap = NULL;
 	struct buf b = { 0 };
