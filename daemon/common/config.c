@@ -414,8 +414,8 @@ static int lookup_id(enum id_kind kind, const char *name, unsigned long *id)
  * Lines add up: a list of 64 names does not fit in one (200 bytes). On
  * error buf holds a sentence naming the entry.
  */
-static const char *add_ids(enum id_kind kind, const char *v, unsigned long *ids, unsigned *n_ids,
-			   char *buf, size_t size)
+static const char *add_ids(enum id_kind kind, const char *v, id_t *ids, unsigned *n_ids, char *buf,
+			   size_t size)
 {
 	static const char sep[] = ", \t";
 	const char *what = kind == ID_USER ? "user" : "group";
@@ -456,43 +456,24 @@ static const char *add_ids(enum id_kind kind, const char *v, unsigned long *ids,
 			snprintf(buf, size, "more than %d %ss", CONFIG_ALLOW_MAX, what);
 			return buf;
 		}
-		ids[(*n_ids)++] = id;
+		ids[(*n_ids)++] = (id_t)id;
 	}
 	return NULL;
 }
 
+/* uid_t and gid_t are the same type as id_t: one list parser fills both. */
+_Static_assert(_Generic((uid_t)0, id_t : 1, default : 0) &&
+		   _Generic((gid_t)0, id_t : 1, default : 0),
+	       "uid_t and gid_t are id_t");
+
 static const char *set_allow_users(struct config *cfg, const char *v, char *buf, size_t size)
 {
-	unsigned long ids[CONFIG_ALLOW_MAX];
-	unsigned n = cfg->n_allow_uids;
-	const char *why;
-
-	for (unsigned i = 0; i < n; i++)
-		ids[i] = cfg->allow_uids[i];
-	why = add_ids(ID_USER, v, ids, &n, buf, size);
-	if (why)
-		return why;
-	for (unsigned i = 0; i < n; i++)
-		cfg->allow_uids[i] = (uid_t)ids[i];
-	cfg->n_allow_uids = n;
-	return NULL;
+	return add_ids(ID_USER, v, cfg->allow_uids, &cfg->n_allow_uids, buf, size);
 }
 
 static const char *set_allow_groups(struct config *cfg, const char *v, char *buf, size_t size)
 {
-	unsigned long ids[CONFIG_ALLOW_MAX];
-	unsigned n = cfg->n_allow_gids;
-	const char *why;
-
-	for (unsigned i = 0; i < n; i++)
-		ids[i] = cfg->allow_gids[i];
-	why = add_ids(ID_GROUP, v, ids, &n, buf, size);
-	if (why)
-		return why;
-	for (unsigned i = 0; i < n; i++)
-		cfg->allow_gids[i] = (gid_t)ids[i];
-	cfg->n_allow_gids = n;
-	return NULL;
+	return add_ids(ID_GROUP, v, cfg->allow_gids, &cfg->n_allow_gids, buf, size);
 }
 
 /* ---- [basic_auth_users] ------------------------------------------------------ */
