@@ -50,6 +50,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "kcheck.h"
+
 #define GUEST_MEM	0x200000	/* 2 MiB at guest physical 0 */
 #define PML4		0x1000
 #define PDPT		0x2000
@@ -72,37 +74,6 @@
 
 #define SAMPLE_MS	600
 #define RING_PAGES	128
-
-static void kcheck(const char *key, const char *fmt, ...)
-{
-	char val[256];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(val, sizeof(val), fmt, ap);
-	va_end(ap);
-	printf("KCHECK %s=%s\n", key, val);
-	fflush(stdout);
-}
-
-static void kinfo(const char *fmt, ...)
-{
-	va_list ap;
-
-	printf("KINFO ");
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\n");
-	fflush(stdout);
-}
-
-static void die(const char *what)
-{
-	printf("KCHECK-FATAL %s: %s\n", what, strerror(errno));
-	fflush(stdout);
-	_exit(2);
-}
 
 /* A named address: a return address into a known function. */
 struct name {

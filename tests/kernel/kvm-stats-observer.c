@@ -46,40 +46,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "kcheck.h"
+
 #define GUEST_MEM 0x10000
 #define GUEST_CODE 0x1000
 #define RUNNING_BOUND_MS 2000	/* "blocked" past this; a generous bound for a busy host */
-
-static void kcheck(const char *key, const char *fmt, ...)
-{
-	char val[256];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(val, sizeof(val), fmt, ap);
-	va_end(ap);
-	printf("KCHECK %s=%s\n", key, val);
-	fflush(stdout);
-}
-
-static void kinfo(const char *fmt, ...)
-{
-	va_list ap;
-
-	printf("KINFO ");
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\n");
-	fflush(stdout);
-}
-
-static void die(const char *what)
-{
-	printf("KCHECK-FATAL %s: %s\n", what, strerror(errno));
-	fflush(stdout);
-	_exit(2);
-}
 
 static const char *errname(int e)
 {

@@ -23,12 +23,7 @@
 #include <unistd.h>
 
 #include "borrow.h"
-
-static void kcheck(const char *key, const char *val)
-{
-	printf("KCHECK %s=%s\n", key, val);
-	fflush(stdout);
-}
+#include "kcheck.h"
 
 static const char *errname(int err)
 {
@@ -86,12 +81,12 @@ static void check_borrow(const char *key, int pidfd, int their_fd, const char *w
 	int fd = borrow_stats_fd(pidfd, their_fd);
 
 	if (fd < 0) {
-		kcheck(key, errname(-fd));
+		kcheck(key, "%s", errname(-fd));
 		return;
 	}
-	kcheck(key, "ok");
+	kcheck(key, "%s", "ok");
 	snprintf(k, sizeof(k), "%s_id", key);
-	kcheck(k, stats_id(fd, id, sizeof(id)) == 0 && !strcmp(id, want_id) ? "vmm" : id);
+	kcheck(k, "%s", stats_id(fd, id, sizeof(id)) == 0 && !strcmp(id, want_id) ? "vmm" : id);
 	close(fd);
 }
 
@@ -102,9 +97,8 @@ int main(void)
 	pid_t pid;
 
 	rc = borrow_probe("/dev/kvm", why, sizeof(why));
-	kcheck("kvmstatd_probe", rc == BORROW_SUPPORTED	      ? "supported"
-				 : rc == BORROW_UNSUPPORTED ? "unsupported"
-							    : why);
+	kcheck("kvmstatd_probe", "%s",
+	       rc == BORROW_SUPPORTED ? "supported" : rc == BORROW_UNSUPPORTED ? "unsupported" : why);
 	if (pipe(p) < 0 || (pid = fork()) < 0)
 		return 1;
 	if (pid == 0)
@@ -118,7 +112,7 @@ int main(void)
 	check_borrow("kvmstatd_borrow_vm", pidfd, fds[0], want);
 	snprintf(want, sizeof(want), "kvm-%d/vcpu-0", (int)pid);
 	check_borrow("kvmstatd_borrow_vcpu", pidfd, fds[1], want);
-	kcheck("kvmstatd_borrowed_fds_kept", holds_kvm_fds() ? "yes" : "no");
+	kcheck("kvmstatd_borrowed_fds_kept", "%s", holds_kvm_fds() ? "yes" : "no");
 	kill(pid, SIGKILL);
 	waitpid(pid, NULL, 0);
 	return 0;
