@@ -8,8 +8,10 @@ missing build is a broken build. Tests that need a usable /dev/kvm skip with
 Run: /usr/bin/python3 -m pytest tests/integration
 KVMSTATD_BUILD_DIR=DIR runs it against the binaries in DIR instead of build/.
 Tests marked `lab` run only in the lab guest (LAB_GUEST=1).
-KVMSTATD_NO_SKIP=1 (set by .ci/run) turns every skip for want of KVM, root
-or the lab into a failure: CI cannot pass by skipping. At the end, one line says
+KVMSTATD_NO_SKIP=1 (set by .ci/run) turns every skip into a failure (for
+want of KVM, root or the lab, or of a tool or kernel feature a test needs):
+CI cannot pass by skipping. A test that applies to one parametrisation only
+is deselected for the others (@pytest.mark.only_param), not skipped. At the end, one line says
 where the KVM tests ran (host, or the lab guest of tests/lab/) and how
 they ended.
 Every test ends with the fds of the daemons it used back at their baseline
@@ -160,16 +162,20 @@ def _skip_reason(report):
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
-    """Under KVMSTATD_NO_SKIP, a skip for want of KVM, root or the lab fails."""
+    """Under KVMSTATD_NO_SKIP, every skip fails: a skipped test proved nothing."""
     outcome = yield
     report = outcome.get_result()
     if not (report.skipped and _no_skip()):
         return
     reason = _skip_reason(report)
+    report.outcome = "failed"
     if any(s in reason for s in (SKIP_NO_KVM, SKIP_NEEDS_ROOT, SKIP_NEEDS_LAB)):
-        report.outcome = "failed"
         report.longrepr = ("KVMSTATD_NO_SKIP is set, so this skip fails: %s\n"
                            "(make check runs such tests in the lab: tests/lab/README.md)" % reason)
+    else:
+        report.longrepr = ("KVMSTATD_NO_SKIP is set, so this skip fails: %s\n"
+                           "(scripts/install-deps.sh and the lab's image install what the "
+                           "tests need)" % reason)
 
 
 def _needs_kvm(item):
@@ -201,4 +207,19 @@ def pytest_terminal_summary(terminalreporter):
 
 
 def pytest_collection_modifyitems(config, items):
+    # A test that applies to one parametrisation of a shared fixture (say,
+    # one configuration of a module's stack) names it with
+    # @pytest.mark.only_param(fixture, value); the other combinations are
+    # deselected, not skipped: they do not exist, so CI's no-skip rule holds.
+    keep, drop = [], []
+    for item in items:
+        m = item.get_closest_marker("only_param")
+        spec = getattr(item, "callspec", None)
+        if m and spec is not None and spec.params.get(m.args[0]) != m.args[1]:
+            drop.append(item)
+        else:
+            keep.append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
     config._kvm_items = {item.nodeid: item for item in items if _needs_kvm(item)}

@@ -523,13 +523,21 @@ class Tmux:
         subprocess.run(["tmux", "send-keys", "-t", self.name] + list(keys), check=True,
                        timeout=10)
 
+    def type(self, text):
+        """Literal text (send-keys -l: '^e' is not Ctrl-E)."""
+        subprocess.run(["tmux", "send-keys", "-t", self.name, "-l", text], check=True,
+                       timeout=10)
+
     def screen(self):
         p = subprocess.run(["tmux", "capture-pane", "-p", "-t", self.name],
                            capture_output=True, text=True, timeout=10)
         return p.stdout
 
     def wait(self, pred, what, timeout=40):  # an emulated machine (the lab) redraws slowly
-        return harness.wait_until(lambda: pred(self.screen()), timeout, 0.1, what)
+        try:
+            return harness.wait_until(lambda: pred(self.screen()), timeout, 0.1, what)
+        except AssertionError as e:
+            raise AssertionError("%s; the screen:\n%s" % (e, self.screen())) from None
 
     def alive(self):
         return subprocess.run(["tmux", "has-session", "-t", self.name],
@@ -548,7 +556,9 @@ def human_value(text):
 def data_rows(screen):
     """The rows of top's table: after the header line, until a blank line."""
     lines = screen.splitlines()
-    head = next(i for i, l in enumerate(lines) if "Rate/s" in l)
+    head = next((i for i, l in enumerate(lines) if "Rate/s" in l), None)
+    if head is None:  # help screen, or not drawn yet
+        return []
     out = []
     for l in lines[head + 1:]:
         if not l.strip() or l.startswith("q quit"):
@@ -577,9 +587,19 @@ def test_cli_top_in_tmux_ranks_filters_and_drills_down(daemon_factory, demo_vmm)
         t.keys("idle.*", "Enter")
         t.wait(lambda s: [r[0] for r in data_rows(s)] == ["idle0"], "only idle0")
         assert "VM~idle.*" in t.screen()
-        # c clears, Enter drills into the chosen row's VM: its vCPUs
+        # c clears every filter, the stats regex too (as kvm_stat's c does):
+        # both VMs and all their stats
         t.keys("c")
-        t.wait(lambda s: data_rows(s)[0][0] == "busy0", "busy0 on top again")
+        t.wait(lambda s: "[" not in s.splitlines()[0] and
+               {r[0] for r in data_rows(s)} == {"busy0", "idle0"} and len(data_rows(s)) > 2,
+               "every stat of both VMs")
+        # f sets the stats regex again; Enter drills into the chosen row's VM
+        t.keys("f")
+        t.wait(lambda s: "stats regex" in s, "the stats prompt")
+        t.type("^exits$")
+        t.keys("Enter")
+        t.wait(lambda s: [r[0] for r in data_rows(s)] == ["busy0", "idle0"],
+               "busy0 on top again, exits only")
         t.keys("Enter")
         t.wait(lambda s: "VM busy0" in s and sorted(r[0] for r in data_rows(s)) == ["0", "1"],
                "busy0's two vCPUs")

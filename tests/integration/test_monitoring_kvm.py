@@ -197,9 +197,8 @@ def test_fleet_tables_rank_the_demo_vms(stack):
         assert sorted(r[1] for r in demo) == sorted(stack.names), stack.prom.why((title, rows))
 
 
+@pytest.mark.only_param("stack", "include_profile")
 def test_the_include_profile_keeps_only_what_the_dashboards_read(stack):
-    if stack.name != "include_profile":
-        pytest.skip("only under the include profile")
     _, profile = _include_profile()
     expo = stack.daemon.scrape()
     fams = {ms.generate.kvm_family(n) for (n, _) in expo.samples
@@ -207,9 +206,8 @@ def test_the_include_profile_keeps_only_what_the_dashboards_read(stack):
     assert fams and fams <= profile, sorted(fams - profile)
 
 
+@pytest.mark.only_param("stack", "default")
 def test_rules_healthy_and_no_alert_on_a_healthy_host(stack):
-    if stack.name != "default":
-        pytest.skip("once, with the default settings")
     bad = {r["name"]: r.get("lastError") for g in stack.prom.rules() for r in g["rules"]
            if r["health"] != "ok"}
     assert not bad, stack.prom.why(bad)
