@@ -550,6 +550,17 @@ class Daemon:
         assert r.status == 200, "GET /metrics: %d %r\n%s" % (r.status, r.body[:200], self.log())
         return parse_exposition(r.text, le_key=le_key)
 
+    def settled(self, ticks=2, timeout=30.0, le_key=None):
+        """A scrape taken after `ticks` more completed polls: whatever the
+        VMs did before the call (a stopped VMM's last counts, too) is in it.
+        An event to wait for, not a sleep: the lab's emulated CPU polls late."""
+        polls = self.scrape().value("kvmstatd_polls_total")
+
+        def later():
+            e = self.scrape(le_key=le_key)
+            return e if e.value("kvmstatd_polls_total") >= polls + ticks else None
+        return wait_until(later, timeout, 0.05, "%d poll ticks" % ticks)
+
     def rejected(self, reason):
         """kvmstatd_registrations_rejected_total{reason=...} (0 if absent)."""
         return self.scrape().total("kvmstatd_registrations_rejected_total", reason=reason)

@@ -22,7 +22,6 @@ Run it as a script to print the expected series of a VM it creates itself:
 
 import array
 import ctypes
-import errno
 import fcntl
 import math
 import os

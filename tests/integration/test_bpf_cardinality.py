@@ -7,7 +7,6 @@ caps its lines with the KVM stats' and counts what it leaves out."""
 
 import os
 import signal
-import time
 
 import pytest
 
@@ -32,8 +31,10 @@ def test_reasons_top_1_sums_the_rest_into_other(daemon_factory, demo_vmm):
                    extra=["--halt-mode", "user"])  # io and hlt, equally often
     vm = vmm.vms[0].name
     harness.wait_for_vms(d, [vm])
-    time.sleep(1.0)
-    got = _reasons(harness.parse_exposition(d.get().text), vm)
+    # both lines once both reasons have happened (the VMM makes both)
+    got = harness.wait_until(lambda: (lambda g: g if len(g) >= 2 and sum(g.values()) >= 20
+                                      else None)(_reasons(d.scrape(), vm)), 60,
+                             what="two reason lines of %s" % vm)
     assert len(got) == 2 and "other" in got, got
     assert set(got) - {"other"} <= {"io", "hlt"}, got
 
@@ -45,8 +46,10 @@ def test_reasons_exclude_and_family_exclude(daemon_factory, demo_vmm):
                    extra=["--halt-mode", "user"])
     vm = vmm.vms[0].name
     harness.wait_for_vms(d, [vm])
-    time.sleep(1.0)
-    expo = harness.parse_exposition(d.get().text)
+    # the VMM alternates io and hlt: by 20 io exits, hlt exits happened too
+    harness.wait_until(lambda: _reasons(d.scrape(), vm).get("io", 0) >= 20, 60,
+                       what="20 io exits of %s" % vm)
+    expo = d.settled()
     got = _reasons(expo, vm)
     assert "io" in got and "hlt" not in got, got
     assert not expo.matching("kvm_vcpu_exit_roundtrip_seconds_count")
@@ -78,8 +81,7 @@ def _steady(d, vm, per_vcpu):
     nothing moves once the worker has joined every vCPU)."""
     def same():
         a = _bpf_by_vm(d.scrape(), vm)
-        time.sleep(harness.SETTLE)
-        b = _bpf_by_vm(d.scrape(), vm)
+        b = _bpf_by_vm(d.settled(), vm)
         return a[0] if a == b and a[0] and a[1] == per_vcpu else None
     return harness.wait_until(same, 15, 0.1, "steady exit telemetry of %s" % vm)
 
@@ -92,7 +94,9 @@ def test_per_vm_sums_the_exit_telemetry_of_a_vms_vcpus(daemon_factory, demo_vmm)
                    extra=["--halt-mode", "user"])
     vm = vmm.vms[0].name
     harness.wait_for_vms(d, [vm])
-    time.sleep(1.0)
+    harness.wait_until(lambda: len({dict(lab)["vcpu"] for (_, lab) in d.scrape().matching(
+        "kvm_vcpu_userspace_exits_total", vm=vm)}) == 2, 60,
+        what="exit counts of both vCPUs of %s" % vm)
     os.kill(vmm.proc.pid, signal.SIGSTOP)  # every count of the VM stops
     try:
         summed = _steady(d, vm, per_vcpu=True)
@@ -124,8 +128,9 @@ def test_max_series_caps_the_exit_telemetry_and_counts_it(daemon_factory, demo_v
                    extra=["--halt-mode", "user"])
     vm = vmm.vms[0].name
     harness.wait_for_vms(d, [vm])
-    time.sleep(1.0)
-    expo = harness.parse_exposition(d.get().text)
+    harness.wait_until(lambda: d.scrape().value("kvmstatd_series_dropped_total") >= 22, 60,
+                       what="the round-trip histogram left out")
+    expo = d.settled()
     lines = [n for n in expo.order if n.startswith("kvm_") and n != "kvm_vm_info"]
     assert expo.value("kvmstatd_series") == len(lines) <= 3, lines
     assert "kvm_vcpu_exits_total" in lines

@@ -52,15 +52,14 @@ def test_userspace_io_exits_equal_the_vmms_own_count(bpf_daemon, demo_vmm):
                    extra=["--print-exits"])
     names = [vm.name for vm in vmm.vms]
     harness.wait_for_vms(bpf_daemon, names)
-    time.sleep(1.5)
-    running = harness.parse_exposition(bpf_daemon.get().text)
-    moving = series(running, "kvm_vcpu_userspace_exits_total", reason="io")
-    assert len([k for k in moving if k[0] in names]) == 4, moving
+    # every vCPU's io exits are counted while it runs
+    harness.wait_until(lambda: len([k for k, v in series(
+        bpf_daemon.scrape(), "kvm_vcpu_userspace_exits_total", reason="io").items()
+        if k[0] in names and v > 100]) == 4, 60, what="io exits of all 4 vCPUs over 100")
     counts = stop_and_count(vmm)
     assert len(counts) == 4, counts
-    # the worker copies each slot when it sees the VMM exit: wait a tick or two
-    time.sleep(3 * harness.POLL_INTERVAL_MS / 1000)
-    expo = harness.parse_exposition(bpf_daemon.get().text)
+    # the worker copies each slot when it sees the VMM exit: two ticks later
+    expo = bpf_daemon.settled()
     io = series(expo, "kvm_vcpu_userspace_exits_total", reason="io")
     for (vm, vcpu), c in counts.items():
         assert c["io"] > 100, c
@@ -78,11 +77,13 @@ def test_userspace_io_exits_equal_the_vmms_own_count(bpf_daemon, demo_vmm):
 def test_userspace_hlt_exits_in_user_halt_mode(bpf_daemon, demo_vmm):
     vmm = demo_vmm(bpf_daemon.socket, vms=1, vcpus=1, name_prefix="bpfhlt-", hz=200,
                    extra=["--print-exits", "--halt-mode", "user"])
-    harness.wait_for_vms(bpf_daemon, [vmm.vms[0].name])
-    time.sleep(1.0)
+    name = vmm.vms[0].name
+    harness.wait_for_vms(bpf_daemon, [name])
+    harness.wait_until(lambda: series(bpf_daemon.scrape(), "kvm_vcpu_userspace_exits_total",
+                                      reason="hlt").get((name, "0"), 0) > 50, 60,
+                       what="over 50 hlt exits")
     counts = stop_and_count(vmm)
-    time.sleep(3 * harness.POLL_INTERVAL_MS / 1000)
-    expo = harness.parse_exposition(bpf_daemon.get().text)
+    expo = bpf_daemon.settled()
     (vm, vcpu), c = next(iter(counts.items()))
     assert c["hlt"] > 50, c
     for reason in ("io", "hlt"):
@@ -99,17 +100,18 @@ def test_no_counts_leak_between_vms_created_in_a_loop(bpf_daemon, demo_vmm):
         harness.wait_for_vms(bpf_daemon, [vmm.vms[0].name])
         time.sleep(0.3 + 0.1 * i)
         counts = stop_and_count(vmm)
-        time.sleep(3 * harness.POLL_INTERVAL_MS / 1000)
-        io = series(harness.parse_exposition(bpf_daemon.get().text),
-                    "kvm_vcpu_userspace_exits_total", reason="io")
+        io = series(bpf_daemon.settled(), "kvm_vcpu_userspace_exits_total", reason="io")
         for key, c in counts.items():
             assert io.get(key) == c["io"], (i, key, io.get(key), c)
 
 
 def test_worker_reads_the_maps_without_capabilities(bpf_daemon, demo_vmm):
     vmm = demo_vmm(bpf_daemon.socket, vms=1, vcpus=1, name_prefix="bpfcap-", hz=500)
-    harness.wait_for_vms(bpf_daemon, [vmm.vms[0].name])
-    time.sleep(0.6)
+    name = vmm.vms[0].name
+    harness.wait_for_vms(bpf_daemon, [name])
+    # the worker has read the maps: a count is on the page
+    harness.wait_until(lambda: series(bpf_daemon.scrape(), "kvm_vcpu_userspace_exits_total",
+                                      reason="io").get((name, "0")), 60, what="io exits counted")
     worker = bpf_daemon.worker_pid()
     st = harness.proc_status(worker)
     for cap in ("CapEff", "CapPrm", "CapBnd", "CapAmb"):
@@ -128,8 +130,7 @@ def test_bpf_off_works_as_before(daemon_factory, demo_vmm):
     d = daemon_factory({("daemon", "bpf"): "off"})
     vmm = demo_vmm(d.socket, vms=1, vcpus=1, name_prefix="bpfoff-", hz=200)
     harness.wait_for_vms(d, [vmm.vms[0].name])
-    time.sleep(0.5)
-    expo = harness.parse_exposition(d.get().text)
+    expo = d.settled()
     assert expo.value("kvmstatd_bpf_enabled") == 0
     assert not expo.matching("kvm_vcpu_userspace_exits_total")
     assert expo.matching("kvm_vcpu_exits_total")

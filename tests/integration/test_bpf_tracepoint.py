@@ -87,16 +87,6 @@ def stop(vmm):
     harness.wait_until(lambda: all_stopped(vmm.pid), 30, what="every VMM thread stopped")
 
 
-def settled(d):
-    """A scrape taken after two more poll ticks: every count the stopped
-    vCPUs made is in it."""
-    polls = harness.parse_exposition(d.get().text).value("kvmstatd_polls_total")
-    return harness.wait_until(
-        lambda: (lambda e: e if e.value("kvmstatd_polls_total") >= polls + 2 else None)(
-            harness.parse_exposition(d.get().text)), 30, interval=0.05,
-        what="two poll ticks")
-
-
 def per_reason(expo, name, vm, **labels):
     """{(vcpu, reason): value} of one VM's series of a family."""
     out = {}
@@ -123,7 +113,7 @@ def compare_one_interval(d, vm_name, threads, pause, resume, exits_wanted, round
     increase per (vcpu, reason) must equal the tracepoint's count."""
     names = kernel_reason_names()
     pause()
-    before = settled(d)
+    before = d.settled()
     with open(EVENT + "/trigger", "w") as f:
         f.write(HIST)
     resume()
@@ -134,7 +124,7 @@ def compare_one_interval(d, vm_name, threads, pause, resume, exits_wanted, round
             "kvm_vcpu_exits_by_reason_total", vm=vm_name) >= start + exits_wanted, 60,
         interval=0.1, what="%d more hardware exits" % exits_wanted)
     pause()
-    after = settled(d)
+    after = d.settled()
     hist = read_hist()
     resume()
 

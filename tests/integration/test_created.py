@@ -16,7 +16,6 @@ import time
 import pytest
 
 import harness
-import statsfd
 from harness import SETTLE
 
 KVM_PREFIXES = ("kvm_vm_", "kvm_vcpu_")

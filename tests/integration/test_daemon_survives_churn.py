@@ -6,7 +6,6 @@ so that systemd restarts the service)."""
 import errno
 import os
 import signal
-import time
 
 import harness
 import statsfd

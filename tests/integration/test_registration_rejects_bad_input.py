@@ -9,9 +9,7 @@ One daemon and one demo VMM serve the whole module (the cases are many)."""
 import errno
 import os
 import socket
-import struct
 import tempfile
-import time
 
 import pytest
 
