@@ -523,3 +523,11 @@ clean:
 .PHONY: kernel-check
 kernel-check:
 	$(Q)scripts/kernel-check.sh
+
+# The whole daemon on the kvm-stats-observer kernel: the lab image booted
+# with that series built in (tests/lab/kernel, cached), an unmodified QEMU
+# borrowed (tests/lab/patched-kernel). On demand: a cold kernel build takes
+# tens of minutes on two cores.
+.PHONY: lab-kernel-check
+lab-kernel-check: all
+	$(Q)tests/lab/patched-kernel

@@ -211,11 +211,17 @@ def pytest_collection_modifyitems(config, items):
     # one configuration of a module's stack) names it with
     # @pytest.mark.only_param(fixture, value); the other combinations are
     # deselected, not skipped: they do not exist, so CI's no-skip rule holds.
+    # Tests marked patched_kernel need the kernel of kernel-patches/
+    # kvm-stats-observer: they run when KVMSTATD_PATCHED_KERNEL=1 (make
+    # lab-kernel-check, tests/lab/patched-kernel), and are deselected otherwise.
+    patched = os.environ.get("KVMSTATD_PATCHED_KERNEL", "0") not in ("", "0")
     keep, drop = [], []
     for item in items:
         m = item.get_closest_marker("only_param")
         spec = getattr(item, "callspec", None)
         if m and spec is not None and spec.params.get(m.args[0]) != m.args[1]:
+            drop.append(item)
+        elif item.get_closest_marker("patched_kernel") and not patched:
             drop.append(item)
         else:
             keep.append(item)

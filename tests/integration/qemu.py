@@ -349,6 +349,64 @@ def served_for(expo, vm_name):
 
 # -------------------------------------------------------- hostile listeners
 
+def _fmt(key):
+    return "%s{%s}" % (key[0], ",".join('%s="%s"' % kv for kv in sorted(key[1])))
+
+
+def check_served_equals_qmp(daemon, vm, vm_name, smp):
+    """The oracle for a stopped QEMU guest: every series daemon serves for
+    vm_name and its smp vCPUs equals QEMU's own query-stats, exactly (the
+    same stats fds, read by QEMU itself). Asserts; returns the scrape."""
+    daemon.settled()  # a poll tick after the last change
+    ids = vcpu_ids(vm.qmp)
+    assert sorted(ids.values()) == list(range(smp)), ids
+
+    for attempt in range(5):
+        schemas, before_vm, before_vcpus = qmp_stats(vm.qmp)
+        expo = daemon.scrape(le_key=statsfd.le_key)
+        _, after_vm, after_vcpus = qmp_stats(vm.qmp)
+        if (before_vm, before_vcpus) == (after_vm, after_vcpus):
+            break
+        daemon.settled()  # something moved (e.g. the kernel's NX recovery): again
+    else:
+        raise AssertionError("QMP query-stats kept changing on a stopped guest")
+
+    expected = expected_from_qmp(schemas["vm"], after_vm, "vm", {"vm": vm_name})
+    assert set(after_vcpus) == set(ids), (sorted(after_vcpus), ids)
+    for path, values in after_vcpus.items():
+        expected.update(expected_from_qmp(schemas["vcpu"], values, "vcpu",
+                                          {"vm": vm_name, "vcpu": str(ids[path])}))
+    served = served_for(expo, vm_name)
+
+    missing = sorted(set(expected) - set(served))
+    extra = sorted(set(served) - set(expected))
+    assert not missing and not extra, (
+        "series differ from QMP's:\nmissing (%d): %s\nnot in QMP (%d): %s"
+        % (len(missing), [_fmt(k) for k in missing[:15]], len(extra),
+           [_fmt(k) for k in extra[:15]]))
+    wrong = ["%s = %r, QMP says %r" % (_fmt(k), served[k], v)
+             for k, v in sorted(expected.items()) if served[k] != v]
+    assert not wrong, "%d of %d values differ:\n%s" % (len(wrong), len(expected),
+                                                       "\n".join(wrong[:20]))
+
+    # A well-chosen few, spelled out, so a mapping bug cannot hide in both
+    # the oracle and the daemon.
+    for cpu_path, idx in ids.items():
+        v = after_vcpus[cpu_path]
+        lab = {"vm": vm_name, "vcpu": str(idx)}
+        assert expo.value("kvm_vcpu_exits_total", **lab) == v["exits"]
+        assert expo.value("kvm_vcpu_halt_exits_total", **lab) == v["halt_exits"]
+        assert expo.value("kvm_vcpu_io_exits_total", **lab) == v["io_exits"]
+        assert expo.value("kvm_vcpu_blocking", **lab) == v["blocking"] == 0
+        assert expo.value("kvm_vcpu_halt_wait_seconds_sum", **lab) == v["halt_wait_ns"] / 1e9
+        assert expo.value("kvm_vcpu_halt_wait_seconds_count", **lab) == sum(v["halt_wait_hist"])
+    assert sum(after_vcpus[p]["exits"] for p in ids) > 0, "the guest never ran"
+    assert expo.value("kvm_vm_remote_tlb_flush_total", vm=vm_name) == after_vm["remote_tlb_flush"]
+    assert expo.value("kvm_vm_pages_4k", vm=vm_name) == after_vm["pages_4k"]
+    assert expo.value("kvm_vm_mmu_shadow_zapped_total", vm=vm_name) == after_vm["mmu_shadow_zapped"]
+    return expo
+
+
 class SeqpacketServer:
     """A registration socket that misbehaves. mode:
       "close"   - accepts and closes every connection at once

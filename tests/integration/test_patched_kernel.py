@@ -1,0 +1,123 @@
+"""The whole daemon on a kernel with the kvm-stats-observer series
+(kernel-patches/kvm-stats-observer): discovery borrows an unmodified VMM's
+VM and vCPU fds, asks KVM for stats fds itself and serves them with
+source="borrowed"; a vCPU busy inside KVM_RUN does not hold the helper up.
+
+These tests are marked `patched_kernel`: they are deselected unless
+KVMSTATD_PATCHED_KERNEL=1, which `make lab-kernel-check` sets when it
+boots the lab image with that kernel (tests/lab/kernel). There, a kernel
+that does not lend stats fds fails them: they never skip.
+
+The oracle for values is QEMU itself (QMP query-stats reads the same
+stats fds from inside QEMU); the oracle for "inside KVM_RUN" is
+/proc/PID/task/TID/syscall (ioctl on the vCPU fd with KVM_RUN)."""
+
+import os
+import time
+
+import pytest
+
+import harness
+import qemu as q
+
+pytestmark = pytest.mark.patched_kernel
+
+DISCOVERY = {("discovery", "enabled"): "yes", ("discovery", "interval_s"): "1",
+             ("discovery", "borrow"): "yes", ("daemon", "bpf"): "off"}
+KVM_RUN = 0xAE80
+SYS_IOCTL = 16
+
+
+@pytest.fixture(autouse=True)
+def lends(kvm):
+    """The kernel must lend stats fds: this is its test, not a skip."""
+    import test_discovery
+    assert test_discovery.kernel_lends_stats_fds(), \
+        "this kernel answers EIO to a borrowed VM fd: not the kvm-stats-observer series " \
+        "(uname -r: %s)" % os.uname().release
+
+
+def borrowed_infos(d, pid):
+    return harness.vm_infos(d.scrape(), vmm_pid=str(pid), source="borrowed")
+
+
+def held_fds(pid):
+    return [l for l in harness.fd_links(pid).values()
+            if l == "anon_inode:kvm-vm" or l.startswith("anon_inode:kvm-vcpu:")]
+
+
+def in_kvm_run(pid):
+    """Thread ids of pid that are inside ioctl(vcpu fd, KVM_RUN) right now."""
+    out = []
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/syscall" % (pid, tid)) as f:
+                fields = f.read().split()
+        except OSError:
+            continue
+        if len(fields) > 2 and fields[0] == str(SYS_IOCTL) and int(fields[2], 16) == KVM_RUN:
+            out.append(int(tid))
+    return out
+
+
+def test_an_unmodified_qemu_is_borrowed_and_served_equal_to_its_own_query_stats(
+        daemon_factory):
+    why = q.qemu_usable()
+    assert not why, why
+    d = daemon_factory(DISCOVERY)
+    vm = q.Qemu(None, name_args=("-name", "guest=borrowed,debug-threads=on"), smp=2,
+                preload=False, debug=False).start()
+    try:
+        # no shim, no stats fd of its own: only its VM and vCPU fds
+        links = harness.fd_links(vm.pid).values()
+        assert "anon_inode:kvm-vm" in links and not any("stats" in l for l in links), links
+        harness.wait_until(lambda: borrowed_infos(d, vm.pid), 30, 0.1,
+                           "kvm_vm_info{source=\"borrowed\"} of QEMU %d" % vm.pid)
+        info = borrowed_infos(d, vm.pid)[0]
+        assert info["vm"] == "borrowed", info  # QEMU's -name
+        harness.wait_until(lambda: sorted(harness.vcpu_exits(d.scrape(), "borrowed")) ==
+                           ["0", "1"], 30, 0.1, "both borrowed vCPUs")
+        d.wait_log(r"this kernel gives stats fds to an observer")
+        # the borrowed fds were closed at once: only stats fds stay
+        for pid in (d.proc.pid, d.worker_pid()):
+            assert not held_fds(pid), (pid, held_fds(pid))
+        harness.wait_until(lambda: d.scrape().total("kvm_vcpu_exits_total", vm="borrowed") > 0,
+                           60, what="exits of the borrowed guest")
+        vm.qmp.cmd("stop")
+        q.check_served_equals_qmp(d, vm, "borrowed", 2)
+    finally:
+        vm.stop()
+    harness.wait_vms_gone(d, ["borrowed"], 30)
+
+
+def test_borrowing_vcpus_inside_kvm_run_does_not_hold_the_helper_up(daemon_factory,
+                                                                     demo_vmm_bin):
+    """The demo's vCPUs spin in the guest and never exit to userspace, so
+    their threads sit inside KVM_RUN holding each vCPU's mutex. A stock
+    kernel's KVM_GET_STATS_FD takes that mutex and would wait for ever; the
+    series does not. Discovery borrows them on its next pass, and the
+    helper answers a registering VMM meanwhile."""
+    spinning = harness.DemoVmm("/nonexistent.sock", vms=1, vcpus=2, name_prefix="spin-",
+                               register=False, extra=["--spin"]).start(timeout=60)
+    try:
+        harness.wait_until(lambda: len(in_kvm_run(spinning.pid)) == 2, 30, 0.1,
+                           "both vCPU threads inside KVM_RUN")
+        d = daemon_factory(DISCOVERY)
+        t0 = time.monotonic()
+        harness.wait_until(lambda: len(borrowed_infos(d, spinning.pid)) == 1 and len(
+            harness.vcpu_exits(d.scrape(), borrowed_infos(d, spinning.pid)[0]["vm"])) == 2,
+            30, 0.1, "the spinning VM and its 2 vCPUs, borrowed")
+        took = time.monotonic() - t0
+        # still inside KVM_RUN: the borrow did not wait for an exit
+        assert len(in_kvm_run(spinning.pid)) == 2
+        # the helper is free: a VMM registers and is served
+        other = harness.DemoVmm(d.socket, vms=1, vcpus=1, name_prefix="after-spin-").start(60)
+        try:
+            harness.wait_for_vms(d, [other.vms[0].name], timeout=30)
+        finally:
+            other.stop()
+        for pid in (d.proc.pid, d.worker_pid()):
+            assert not held_fds(pid), (pid, held_fds(pid))
+        print("borrowed 2 vCPUs inside KVM_RUN %.2f s after the daemon started" % took)
+    finally:
+        spinning.stop()
