@@ -29,9 +29,10 @@ PYTHON := /usr/bin/python3
 
 # The two programs link different libraries: the privileged helper
 # (kvmstatd) nothing that parses the network or renders, the worker
-# (kvmstatd-worker) no libsystemd, libcap-ng or libbpf.
+# (kvmstatd-worker) no libcap-ng or libbpf. Neither links libsystemd: the
+# helper reads the service manager's variables itself (daemon/helper/sdenv.h).
 # tests/integration/test_exec_split.py checks what each binary needs.
-HELPER_PKGS := inih libcap-ng libseccomp libsystemd
+HELPER_PKGS := inih libcap-ng libseccomp
 WORKER_PKGS := libmicrohttpd gnutls libxcrypt zlib libseccomp inih
 PKGS := $(sort $(HELPER_PKGS) $(WORKER_PKGS))
 # Exit telemetry (bpf/kvmexit.bpf.c): BPF=0 builds a daemon without it, for

@@ -6,7 +6,7 @@
 set -eu
 
 # build: compiler, pkg-config and the libraries the daemon links
-BUILD="gcc make pkg-config libbpf-dev bpftool clang llvm libmicrohttpd-dev libinih-dev libcap-ng-dev libseccomp-dev libsystemd-dev zlib1g-dev libgnutls28-dev libcrypt-dev"
+BUILD="gcc make pkg-config libbpf-dev bpftool clang llvm libmicrohttpd-dev libinih-dev libcap-ng-dev libseccomp-dev zlib1g-dev libgnutls28-dev libcrypt-dev"
 # tests: unit tests (cmocka), integration (pytest, the prometheus_client
 # parsers, promtool, curl; openssl makes the TLS tests' certificates), linters
 # systemd: systemd-socket-activate and systemd-analyze for the unit tests

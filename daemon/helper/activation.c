@@ -6,11 +6,12 @@
 #include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <systemd/sd-daemon.h>
 #include <unistd.h>
+
+#include "reason.h"
+#include "sdenv.h"
 
 #define NAME_HTTP "http"
 #define NAME_REGISTER "register"
@@ -97,50 +98,51 @@ int activation_match(const char *const *names, const enum activation_kind *kinds
 	return rc;
 }
 
-static enum activation_kind kind_of(int fd)
+/* What the kernel says the socket is, never what its name claims; the
+ * cheapest question first. */
+enum activation_kind activation_kind_of(int fd)
 {
-	if (sd_is_socket_inet(fd, AF_UNSPEC, SOCK_STREAM, 1, 0) > 0)
+	struct sockaddr_storage sa;
+	socklen_t len = sizeof(sa), ilen = sizeof(int);
+	int type = 0, listening = 0;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &ilen) < 0 ||
+	    (type != SOCK_STREAM && type != SOCK_SEQPACKET) ||
+	    getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &ilen) < 0 || !listening ||
+	    getsockname(fd, (struct sockaddr *)&sa, &len) < 0)
+		return ACT_KIND_OTHER;
+	if (type == SOCK_STREAM && (sa.ss_family == AF_INET || sa.ss_family == AF_INET6))
 		return ACT_KIND_TCP;
-	if (sd_is_socket_unix(fd, SOCK_SEQPACKET, 1, NULL, 0) > 0)
+	if (type == SOCK_SEQPACKET && sa.ss_family == AF_UNIX)
 		return ACT_KIND_SEQPACKET;
 	return ACT_KIND_OTHER;
 }
 
 int activation_take(int *http_fd, int *reg_fd, char *err, size_t err_size)
 {
-	enum activation_kind kinds[ACTIVATION_MAX_FDS];
-	char **names = NULL;
+	enum activation_kind kinds[SDENV_MAX_FDS];
+	struct sdenv_fds fds;
 	int n, hi = -1, ri = -1, rc;
 
 	*http_fd = *reg_fd = -1;
-	/* checks LISTEN_PID against our pid, sets FD_CLOEXEC on each fd */
-	n = sd_listen_fds_with_names(1, &names);
-	if (n <= 0) {
-		if (n < 0)
-			snprintf(err, err_size, "LISTEN_FDS from the service manager: %s",
-				 strerror(-n));
-		rc = n;
-		goto out;
-	}
-	for (int i = 0; i < n && i < ACTIVATION_MAX_FDS; i++)
-		kinds[i] = kind_of(SD_LISTEN_FDS_START + i);
-	rc =
-	    activation_match((const char *const *)names, kinds, (size_t)n, &hi, &ri, err, err_size);
+	n = sdenv_take_fds(&fds, err, err_size);
+	/* meant for another process: not ours to use or to close */
+	if (n <= 0)
+		return n == -ESRCH ? 0 : n;
+	for (int i = 0; i < n; i++)
+		kinds[i] = activation_kind_of(SDENV_FDS_START + i);
+	rc = activation_match(fds.names, kinds, (size_t)n, &hi, &ri, err, err_size);
 	/* the exporter's event loop needs them non-blocking, as our own are */
 	for (int i = 0; rc == 0 && i < n; i++)
-		if (fcntl(SD_LISTEN_FDS_START + i, F_SETFL, O_NONBLOCK) < 0)
-			rc = -errno;
+		if (fcntl(SDENV_FDS_START + i, F_SETFL, O_NONBLOCK) < 0)
+			rc = reason_set(err, err_size, -errno, "socket fd %d: %s",
+					SDENV_FDS_START + i, strerror(errno));
 	if (rc < 0) {
 		for (int i = 0; i < n; i++)
-			close(SD_LISTEN_FDS_START + i);
-		goto out;
+			close(SDENV_FDS_START + i);
+		return rc;
 	}
-	*http_fd = hi >= 0 ? SD_LISTEN_FDS_START + hi : -1;
-	*reg_fd = ri >= 0 ? SD_LISTEN_FDS_START + ri : -1;
-	rc = n;
-out:
-	for (char **p = names; p && *p; p++)
-		free(*p);
-	free(names);
-	return rc;
+	*http_fd = hi >= 0 ? SDENV_FDS_START + hi : -1;
+	*reg_fd = ri >= 0 ? SDENV_FDS_START + ri : -1;
+	return n;
 }

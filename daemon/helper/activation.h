@@ -16,7 +16,9 @@
 
 #include <stddef.h>
 
-#define ACTIVATION_MAX_FDS 8	/* more than we could use is a mistake */
+#include "sdenv.h"
+
+#define ACTIVATION_MAX_FDS SDENV_MAX_FDS
 #define ACTIVATION_NAME_MAX 255 /* systemd's limit for FileDescriptorName= */
 
 enum activation_kind {
@@ -33,11 +35,15 @@ enum activation_kind {
 int activation_match(const char *const *names, const enum activation_kind *kinds, size_t n,
 		     int *http_idx, int *reg_idx, char *err, size_t err_size);
 
+/* What fd is, asked of the kernel: type, listening, address family. */
+enum activation_kind activation_kind_of(int fd);
+
 /*
- * Take the sockets systemd passed (sd_listen_fds_with_names), unset the
- * LISTEN_* variables, and set *http_fd / *reg_fd to the matched ones (or
- * -1). Returns the number of sockets taken (0: none were passed), or
- * -errno with a sentence in err; on error every inherited fd is closed.
+ * Take the sockets systemd passed (sdenv_take_fds: LISTEN_* unset after),
+ * and set *http_fd / *reg_fd to the matched ones (or -1). Returns the
+ * number of sockets taken, or -errno with a sentence in err; on error
+ * every inherited fd is closed. 0: none were passed, or they were meant
+ * for another process (LISTEN_PID), which err then says.
  */
 int activation_take(int *http_fd, int *reg_fd, char *err, size_t err_size);
 

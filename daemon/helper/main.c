@@ -277,6 +277,8 @@ static int open_sockets(struct config *cfg, struct helper_args *a)
 		log_err("sockets from the service manager: %s", err);
 		return 1;
 	}
+	if (rc == 0 && err[0])
+		log_warn("sockets from the service manager: %s; opening our own", err);
 	if (a->http_fd >= 0)
 		log_info("metrics on the socket from the service manager ([http] listen unused)");
 	else if ((rc = listen_tcp(cfg->listen, &a->http_fd, err, sizeof(err))) < 0) {

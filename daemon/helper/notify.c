@@ -8,8 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <systemd/sd-daemon.h>
 #include <unistd.h>
+
+#include "log.h"
+#include "sdenv.h"
 
 static int notify_fd = -1;
 static uint64_t watchdog_usec;
@@ -35,12 +37,12 @@ int notify_open(void)
 	const char *addr = getenv("NOTIFY_SOCKET");
 	struct sockaddr_un sa;
 	socklen_t len;
-	uint64_t usec = 0;
+	char why[128];
 	int fd = -1, rc;
 
 	/* WATCHDOG_PID names the process systemd watches: ours, the helper's */
-	if (sd_watchdog_enabled(1, &usec) > 0)
-		watchdog_usec = usec;
+	if ((rc = sdenv_take_watchdog(&watchdog_usec, why, sizeof(why))) < 0)
+		log_warn("%s: no watchdog beats", why);
 	if (!addr) {
 		rc = 0;
 		goto out;

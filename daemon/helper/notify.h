@@ -26,8 +26,8 @@ int notify_parse_address(const char *s, struct sockaddr_un *sa, socklen_t *len);
 
 /*
  * Connect to $NOTIFY_SOCKET and take the watchdog settings ($WATCHDOG_USEC,
- * for this pid by $WATCHDOG_PID), then remove the variables so no child
- * sees them. 0 when systemd did not ask (every send is then a no-op), 1
+ * for this pid by $WATCHDOG_PID; sdenv.h), then remove the variables so no
+ * child sees them. A malformed watchdog setting is logged: no watchdog. 0 when systemd did not ask (every send is then a no-op), 1
  * when connected, -errno on a socket that is named but unusable.
  */
 int notify_open(void);

@@ -4,8 +4,10 @@ renders, and what runs as the worker is that program, with nothing of the
 helper's but its channel.
 
 - the helper binary's NEEDED libraries are a short list (no libmicrohttpd,
-  GnuTLS, libcrypt, zlib), and it defines no renderer, HTTP, TLS or auth
-  symbols; the worker binary has them (so the check is not vacuous);
+  GnuTLS, libcrypt, zlib, libsystemd), and it defines no renderer, HTTP,
+  TLS or auth symbols; the worker binary has them (so the check is not
+  vacuous); the running helper maps none of them, nor what libsystemd
+  brought (libgcrypt, libgpg-error, liblzma, libzstd, liblz4, libcap);
 - the running worker's /proc/<pid>/exe is the worker program, its command
   line "kvmstatd-worker", its environment empty, no capability in any set,
   its fds the ones it was handed; the helper maps no web library;
@@ -36,13 +38,17 @@ HELPER_MAY_NEED = {
     "libcap-ng.so.0",   # the exact capability drop (privdrop.c)
     "libseccomp.so.2",  # its own deny-list (sandbox.c)
     "libinih.so.1",     # the configuration file (config.c)
-    "libsystemd.so.0",  # sd_listen_fds, sd_is_socket, sd_watchdog_enabled
     "libbpf.so.1",      # loading the exit telemetry as root (bpfload.c; BPF=1)
 }
-FORBIDDEN_LIBS = re.compile(r"libmicrohttpd|libgnutls|libcrypt\.|libz\.|libssl|libcrypto")
+# Not libsystemd either: the helper reads LISTEN_* and WATCHDOG_* itself
+# (sdenv.c), and its four functions cost the libraries in SYSTEMD_BROUGHT.
+FORBIDDEN_LIBS = re.compile(
+    r"libmicrohttpd|libgnutls|libcrypt\.|libz\.|libssl|libcrypto|libsystemd")
+SYSTEMD_BROUGHT = r"|libsystemd|libgcrypt|libgpg-error|liblzma|libzstd|liblz4|libcap\.so"
 # Mapped at all, through any library: libz is not among them, libbpf's
 # libelf loads it.
-FORBIDDEN_MAPPED = re.compile(r"libmicrohttpd|libgnutls|libcrypt\.|libssl|libcrypto")
+FORBIDDEN_MAPPED = re.compile(
+    r"libmicrohttpd|libgnutls|libcrypt\.|libssl|libcrypto" + SYSTEMD_BROUGHT)
 # Families of symbols that belong to the worker program only.
 WORKER_SYMBOLS = re.compile(
     r"^(render_|http_|pagecache_|gzip_|webtls_|webauth_|help_|metric_|schema_|MHD_|gnutls_"
@@ -115,6 +121,9 @@ def test_helper_needs_only_its_own_libraries(kvmstatd_bin, worker_bin):
     got = needed(kvmstatd_bin)
     assert got <= HELPER_MAY_NEED, "the helper links %s" % sorted(got - HELPER_MAY_NEED)
     assert not [l for l in got if FORBIDDEN_LIBS.search(l)], got
+    assert "libsystemd.so.0" not in got, got
+    assert not [s for s in symbols(kvmstatd_bin, defined=False) if s.startswith("sd_")], \
+        "the helper calls libsystemd"
     # the worker program is where they went
     w = needed(worker_bin)
     assert {"libmicrohttpd.so.12", "libgnutls.so.30", "libcrypt.so.1", "libz.so.1"} <= w, w
