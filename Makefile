@@ -339,7 +339,7 @@ SCHEMA_SRC := daemon/worker/schema.c daemon/common/statsid.c daemon/exposition/m
 	daemon/exposition/render_bpf.c daemon/worker/bpfview.c daemon/exposition/exit_reasons.c \
 	daemon/common/reason.c
 # One target per tests/fuzz/fuzz_<t>.c: its daemon sources, libraries, libFuzzer options.
-FUZZ_TARGETS := schema config regmsg ipc webauth regsock apiquery
+FUZZ_TARGETS := schema config regmsg ipc webauth regsock apiquery sdenv
 FUZZ_SRC_schema := $(SCHEMA_SRC)
 FUZZ_SRC_config := daemon/common/config.c daemon/common/pattern.c daemon/common/reason.c
 FUZZ_SRC_regmsg := daemon/helper/regmsg.c util/escape.c daemon/common/reason.c
@@ -354,6 +354,7 @@ FUZZ_SRC_regsock := daemon/helper/helper_request.c daemon/channel/fdpass.c daemo
 FUZZ_SRC_apiquery := $(SCHEMA_SRC) daemon/exposition/api.c daemon/exposition/api_stats.c \
 	daemon/exposition/api_exits.c daemon/exposition/api_filter.c daemon/exposition/api_math.c \
 	daemon/exposition/json.c
+FUZZ_SRC_sdenv := daemon/helper/sdenv.c daemon/common/reason.c
 FUZZ_LIBS_config := -linih
 FUZZ_OPTS_schema := -max_len=8192
 FUZZ_OPTS_regmsg := -max_len=256
@@ -363,6 +364,7 @@ FUZZ_OPTS_webauth := -max_len=1024
 # the target's fd-leak check would take for the helper's)
 FUZZ_OPTS_regsock := -max_len=1024 -print_funcs=0
 FUZZ_OPTS_apiquery := -max_len=2048
+FUZZ_OPTS_sdenv := -max_len=512
 FUZZ_DEPS := $(DAEMON_SRC) $(DAEMON_HDR) tests/fuzz/run_corpus.c
 FUZZ_RUN := $(FUZZ_TARGETS:%=fuzz-run-%)
 FUZZ_SMOKE_SECONDS ?= 10
