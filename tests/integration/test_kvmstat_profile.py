@@ -138,16 +138,22 @@ def test_profile_of_a_host_process_folds_real_samples(spinner):
 def test_profile_ring_wraps_and_counts_lost_records(spinner, tmp_path):
     """One data page per thread at the highest rate allowed: the reader goes
     round the ring many times, and what the kernel could not write is
-    counted from PERF_RECORD_LOST, not printed."""
+    counted from PERF_RECORD_LOST, not printed; past --max-stacks distinct
+    stacks, samples go to [other stacks]."""
     perf_allowed_here()
     s = spinner(threads=1)
     out = tmp_path / "stacks.folded"
     r = kvmstat("profile", "--pid", str(s.pid), "--seconds", "3", "--frequency", "20000",
-                "--ring-pages", "1", "--output", str(out))
+                "--ring-pages", "1", "--max-stacks", "5", "--output", str(out))
     assert r.returncode == 0 and r.stdout == "", r
     n = report(r)
     stacks = folded(subprocess.CompletedProcess([], 0, out.read_text(), ""))
     assert sum(stacks.values()) == n["samples"] > 0, n
+    # memory is bounded: 5 distinct stacks kept, the rest counted in one line
+    assert len(stacks) <= 6, stacks
+    if len(stacks) == 6:
+        assert stacks[("[other stacks]",)] > 0 and "in [other stacks] past --max-stacks" \
+            in r.stderr, (stacks, r.stderr)
     # a sample is at least 48 bytes: more than a 4 KiB page per 0.1 s drain
     # is lost for sure at 2,000 Hz and above (an emulated CPU may be throttled below)
     if n["hz"] >= 2000 and n["samples"] + n["lost"] > 3 * n["hz"] // 2:
