@@ -99,6 +99,19 @@ static const unsigned char guest_code[] = {
 };
 #define GUEST_HANDLER (GUEST_CODE + 8)
 
+/*
+ * --spin: the vCPUs start here instead and never leave the guest (IF stays
+ * clear, no I/O): a busy VM for profilers (kvmstat profile), its IPs in
+ * GUEST_SPIN..GUEST_SPIN + 3.
+ *   cli; spin: inc ax; jmp spin
+ */
+#define GUEST_SPIN (GUEST_CODE + 0x20)
+static const unsigned char guest_spin_code[] = {
+	0xfa,	    /* 1020 cli */
+	0x40,	    /* 1021 inc ax */
+	0xeb, 0xfd, /* 1022 jmp 1021 */
+};
+
 enum halt_mode { HALT_AUTO, HALT_KERNEL, HALT_USER };
 
 struct opts {
@@ -109,6 +122,7 @@ struct opts {
 	const char *name; /* QEMU-style guest name, or NULL */
 	bool no_register;
 	bool print_exits; /* --print-exits */
+	bool spin;	  /* --spin */
 	long register_delay_ms;
 	long wait_seconds;
 	long hz;
@@ -312,6 +326,7 @@ static void load_guest(void *mem)
 	uint16_t ivt[2] = { GUEST_HANDLER, 0 }; /* offset, segment */
 
 	memcpy((char *)mem + GUEST_CODE, guest_code, sizeof(guest_code));
+	memcpy((char *)mem + GUEST_SPIN, guest_spin_code, sizeof(guest_spin_code));
 	memcpy((char *)mem + TIMER_VECTOR * 4, ivt, sizeof(ivt));
 }
 
@@ -365,7 +380,7 @@ static int vcpu_set_regs(struct vcpu *v, enum halt_mode mode)
 {
 	struct kvm_sregs sregs;
 	struct kvm_regs regs = {
-		.rip = GUEST_CODE,
+		.rip = g.o.spin ? GUEST_SPIN : GUEST_CODE,
 		.rflags = 0x2,
 		.rsp = GUEST_STACK_TOP - (uint64_t)v->index * GUEST_STACK_SIZE,
 	};
@@ -638,6 +653,8 @@ static void usage(FILE *f)
 		"  --name-prefix P    VM i is named P<i> (default \"demo-\")\n"
 		"  --no-register      start the VMs, do not register them\n"
 		"  --print-exits      at the end, print each vCPU's KVM_RUN returns by reason\n"
+		"  --spin             the vCPUs spin in the guest (real mode, IF clear, at\n"
+		"                     guest 0x1020..0x1023) and never exit: for profilers\n"
 		"  --register-delay-ms D  run the VMs D ms unregistered (stats fds open),\n"
 		"                     then register them and print their lines (0..600000,\n"
 		"                     default 0)\n"
@@ -705,6 +722,9 @@ static int parse_opt(int c, const char *arg, struct opts *o)
 	case 'X':
 		o->print_exits = true;
 		break;
+	case 'S':
+		o->spin = true;
+		break;
 	case 'D':
 		rc = parse_long(arg, 0, 600000, &o->register_delay_ms);
 		break;
@@ -745,6 +765,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 						  { "name-prefix", required_argument, NULL, 'p' },
 						  { "no-register", no_argument, NULL, 'N' },
 						  { "print-exits", no_argument, NULL, 'X' },
+						  { "spin", no_argument, NULL, 'S' },
 						  { "register-delay-ms", required_argument, NULL,
 						    'D' },
 						  { "name", required_argument, NULL, 'q' },
@@ -1034,8 +1055,8 @@ static int run(void)
 	/* a stop signal during the delay: stop at once, unregistered */
 	stopped = rc == 0 && registers_later() && register_later(&stop) > 0;
 	if (rc == 0 && !stopped) {
-		fprintf(stderr, PROG ": %ld VMs x %ld vCPUs running, %s, %ld Hz\n", g.o.vms,
-			g.o.vcpus, mode_text(), g.o.hz);
+		fprintf(stderr, PROG ": %ld VMs x %ld vCPUs running, %s, %ld Hz%s\n", g.o.vms,
+			g.o.vcpus, mode_text(), g.o.hz, g.o.spin ? ", spinning" : "");
 		printf("READY\n");
 		fflush(stdout);
 		sigwait(&stop, &sig);

@@ -95,6 +95,9 @@ static int build_world(void **state)
 	w->src[0] = vcpu(w, w->vms[0], 0);
 	w->src[1] = vcpu(w, w->vms[0], 1);
 	w->src[2] = vcpu(w, w->vms[1], 0);
+	/* the ids the worker copies from the stats fds; db's vCPU has none */
+	snprintf(w->src[0]->id, sizeof(w->src[0]->id), "kvm-4243/vcpu-0");
+	snprintf(w->src[1]->id, sizeof(w->src[1]->id), "kvm-4244/vcpu-1");
 	for (uint64_t t = 1; t <= 4; t++) {
 		static const uint64_t e0[] = { 100, 110, 130, 160 };
 
@@ -156,10 +159,11 @@ static void test_vms_lists_every_vm_with_its_vcpus(void **state)
 		      HEAD "\"vms\":["
 			   "{\"vm\":\"web-1\",\"kernel_id\":\"kvm-4242\",\"vmm_pid\":4242,"
 			   "\"vmm_comm\":\"qemu\",\"source\":\"registered\",\"vcpus\":2,"
-			   "\"created\":1699999000.000},"
+			   "\"created\":1699999000.000,\"vcpu_threads\":"
+			   "[{\"vcpu\":0,\"tid\":4243},{\"vcpu\":1,\"tid\":4244}]},"
 			   "{\"vm\":\"db\",\"kernel_id\":\"kvm-5151\",\"vmm_pid\":5151,"
 			   "\"vmm_comm\":\"vmm\",\"source\":\"discovered\",\"vcpus\":1,"
-			   "\"created\":1699999500.000}],"
+			   "\"created\":1699999500.000,\"vcpu_threads\":[]}],"
 			   "\"total\":2,\"truncated\":false}}\n");
 }
 
@@ -169,13 +173,14 @@ static void test_vms_limit_cuts_and_says_truncated(void **state)
 		      HEAD "\"vms\":["
 			   "{\"vm\":\"db\",\"kernel_id\":\"kvm-5151\",\"vmm_pid\":5151,"
 			   "\"vmm_comm\":\"vmm\",\"source\":\"discovered\",\"vcpus\":1,"
-			   "\"created\":1699999500.000}],"
+			   "\"created\":1699999500.000,\"vcpu_threads\":[]}],"
 			   "\"total\":1,\"truncated\":false}}\n");
 	assert_answer(*state, API_VMS, "limit=1", 200,
 		      HEAD "\"vms\":["
 			   "{\"vm\":\"web-1\",\"kernel_id\":\"kvm-4242\",\"vmm_pid\":4242,"
 			   "\"vmm_comm\":\"qemu\",\"source\":\"registered\",\"vcpus\":2,"
-			   "\"created\":1699999000.000}],"
+			   "\"created\":1699999000.000,\"vcpu_threads\":"
+			   "[{\"vcpu\":0,\"tid\":4243},{\"vcpu\":1,\"tid\":4244}]}],"
 			   "\"total\":2,\"truncated\":true}}\n");
 }
 
