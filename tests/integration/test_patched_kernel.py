@@ -2,6 +2,11 @@
 (kernel-patches/kvm-stats-observer): discovery borrows an unmodified VMM's
 VM and vCPU fds, asks KVM for stats fds itself and serves them with
 source="borrowed"; a vCPU busy inside KVM_RUN does not hold the helper up.
+And kvmstat profile on the guest-callchains series (the same lab kernel
+has both): a guest with a known frame-pointer chain (main -> a -> b -> c,
+spinning in c; tests/kernel/guest-callchains.c --hold) is folded into
+that chain, named from the map the program writes, in 64-bit and 32-bit
+mode.
 
 These tests are marked `patched_kernel`: they are deselected unless
 KVMSTATD_PATCHED_KERNEL=1, which `make lab-kernel-check` sets when it
@@ -13,6 +18,8 @@ stats fds from inside QEMU); the oracle for "inside KVM_RUN" is
 /proc/PID/task/TID/syscall (ioctl on the vCPU fd with KVM_RUN)."""
 
 import os
+import re
+import subprocess
 import time
 
 import pytest
@@ -25,6 +32,9 @@ pytestmark = pytest.mark.patched_kernel
 DISCOVERY = {("discovery", "enabled"): "yes", ("discovery", "interval_s"): "1",
              ("discovery", "borrow"): "yes", ("daemon", "bpf"): "off"}
 KVM_RUN = 0xAE80
+# built for the lab kernel by tests/lab/patched-kernel (the lab has no gcc)
+GUEST_CHAINS = os.path.join(harness.BUILD, "lab-kernel", "guest-callchains")
+KVMSTAT = os.path.join(harness.REPO, "cli", "kvmstat")
 SYS_IOCTL = 16
 
 
@@ -121,3 +131,35 @@ def test_borrowing_vcpus_inside_kvm_run_does_not_hold_the_helper_up(daemon_facto
         print("borrowed 2 vCPUs inside KVM_RUN %.2f s after the daemon started" % took)
     finally:
         spinning.stop()
+
+
+@pytest.mark.parametrize("mode,chain", [("good64", ["main", "a", "b", "c"]),
+                                        ("good32", ["main32", "a32", "b32", "c32"])])
+def test_kvmstat_profile_folds_a_guests_known_call_chain(tmp_path, mode, chain):
+    assert os.access(GUEST_CHAINS, os.X_OK), \
+        "%s is missing: tests/lab/patched-kernel builds it" % GUEST_CHAINS
+    sysmap = str(tmp_path / "System.map")
+    guest = subprocess.Popen([GUEST_CHAINS, "--hold", mode, "40", sysmap],
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        line = guest.stdout.readline()
+        assert line.startswith("HOLD tid="), line
+        r = subprocess.run([KVMSTAT, "profile", "--pid", str(guest.pid), "--seconds", "8",
+                            "--frequency", "199", "--symbols", sysmap, "--guest-only"],
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r
+        stacks = {}
+        for out in r.stdout.splitlines():
+            m = re.fullmatch(r"(\S.*) (\d+)", out)
+            assert m, out
+            stacks[tuple(m.group(1).split(";"))] = int(m.group(2))
+        total = sum(stacks.values())
+        want = tuple("[guest] %s" % f for f in chain)
+        print("%s: %d guest samples, %d with the chain %s" % (mode, total, stacks.get(want, 0),
+                                                              ";".join(want)))
+        assert total >= 50, (r.stdout, r.stderr)
+        assert stacks.get(want, 0) * 10 >= total * 9, (want, stacks, r.stderr)
+        assert "IP only" not in r.stderr, r.stderr
+    finally:
+        out, _ = guest.communicate(timeout=120)
+    assert guest.returncode == 0, out  # the guest ran undisturbed: counted, no exit

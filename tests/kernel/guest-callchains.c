@@ -31,6 +31,13 @@
  * touch still have their accessed bits clear. Last, a rough figure (KINFO)
  * of what a callchain costs per guest sample. Lines: "KCHECK key=value",
  * "KINFO ..." for figures, "KCHECK-DONE" at the end.
+ *
+ * guest-callchains --hold SCENARIO SECONDS MAPFILE runs one scenario's
+ * guest (good64 or good32) for SECONDS without sampling it, for another
+ * sampler (kvmstat profile in the lab on the patched kernel): it writes
+ * the guest's functions to MAPFILE as a System.map ("ADDR t NAME", c being
+ * the innermost, spinning one), prints "HOLD tid=TID" once the vCPU thread
+ * runs, and exits 0 if the guest ran undisturbed all along.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -596,7 +603,51 @@ static void run_scenario(struct vm *v, const struct scenario *sc)
 		      run.exit_reason);
 }
 
-int main(void)
+/* The known functions of the good64/good32 guests, as a System.map. */
+static void write_map(const char *path, int mode32)
+{
+	static const char *const names64[] = { "main", "a", "b", "c" };
+	static const char *const names32[] = { "main32", "a32", "b32", "c32" };
+	uint64_t base = mode32 ? CODE32 : CODE64;
+	FILE *f = fopen(path, "w");
+	int i;
+
+	if (!f)
+		die("fopen map");
+	for (i = 0; i < 4; i++)
+		fprintf(f, "%016llx t %s\n", (unsigned long long)(base + 0x100 * (uint64_t)i),
+			mode32 ? names32[i] : names64[i]);
+	fprintf(f, "%016llx A _end\n", (unsigned long long)(base + 0x400));
+	if (fclose(f))
+		die("write map");
+}
+
+static int hold(struct vm *v, const struct scenario *sc, int seconds, const char *map)
+{
+	struct runner r = { .vm = v, .sc = sc };
+	uint64_t before;
+	pthread_t th;
+
+	write_map(map, sc->mode32);
+	set_mode(v, sc);
+	if (pthread_create(&th, NULL, vcpu_thread, &r))
+		die("pthread_create");
+	while (!r.started)
+		sleep_ms(1);
+	sleep_ms(50);
+	before = get64(v, sc->counter);
+	printf("HOLD tid=%d\n", (int)r.tid);
+	fflush(stdout);
+	sleep_ms(seconds * 1000);
+	pthread_kill(th, SIGUSR1);
+	pthread_join(th, NULL);
+	printf("HOLD-DONE progress=%llu err=%d exit_reason=%u\n",
+	       (unsigned long long)(get64(v, sc->counter) - before), r.err, r.exit_reason);
+	fflush(stdout);
+	return get64(v, sc->counter) != before && r.err == EINTR ? 0 : 1;
+}
+
+int main(int argc, char **argv)
 {
 	struct scenario sc[] = {
 		{ .key = "good64", .rip = CODE64, .rsp = STACK64, .rbp = 0 },
@@ -640,6 +691,17 @@ int main(void)
 		die("mmap kvm_run");
 	set_cpuid(&v);
 
+	if (argc == 5 && !strcmp(argv[1], "--hold")) {
+		for (i = 0; i < 2; i++)
+			if (!strcmp(argv[2], sc[i].key))
+				return hold(&v, &sc[i], atoi(argv[3]), argv[4]);
+		fprintf(stderr, "--hold: good64 or good32\n");
+		return 2;
+	}
+	if (argc != 1) {
+		fprintf(stderr, "usage: guest-callchains [--hold good64|good32 SECONDS MAPFILE]\n");
+		return 2;
+	}
 	for (i = 0; i < (int)(sizeof(sc) / sizeof(sc[0])); i++)
 		run_scenario(&v, &sc[i]);
 	measure_cost(&v, &sc[0]);
