@@ -165,7 +165,7 @@ def pytest_runtest_makereport(item, call):
     """Under KVMSTATD_NO_SKIP, every skip fails: a skipped test proved nothing."""
     outcome = yield
     report = outcome.get_result()
-    if not (report.skipped and _no_skip()):
+    if not (report.skipped and _no_skip()) or hasattr(report, "wasxfail"):
         return
     reason = _skip_reason(report)
     report.outcome = "failed"
@@ -219,7 +219,11 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         m = item.get_closest_marker("only_param")
         spec = getattr(item, "callspec", None)
-        if m and spec is not None and spec.params.get(m.args[0]) != m.args[1]:
+        if m and (spec is None or m.args[0] not in spec.params):
+            # a misspelt fixture would deselect every combination, silently
+            raise pytest.UsageError("%s: only_param(%r, ...) names no parameter of this test"
+                                    % (item.nodeid, m.args[0]))
+        if m and spec.params[m.args[0]] != m.args[1]:
             drop.append(item)
         elif item.get_closest_marker("patched_kernel") and not patched:
             drop.append(item)

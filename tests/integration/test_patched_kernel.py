@@ -14,11 +14,15 @@ boots the lab image with that kernel (tests/lab/kernel). There, a kernel
 that does not lend stats fds fails them: they never skip.
 
 The oracle for values is QEMU itself (QMP query-stats reads the same
-stats fds from inside QEMU); the oracle for "inside KVM_RUN" is
-/proc/PID/task/TID/syscall (ioctl on the vCPU fd with KVM_RUN)."""
+stats fds from inside QEMU); the oracle for "inside KVM_RUN" is the vCPU
+thread's guest time (/proc/PID/task/TID/stat, field 43) growing before
+and after the borrow, and the demo VMM's own count of KVM_RUN returns
+(--print-exits) staying at zero: the thread never left KVM_RUN."""
 
 import os
 import re
+import select
+import signal
 import subprocess
 import time
 
@@ -31,11 +35,9 @@ pytestmark = pytest.mark.patched_kernel
 
 DISCOVERY = {("discovery", "enabled"): "yes", ("discovery", "interval_s"): "1",
              ("discovery", "borrow"): "yes", ("daemon", "bpf"): "off"}
-KVM_RUN = 0xAE80
 # built for the lab kernel by tests/lab/patched-kernel (the lab has no gcc)
 GUEST_CHAINS = os.path.join(harness.BUILD, "lab-kernel", "guest-callchains")
 KVMSTAT = os.path.join(harness.REPO, "cli", "kvmstat")
-SYS_IOCTL = 16
 
 
 @pytest.fixture(autouse=True)
@@ -56,18 +58,25 @@ def held_fds(pid):
             if l == "anon_inode:kvm-vm" or l.startswith("anon_inode:kvm-vcpu:")]
 
 
-def in_kvm_run(pid):
-    """Thread ids of pid that are inside ioctl(vcpu fd, KVM_RUN) right now."""
-    out = []
+def guest_ticks(pid):
+    """{tid: guest time in clock ticks} of pid's threads (stat field 43:
+    time spent running a guest; /proc/PID/task/TID/syscall cannot tell, it
+    says "running" for a runnable thread)."""
+    out = {}
     for tid in os.listdir("/proc/%d/task" % pid):
         try:
-            with open("/proc/%d/task/%s/syscall" % (pid, tid)) as f:
-                fields = f.read().split()
+            with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if len(fields) > 2 and fields[0] == str(SYS_IOCTL) and int(fields[2], 16) == KVM_RUN:
-            out.append(int(tid))
+        out[int(tid)] = int(fields[40])  # field 43; fields[0] is field 3
     return out
+
+
+def in_guest(pid, since):
+    """Threads of pid whose guest time grew since the `since` reading."""
+    now = guest_ticks(pid)
+    return {t for t, v in now.items() if v > since.get(t, 0)}
 
 
 def test_an_unmodified_qemu_is_borrowed_and_served_equal_to_its_own_query_stats(
@@ -103,23 +112,26 @@ def test_an_unmodified_qemu_is_borrowed_and_served_equal_to_its_own_query_stats(
 def test_borrowing_vcpus_inside_kvm_run_does_not_hold_the_helper_up(daemon_factory,
                                                                      demo_vmm_bin):
     """The demo's vCPUs spin in the guest and never exit to userspace, so
-    their threads sit inside KVM_RUN holding each vCPU's mutex. A stock
-    kernel's KVM_GET_STATS_FD takes that mutex and would wait for ever; the
-    series does not. Discovery borrows them on its next pass, and the
-    helper answers a registering VMM meanwhile."""
+    their threads stay inside KVM_RUN, holding each vCPU's mutex. A stock
+    kernel's KVM_GET_STATS_FD takes that mutex and waits for ever (the
+    borrow never completes: this test times out); the series does not.
+    Discovery borrows them, and the helper then serves a registration."""
     spinning = harness.DemoVmm("/nonexistent.sock", vms=1, vcpus=2, name_prefix="spin-",
-                               register=False, extra=["--spin"]).start(timeout=60)
+                               register=False, extra=["--spin", "--print-exits"]).start(60)
     try:
-        harness.wait_until(lambda: len(in_kvm_run(spinning.pid)) == 2, 30, 0.1,
-                           "both vCPU threads inside KVM_RUN")
+        before = guest_ticks(spinning.pid)
+        harness.wait_until(lambda: len(in_guest(spinning.pid, before)) == 2, 30, 0.2,
+                           "both vCPU threads running the guest")
         d = daemon_factory(DISCOVERY)
         t0 = time.monotonic()
         harness.wait_until(lambda: len(borrowed_infos(d, spinning.pid)) == 1 and len(
             harness.vcpu_exits(d.scrape(), borrowed_infos(d, spinning.pid)[0]["vm"])) == 2,
             30, 0.1, "the spinning VM and its 2 vCPUs, borrowed")
         took = time.monotonic() - t0
-        # still inside KVM_RUN: the borrow did not wait for an exit
-        assert len(in_kvm_run(spinning.pid)) == 2
+        # still running the guest after the borrow
+        after = guest_ticks(spinning.pid)
+        harness.wait_until(lambda: len(in_guest(spinning.pid, after)) == 2, 30, 0.2,
+                           "both vCPU threads still running the guest")
         # the helper is free: a VMM registers and is served
         other = harness.DemoVmm(d.socket, vms=1, vcpus=1, name_prefix="after-spin-").start(60)
         try:
@@ -130,7 +142,13 @@ def test_borrowing_vcpus_inside_kvm_run_does_not_hold_the_helper_up(daemon_facto
             assert not held_fds(pid), (pid, held_fds(pid))
         print("borrowed 2 vCPUs inside KVM_RUN %.2f s after the daemon started" % took)
     finally:
-        spinning.stop()
+        spinning.proc.send_signal(signal.SIGTERM)
+        spinning.proc.wait(30)
+        os.set_blocking(spinning.proc.stdout.fileno(), True)
+        out = (spinning._buf + spinning.proc.stdout.read()).decode()
+    # the VMM's own count: KVM_RUN never returned to it before SIGTERM
+    runs = re.findall(r"EXITS name=\S+ vcpu=\d+ io=(\d+) hlt=(\d+) intr=\d+ errors=(\d+)", out)
+    assert len(runs) == 2 and all(r == ("0", "0", "0") for r in runs), out
 
 
 @pytest.mark.parametrize("mode,chain", [("good64", ["main", "a", "b", "c"]),
@@ -142,8 +160,9 @@ def test_kvmstat_profile_folds_a_guests_known_call_chain(tmp_path, mode, chain):
     guest = subprocess.Popen([GUEST_CHAINS, "--hold", mode, "40", sysmap],
                              stdout=subprocess.PIPE, text=True)
     try:
-        line = guest.stdout.readline()
-        assert line.startswith("HOLD tid="), line
+        ready, _, _ = select.select([guest.stdout], [], [], 60)
+        line = guest.stdout.readline() if ready else ""
+        assert line.startswith("HOLD tid="), "guest-callchains did not start: %r" % line
         r = subprocess.run([KVMSTAT, "profile", "--pid", str(guest.pid), "--seconds", "8",
                             "--frequency", "199", "--symbols", sysmap, "--guest-only"],
                            capture_output=True, text=True, timeout=120)
@@ -161,5 +180,9 @@ def test_kvmstat_profile_folds_a_guests_known_call_chain(tmp_path, mode, chain):
         assert stacks.get(want, 0) * 10 >= total * 9, (want, stacks, r.stderr)
         assert "IP only" not in r.stderr, r.stderr
     finally:
-        out, _ = guest.communicate(timeout=120)
+        try:
+            out, _ = guest.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            guest.kill()
+            out, _ = guest.communicate()
     assert guest.returncode == 0, out  # the guest ran undisturbed: counted, no exit

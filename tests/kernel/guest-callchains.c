@@ -692,9 +692,16 @@ int main(int argc, char **argv)
 	set_cpuid(&v);
 
 	if (argc == 5 && !strcmp(argv[1], "--hold")) {
+		char *end;
+		long seconds = strtol(argv[3], &end, 10);
+
+		if (*end || end == argv[3] || seconds < 1 || seconds > 3600) {
+			fprintf(stderr, "--hold: SECONDS is 1 to 3600\n");
+			return 2;
+		}
 		for (i = 0; i < 2; i++)
 			if (!strcmp(argv[2], sc[i].key))
-				return hold(&v, &sc[i], atoi(argv[3]), argv[4]);
+				return hold(&v, &sc[i], (int)seconds, argv[4]);
 		fprintf(stderr, "--hold: good64 or good32\n");
 		return 2;
 	}
