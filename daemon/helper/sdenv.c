@@ -105,7 +105,7 @@ int sdenv_parse_watchdog(const char *usec_s, const char *pid, pid_t self, uint64
 				  "WATCHDOG_USEC is not a decimal number of microseconds");
 	if (v < SDENV_WATCHDOG_MIN_USEC || v > SDENV_WATCHDOG_MAX_USEC)
 		return reason_set(why, why_size, -EINVAL,
-				  "WATCHDOG_USEC=%llu is outside 100 ms to 30 days",
+				  "WATCHDOG_USEC=%llu is 0 or infinity, not a period",
 				  (unsigned long long)v);
 	*usec = v;
 	return 1;

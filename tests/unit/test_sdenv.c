@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Unit tests of sdenv: LISTEN_PID/LISTEN_FDS/LISTEN_FDNAMES and
- * WATCHDOG_USEC/WATCHDOG_PID as a hostile environment may set them, and
- * of activation_kind_of on real sockets (what the kernel says they are).
+ * WATCHDOG_USEC/WATCHDOG_PID as a hostile environment may set them, the
+ * beats a watchdog period gets (helper_beat_ms), and activation_kind_of
+ * on real sockets (what the kernel says they are).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -21,6 +22,7 @@
 #include <cmocka.h>
 
 #include "activation.h"
+#include "helper_state.h"
 #include "sdenv.h"
 
 #define SELF 4242
@@ -198,23 +200,54 @@ static void test_watchdog_usec_garbage_is_refused(void **state)
 	}
 }
 
-static void test_watchdog_period_is_bounded(void **state)
+static void test_watchdog_period_of_0_or_infinity_is_refused(void **state)
+{
+	uint64_t u;
+
+	(void)state;
+	assert_int_equal(wd("0", NULL, &u), -EINVAL);
+	assert_string_equal(why, "WATCHDOG_USEC=0 is 0 or infinity, not a period");
+	assert_int_equal(wd("18446744073709551615", NULL, &u), -EINVAL); /* USEC_INFINITY */
+	assert_int_equal(u, 0);
+}
+
+static void test_a_period_of_80_ms_is_accepted_and_beats_every_50_ms(void **state)
+{
+	uint64_t u;
+
+	(void)state;
+	assert_int_equal(wd("80000", NULL, &u), 1);
+	assert_int_equal(u, 80000);
+	assert_int_equal(helper_beat_ms(u), 50);
+}
+
+static void test_any_other_period_is_accepted_as_given(void **state)
 {
 	char s[32];
 	uint64_t u;
 
 	(void)state;
-	assert_int_equal(wd("0", NULL, &u), -EINVAL);
-	assert_string_equal(why, "WATCHDOG_USEC=0 is outside 100 ms to 30 days");
-	assert_int_equal(wd("99999", NULL, &u), -EINVAL);
-	assert_int_equal(wd("100000", NULL, &u), 1);
-	snprintf(s, sizeof(s), "%llu", SDENV_WATCHDOG_MAX_USEC);
+	assert_int_equal(wd("1", NULL, &u), 1);
+	assert_int_equal(u, 1);
+	assert_int_equal(wd("99999", NULL, &u), 1);
+	assert_int_equal(u, 99999);
+	snprintf(s, sizeof(s), "%llu", (unsigned long long)SDENV_WATCHDOG_MAX_USEC);
 	assert_int_equal(wd(s, NULL, &u), 1);
-	assert_int_equal(u, SDENV_WATCHDOG_MAX_USEC);
-	snprintf(s, sizeof(s), "%llu", SDENV_WATCHDOG_MAX_USEC + 1);
-	assert_int_equal(wd(s, NULL, &u), -EINVAL);
-	assert_int_equal(wd("18446744073709551615", NULL, &u), -EINVAL); /* infinity */
-	assert_int_equal(u, 0);
+	assert_int_equal(u, UINT64_MAX - 1);
+}
+
+static void test_beats_are_a_quarter_period_from_50_ms_to_an_hour(void **state)
+{
+	(void)state;
+	assert_int_equal(helper_beat_ms(0), 0);			 /* no watchdog */
+	assert_int_equal(helper_beat_ms(1), HELPER_BEAT_MIN_MS); /* under 1 ms: still beats */
+	assert_int_equal(helper_beat_ms(999), HELPER_BEAT_MIN_MS);
+	assert_int_equal(helper_beat_ms(199999), HELPER_BEAT_MIN_MS);
+	assert_int_equal(helper_beat_ms(200000), 50);
+	assert_int_equal(helper_beat_ms(1000000), 250);
+	assert_int_equal(helper_beat_ms(30000000), 7500); /* the shipped WatchdogSec=30s */
+	assert_int_equal(helper_beat_ms(4ull * IPC_HEARTBEAT_MAX_MS * 1000), IPC_HEARTBEAT_MAX_MS);
+	assert_int_equal(helper_beat_ms(UINT64_MAX - 1), IPC_HEARTBEAT_MAX_MS);
 }
 
 static void put_env(const char *pid, const char *n, const char *names)
@@ -330,7 +363,10 @@ int main(void)
 		cmocka_unit_test(test_no_watchdog_without_watchdog_usec),
 		cmocka_unit_test(test_watchdog_pid_names_who_is_watched),
 		cmocka_unit_test(test_watchdog_usec_garbage_is_refused),
-		cmocka_unit_test(test_watchdog_period_is_bounded),
+		cmocka_unit_test(test_watchdog_period_of_0_or_infinity_is_refused),
+		cmocka_unit_test(test_a_period_of_80_ms_is_accepted_and_beats_every_50_ms),
+		cmocka_unit_test(test_any_other_period_is_accepted_as_given),
+		cmocka_unit_test(test_beats_are_a_quarter_period_from_50_ms_to_an_hour),
 		cmocka_unit_test(test_take_unsets_the_variables_even_when_it_refuses),
 		cmocka_unit_test(test_take_makes_the_fds_close_on_exec_and_needs_them_open),
 		cmocka_unit_test(test_socket_kinds_come_from_the_kernel),
