@@ -48,6 +48,8 @@ struct sdenv_fds {
  * Pure: the three LISTEN_* values (NULL: unset) for process self. The
  * number of fds (0: none passed, or LISTEN_PID unset), -ESRCH when
  * LISTEN_PID names another process, -EINVAL on anything malformed.
+ * out->n is LISTEN_FDS once it is read, also when the names are refused
+ * after it: those fds are ours to close.
  */
 int sdenv_parse_fds(const char *pid, const char *fds, const char *names, pid_t self,
 		    struct sdenv_fds *out, char *why, size_t why_size);
@@ -62,7 +64,9 @@ int sdenv_parse_watchdog(const char *usec_s, const char *pid, pid_t self, uint64
 			 size_t why_size);
 
 /* sdenv_parse_fds on our environment, then unset LISTEN_* whatever they
- * said, and make every fd passed close-on-exec (-EBADF: one is not open). */
+ * said, and make every fd passed close-on-exec (-EBADF: one is not open).
+ * On -EINVAL and -EBADF, out->n is still how many LISTEN_FDS passed (0
+ * when it or LISTEN_PID was malformed). */
 int sdenv_take_fds(struct sdenv_fds *out, char *why, size_t why_size);
 
 /* sdenv_parse_watchdog on our environment, then unset WATCHDOG_*. */

@@ -303,6 +303,54 @@ static void test_take_makes_the_fds_close_on_exec_and_needs_them_open(void **sta
 	}
 }
 
+/* A socket at fd: where systemd would have put one. */
+static void socket_at(int fd)
+{
+	int s = socket(AF_UNIX, SOCK_SEQPACKET, 0);
+
+	assert_true(s >= 0);
+	if (s != fd) {
+		assert_int_equal(dup2(s, fd), fd);
+		close(s);
+	}
+}
+
+static void test_activation_closes_our_fds_when_it_refuses_them(void **state)
+{
+	/* fds 3 and 4 may be the test runner's: put them back afterwards */
+	int saved[2] = { fcntl(SDENV_FDS_START, F_DUPFD_CLOEXEC, 10),
+			 fcntl(SDENV_FDS_START + 1, F_DUPFD_CLOEXEC, 10) };
+	char pid[16];
+	int h, r;
+
+	(void)state;
+	snprintf(pid, sizeof(pid), "%d", (int)getpid());
+	/* names not one per fd: LISTEN_FDS said which fds are ours */
+	socket_at(SDENV_FDS_START);
+	put_env(pid, "1", "http:register");
+	assert_int_equal(activation_take(&h, &r, why, sizeof(why)), -EINVAL);
+	assert_int_equal(fcntl(SDENV_FDS_START, F_GETFD), -1);
+	assert_int_equal(h, -1);
+	assert_int_equal(r, -1);
+	/* one of two not open: the other is still ours */
+	socket_at(SDENV_FDS_START);
+	close(SDENV_FDS_START + 1);
+	put_env(pid, "2", "http:register");
+	assert_int_equal(activation_take(&h, &r, why, sizeof(why)), -EBADF);
+	assert_int_equal(fcntl(SDENV_FDS_START, F_GETFD), -1);
+	/* another process's: left open */
+	socket_at(SDENV_FDS_START);
+	put_env("1", "1", "register");
+	assert_int_equal(activation_take(&h, &r, why, sizeof(why)), 0);
+	assert_true(fcntl(SDENV_FDS_START, F_GETFD) >= 0);
+	close(SDENV_FDS_START);
+	for (int i = 0; i < 2; i++)
+		if (saved[i] >= 0) {
+			dup2(saved[i], SDENV_FDS_START + i);
+			close(saved[i]);
+		}
+}
+
 static int listening(int domain, int type, const struct sockaddr *sa, socklen_t len)
 {
 	int fd = socket(domain, type | SOCK_CLOEXEC, 0);
@@ -369,6 +417,7 @@ int main(void)
 		cmocka_unit_test(test_beats_are_a_quarter_period_from_50_ms_to_an_hour),
 		cmocka_unit_test(test_take_unsets_the_variables_even_when_it_refuses),
 		cmocka_unit_test(test_take_makes_the_fds_close_on_exec_and_needs_them_open),
+		cmocka_unit_test(test_activation_closes_our_fds_when_it_refuses_them),
 		cmocka_unit_test(test_socket_kinds_come_from_the_kernel),
 	};
 
