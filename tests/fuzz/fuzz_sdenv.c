@@ -47,7 +47,7 @@ static void check_fds(int rc, const char *names, const struct sdenv_fds *f, cons
 	if (rc != f->n || rc > SDENV_MAX_FDS)
 		abort();
 	for (int i = 0; i < rc; i++) {
-		if ((names && *names) != (f->names[i] != NULL))
+		if ((names != NULL) != (f->names[i] != NULL))
 			abort();
 		if (f->names[i] && !strstr(names, f->names[i]))
 			abort();

@@ -91,7 +91,7 @@ static void test_listen_fds_is_a_small_plain_number(void **state)
 	assert_int_equal(fds("4242", "08", NULL, &f), 8); /* still decimal */
 }
 
-static void test_unset_or_empty_names_leave_every_socket_unnamed(void **state)
+static void test_unset_names_leave_every_socket_unnamed(void **state)
 {
 	struct sdenv_fds f;
 
@@ -99,9 +99,18 @@ static void test_unset_or_empty_names_leave_every_socket_unnamed(void **state)
 	assert_int_equal(fds("4242", "2", NULL, &f), 2);
 	assert_null(f.names[0]);
 	assert_null(f.names[1]);
-	assert_int_equal(fds("4242", "2", "", &f), 2);
-	assert_null(f.names[0]);
-	assert_null(f.names[1]);
+}
+
+static void test_empty_names_name_no_socket_and_are_refused(void **state)
+{
+	struct sdenv_fds f;
+
+	(void)state;
+	assert_int_equal(fds("4242", "1", "", &f), -EINVAL);
+	assert_string_equal(why, "LISTEN_FDNAMES names 0 sockets, LISTEN_FDS passes 1");
+	assert_int_equal(f.n, 1); /* still ours to close */
+	assert_int_equal(fds("4242", "2", "", &f), -EINVAL);
+	assert_int_equal(fds("4242", "0", "", &f), 0); /* nothing passed, nothing to name */
 }
 
 static void test_names_are_split_in_order_empty_ones_kept(void **state)
@@ -294,7 +303,7 @@ static void test_take_makes_the_fds_close_on_exec_and_needs_them_open(void **sta
 	assert_string_equal(f.names[0], "register");
 	assert_int_equal(fcntl(SDENV_FDS_START, F_GETFD), FD_CLOEXEC);
 	close(SDENV_FDS_START);
-	put_env(pid, "1", "");
+	put_env(pid, "1", "register");
 	assert_int_equal(sdenv_take_fds(&f, why, sizeof(why)), -EBADF);
 	assert_string_equal(why, "fd 3 of LISTEN_FDS: Bad file descriptor");
 	if (saved >= 0) {
@@ -403,7 +412,8 @@ int main(void)
 		cmocka_unit_test(test_listen_pid_must_be_a_plain_pid),
 		cmocka_unit_test(test_sockets_for_another_process_are_not_ours),
 		cmocka_unit_test(test_listen_fds_is_a_small_plain_number),
-		cmocka_unit_test(test_unset_or_empty_names_leave_every_socket_unnamed),
+		cmocka_unit_test(test_unset_names_leave_every_socket_unnamed),
+		cmocka_unit_test(test_empty_names_name_no_socket_and_are_refused),
 		cmocka_unit_test(test_names_are_split_in_order_empty_ones_kept),
 		cmocka_unit_test(test_names_must_be_as_many_as_the_fds),
 		cmocka_unit_test(test_names_longer_than_the_buffer_are_refused),
