@@ -126,7 +126,17 @@ int activation_take(int *http_fd, int *reg_fd, char *err, size_t err_size)
 
 	*http_fd = *reg_fd = -1;
 	n = sdenv_take_fds(&fds, err, err_size);
-	/* meant for another process: not ours to use or to close */
+	/*
+	 * Meant for another process: not ours to use or to close, nor to
+	 * change the flags of, so they stay open, as they came, for the
+	 * helper's life. No child of ours gets them all the same: once
+	 * started, the helper's only exec (seccomp allows no other) is the
+	 * worker program's (workerexec_run: the worker and the configuration
+	 * checker), whose child puts the channel on fd 3 with dup3 and
+	 * close_range()s every fd above it but the program's own. Setting
+	 * FD_CLOEXEC here would add nothing, and would take LISTEN_FDS of
+	 * another process on trust.
+	 */
 	if (n == -ESRCH)
 		return 0;
 	rc = n < 0 ? n : 0;
