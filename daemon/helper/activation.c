@@ -126,19 +126,34 @@ int activation_take(int *http_fd, int *reg_fd, char *err, size_t err_size)
 
 	*http_fd = *reg_fd = -1;
 	n = sdenv_take_fds(&fds, err, err_size);
-	/* meant for another process: not ours to use or to close */
-	if (n <= 0)
-		return n == -ESRCH ? 0 : n;
-	for (int i = 0; i < n; i++)
+	/*
+	 * Meant for another process: not ours to use or to close, nor to
+	 * change the flags of, so they stay open, as they came, for the
+	 * helper's life. No child of ours gets them all the same: once
+	 * started, the helper's only exec (seccomp allows no other) is the
+	 * worker program's (workerexec_run: the worker and the configuration
+	 * checker), whose child puts the channel on fd 3 with dup3 and
+	 * close_range()s every fd above it but the program's own. Setting
+	 * FD_CLOEXEC here would add nothing, and would take LISTEN_FDS of
+	 * another process on trust.
+	 */
+	if (n == -ESRCH)
+		return 0;
+	rc = n < 0 ? n : 0;
+	for (int i = 0; rc == 0 && i < n; i++)
 		kinds[i] = activation_kind_of(SDENV_FDS_START + i);
-	rc = activation_match(fds.names, kinds, (size_t)n, &hi, &ri, err, err_size);
+	if (rc == 0 && n > 0)
+		rc = activation_match(fds.names, kinds, (size_t)n, &hi, &ri, err, err_size);
 	/* the exporter's event loop needs them non-blocking, as our own are */
 	for (int i = 0; rc == 0 && i < n; i++)
 		if (fcntl(SDENV_FDS_START + i, F_SETFL, O_NONBLOCK) < 0)
 			rc = reason_set(err, err_size, -errno, "socket fd %d: %s",
 					SDENV_FDS_START + i, strerror(errno));
 	if (rc < 0) {
-		for (int i = 0; i < n; i++)
+		/* ours (LISTEN_PID said so) but not served: nobody else closes
+		 * them. fds.n is how many LISTEN_FDS passed, also when the
+		 * names or an fd were wrong; 0 when it was never read. */
+		for (int i = 0; i < fds.n; i++)
 			close(SDENV_FDS_START + i);
 		return rc;
 	}

@@ -42,8 +42,10 @@ enum activation_kind activation_kind_of(int fd);
  * Take the sockets systemd passed (sdenv_take_fds: LISTEN_* unset after),
  * and set *http_fd / *reg_fd to the matched ones (or -1). Returns the
  * number of sockets taken, or -errno with a sentence in err; on error
- * every inherited fd is closed. 0: none were passed, or they were meant
- * for another process (LISTEN_PID), which err then says.
+ * every fd LISTEN_FDS passed us is closed (none when LISTEN_PID or
+ * LISTEN_FDS itself is malformed: then which fds are ours is unknown).
+ * 0: none were passed, or they were meant for another process
+ * (LISTEN_PID), which err then says.
  */
 int activation_take(int *http_fd, int *reg_fd, char *err, size_t err_size);
 

@@ -434,14 +434,9 @@ int helper_run(const struct helper_args *a)
 			    .start_unix_ns = clock_ns(CLOCK_REALTIME) };
 	struct epoll_event ev[16];
 	bool stop = false;
-	uint64_t wd_ms = notify_watchdog_usec() / 1000u;
 	int rc;
 
-	/* four beats per watchdog period: one late beat is no restart */
-	if (wd_ms)
-		h.heartbeat_ms = wd_ms / 4 < 50			    ? 50
-				 : wd_ms / 4 > IPC_HEARTBEAT_MAX_MS ? IPC_HEARTBEAT_MAX_MS
-								    : (unsigned)(wd_ms / 4);
+	helper_watchdog_setup(&h);
 	rc = setup(&h, a->borrow);
 
 	if (rc < 0)

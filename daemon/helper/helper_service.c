@@ -50,6 +50,33 @@ void helper_worker_status(struct helper *h, const struct ipc_status *m)
 		notify_send("WATCHDOG=1");
 }
 
+unsigned helper_beat_ms(uint64_t usec)
+{
+	/* in microseconds: a period under 1 ms must not round to no beats */
+	uint64_t quarter_ms = usec / 4000u;
+
+	if (!usec)
+		return 0;
+	if (quarter_ms < HELPER_BEAT_MIN_MS)
+		return HELPER_BEAT_MIN_MS;
+	return quarter_ms > IPC_HEARTBEAT_MAX_MS ? IPC_HEARTBEAT_MAX_MS : (unsigned)quarter_ms;
+}
+
+void helper_watchdog_setup(struct helper *h)
+{
+	uint64_t usec = notify_watchdog_usec();
+
+	h->heartbeat_ms = helper_beat_ms(usec);
+	/* systemd enforces the period whether we can keep it or not: beat
+	 * anyway (a ping that comes in time now and then is better than
+	 * none), and say why the restarts will come */
+	if (usec && usec <= (uint64_t)h->heartbeat_ms * 1000u)
+		log_warn("WatchdogSec= is %llu us, no longer than the %u ms between our beats: "
+			 "systemd will likely restart the service for a missed ping; raise it "
+			 "above %u ms",
+			 (unsigned long long)usec, h->heartbeat_ms, HELPER_BEAT_MIN_MS);
+}
+
 static void kept(const char *key, void *ctx)
 {
 	(void)ctx;

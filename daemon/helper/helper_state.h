@@ -87,6 +87,22 @@ int helper_send_totals(struct helper *h); /* IPC_HELLO: restarts, refusals, disc
 void helper_worker_status(struct helper *h, const struct ipc_status *m);
 void helper_reload(struct helper *h);
 
+/* Each beat wakes the worker and the helper and sends a datagram to
+ * systemd: 20 a second is the most a watchdog may cost us. */
+#define HELPER_BEAT_MIN_MS 50u
+
+/*
+ * Pure: how often the worker beats for a watchdog period of usec (0: no
+ * watchdog, no beats): four times a period, so that one late beat is no
+ * restart, but never more often than every HELPER_BEAT_MIN_MS nor less
+ * often than IPC_HEARTBEAT_MAX_MS.
+ */
+unsigned helper_beat_ms(uint64_t usec);
+
+/* h->heartbeat_ms for systemd's watchdog; warns when systemd will likely
+ * restart us anyway, the period being too short for our beats. */
+void helper_watchdog_setup(struct helper *h);
+
 /* helper_sched.c: IPC_SCHEDSTAT for vCPUs [first, end) of vm */
 void helper_send_schedstat(struct helper *h, const struct hvm *vm, unsigned first, unsigned end);
 

@@ -40,8 +40,13 @@ int notify_open(void)
 	char why[128];
 	int fd = -1, rc;
 
-	/* WATCHDOG_PID names the process systemd watches: ours, the helper's */
-	if ((rc = sdenv_take_watchdog(&watchdog_usec, why, sizeof(why))) < 0)
+	/* WATCHDOG_PID names the process systemd watches: ours, the helper's.
+	 * Another process's watchdog is none of our business (libsystemd says
+	 * nothing then either); a malformed one is a manager to look at. */
+	rc = sdenv_take_watchdog(&watchdog_usec, why, sizeof(why));
+	if (rc == -ESRCH)
+		log_info("%s: no watchdog beats", why);
+	else if (rc < 0)
 		log_warn("%s: no watchdog beats", why);
 	if (!addr) {
 		rc = 0;

@@ -27,8 +27,9 @@ int notify_parse_address(const char *s, struct sockaddr_un *sa, socklen_t *len);
 /*
  * Connect to $NOTIFY_SOCKET and take the watchdog settings ($WATCHDOG_USEC,
  * for this pid by $WATCHDOG_PID; sdenv.h), then remove the variables so no
- * child sees them. A malformed watchdog setting is logged: no watchdog. 0 when systemd did not ask (every send is then a no-op), 1
- * when connected, -errno on a socket that is named but unusable.
+ * child sees them. A malformed watchdog setting is logged: no watchdog.
+ * 0 when systemd did not ask (every send is then a no-op), 1 when
+ * connected, -errno on a socket that is named but unusable.
  */
 int notify_open(void);
 

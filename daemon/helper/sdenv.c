@@ -43,10 +43,11 @@ static int for_us(const char *var, const char *pid, pid_t self, char *why, size_
 	return 0;
 }
 
-/* LISTEN_FDNAMES: one name per fd, ':' between them ("" names none). */
+/* LISTEN_FDNAMES: one name per fd, ':' between them; "" names none, as
+ * libsystemd reads it (not one empty name). */
 static int split_names(const char *s, struct sdenv_fds *out, char *why, size_t why_size)
 {
-	size_t len = strnlen(s, sizeof(out->buf)), count = 1;
+	size_t len = strnlen(s, sizeof(out->buf)), count = len ? 1 : 0;
 	char *rest = out->buf;
 
 	if (len == sizeof(out->buf))
@@ -82,8 +83,16 @@ int sdenv_parse_fds(const char *pid, const char *fds, const char *names, pid_t s
 				  "LISTEN_FDS is not a number of sockets from 0 to %d",
 				  SDENV_MAX_FDS);
 	out->n = (int)n;
-	/* unset or empty: every socket is unnamed */
-	if (!n || !names || !names[0])
+	/*
+	 * Unset: every socket is unnamed (systemd-socket-activate without
+	 * --fdname). Set but empty is refused below, not taken as unnamed:
+	 * systemd names every fd it passes (FileDescriptorName=, else the
+	 * socket unit's name) and our units name both (http, register), so ""
+	 * comes from a manager or a hand-made environment we do not know, and
+	 * matching its sockets by kind alone would be a guess. libsystemd
+	 * refuses it too (0 names for n fds).
+	 */
+	if (!n || !names)
 		return out->n;
 	return split_names(names, out, why, why_size);
 }
@@ -105,7 +114,7 @@ int sdenv_parse_watchdog(const char *usec_s, const char *pid, pid_t self, uint64
 				  "WATCHDOG_USEC is not a decimal number of microseconds");
 	if (v < SDENV_WATCHDOG_MIN_USEC || v > SDENV_WATCHDOG_MAX_USEC)
 		return reason_set(why, why_size, -EINVAL,
-				  "WATCHDOG_USEC=%llu is outside 100 ms to 30 days",
+				  "WATCHDOG_USEC=%llu is 0 or infinity, not a period",
 				  (unsigned long long)v);
 	*usec = v;
 	return 1;

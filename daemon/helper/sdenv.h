@@ -29,10 +29,14 @@
 /* systemd's names are at most 255 bytes; each name's own checks are the
  * caller's (activation_match) */
 #define SDENV_NAMES_SIZE (SDENV_MAX_FDS * 256)
-/* Beats are at least 50 ms apart (helper.c): a shorter period cannot be
- * honoured. A longer one than 30 days is no setting anybody means. */
-#define SDENV_WATCHDOG_MIN_USEC 100000ull
-#define SDENV_WATCHDOG_MAX_USEC (30ull * 24 * 3600 * 1000000)
+/* Any period systemd can set is taken as it comes, as sd_watchdog_enabled()
+ * does: systemd enforces WatchdogSec= whatever we think of it, so refusing
+ * one only stops the beats and gets us killed every period. How often the
+ * worker beats for it is the helper's choice (helper_beat_ms), and so is
+ * the warning when that cannot keep up. 0 is no period, and UINT64_MAX is
+ * systemd's "infinity", never a period it passes. */
+#define SDENV_WATCHDOG_MIN_USEC 1ull
+#define SDENV_WATCHDOG_MAX_USEC (UINT64_MAX - 1)
 
 struct sdenv_fds {
 	int n;				  /* at SDENV_FDS_START, SDENV_FDS_START + 1, ... */
@@ -44,6 +48,8 @@ struct sdenv_fds {
  * Pure: the three LISTEN_* values (NULL: unset) for process self. The
  * number of fds (0: none passed, or LISTEN_PID unset), -ESRCH when
  * LISTEN_PID names another process, -EINVAL on anything malformed.
+ * out->n is LISTEN_FDS once it is read, also when the names are refused
+ * after it: those fds are ours to close.
  */
 int sdenv_parse_fds(const char *pid, const char *fds, const char *names, pid_t self,
 		    struct sdenv_fds *out, char *why, size_t why_size);
@@ -51,14 +57,16 @@ int sdenv_parse_fds(const char *pid, const char *fds, const char *names, pid_t s
 /*
  * Pure: WATCHDOG_USEC and WATCHDOG_PID (NULL: unset) for process self.
  * 1 with *usec set, 0 when there is no watchdog, -ESRCH when it watches
- * another process, -EINVAL when the period is malformed or out of
- * [SDENV_WATCHDOG_MIN_USEC, SDENV_WATCHDOG_MAX_USEC].
+ * another process, -EINVAL when the period is malformed, 0 or beyond
+ * SDENV_WATCHDOG_MAX_USEC.
  */
 int sdenv_parse_watchdog(const char *usec_s, const char *pid, pid_t self, uint64_t *usec, char *why,
 			 size_t why_size);
 
 /* sdenv_parse_fds on our environment, then unset LISTEN_* whatever they
- * said, and make every fd passed close-on-exec (-EBADF: one is not open). */
+ * said, and make every fd passed close-on-exec (-EBADF: one is not open).
+ * On -EINVAL and -EBADF, out->n is still how many LISTEN_FDS passed (0
+ * when it or LISTEN_PID was malformed). */
 int sdenv_take_fds(struct sdenv_fds *out, char *why, size_t why_size);
 
 /* sdenv_parse_watchdog on our environment, then unset WATCHDOG_*. */

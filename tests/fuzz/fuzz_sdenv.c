@@ -10,7 +10,8 @@
  * -EINVAL or -ESRCH with a sentence, never quoting the value (no control
  * character in it); an accepted LISTEN_* has 0..SDENV_MAX_FDS fds, names
  * exactly when LISTEN_FDNAMES is set, each name a piece of it; an accepted
- * watchdog period is within its bounds and is the number given.
+ * watchdog period is within its bounds (neither 0 nor infinity) and is
+ * the number given.
  *
  * Build and run: see tests/fuzz/README.md. Seeds: tests/fuzz/corpus/sdenv.
  */
@@ -46,7 +47,7 @@ static void check_fds(int rc, const char *names, const struct sdenv_fds *f, cons
 	if (rc != f->n || rc > SDENV_MAX_FDS)
 		abort();
 	for (int i = 0; i < rc; i++) {
-		if ((names && *names) != (f->names[i] != NULL))
+		if ((names != NULL) != (f->names[i] != NULL))
 			abort();
 		if (f->names[i] && !strstr(names, f->names[i]))
 			abort();
@@ -86,7 +87,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	} else if (rc == 1) {
 		char *end;
 
-		if (usec < SDENV_WATCHDOG_MIN_USEC || usec > SDENV_WATCHDOG_MAX_USEC)
+		/* any period systemd can set: not 0, not infinity */
+		if (usec < SDENV_WATCHDOG_MIN_USEC || usec > SDENV_WATCHDOG_MAX_USEC || usec == 0 ||
+		    usec == UINT64_MAX)
 			abort();
 		if (!v[3] || strtoull(v[3], &end, 10) != usec || *end)
 			abort();

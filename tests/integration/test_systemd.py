@@ -94,10 +94,10 @@ def notified(kvmstatd_bin, root):
     the pid systemd would watch, the one it started (the helper)."""
     made, socks = [], []
 
-    def make(overrides=None):
+    def make(overrides=None, watchdog_usec=WATCHDOG_USEC):
         d = harness.Daemon(overrides, prefix=["sh", "-c", 'WATCHDOG_PID=$$ exec "$@"', "sh"])
         n = NotifySocket(os.path.join(d.dir, "notify.sock"))
-        d.env = {"NOTIFY_SOCKET": n.path, "WATCHDOG_USEC": str(WATCHDOG_USEC)}
+        d.env = {"NOTIFY_SOCKET": n.path, "WATCHDOG_USEC": str(watchdog_usec)}
         made.append(d)
         socks.append(n)
         d.start()
@@ -145,6 +145,42 @@ def test_a_stopped_poller_stops_the_watchdog_pings(notified):
     t2 = time.monotonic()
     n.wait(lambda f: f.get("WATCHDOG") == "1", timeout=3, what="a ping after SIGCONT", since=t2)
     assert d.worker_pid() == worker, "the worker was replaced: %s" % d.log()
+
+
+LATE_PING = r"systemd will likely restart the service"
+
+
+def pings_in_a_second(n):
+    n.wait(lambda f: f.get("WATCHDOG") == "1", what="WATCHDOG=1")
+    n.poll(0)
+    t0 = time.monotonic()
+    while time.monotonic() < t0 + 1.0:  # messages are stamped when read
+        n.poll(0.01)
+    return len(n.pings_between(t0, t0 + 1.0))
+
+
+def test_a_watchdog_of_80_ms_is_kept_with_a_ping_every_50_ms(notified):
+    # libsystemd took it; refusing it sent no pings while systemd still
+    # restarted the service every 80 ms
+    d, n = notified(watchdog_usec=80000)
+    assert pings_in_a_second(n) >= 12, [m[3] for m in n.messages[-30:]]  # 20 at 50 ms
+    assert not d.log_lines(LATE_PING), d.log()
+
+
+def test_a_watchdog_shorter_than_a_beat_is_warned_about_and_still_pinged(notified):
+    d, n = notified(watchdog_usec=40000)
+    d.wait_log(LATE_PING)
+    assert pings_in_a_second(n) >= 12, [m[3] for m in n.messages[-30:]]
+
+
+def test_another_process_s_watchdog_is_noted_and_not_pinged(kvmstatd_bin, root):
+    # systemd watches another process: none of our business, no warning
+    d = harness.Daemon(env={"WATCHDOG_USEC": "1000000", "WATCHDOG_PID": "1"})
+    try:
+        d.start()
+        d.wait_log(r"\]: info: WATCHDOG_PID is 1, not us \(\d+\): no watchdog beats")
+    finally:
+        harness.stop_daemons([d])
 
 
 def exits_by_vcpu(expo, vm):
@@ -273,3 +309,19 @@ def _try_connect(port):
             return True
     except OSError:
         return False
+
+
+def test_sockets_for_another_process_stay_in_the_helper_and_never_reach_the_worker(
+        kvmstatd_bin, root):
+    # fd 3 as a manager would leave it for LISTEN_PID=1: not ours to use
+    # or close; the worker's exec (close_range) must not carry it over
+    d = harness.Daemon(prefix=["sh", "-c", 'exec 3</dev/null; exec "$@"', "sh"],
+                       env={"LISTEN_PID": "1", "LISTEN_FDS": "1", "LISTEN_FDNAMES": "http"})
+    try:
+        d.start()
+        d.wait_log(r"LISTEN_PID is 1, not us .*opening our own")
+        assert harness.fd_links(d.proc.pid).get(3) == "/dev/null", harness.fd_links(d.proc.pid)
+        links = harness.fd_links(d.worker_pid())
+        assert "/dev/null" not in [l for fd, l in links.items() if fd > 2], links
+    finally:
+        harness.stop_daemons([d])

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Unit tests of sdenv: LISTEN_PID/LISTEN_FDS/LISTEN_FDNAMES and
- * WATCHDOG_USEC/WATCHDOG_PID as a hostile environment may set them, and
- * of activation_kind_of on real sockets (what the kernel says they are).
+ * WATCHDOG_USEC/WATCHDOG_PID as a hostile environment may set them, the
+ * beats a watchdog period gets (helper_beat_ms), and activation_kind_of
+ * on real sockets (what the kernel says they are).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -21,6 +22,7 @@
 #include <cmocka.h>
 
 #include "activation.h"
+#include "helper_state.h"
 #include "sdenv.h"
 
 #define SELF 4242
@@ -89,7 +91,7 @@ static void test_listen_fds_is_a_small_plain_number(void **state)
 	assert_int_equal(fds("4242", "08", NULL, &f), 8); /* still decimal */
 }
 
-static void test_unset_or_empty_names_leave_every_socket_unnamed(void **state)
+static void test_unset_names_leave_every_socket_unnamed(void **state)
 {
 	struct sdenv_fds f;
 
@@ -97,9 +99,18 @@ static void test_unset_or_empty_names_leave_every_socket_unnamed(void **state)
 	assert_int_equal(fds("4242", "2", NULL, &f), 2);
 	assert_null(f.names[0]);
 	assert_null(f.names[1]);
-	assert_int_equal(fds("4242", "2", "", &f), 2);
-	assert_null(f.names[0]);
-	assert_null(f.names[1]);
+}
+
+static void test_empty_names_name_no_socket_and_are_refused(void **state)
+{
+	struct sdenv_fds f;
+
+	(void)state;
+	assert_int_equal(fds("4242", "1", "", &f), -EINVAL);
+	assert_string_equal(why, "LISTEN_FDNAMES names 0 sockets, LISTEN_FDS passes 1");
+	assert_int_equal(f.n, 1); /* still ours to close */
+	assert_int_equal(fds("4242", "2", "", &f), -EINVAL);
+	assert_int_equal(fds("4242", "0", "", &f), 0); /* nothing passed, nothing to name */
 }
 
 static void test_names_are_split_in_order_empty_ones_kept(void **state)
@@ -198,23 +209,54 @@ static void test_watchdog_usec_garbage_is_refused(void **state)
 	}
 }
 
-static void test_watchdog_period_is_bounded(void **state)
+static void test_watchdog_period_of_0_or_infinity_is_refused(void **state)
+{
+	uint64_t u;
+
+	(void)state;
+	assert_int_equal(wd("0", NULL, &u), -EINVAL);
+	assert_string_equal(why, "WATCHDOG_USEC=0 is 0 or infinity, not a period");
+	assert_int_equal(wd("18446744073709551615", NULL, &u), -EINVAL); /* USEC_INFINITY */
+	assert_int_equal(u, 0);
+}
+
+static void test_a_period_of_80_ms_is_accepted_and_beats_every_50_ms(void **state)
+{
+	uint64_t u;
+
+	(void)state;
+	assert_int_equal(wd("80000", NULL, &u), 1);
+	assert_int_equal(u, 80000);
+	assert_int_equal(helper_beat_ms(u), 50);
+}
+
+static void test_any_other_period_is_accepted_as_given(void **state)
 {
 	char s[32];
 	uint64_t u;
 
 	(void)state;
-	assert_int_equal(wd("0", NULL, &u), -EINVAL);
-	assert_string_equal(why, "WATCHDOG_USEC=0 is outside 100 ms to 30 days");
-	assert_int_equal(wd("99999", NULL, &u), -EINVAL);
-	assert_int_equal(wd("100000", NULL, &u), 1);
-	snprintf(s, sizeof(s), "%llu", SDENV_WATCHDOG_MAX_USEC);
+	assert_int_equal(wd("1", NULL, &u), 1);
+	assert_int_equal(u, 1);
+	assert_int_equal(wd("99999", NULL, &u), 1);
+	assert_int_equal(u, 99999);
+	snprintf(s, sizeof(s), "%llu", (unsigned long long)SDENV_WATCHDOG_MAX_USEC);
 	assert_int_equal(wd(s, NULL, &u), 1);
-	assert_int_equal(u, SDENV_WATCHDOG_MAX_USEC);
-	snprintf(s, sizeof(s), "%llu", SDENV_WATCHDOG_MAX_USEC + 1);
-	assert_int_equal(wd(s, NULL, &u), -EINVAL);
-	assert_int_equal(wd("18446744073709551615", NULL, &u), -EINVAL); /* infinity */
-	assert_int_equal(u, 0);
+	assert_int_equal(u, UINT64_MAX - 1);
+}
+
+static void test_beats_are_a_quarter_period_from_50_ms_to_an_hour(void **state)
+{
+	(void)state;
+	assert_int_equal(helper_beat_ms(0), 0);			 /* no watchdog */
+	assert_int_equal(helper_beat_ms(1), HELPER_BEAT_MIN_MS); /* under 1 ms: still beats */
+	assert_int_equal(helper_beat_ms(999), HELPER_BEAT_MIN_MS);
+	assert_int_equal(helper_beat_ms(199999), HELPER_BEAT_MIN_MS);
+	assert_int_equal(helper_beat_ms(200000), 50);
+	assert_int_equal(helper_beat_ms(1000000), 250);
+	assert_int_equal(helper_beat_ms(30000000), 7500); /* the shipped WatchdogSec=30s */
+	assert_int_equal(helper_beat_ms(4ull * IPC_HEARTBEAT_MAX_MS * 1000), IPC_HEARTBEAT_MAX_MS);
+	assert_int_equal(helper_beat_ms(UINT64_MAX - 1), IPC_HEARTBEAT_MAX_MS);
 }
 
 static void put_env(const char *pid, const char *n, const char *names)
@@ -261,13 +303,61 @@ static void test_take_makes_the_fds_close_on_exec_and_needs_them_open(void **sta
 	assert_string_equal(f.names[0], "register");
 	assert_int_equal(fcntl(SDENV_FDS_START, F_GETFD), FD_CLOEXEC);
 	close(SDENV_FDS_START);
-	put_env(pid, "1", "");
+	put_env(pid, "1", "register");
 	assert_int_equal(sdenv_take_fds(&f, why, sizeof(why)), -EBADF);
 	assert_string_equal(why, "fd 3 of LISTEN_FDS: Bad file descriptor");
 	if (saved >= 0) {
 		dup2(saved, SDENV_FDS_START);
 		close(saved);
 	}
+}
+
+/* A socket at fd: where systemd would have put one. */
+static void socket_at(int fd)
+{
+	int s = socket(AF_UNIX, SOCK_SEQPACKET, 0);
+
+	assert_true(s >= 0);
+	if (s != fd) {
+		assert_int_equal(dup2(s, fd), fd);
+		close(s);
+	}
+}
+
+static void test_activation_closes_our_fds_when_it_refuses_them(void **state)
+{
+	/* fds 3 and 4 may be the test runner's: put them back afterwards */
+	int saved[2] = { fcntl(SDENV_FDS_START, F_DUPFD_CLOEXEC, 10),
+			 fcntl(SDENV_FDS_START + 1, F_DUPFD_CLOEXEC, 10) };
+	char pid[16];
+	int h, r;
+
+	(void)state;
+	snprintf(pid, sizeof(pid), "%d", (int)getpid());
+	/* names not one per fd: LISTEN_FDS said which fds are ours */
+	socket_at(SDENV_FDS_START);
+	put_env(pid, "1", "http:register");
+	assert_int_equal(activation_take(&h, &r, why, sizeof(why)), -EINVAL);
+	assert_int_equal(fcntl(SDENV_FDS_START, F_GETFD), -1);
+	assert_int_equal(h, -1);
+	assert_int_equal(r, -1);
+	/* one of two not open: the other is still ours */
+	socket_at(SDENV_FDS_START);
+	close(SDENV_FDS_START + 1);
+	put_env(pid, "2", "http:register");
+	assert_int_equal(activation_take(&h, &r, why, sizeof(why)), -EBADF);
+	assert_int_equal(fcntl(SDENV_FDS_START, F_GETFD), -1);
+	/* another process's: left open */
+	socket_at(SDENV_FDS_START);
+	put_env("1", "1", "register");
+	assert_int_equal(activation_take(&h, &r, why, sizeof(why)), 0);
+	assert_true(fcntl(SDENV_FDS_START, F_GETFD) >= 0);
+	close(SDENV_FDS_START);
+	for (int i = 0; i < 2; i++)
+		if (saved[i] >= 0) {
+			dup2(saved[i], SDENV_FDS_START + i);
+			close(saved[i]);
+		}
 }
 
 static int listening(int domain, int type, const struct sockaddr *sa, socklen_t len)
@@ -322,7 +412,8 @@ int main(void)
 		cmocka_unit_test(test_listen_pid_must_be_a_plain_pid),
 		cmocka_unit_test(test_sockets_for_another_process_are_not_ours),
 		cmocka_unit_test(test_listen_fds_is_a_small_plain_number),
-		cmocka_unit_test(test_unset_or_empty_names_leave_every_socket_unnamed),
+		cmocka_unit_test(test_unset_names_leave_every_socket_unnamed),
+		cmocka_unit_test(test_empty_names_name_no_socket_and_are_refused),
 		cmocka_unit_test(test_names_are_split_in_order_empty_ones_kept),
 		cmocka_unit_test(test_names_must_be_as_many_as_the_fds),
 		cmocka_unit_test(test_names_longer_than_the_buffer_are_refused),
@@ -330,9 +421,13 @@ int main(void)
 		cmocka_unit_test(test_no_watchdog_without_watchdog_usec),
 		cmocka_unit_test(test_watchdog_pid_names_who_is_watched),
 		cmocka_unit_test(test_watchdog_usec_garbage_is_refused),
-		cmocka_unit_test(test_watchdog_period_is_bounded),
+		cmocka_unit_test(test_watchdog_period_of_0_or_infinity_is_refused),
+		cmocka_unit_test(test_a_period_of_80_ms_is_accepted_and_beats_every_50_ms),
+		cmocka_unit_test(test_any_other_period_is_accepted_as_given),
+		cmocka_unit_test(test_beats_are_a_quarter_period_from_50_ms_to_an_hour),
 		cmocka_unit_test(test_take_unsets_the_variables_even_when_it_refuses),
 		cmocka_unit_test(test_take_makes_the_fds_close_on_exec_and_needs_them_open),
+		cmocka_unit_test(test_activation_closes_our_fds_when_it_refuses_them),
 		cmocka_unit_test(test_socket_kinds_come_from_the_kernel),
 	};
 
