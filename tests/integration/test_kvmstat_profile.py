@@ -107,6 +107,17 @@ def spinner():
         s.stop()
 
 
+def load_kvmstat():
+    """cli/kvmstat as a module, for what is decided inside it."""
+    import importlib.machinery
+    import importlib.util
+    loader = importlib.machinery.SourceFileLoader("kvmstat_cli", KVMSTAT)
+    spec = importlib.util.spec_from_loader("kvmstat_cli", loader)
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module
+
+
 def perf_allowed_here():
     """Root may sample anything whatever perf_event_paranoid says (CAP_PERFMON)."""
     if os.geteuid() != 0:
@@ -167,6 +178,19 @@ def test_profile_of_a_process_that_is_gone():
     r = kvmstat("profile", "--pid", str(pid), "--seconds", "1")
     assert r.returncode == 1 and r.stdout == "", r
     assert r.stderr == "kvmstat: no process %d (the VMM is gone)\n" % pid, r
+
+
+@pytest.mark.parametrize("machine", ["aarch64", "ppc64le", "s390x", "riscv64", "i686"])
+def test_profile_refuses_cpus_whose_ring_needs_barriers(monkeypatch, machine):
+    """The ring protocol needs memory barriers that Python has not, except
+    on x86_64: elsewhere kvmstat refuses, saying so, before any syscall."""
+    k = load_kvmstat()
+    monkeypatch.setattr(k.platform, "machine", lambda: machine)
+    with pytest.raises(k.ProfileError) as e:
+        k.Perf()
+    assert str(e.value).startswith("kvmstat profile runs on x86_64 only (a 64-bit Python), "
+                                   "not %s: reading perf's ring buffer needs memory barriers "
+                                   "there that Python cannot express" % machine), e.value
 
 
 def test_profile_usage_errors():
