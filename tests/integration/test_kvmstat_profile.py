@@ -2,8 +2,8 @@
 
 Without KVM (here and everywhere): the ring-buffer reader and the folding,
 proved on real samples of spinning host processes (--pid): host frames
-only, the counts add up to the samples it reports, threads that start
-while it samples are sampled too, a ring too small for the rate wraps and
+only, the counts add up to the samples it reports, threads started only
+once it holds its first events are sampled too, a ring too small for the rate wraps and
 loses records that it counts; what it says when the process is gone, the
 VM is unknown to the daemon, or the user may not sample.
 
@@ -22,6 +22,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import time
 
 import pytest
 
@@ -36,14 +37,53 @@ REPORT = re.compile(r"kvmstat: profiled (.*) for \S+s at (\d+) Hz: (\d+) samples
 SPIN_LO, SPIN_HI = 0x1020, 0x1023  # demo/kvmstat-demo-vmm.c: GUEST_SPIN's loop
 
 
-def kvmstat(*args, timeout=120, user=None):
+def kvmstat_cmd(args, user=None):
     e = {k: v for k, v in os.environ.items() if not k.startswith("KVMSTAT_")}
     e["HOME"] = tempfile.gettempdir()
     cmd = [KVMSTAT] + list(args)
     if user is not None:
         cmd = ["setpriv", "--reuid=%d" % user, "--regid=%d" % user, "--clear-groups"] + cmd
+    return cmd, e
+
+
+def kvmstat(*args, timeout=120, user=None):
+    cmd, e = kvmstat_cmd(args, user)
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=e,
                           stdin=subprocess.DEVNULL)
+
+
+def kvmstat_started(*args):
+    """kvmstat running, for a test that acts while it samples; finish(p)
+    gives its CompletedProcess."""
+    cmd, e = kvmstat_cmd(args)
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=e, stdin=subprocess.DEVNULL)
+
+
+def finish(p, timeout=120):
+    out, err = p.communicate(timeout=timeout)
+    return subprocess.CompletedProcess(p.args, p.returncode, out, err)
+
+
+def perf_fds(pid):
+    """How many perf events process pid holds open."""
+    n = 0
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            n += os.readlink("/proc/%d/fd/%s" % (pid, fd)) == "anon_inode:[perf_event]"
+        except OSError:
+            pass
+    return n
+
+
+def wait_for_perf_fds(p, timeout=60):
+    """Until kvmstat (Popen p) holds its first events: its first scan of
+    the threads is done, and sampling starts."""
+    deadline = time.monotonic() + timeout
+    while not perf_fds(p.pid):
+        assert p.poll() is None, finish(p)
+        assert time.monotonic() < deadline, "kvmstat opened no perf event in %d s" % timeout
+        time.sleep(0.01)
 
 
 def folded(r):
@@ -69,21 +109,27 @@ def report(r):
 
 
 class Spinner:
-    """A host process whose main thread sleeps and N threads spin in Python,
-    started after delay seconds; it prints their tids when they run."""
+    """A host process whose main thread waits and N threads spin in Python:
+    they start at once, or with wait=True when go() tells it to (a line on
+    its stdin); it prints their tids when they run."""
 
-    def __init__(self, threads=2, delay=0.0):
-        code = ("import sys, threading, time\n"
+    def __init__(self, threads=2, wait=False):
+        code = ("import sys, threading\n"
                 "def spin():\n"
                 "    while True: pass\n"
-                "time.sleep(%r)\n"
+                "if %r:\n"
+                "    sys.stdin.readline()\n"
                 "ts = [threading.Thread(target=spin, daemon=True) for _ in range(%d)]\n"
                 "for t in ts: t.start()\n"
                 "print(' '.join(str(t.native_id) for t in ts), flush=True)\n"
-                "time.sleep(600)\n" % (delay, threads))
+                "sys.stdin.read()\n" % (wait, threads))
         self.proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
-                                     text=True, stdin=subprocess.DEVNULL)
+                                     text=True, stdin=subprocess.PIPE)
         self.pid = self.proc.pid
+
+    def go(self):
+        self.proc.stdin.write("go\n")
+        self.proc.stdin.flush()
 
     def tids(self):
         return [int(t) for t in self.proc.stdout.readline().split()]
@@ -92,6 +138,7 @@ class Spinner:
         self.proc.kill()
         self.proc.wait()
         self.proc.stdout.close()
+        self.proc.stdin.close()
 
 
 @pytest.fixture
@@ -127,11 +174,17 @@ def perf_allowed_here():
 # ------------------------------------------------------------ without KVM
 
 def test_profile_of_a_host_process_folds_real_samples(spinner):
+    """The spinning threads start only once kvmstat holds the events of its
+    first scan (the main thread's): they are sampled because the rescans
+    while sampling found them."""
     perf_allowed_here()
-    s = spinner(threads=2, delay=1.0)  # its threads start while kvmstat samples
-    r = kvmstat("profile", "--pid", str(s.pid), "--seconds", "4", "--per-vcpu")
-    assert r.returncode == 0, r
+    s = spinner(threads=2, wait=True)
+    p = kvmstat_started("profile", "--pid", str(s.pid), "--seconds", "4", "--per-vcpu")
+    wait_for_perf_fds(p)
+    s.go()
     late = s.tids()
+    r = finish(p)
+    assert r.returncode == 0, r
     n = report(r)
     stacks = folded(r)
     assert n["guest"] == 0 and n["host"] == n["samples"] > 0, r.stderr
@@ -139,8 +192,8 @@ def test_profile_of_a_host_process_folds_real_samples(spinner):
     assert n["threads"] == 3, r.stderr  # the main thread and the two that came later
     roots = {f[0] for f in stacks}
     assert roots <= {"[thread %d python3]" % t for t in [s.pid] + late}, roots
-    # the spinning threads, started a second in, have samples of their own
-    assert {"[thread %d python3]" % t for t in late} <= roots, roots
+    # the spinning threads, started after the first scan, have samples of their own
+    assert {"[thread %d python3]" % t for t in late} <= roots, (late, roots)
     for frames in stacks:
         assert all(re.match(r"\[(user|kernel)\] \S", f) for f in frames[1:]), frames
     assert IP_ONLY not in r.stderr
