@@ -17,11 +17,13 @@ The guest-callchains kernel (its guest frames beyond the IP) is proved by
 `make kernel-check`, whose guest runs busybox, not Python.
 """
 
+import errno
 import os
 import re
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 import pytest
@@ -222,6 +224,120 @@ def test_profile_ring_wraps_and_counts_lost_records(spinner, tmp_path):
     # is lost for sure at 2,000 Hz and above (an emulated CPU may be throttled below)
     if n["hz"] >= 2000 and n["samples"] + n["lost"] > 3 * n["hz"] // 2:
         assert n["lost"] > 0, n
+
+
+def own_perf_fds():
+    return perf_fds(os.getpid())
+
+
+@pytest.mark.parametrize("fails", ["perf_event_open", "mmap"])
+def test_profile_closes_what_it_opened_when_a_thread_cannot_be_sampled(spinner, fails):
+    """The third thread's event cannot be opened, or its ring mapped: the
+    two before it are closed and unmapped, and the error says why."""
+    perf_allowed_here()
+    k = load_kvmstat()
+    s = spinner(threads=3)
+    third = sorted([s.pid] + s.tids())[2]
+    sampler = k.Sampler(s.pid, None, 99, 1, k.Profile(100, False, False))
+    real_open, real_map, opened = sampler.perf.open, sampler.map, []
+
+    def open_(tid, freq):
+        if fails == "perf_event_open" and tid == third:
+            return -1, errno.EPERM
+        opened.append(tid)
+        return real_open(tid, freq)
+
+    def map_(fd):
+        if fails == "mmap" and opened[-1] == third:
+            raise k.ProfileError("no ring")
+        return real_map(fd)
+    sampler.perf.open, sampler.map = open_, map_
+    before = own_perf_fds()
+    with pytest.raises(k.ProfileError) as e:
+        sampler.run(2)
+    assert len(sampler.events) == 2, sampler.events  # these were open when it failed
+    assert own_perf_fds() == before, "perf events left open"
+    if fails == "mmap":
+        assert str(e.value) == "no ring"
+    else:
+        assert str(e.value).startswith("cannot sample pid %d: perf_event_open: " % s.pid)
+
+
+def test_profile_goes_on_when_a_later_thread_cannot_be_sampled(spinner, capsys):
+    """Threads that come while sampling: one that cannot be sampled (here
+    out of open files) is said once on stderr, one gone already (ESRCH)
+    not at all, and the others are sampled to the end."""
+    perf_allowed_here()
+    k = load_kvmstat()
+    s = spinner(threads=4, wait=True)
+    sampler = k.Sampler(s.pid, None, 499, 1, k.Profile(100, False, False))
+    real_open, fate = sampler.perf.open, {s.pid: 0}
+    fates = [errno.EMFILE, errno.EMFILE, errno.ESRCH, 0]  # of the late threads, as seen
+
+    def open_(tid, freq):
+        if tid not in fate:
+            fate[tid] = fates[len(fate) - 1]
+        if fate[tid]:
+            return -1, fate[tid]
+        return real_open(tid, freq)
+    sampler.perf.open = open_
+    failed = []
+
+    def run():
+        try:
+            sampler.run(3)
+        except BaseException as e:
+            failed.append(e)
+    t = threading.Thread(target=run)
+    t.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not sampler.events and t.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert list(sampler.events) == [s.pid], sampler.events
+        s.go()
+        late = s.tids()
+    finally:
+        t.join(60)
+    assert not failed, failed
+    assert sorted(fate) == sorted([s.pid] + late), (fate, late)
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(
+        "kvmstat: cannot sample pid %d: perf_event_open: Too many open files: " % s.pid), err
+    assert err.endswith("; sampling goes on without the threads that came since and cannot "
+                        "be sampled\n"), err
+    by = {f: {t for t in fate if fate[t] == f} for f in (0, errno.EMFILE, errno.ESRCH)}
+    assert sampler.refused == by[errno.EMFILE] and sampler.gone >= 1, (sampler.refused, fate)
+    assert set(sampler.events) == by[0] and len(by[0]) == 2, (sampler.events, fate)
+    assert sampler.profile.samples > 0
+
+
+def test_profile_says_when_the_mmap_dup_runs_out_of_files(spinner):
+    """Python's mmap (before 3.13) keeps a dup of the fd it maps: with
+    the open files limit reached there, the sentence is about open files,
+    not locked memory, and counts two per thread."""
+    perf_allowed_here()
+    import resource
+    k = load_kvmstat()
+    if k.FDS_PER_THREAD == 1:
+        pytest.skip("Python %s's mmap does not dup the fd" % sys.version.split()[0])
+    s = spinner(threads=1)
+    sampler = k.Sampler(s.pid, None, 99, 1, k.Profile(100, False, False))
+    before = own_perf_fds()
+    lowest = os.open("/dev/null", os.O_RDONLY)
+    os.close(lowest)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (lowest + 1, hard))  # the event, not its dup
+    try:
+        with pytest.raises(k.ProfileError) as e:
+            sampler.run(1)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert str(e.value) == (
+        "cannot sample pid %d: mmap: Too many open files: two fds (the event and Python's "
+        "mmap's dup of it) per thread (0 threads so far): raise the open files limit "
+        "(ulimit -n)" % s.pid), e.value
+    assert own_perf_fds() == before
 
 
 def test_profile_of_a_process_that_is_gone():
