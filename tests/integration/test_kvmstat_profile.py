@@ -18,6 +18,8 @@ The guest-callchains kernel (its guest frames beyond the IP) is proved by
 """
 
 import errno
+import http.server
+import json
 import os
 import re
 import subprocess
@@ -378,6 +380,111 @@ def test_profile_of_an_unknown_vm_says_so(daemon):
                         "(kvmstat list shows them)\n" % daemon.url), r
 
 
+class FakeAPI(http.server.BaseHTTPRequestHandler):
+    """/api/v1/vms with the VMs a test gives: what kvmstat decides from an
+    answer, not what the daemon answers, is under test."""
+    vms = []
+
+    def do_GET(self):
+        body = json.dumps({"status": "success", "data": {
+            "vms": self.vms, "total": len(self.vms), "truncated": False}}).encode()
+        self.send_response(200 if self.path.startswith("/api/v1/vms?") else 404)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *a):
+        pass
+
+
+@pytest.fixture
+def fake_api():
+    """put(vms) -> the URL of a server answering /api/v1/vms with them."""
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FakeAPI)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+
+    def put(vms):
+        FakeAPI.vms = vms
+        return "http://127.0.0.1:%d" % srv.server_address[1]
+    yield put
+    srv.shutdown()
+    srv.server_close()
+
+
+def vm_of(pid, comm, tids, name="fake-1"):
+    return {"vm": name, "kernel_id": "kvm-%d" % pid, "vmm_pid": pid, "vmm_comm": comm,
+            "source": "registered", "vcpus": len(tids), "created": 1.0,
+            "vcpu_threads": [{"vcpu": i, "tid": t} for i, t in enumerate(tids)]}
+
+
+@pytest.mark.parametrize("url", ["http://192.0.2.1:9735", "https://kvm-host-2.example:9735",
+                                 "http://[2001:db8::1]:9735"])
+def test_profile_refuses_a_remote_daemon(url):
+    """The daemon's pids are its host's: asked nothing, kvmstat says so."""
+    r = kvmstat("profile", "--url", url, "--vm", "web-1", "--seconds", "1", timeout=30)
+    assert r.returncode == 1 and r.stdout == "", r
+    assert r.stderr == ("kvmstat: kvmstatd at %s is on another host, and profiling needs the "
+                        "VMM on this host: run kvmstat profile on the VM's host (against its "
+                        "own kvmstatd, http://localhost:PORT), or give --pid\n" % url), r
+
+
+def test_profile_refuses_a_pid_that_is_not_the_vmm(spinner, fake_api):
+    """The daemon's vmm_pid is another program here (another pid
+    namespace, or the pid was reused): kvmstat samples nothing."""
+    s = spinner(threads=1)
+    url = fake_api([vm_of(s.pid, "qemu-system-x86", [s.pid + 1])])
+    r = kvmstat("profile", "--url", url, "--vm", "fake-1", "--seconds", "1")
+    assert r.returncode == 1 and r.stdout == "", r
+    assert r.stderr == ("kvmstat: pid %d is python3 here, the daemon says qemu-system-x86: "
+                        "not the VMM (it has exited and its pid is taken, or kvmstatd sees "
+                        "another pid namespace)\n" % s.pid), r
+
+
+def test_profile_of_a_vm_whose_vmm_is_gone(fake_api):
+    pid = int(open("/proc/sys/kernel/pid_max").read()) - 1
+    while os.path.exists("/proc/%d" % pid):
+        pid -= 1
+    url = fake_api([vm_of(pid, "qemu-system-x86", [pid])])
+    r = kvmstat("profile", "--url", url, "--vm", "fake-1", "--seconds", "1")
+    assert r.returncode == 1 and r.stderr == "kvmstat: no process %d (the VMM is gone)\n" % pid
+
+
+def test_profile_samples_every_thread_when_vcpu_threads_are_only_the_creator(spinner,
+                                                                             fake_api):
+    """A VMM that creates its vCPUs in the main thread and runs them in
+    others (Cloud Hypervisor, Firecracker): every vcpu_threads entry is the
+    main thread, so kvmstat samples every thread of the VMM, saying once
+    why."""
+    perf_allowed_here()
+    s = spinner(threads=2)
+    spinning = s.tids()
+    url = fake_api([vm_of(s.pid, "python3", [s.pid, s.pid])])
+    r = kvmstat("profile", "--url", url, "--vm", "fake-1", "--seconds", "2", "--per-vcpu")
+    assert r.returncode == 0, r
+    assert r.stderr.startswith(
+        "kvmstat: kvmstatd gives vCPU thread ids that are not 2 distinct threads of it (they "
+        "are the threads that created the vCPUs; this VMM runs them in others) for VM fake-1: "
+        "sampling every thread of its VMM (pid %d)\n" % s.pid), r.stderr
+    assert r.stderr.count("\n") == 2, r.stderr  # that, and the report
+    n = report(r)
+    assert n["threads"] == 3 and n["samples"] > 0, n
+    roots = {f[0] for f in folded(r)}
+    assert {"[thread %d python3]" % t for t in spinning} <= roots, roots
+
+
+def test_profile_samples_the_vcpu_threads_the_daemon_names(spinner, fake_api):
+    perf_allowed_here()
+    s = spinner(threads=3)
+    spinning = s.tids()
+    url = fake_api([vm_of(s.pid, "python3", spinning[:2])])
+    r = kvmstat("profile", "--url", url, "--vm", "fake-1", "--seconds", "2", "--per-vcpu")
+    assert r.returncode == 0, r
+    n = report(r)
+    assert n["threads"] == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert {f[0] for f in folded(r)} == {"[vcpu 0]", "[vcpu 1]"}, r.stdout
+
+
 def test_profile_without_a_daemon_says_so():
     url = "http://127.0.0.1:%d" % harness.free_port()
     r = kvmstat("profile", "--url", url, "--vm", "x", "--seconds", "1")
@@ -413,7 +520,6 @@ def start_spinning_vms(daemon, demo_vmm, prefix, vms=2, vcpus=2):
 
 
 def vcpu_threads(daemon, name):
-    import json
     r = daemon.get("/api/v1/vms")
     vms = {v["vm"]: v for v in json.loads(r.body)["data"]["vms"]}
     return {t["tid"]: t["vcpu"] for t in vms[name]["vcpu_threads"]}
