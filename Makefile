@@ -73,7 +73,7 @@ endif
 .DELETE_ON_ERROR:
 .PHONY: all run check bench bench-bpf bench-http bench-smoke install clean deps unit integration lint sanitize format fuzz \
 	layout-check state-check coverage cycles \
-	fuzz-replay metrics-doc FORCE monitoring monitoring-check
+	fuzz-replay metrics-doc FORCE monitoring monitoring-check docs-screenshots
 
 # Which process runs a file is the folder it is in (README "Layout"), and
 # each folder compiles with only the include paths it may use, so that a
@@ -304,6 +304,12 @@ lint: $(B)/kvmstatd $(B)/kvmstatd-worker
 # program prints it; kvmstatd --metrics-reference runs that).
 metrics-doc: $(B)/kvmstatd $(B)/kvmstatd-worker
 	$(Q)$(PYTHON) scripts/metrics-doc.py $(B)/kvmstatd
+
+# README's screenshot of the live page and kvmstat top's capture, from a real
+# kvmstatd and demo VMs (in the lab guest without /dev/kvm: minutes). On
+# demand, not in make check.
+docs-screenshots: all
+	$(Q)$(PYTHON) scripts/docs-screenshots.py
 
 # Unit tests again under AddressSanitizer + UndefinedBehaviorSanitizer.
 SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all

@@ -24,8 +24,6 @@ import subprocess
 import tempfile
 import time
 
-import pytest
-
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 # KVMSTATD_BUILD_DIR runs the suite against another build (e.g. a sanitizer one)
 BUILD = os.environ.get("KVMSTATD_BUILD_DIR") or os.path.join(REPO, "build")
@@ -323,6 +321,7 @@ def require_bpf(d):
     """The exit telemetry must load on every kernel the suite runs on (the
     host's, the lab's): where it did not, fail with the daemon's reason
     rather than skip, or a broken BPF object would pass unseen."""
+    import pytest  # here, not at the top: scripts import the harness on the standard library
     if parse_exposition(d.get().text).value("kvmstatd_bpf_enabled") != 1:
         pytest.fail("the exit telemetry did not load: %s"
                     % (" / ".join(d.log_lines("exit telemetry")) or "no reason logged"),
@@ -634,6 +633,7 @@ _VM_LINE = re.compile(r"^VM (.*)$")
 def stop_daemons(made):
     """Stop every daemon a fixture started, newest first; fail the test if
     one did not stop cleanly (each is killed either way)."""
+    import pytest
     errors = []
     for d in reversed(made):
         try:

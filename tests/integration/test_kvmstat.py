@@ -10,12 +10,12 @@ does not give on demand: 429, an old daemon's 404, not JSON).
 With KVM (the lab): the API's values against the independent reader
 (statsfd.py) of the same stats fds, rates and sparklines from the
 history, kvmstat --once against the same reader, kvmstat top driven in
-tmux (the busiest VM on top, the VM filter, the drill-down), and the live
-page in headless Chromium with its rows and sparklines updating.
+tmux (the busiest VM on top, the VM filter, the drill-down, help, the
+stats and pid filters, the interval, reset), and the live page in
+headless Chromium with its rows and sparklines updating.
 """
 
 import http.server
-import importlib.util
 import json
 import os
 import re
@@ -309,63 +309,6 @@ def test_live_page_works_over_tls_with_basic_auth(auth_daemon):
     assert refreshes(dom) >= 2, dom[:2000]
 
 
-@pytest.fixture
-def stand_in():
-    """scripts/docs-screenshots.py's stand-in for kvmstatd (canned, moving
-    API answers for four VMs): the keys of kvmstat top that need no real
-    VM are driven against it here; the lab drives the rest on real VMs."""
-    spec = importlib.util.spec_from_file_location(
-        "docs_screenshots", os.path.join(harness.REPO, "scripts", "docs-screenshots.py"))
-    ds = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(ds)
-    ds.Handler.world = ds.World()
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), ds.Handler)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    yield "http://127.0.0.1:%d" % srv.server_address[1]
-    srv.shutdown()
-    srv.server_close()
-
-
-def test_cli_top_keys_help_fields_pid_interval_reset(stand_in):
-    if not shutil.which("tmux"):
-        pytest.fail("tmux is missing: scripts/install-deps.sh installs it "
-                    "(the lab's image: tests/lab/packages)", pytrace=False)
-    t = Tmux([KVMSTAT, "top", "--url", stand_in, "-s", "0.3"])
-    try:
-        t.wait(lambda s: "Rate/s" in s and data_rows(s), "the table")
-        assert data_rows(t.screen())[0][:2] == ["demo-0", "exits"]
-        t.keys("h")
-        t.wait(lambda s: "kvmstat top: the busiest VMs" in s, "the help")
-        t.keys("x")  # any key returns
-        t.wait(lambda s: "Rate/s" in s, "the table again")
-        t.keys("f")
-        t.wait(lambda s: "stats regex" in s, "the prompt")
-        t.keys("halt_.*", "Enter")
-        t.wait(lambda s: data_rows(s) and all(r[1].startswith("halt_") for r in data_rows(s)),
-               "only halt_* stats")
-        t.keys("p")
-        t.wait(lambda s: "VMM pid" in s, "the prompt")
-        t.keys("4243", "Enter")  # demo-1's VMM
-        t.wait(lambda s: data_rows(s) and {r[0] for r in data_rows(s)} == {"demo-1"},
-               "only demo-1")
-        assert "pid=4243" in t.screen()
-        t.keys("s")
-        t.wait(lambda s: "interval in seconds" in s, "the prompt")
-        t.keys("2", "Enter")
-        t.wait(lambda s: "every 2s" in s, "the new interval")
-        t.keys("c")
-        t.wait(lambda s: "[" not in s.splitlines()[0] and len({r[0] for r in data_rows(s)}) > 1,
-               "filters cleared")
-        before = human_value(data_rows(t.screen())[0][2])
-        t.keys("r")  # totals count from now: a refresh's worth, not the history's
-        t.wait(lambda s: data_rows(s) and human_value(data_rows(s)[0][2]) < before / 3,
-               "reset totals")
-        t.keys("q")
-        harness.wait_until(lambda: not t.alive(), 5, 0.1, "kvmstat top to quit")
-    finally:
-        t.close()
-
-
 # --------------------------------------------------------------- with KVM
 
 def start_vms(daemon, demo_vmm, prefix, vms=2, vcpus=2, hz=200):
@@ -567,6 +510,15 @@ def data_rows(screen):
     return out
 
 
+def long_run(rows):
+    """rows when the top row's total is ten seconds of its rate or more."""
+    try:
+        total, rate = human_value(rows[0][2]), human_value(rows[0][3])
+    except (IndexError, ValueError):
+        return None
+    return rows if rate > 0 and total >= 10 * rate else None
+
+
 def test_cli_top_in_tmux_ranks_filters_and_drills_down(daemon_factory, demo_vmm):
     if not shutil.which("tmux"):
         pytest.fail("tmux is missing: scripts/install-deps.sh installs it "
@@ -609,6 +561,53 @@ def test_cli_top_in_tmux_ranks_filters_and_drills_down(daemon_factory, demo_vmm)
         t.wait(lambda s: "all VMs" in s, "back to every VM")
         t.keys("o")
         t.wait(lambda s: "sort: total" in s, "sorted by total")
+        t.keys("q")
+        harness.wait_until(lambda: not t.alive(), 5, 0.1, "kvmstat top to quit")
+    finally:
+        t.close()
+
+
+def test_cli_top_keys_help_fields_pid_interval_reset(daemon, demo_vmm):
+    """The keys the drill-down test does not press, on two VMMs' VMs: help,
+    the stats regex, the VMM pid, the interval, reset."""
+    if not shutil.which("tmux"):
+        pytest.fail("tmux is missing: scripts/install-deps.sh installs it "
+                    "(the lab's image: tests/lab/packages)", pytrace=False)
+    start_vms(daemon, demo_vmm, "keys", vms=1, vcpus=2, hz=500)
+    other = start_vms(daemon, demo_vmm, "other", vms=1, vcpus=2, hz=50)
+    wait_history(daemon, 3)
+    t = Tmux([KVMSTAT, "top", "--url", daemon.url, "-s", "0.3"])
+    try:
+        t.wait(lambda s: "Rate/s" in s and data_rows(s), "the table")
+        t.wait(lambda s: data_rows(s)[0][:2] == ["keys0", "exits"], "keys0's exits on top")
+        t.keys("h")
+        t.wait(lambda s: "kvmstat top: the busiest VMs" in s, "the help")
+        t.keys("x")  # any key returns
+        t.wait(lambda s: "Rate/s" in s, "the table again")
+        t.keys("f")
+        t.wait(lambda s: "stats regex" in s, "the prompt")
+        t.keys("halt_.*", "Enter")
+        t.wait(lambda s: data_rows(s) and all(r[1].startswith("halt_") for r in data_rows(s)),
+               "only halt_* stats")
+        t.keys("p")
+        t.wait(lambda s: "VMM pid" in s, "the prompt")
+        t.keys(str(other.pid), "Enter")
+        t.wait(lambda s: data_rows(s) and {r[0] for r in data_rows(s)} == {"other0"},
+               "only other0")
+        assert "pid=%d" % other.pid in t.screen()
+        t.keys("s")
+        t.wait(lambda s: "interval in seconds" in s, "the prompt")
+        t.keys("2", "Enter")
+        t.wait(lambda s: "every 2s" in s, "the new interval")
+        t.keys("c")
+        t.wait(lambda s: "[" not in s.splitlines()[0] and len({r[0] for r in data_rows(s)}) > 1,
+               "filters cleared")
+        # the top row's total is ten seconds of its rate or more, then r:
+        # totals count from now, a refresh's worth, not the history's
+        before = human_value(t.wait(lambda s: long_run(data_rows(s)), "ten seconds' total")[0][2])
+        t.keys("r")
+        t.wait(lambda s: data_rows(s) and human_value(data_rows(s)[0][2]) < before / 3,
+               "reset totals")
         t.keys("q")
         harness.wait_until(lambda: not t.alive(), 5, 0.1, "kvmstat top to quit")
     finally:

@@ -16,7 +16,7 @@
     if (a >= 1e9) return (v / 1e9).toFixed(1) + "G";
     if (a >= 1e6) return (v / 1e6).toFixed(1) + "M";
     if (a >= 1e4) return (v / 1e3).toFixed(1) + "k";
-    if (Number.isInteger(v)) return String(v);
+    if (Number.isInteger(v) || a >= 100) return String(Math.round(v));
     return v.toPrecision(3);
   }
 
