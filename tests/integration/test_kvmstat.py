@@ -628,4 +628,4 @@ def test_live_page_shows_the_ranking_with_sparklines_updating(daemon, demo_vmm):
     assert len(points) >= 2 and all(len(p.split()) >= 2 for p in points), points[:3]
     moved = re.search(r'data-sparklines-moved="(\d+)"', dom)
     assert moved and int(moved.group(1)) >= 3, "sparklines did not move: %s" % dom[:500]
-    assert os.path.getsize(shot) > 10000  # the lab's screenshot, for docs/live-page.png
+    assert os.path.getsize(shot) > 10000  # a real page, drawn (make docs-screenshots makes docs/live-page.png)
