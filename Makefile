@@ -503,6 +503,7 @@ install: all
 	else install -m 0640 config/kvmstatd.ini $(DESTDIR)$(SYSCONFDIR)/kvmstatd/kvmstatd.ini; fi
 	install -m 0644 docs/kvmstatd.8 $(DESTDIR)$(MANDIR)/man8/kvmstatd.8
 	install -m 0644 docs/kvmstat.1 $(DESTDIR)$(MANDIR)/man1/kvmstat.1
+	install -m 0644 docs/kvmstat-demo-vmm.1 $(DESTDIR)$(MANDIR)/man1/kvmstat-demo-vmm.1
 	install -m 0644 docs/kvmstatd.ini.5 $(DESTDIR)$(MANDIR)/man5/kvmstatd.ini.5
 	@# made again here: this install's PREFIX may not be the build's
 	$(SUBST) systemd/kvmstatd.service.in >$(DESTDIR)$(UNITDIR)/kvmstatd.service

@@ -123,6 +123,7 @@ struct opts {
 	bool no_register;
 	bool print_exits; /* --print-exits */
 	bool spin;	  /* --spin */
+	bool no_stats_fds; /* --no-stats-fds */
 	long register_delay_ms;
 	long wait_seconds;
 	long hz;
@@ -362,6 +363,8 @@ static int vm_create(struct vm *vm, enum halt_mode mode)
 		if (rc < 0)
 			return rc;
 	}
+	if (g.o.no_stats_fds)
+		return 0; /* like a VMM that never asks: only its VM and vCPU fds */
 	vm->stats_fd = kvmstat_get_stats_fd(vm->fd);
 	if (vm->stats_fd < 0)
 		failed_step = "KVM_GET_STATS_FD (VM)";
@@ -441,8 +444,8 @@ static int vcpu_create(struct vm *vm, struct vcpu *v, enum halt_mode mode)
 	if (v->fd < 0)
 		return v->fd;
 	/* Now, not later: KVM_GET_STATS_FD blocks while the vCPU runs. */
-	v->stats_fd = kvmstat_get_stats_fd(v->fd);
-	if (v->stats_fd < 0) {
+	v->stats_fd = g.o.no_stats_fds ? -1 : kvmstat_get_stats_fd(v->fd);
+	if (v->stats_fd < 0 && !g.o.no_stats_fds) {
 		failed_step = "KVM_GET_STATS_FD (vCPU)";
 		return v->stats_fd;
 	}
@@ -655,6 +658,8 @@ static void usage(FILE *f)
 		"  --print-exits      at the end, print each vCPU's KVM_RUN returns by reason\n"
 		"  --spin             the vCPUs spin in the guest (real mode, IF clear, at\n"
 		"                     guest 0x1020..0x1023) and never exit: for profilers\n"
+		"  --no-stats-fds     ask KVM for no stats fd (implies --no-register): a VMM\n"
+		"                     that holds only its VM and vCPU fds, for discovery\n"
 		"  --register-delay-ms D  run the VMs D ms unregistered (stats fds open),\n"
 		"                     then register them and print their lines (0..600000,\n"
 		"                     default 0)\n"
@@ -725,6 +730,9 @@ static int parse_opt(int c, const char *arg, struct opts *o)
 	case 'S':
 		o->spin = true;
 		break;
+	case 'F':
+		o->no_stats_fds = o->no_register = true;
+		break;
 	case 'D':
 		rc = parse_long(arg, 0, 600000, &o->register_delay_ms);
 		break;
@@ -766,6 +774,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 						  { "no-register", no_argument, NULL, 'N' },
 						  { "print-exits", no_argument, NULL, 'X' },
 						  { "spin", no_argument, NULL, 'S' },
+						  { "no-stats-fds", no_argument, NULL, 'F' },
 						  { "register-delay-ms", required_argument, NULL,
 						    'D' },
 						  { "name", required_argument, NULL, 'q' },

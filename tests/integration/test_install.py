@@ -25,6 +25,7 @@ EXPECTED = {
     "etc/kvmstatd/kvmstatd.ini",
     "usr/share/man/man8/kvmstatd.8",
     "usr/share/man/man1/kvmstat.1",
+    "usr/share/man/man1/kvmstat-demo-vmm.1",
     "usr/share/man/man5/kvmstatd.ini.5",
     "usr/lib/systemd/system/kvmstatd.service",
     "usr/lib/systemd/system/kvmstatd.socket",

@@ -111,13 +111,16 @@ def test_an_unmodified_qemu_is_borrowed_and_served_equal_to_its_own_query_stats(
 
 def test_borrowing_vcpus_inside_kvm_run_does_not_hold_the_helper_up(daemon_factory,
                                                                      demo_vmm_bin):
-    """The demo's vCPUs spin in the guest and never exit to userspace, so
-    their threads stay inside KVM_RUN, holding each vCPU's mutex. A stock
+    """The demo holds only its VM and vCPU fds, as an unmodified VMM does
+    (--no-stats-fds), and its vCPUs spin in the guest and never exit to
+    userspace, so their threads stay inside KVM_RUN, holding each vCPU's
+    mutex. A stock
     kernel's KVM_GET_STATS_FD takes that mutex and waits for ever (the
     borrow never completes: this test times out); the series does not.
     Discovery borrows them, and the helper then serves a registration."""
     spinning = harness.DemoVmm("/nonexistent.sock", vms=1, vcpus=2, name_prefix="spin-",
-                               register=False, extra=["--spin", "--print-exits"]).start(60)
+                               register=False, extra=["--spin", "--no-stats-fds",
+                                                      "--print-exits"]).start(60)
     try:
         before = guest_ticks(spinning.pid)
         harness.wait_until(lambda: len(in_guest(spinning.pid, before)) == 2, 30, 0.2,
