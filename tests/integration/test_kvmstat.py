@@ -258,8 +258,10 @@ def test_cli_refusals_are_one_clear_sentence(stub, status, headers, body, said):
 
 
 # Headless Chromium starts in seconds on a host, in minutes in the lab's
-# emulated guest: its run and the tests that use it get a longer deadline.
-CHROMIUM_TIMEOUT_S = 240
+# emulated guest (over 240 s for the ranking page when other guests share
+# the cores): its run and the tests that use it get a longer deadline.
+CHROMIUM_TIMEOUT_S = 420
+CHROMIUM_DEADLINE_S = CHROMIUM_TIMEOUT_S + 60
 
 
 def chromium(url, budget_ms=6000, screenshot=None, size="1000,700", extra=()):
@@ -287,6 +289,7 @@ def refreshes(dom):
     return int(m.group(1)) if m else 0
 
 
+@pytest.mark.deadline(CHROMIUM_DEADLINE_S)
 def test_live_page_loads_in_chromium_without_errors(daemon):
     dom, console = chromium(daemon.url + "/")
     assert not console, console
@@ -294,6 +297,7 @@ def test_live_page_loads_in_chromium_without_errors(daemon):
     assert "0 rows · every 0.2 s" in dom, dom
 
 
+@pytest.mark.deadline(CHROMIUM_DEADLINE_S)
 def test_live_page_works_behind_basic_auth(web_daemon):  # noqa: F811
     d = web_daemon(users(alice=bcrypt(PASSWORD)), user_pw=("alice", PASSWORD))
     dom, console = chromium("http://alice:%s@127.0.0.1:%d/" % (PASSWORD, d.port))
@@ -301,6 +305,7 @@ def test_live_page_works_behind_basic_auth(web_daemon):  # noqa: F811
     assert refreshes(dom) >= 2, dom[:2000]
 
 
+@pytest.mark.deadline(CHROMIUM_DEADLINE_S)
 def test_live_page_works_over_tls_with_basic_auth(auth_daemon):
     d = auth_daemon
     url = "https://alice:%s@127.0.0.1:%d/" % (PASSWORD, d.port)
@@ -614,7 +619,7 @@ def test_cli_top_keys_help_fields_pid_interval_reset(daemon, demo_vmm):
         t.close()
 
 
-@pytest.mark.deadline(300)
+@pytest.mark.deadline(CHROMIUM_DEADLINE_S + 60)
 def test_live_page_shows_the_ranking_with_sparklines_updating(daemon, demo_vmm):
     start_vms(daemon, demo_vmm, "page", vms=2, vcpus=2, hz=300)
     wait_history(daemon, 5)

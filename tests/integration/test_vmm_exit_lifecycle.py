@@ -14,7 +14,14 @@ def _series_of(expo, name):
             if k[0].startswith("kvm_") and dict(k[1]).get("vm") == name}
 
 
-def test_killed_vmm_series_stay_for_grace_then_vanish(daemon, demo_vmm):
+# Longer than the suite's 1.5 s: "still there within the grace period" is
+# checked two and four poll ticks after the kill, which took more than 1.5 s
+# in a loaded lab guest.
+GRACE_MS = 8000
+
+
+def test_killed_vmm_series_stay_for_grace_then_vanish(daemon_factory, demo_vmm):
+    daemon = daemon_factory({("poll", "exit_grace_ms"): str(GRACE_MS)})
     doomed = demo_vmm(daemon.socket, vms=1, vcpus=2, name_prefix="it-doomed", hz=500)
     keeper = demo_vmm(daemon.socket, vms=1, vcpus=1, name_prefix="it-keeper", hz=500)
     dname, kname = doomed.vms[0].name, keeper.vms[0].name
@@ -28,18 +35,18 @@ def test_killed_vmm_series_stay_for_grace_then_vanish(daemon, demo_vmm):
     killed_at = time.monotonic()
 
     # within the grace period: still there, and frozen at the last sample
-    time.sleep(2 * POLL_INTERVAL_MS / 1000.0)
-    early = _series_of(daemon.scrape(), dname)
-    time.sleep(2 * POLL_INTERVAL_MS / 1000.0)
-    later = _series_of(daemon.scrape(), dname)
-    assert time.monotonic() - killed_at < EXIT_GRACE_MS / 1000.0 - 0.2, "test ran too slowly"
+    early = _series_of(daemon.settled(), dname)
+    later = _series_of(daemon.settled(), dname)
+    took = time.monotonic() - killed_at
+    assert took < GRACE_MS / 1000.0 - 0.2, "four poll ticks took %.1f s: the test ran too slowly" \
+        % took
     assert set(early) == set(live), "series of the dead VMM changed within the grace period"
     assert early == later, "series of a dead VMM still moved"
 
     # after the grace period: gone, and the fds closed
-    harness.wait_vms_gone(daemon, [dname], timeout=EXIT_GRACE_MS / 1000.0 + 3.0)
+    harness.wait_vms_gone(daemon, [dname], timeout=GRACE_MS / 1000.0 + 10.0)
     gone_after = time.monotonic() - killed_at
-    assert gone_after >= EXIT_GRACE_MS / 1000.0 - 2.5 * POLL_INTERVAL_MS / 1000.0, (
+    assert gone_after >= GRACE_MS / 1000.0 - 2.5 * POLL_INTERVAL_MS / 1000.0, (
         "series vanished %.2fs after the kill, before exit_grace_ms" % gone_after)
     harness.wait_until(lambda: len(harness.kvm_stats_links(worker)) == 2, 2.0,
                        what="the worker to close the dead VMM's stats fds")
