@@ -33,6 +33,7 @@ import time
 import pytest
 
 import harness
+from test_kvmstat import Stub, stub  # noqa: F401 (a fixture)
 
 KVMSTAT = os.path.join(harness.REPO, "cli", "kvmstat")
 NOBODY = 65534
@@ -449,36 +450,15 @@ def test_profile_of_an_unknown_vm_says_so(daemon):
                         "(kvmstat list shows them)\n" % daemon.url), r
 
 
-class FakeAPI(http.server.BaseHTTPRequestHandler):
-    """/api/v1/vms with the VMs a test gives: what kvmstat decides from an
-    answer, not what the daemon answers, is under test."""
-    vms = []
-
-    def do_GET(self):
-        body = json.dumps({"status": "success", "data": {
-            "vms": self.vms, "total": len(self.vms), "truncated": False}}).encode()
-        self.send_response(200 if self.path.startswith("/api/v1/vms?") else 404)
-        self.send_header("Content-Type", "application/json")
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *a):
-        pass
-
-
 @pytest.fixture
-def fake_api():
+def fake_api(stub):  # noqa: F811 (test_kvmstat's stub server)
     """put(vms) -> the URL of a server answering /api/v1/vms with them."""
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FakeAPI)
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
-    t.start()
-
     def put(vms):
-        FakeAPI.vms = vms
-        return "http://127.0.0.1:%d" % srv.server_address[1]
-    yield put
-    srv.shutdown()
-    srv.server_close()
+        body = json.dumps({"status": "success", "data": {
+            "vms": vms, "total": len(vms), "truncated": False}}).encode()
+        Stub.answers = {"/api/v1/vms": (200, {"Content-Type": "application/json"}, body)}
+        return stub
+    return put
 
 
 def vm_of(pid, comm, tids, name="fake-1"):
