@@ -121,8 +121,8 @@ struct opts {
 	const char *prefix;
 	const char *name; /* QEMU-style guest name, or NULL */
 	bool no_register;
-	bool print_exits; /* --print-exits */
-	bool spin;	  /* --spin */
+	bool print_exits;  /* --print-exits */
+	bool spin;	   /* --spin */
 	bool no_stats_fds; /* --no-stats-fds */
 	long register_delay_ms;
 	long wait_seconds;
