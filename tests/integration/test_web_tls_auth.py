@@ -296,9 +296,10 @@ def slow_lane_cpu(worker):
 
 @pytest.mark.parametrize("threads", [2, 1])
 def test_a_slow_bcrypt_stalls_nobody_even_with_one_http_thread(web_daemon, threads):
-    """A wrong password at cost 15 takes a second or more of bcrypt. It
-    runs on the slow lane (a thread of its own), so a remembered scrape is
-    answered meanwhile, with a pool of HTTP threads or with one."""
+    """A wrong password at cost 15 takes a second or more of bcrypt (five
+    in the lab). It runs on the slow lane (a thread of its own), so a
+    remembered scrape is answered meanwhile, with a pool of HTTP threads or
+    with one."""
     o = users(alice=bcrypt(PASSWORD), slow=bcrypt("x", cost=15))
     o[("http", "threads")] = str(threads)
     d = web_daemon(o, user_pw=("alice", PASSWORD))
@@ -323,7 +324,10 @@ def test_a_slow_bcrypt_stalls_nobody_even_with_one_http_thread(web_daemon, threa
         still_slow = slow.is_alive()
     finally:
         slow.join(60)
-    assert still_slow and took < max(0.5, 4 * idle), (took, idle)
+    # answered while the slow check was still under way: the order of two
+    # events, whatever the machine's speed (a time bound failed in the
+    # loaded lab: 0.65 s against 0.62 s)
+    assert still_slow, ("the remembered scrape waited for the slow check", took, idle)
 
 
 # ------------------------------------------------------------------ start-up errors
